@@ -1,1 +1,17 @@
-pub fn placeholder() {}
+//! Meridian: a latency-aware LLM router for the CDN edge.
+//!
+//! Everything except [`edge`] is plain Rust that builds and is tested on the host; the edge glue adapts the
+//! Workers runtime to the [`platform::Platform`] trait and hands each request to [`gateway::handle`].
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod http;
+pub mod inbound;
+pub mod passthrough;
+pub mod platform;
+pub mod providers;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;

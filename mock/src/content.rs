@@ -1,0 +1,119 @@
+//! Dialect-independent, deterministic reply generation.
+//!
+//! Everything here is specified in README.md so that tests written in other
+//! languages can predict the mock's output exactly.
+
+/// The fixed `created` timestamp of every response.
+pub const CREATED: u64 = 1_700_000_000;
+
+/// Word list used by the `reply_words` knob (32 words, index 0..=31).
+pub const WORDS: [&str; 32] = [
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
+    "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
+    "uniform", "victor", "whiskey", "xray", "yankee", "zulu", "amber", "cobalt", "ember", "harbor",
+    "meadow", "summit",
+];
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+const LCG_MUL: u64 = 6_364_136_223_846_793_005;
+const LCG_ADD: u64 = 1_442_695_040_888_963_407;
+
+/// FNV-1a, 64-bit.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h = FNV_OFFSET;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+/// The `n` deterministic words for a given seed:
+/// `state = seed; repeat n times: state = state * LCG_MUL + LCG_ADD (mod 2^64);
+/// word = WORDS[(state >> 33) % 32]`.
+pub fn seeded_words(seed: u64, n: usize) -> Vec<&'static str> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_mul(LCG_MUL).wrapping_add(LCG_ADD);
+            WORDS[((state >> 33) % WORDS.len() as u64) as usize]
+        })
+        .collect()
+}
+
+/// Splits a reply into stream pieces: split on single spaces; the first
+/// piece is the first word and every following piece is `" " + word`, so the
+/// concatenation of the pieces is exactly `text`.
+pub fn pieces_of(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, word) in text.split(' ').enumerate() {
+        if i == 0 {
+            out.push(word.to_string());
+        } else {
+            let mut p = String::with_capacity(word.len() + 1);
+            p.push(' ');
+            p.push_str(word);
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The pieces of the reply: echo mode (`reply_words` unset) or seeded words.
+pub fn reply_pieces(user_text: &str, reply_words: Option<u32>, seed: u64) -> Vec<String> {
+    match reply_words {
+        None => {
+            if user_text.is_empty() {
+                vec!["Echo:".to_string()]
+            } else {
+                let mut reply = String::with_capacity(user_text.len() + 6);
+                reply.push_str("Echo: ");
+                reply.push_str(user_text);
+                pieces_of(&reply)
+            }
+        }
+        Some(n) => seeded_words(seed, n as usize)
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| if i == 0 { w.to_string() } else { format!(" {w}") })
+            .collect(),
+    }
+}
+
+/// Number of whitespace-separated words in `text`.
+pub fn word_count(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_known_values() {
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
+    }
+
+    #[test]
+    fn pieces_concatenate_to_text() {
+        for t in ["Echo: hi", "Echo: a  b ", "Echo:", "x"] {
+            assert_eq!(pieces_of(t).concat(), t);
+        }
+        assert_eq!(pieces_of("Echo: hello world"), vec!["Echo:", " hello", " world"]);
+        assert_eq!(reply_pieces("", None, 0), vec!["Echo:"]);
+    }
+
+    #[test]
+    fn seeded_words_are_deterministic() {
+        let a = seeded_words(42, 10);
+        assert_eq!(a, seeded_words(42, 10));
+        assert_eq!(a.len(), 10);
+        assert_ne!(seeded_words(43, 10), a);
+        let p = reply_pieces("ignored", Some(3), 42);
+        assert_eq!(p.len(), 3);
+        assert!(!p[0].starts_with(' ') && p[1].starts_with(' '));
+    }
+}

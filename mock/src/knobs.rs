@@ -1,0 +1,127 @@
+//! Per-region behaviour knobs (latency shaping and fault injection).
+
+use std::collections::BTreeMap;
+
+use hyper::header::{HeaderName, HeaderValue};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Value of the `retry_after` knob: a number of seconds or a literal string,
+/// sent back verbatim in the `retry-after` header.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RetryAfter {
+    Seconds(u64),
+    Text(String),
+}
+
+impl RetryAfter {
+    pub(crate) fn header_value(&self) -> String {
+        match self {
+            RetryAfter::Seconds(n) => n.to_string(),
+            RetryAfter::Text(s) => s.clone(),
+        }
+    }
+}
+
+/// The knobs of one region. Every knob is optional; an unset knob means
+/// "normal behaviour". JSON field names are the public contract.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Knobs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_delay_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_gap_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_words: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<RetryAfter>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hang: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_after: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malformed_sse: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_next: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_headers: Option<BTreeMap<String, String>>,
+}
+
+impl Knobs {
+    /// Parses and validates knobs from a JSON object (unknown fields are errors,
+    /// `null` means unset).
+    pub fn from_json_map(map: Map<String, Value>) -> Result<Knobs, String> {
+        let knobs: Knobs =
+            serde_json::from_value(Value::Object(map)).map_err(|e| format!("invalid knobs: {e}"))?;
+        knobs.validate()?;
+        Ok(knobs)
+    }
+
+    /// Parses and validates knobs from any JSON value (must be an object).
+    pub fn from_json(value: Value) -> Result<Knobs, String> {
+        match value {
+            Value::Object(map) => Knobs::from_json_map(map),
+            other => Err(format!("knobs must be a JSON object, got {other}")),
+        }
+    }
+
+    /// The knobs as a JSON object containing only the set knobs.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_else(|_| Value::Object(Map::new()))
+    }
+
+    /// Returns these knobs with `patch` merged in: each key of `patch`
+    /// replaces the knob of that name, and a `null` value removes it.
+    pub fn merged(&self, patch: Map<String, Value>) -> Result<Knobs, String> {
+        let mut current = match self.to_json() {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        for (k, v) in patch {
+            if v.is_null() {
+                current.remove(&k);
+            } else {
+                current.insert(k, v);
+            }
+        }
+        Knobs::from_json_map(current)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if let Some(s) = self.status {
+            if !(200..=599).contains(&s) {
+                return Err(format!("invalid knobs: status {s} is not in 200..=599"));
+            }
+        }
+        if let Some(RetryAfter::Text(t)) = &self.retry_after {
+            HeaderValue::from_str(t)
+                .map_err(|_| format!("invalid knobs: retry_after {t:?} is not a valid header value"))?;
+        }
+        if let Some(headers) = &self.error_headers {
+            for (name, value) in headers {
+                let parsed = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| format!("invalid knobs: bad header name {name:?} in error_headers"))?;
+                if parsed == hyper::header::CONTENT_LENGTH
+                    || parsed == hyper::header::TRANSFER_ENCODING
+                    || parsed == hyper::header::CONNECTION
+                {
+                    return Err(format!(
+                        "invalid knobs: framing header {name:?} is not allowed in error_headers"
+                    ));
+                }
+                HeaderValue::from_str(value).map_err(|_| {
+                    format!("invalid knobs: bad value for header {name:?} in error_headers")
+                })?;
+            }
+        }
+        Ok(())
+    }
+}

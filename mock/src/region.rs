@@ -1,0 +1,93 @@
+//! The request path of a region: count, record, decide, delay, dispatch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use hyper::{Request, Response, StatusCode};
+
+use crate::body::MockBody;
+use crate::dialect::{Dialect, RequestCtx};
+use crate::state::{Decision, LastRequest, RegionState};
+
+pub(crate) const REGION_HEADER: HeaderName = HeaderName::from_static("x-mock-region");
+
+pub(crate) async fn sleep_ms(ms: Option<u64>) {
+    if let Some(ms) = ms.filter(|&ms| ms > 0) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+pub(crate) async fn handle(region: Arc<RegionState>, req: Request<Incoming>) -> Response<MockBody> {
+    region.count_request();
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            let mut resp = Response::new(MockBody::empty());
+            *resp.status_mut() = StatusCode::BAD_REQUEST;
+            return resp;
+        }
+    };
+    let path = parts.uri.path();
+    region.record(LastRequest {
+        method: parts.method.clone(),
+        path: path.to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    });
+    let (knobs, decision) = region.decide();
+    if region.log_requests {
+        eprintln!(
+            "meridian-mock: [{}] {} {} -> {:?}",
+            region.name, parts.method, path, decision
+        );
+    }
+    let dialect = Dialect::for_path(path);
+    let mut resp = match decision {
+        Decision::Hang => {
+            // Never answer; the future is dropped when the client goes away
+            // or the server shuts down.
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+        Decision::Fault(status) => {
+            sleep_ms(knobs.header_delay_ms).await;
+            let mut resp = dialect.fault_response(status, knobs.error_body.as_deref());
+            let headers = resp.headers_mut();
+            if let Some(ra) = &knobs.retry_after {
+                if let Ok(v) = HeaderValue::from_str(&ra.header_value()) {
+                    headers.insert(RETRY_AFTER, v);
+                }
+            }
+            if let Some(extra) = &knobs.error_headers {
+                for (name, value) in extra {
+                    if let (Ok(n), Ok(v)) = (
+                        HeaderName::from_bytes(name.as_bytes()),
+                        HeaderValue::from_str(value),
+                    ) {
+                        headers.insert(n, v);
+                    }
+                }
+            }
+            resp
+        }
+        Decision::Normal => {
+            sleep_ms(knobs.header_delay_ms).await;
+            let ctx = RequestCtx {
+                method: &parts.method,
+                path,
+                headers: &parts.headers,
+                body: &body,
+                knobs: &knobs,
+            };
+            dialect.handle(&ctx).await
+        }
+    };
+    resp.headers_mut()
+        .insert(REGION_HEADER, region.header_value.clone());
+    resp
+}

@@ -1,0 +1,83 @@
+use super::*;
+
+const DEMO_HASH: &str = "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea";
+
+fn with(models: &str, providers: &str) -> String {
+    format!(r#"{{"keys":[{{"name":"demo","sha256":"{DEMO_HASH}"}}],"providers":{providers},"models":{models}}}"#)
+}
+
+const PROVIDERS: &str = r#"{"p":{"kind":"openai","base_url":"http://127.0.0.1:1/v1/"}}"#;
+
+#[test]
+fn valid_config() {
+    let c = Config::parse(&with(
+        r#"{"fast":{"deployments":[{"provider":"p","model":"m","region":"us-east"}]}}"#,
+        PROVIDERS,
+    ))
+    .unwrap();
+    let m = c.model("fast").unwrap();
+    assert_eq!(m.deployments().len(), 1);
+    assert_eq!(m.primary().provider.base_url, "http://127.0.0.1:1/v1");
+    assert_eq!(m.primary().id(), "p/m");
+    assert_eq!(c.timeouts.first_byte_ms, DEFAULT_FIRST_BYTE_MS);
+}
+
+#[test]
+fn errors_name_the_path() {
+    let cases = [
+        (
+            with(r#"{"fast":{"deployments":[]}}"#, PROVIDERS),
+            "models.fast.deployments: must list at least one deployment",
+        ),
+        (
+            with(
+                r#"{"fast":{"deployments":[{"provider":"p","model":"m","region":"r"},{"provider":"q","model":"m","region":"r"}]}}"#,
+                PROVIDERS,
+            ),
+            "models.fast.deployments[1].provider: unknown provider \"q\"",
+        ),
+        (
+            with(
+                r#"{"fast":{"deployments":[{"provider":"p","model":"m","region":"r","colour":1}]}}"#,
+                PROVIDERS,
+            ),
+            "models.fast.deployments[0].colour: unknown field `colour`, expected one of",
+        ),
+        (
+            with(
+                r#"{"f":{"deployments":[{"provider":"p","model":"m","region":"r"}]}}"#,
+                r#"{"p":{"kind":"smoke","base_url":"http://x"}}"#,
+            ),
+            "providers.p.kind: unknown provider kind \"smoke\"",
+        ),
+        (
+            with(
+                r#"{"f":{"deployments":[{"provider":"p","model":"m","region":"r"}]}}"#,
+                r#"{"p":{"kind":"openai","base_url":"ftp://x"}}"#,
+            ),
+            "providers.p.base_url: must be an http(s) URL",
+        ),
+        (
+            r#"{"keys":[{"name":"k","sha256":"abc"}],"models":{}}"#.to_string(),
+            "keys[0].sha256: must be 64 hex digits",
+        ),
+        (r#"{"models":{}}"#.to_string(), "keys: at least one gateway key is required"),
+        (
+            format!(r#"{{"keys":[{{"name":"k","sha256":"{DEMO_HASH}"}}],"models":{{}}}}"#),
+            "models: at least one model is required",
+        ),
+        ("not json".to_string(), "expected ident"),
+        (
+            with(
+                r#"{"f":{"deployments":[{"provider":"p","model":"m","region":"r"}]}}"#,
+                PROVIDERS,
+            )
+            .replace(r#""models""#, r#""timeouts":{"first_byte_ms":0},"models""#),
+            "timeouts.first_byte_ms: must be greater than 0",
+        ),
+    ];
+    for (json, want) in cases {
+        let e = Config::parse(&json).unwrap_err();
+        assert!(e.0.contains(want), "want {want:?}, got {:?}", e.0);
+    }
+}

@@ -1,0 +1,185 @@
+use super::*;
+use crate::http::Headers;
+use crate::platform::fake::{FakePlatform, Piece, Scripted};
+use futures_executor::block_on;
+use serde_json::Value;
+
+fn config() -> Config {
+    Config::parse(
+        r#"{
+        "keys": [{"name": "demo", "sha256": "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea"}],
+        "providers": {"up": {"kind": "openai", "base_url": "http://up.test/v1", "api_key_secret": "UP_KEY"}},
+        "models": {"demo": {"deployments": [{"provider": "up", "model": "mock-1", "region": "us-east"}]}}
+    }"#,
+    )
+    .unwrap()
+}
+
+fn post(body: &str, key: Option<&str>) -> Request {
+    let mut headers = Headers::new();
+    if let Some(k) = key {
+        headers.insert("authorization", format!("Bearer {k}"));
+    }
+    Request {
+        method: Method::Post,
+        path: "/v1/chat/completions".into(),
+        headers,
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+const CHAT: &str = r#"{"model":"demo","messages":[{"role":"user","content":"hi"}]}"#;
+const CHAT_STREAM: &str = r#"{"model":"demo","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+
+fn run(p: &FakePlatform, req: Request) -> (Response, Vec<u8>) {
+    let cfg = config();
+    block_on(async {
+        let mut resp = handle(Ok(&cfg), p, req).await;
+        let body = std::mem::replace(&mut resp.body, Body::Empty).collect().await.unwrap();
+        (resp, body)
+    })
+}
+
+fn error_of(body: &[u8]) -> Value {
+    let v: Value = serde_json::from_slice(body).unwrap();
+    v["error"].clone()
+}
+
+#[test]
+fn non_streaming_forwards_with_key_and_model() {
+    let p = FakePlatform::new([Scripted::json(200, r#"{"id":"x","choices":[]}"#)]).with_secret("UP_KEY", "sk-up");
+    let (resp, body) = run(&p, post(CHAT, Some("demo")));
+    assert_eq!(resp.status, 200);
+    assert_eq!(body, br#"{"id":"x","choices":[]}"#);
+    assert_eq!(resp.headers.get("x-meridian-deployment"), Some("up/mock-1"));
+    assert_eq!(resp.headers.get("x-meridian-region"), Some("us-east"));
+    let reqs = p.requests.borrow();
+    assert_eq!(reqs[0].url, "http://up.test/v1/chat/completions");
+    assert_eq!(reqs[0].headers.get("authorization"), Some("Bearer sk-up"));
+    let sent: Value = serde_json::from_slice(&reqs[0].body).unwrap();
+    assert_eq!(sent["model"], "mock-1");
+}
+
+#[test]
+fn streaming_passes_chunks_through_as_sse() {
+    let p = FakePlatform::new([Scripted::sse(&["data: {\"a\":1}\n\n", "data: [DONE]\n\n"])]).with_secret("UP_KEY", "k");
+    let (resp, body) = run(&p, post(CHAT_STREAM, Some("demo")));
+    assert_eq!(resp.status, 200);
+    assert!(resp.headers.get("content-type").unwrap().starts_with("text/event-stream"));
+    assert_eq!(body, b"data: {\"a\":1}\n\ndata: [DONE]\n\n");
+}
+
+#[test]
+fn auth_failures_are_401_and_never_reach_upstream() {
+    for key in [None, Some("wrong")] {
+        let p = FakePlatform::new([]);
+        let (resp, body) = run(&p, post(CHAT, key));
+        assert_eq!(resp.status, 401);
+        assert_eq!(error_of(&body)["type"], "authentication_error");
+        assert!(p.requests.borrow().is_empty());
+    }
+}
+
+#[test]
+fn bad_requests_and_routes() {
+    let p = FakePlatform::new([]);
+    let (resp, body) = run(&p, post("{", Some("demo")));
+    assert_eq!(resp.status, 400);
+    assert_eq!(error_of(&body)["type"], "invalid_request_error");
+
+    let (resp, body) = run(&p, post(r#"{"model":"nope","messages":[{"role":"user"}]}"#, Some("demo")));
+    assert_eq!(resp.status, 404);
+    assert_eq!(error_of(&body)["code"], "model_not_found");
+
+    let mut req = post("", None);
+    req.path = "/v2/whatever".into();
+    assert_eq!(run(&p, req).0.status, 404);
+
+    let mut req = post("", None);
+    req.method = Method::Get;
+    assert_eq!(run(&p, req).0.status, 405);
+
+    let mut req = post("", None);
+    req.method = Method::Get;
+    req.path = "/healthz".into();
+    assert_eq!(run(&p, req).0.status, 200);
+    assert!(p.requests.borrow().is_empty());
+}
+
+#[test]
+fn models_are_listed() {
+    let p = FakePlatform::new([]);
+    let mut req = post("", Some("demo"));
+    req.method = Method::Get;
+    req.path = "/v1/models".into();
+    let (resp, body) = run(&p, req);
+    assert_eq!(resp.status, 200);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["data"][0]["id"], "demo");
+}
+
+#[test]
+fn upstream_failures_map_to_openai_errors() {
+    let cases = [
+        (Scripted::json(500, r#"{"error":{"message":"boom"}}"#), 502, "upstream_error"),
+        (Scripted::json(429, "{}"), 429, "upstream_rate_limited"),
+        (Scripted::ConnectError("connection refused".into()), 502, "upstream_unreachable"),
+        (Scripted::Hang, 504, "upstream_timeout"),
+    ];
+    for (script, status, code) in cases {
+        let p = FakePlatform::new([script]).with_secret("UP_KEY", "k");
+        let (resp, body) = run(&p, post(CHAT, Some("demo")));
+        assert_eq!(resp.status, status, "{code}");
+        assert_eq!(error_of(&body)["code"], code);
+    }
+}
+
+#[test]
+fn stream_that_fails_before_first_chunk_is_an_error_status() {
+    let stall = Scripted::Respond {
+        status: 200,
+        headers: vec![],
+        body: vec![Piece::Stall],
+    };
+    let fail = Scripted::Respond {
+        status: 200,
+        headers: vec![],
+        body: vec![Piece::Fail("reset".into())],
+    };
+    let empty = Scripted::Respond {
+        status: 200,
+        headers: vec![],
+        body: vec![],
+    };
+    for (script, status, code) in [
+        (stall, 504, "upstream_timeout"),
+        (fail, 502, "upstream_stream_error"),
+        (empty, 502, "upstream_empty_stream"),
+    ] {
+        let p = FakePlatform::new([script]).with_secret("UP_KEY", "k");
+        let (resp, body) = run(&p, post(CHAT_STREAM, Some("demo")));
+        assert_eq!(resp.status, status);
+        assert_eq!(error_of(&body)["code"], code);
+    }
+}
+
+#[test]
+fn missing_provider_secret_is_a_clear_500() {
+    let p = FakePlatform::new([]);
+    let (resp, body) = run(&p, post(CHAT, Some("demo")));
+    assert_eq!(resp.status, 500);
+    assert!(error_of(&body)["message"].as_str().unwrap().contains("UP_KEY is not set"));
+}
+
+#[test]
+fn invalid_config_answers_500_naming_the_problem() {
+    let err = Config::parse("{}").unwrap_err();
+    let p = FakePlatform::new([]);
+    let (resp, body) = block_on(async {
+        let mut r = handle(Err(&err), &p, post(CHAT, Some("demo"))).await;
+        let b = std::mem::replace(&mut r.body, Body::Empty).collect().await.unwrap();
+        (r, b)
+    });
+    assert_eq!(resp.status, 500);
+    assert!(error_of(&body)["message"].as_str().unwrap().contains("keys: at least one gateway key"));
+}

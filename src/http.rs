@@ -1,0 +1,142 @@
+//! Runtime-neutral HTTP types: the core speaks these, the edge glue converts to and from the platform's.
+
+use core::fmt;
+use core::pin::Pin;
+use futures_util::Stream;
+
+/// A failure while reading a body that had already started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamError(pub String);
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Body bytes as they arrive. Not `Send`: Workers isolates are single-threaded.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, StreamError>>>>;
+
+/// Header list with lower-cased names, in arrival order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Appends a header; `name` is lower-cased so lookups are case-insensitive.
+    pub fn insert(&mut self, name: &str, value: impl Into<String>) {
+        self.0.push((name.to_ascii_lowercase(), value.into()));
+    }
+
+    /// The first value for `name` (which must be given lower-case).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+}
+
+impl<N: AsRef<str>, V: Into<String>> FromIterator<(N, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
+        let mut h = Headers::new();
+        for (n, v) in iter {
+            h.insert(n.as_ref(), v);
+        }
+        h
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Options,
+    Other,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "OPTIONS" => Method::Options,
+            _ => Method::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Options => "OPTIONS",
+            Method::Other => "OTHER",
+        }
+    }
+}
+
+/// An inbound request, body fully read (chat requests are small and must be parsed whole).
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// Path without the query string.
+    pub path: String,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+pub enum Body {
+    Empty,
+    Bytes(Vec<u8>),
+    Stream(ByteStream),
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Empty => f.write_str("Empty"),
+            Body::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            Body::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Headers,
+    pub body: Body,
+}
+
+impl Response {
+    pub fn json(status: u16, body: Vec<u8>) -> Self {
+        let mut headers = Headers::new();
+        headers.insert("content-type", "application/json");
+        Response {
+            status,
+            headers,
+            body: Body::Bytes(body),
+        }
+    }
+
+    pub fn event_stream(stream: ByteStream) -> Self {
+        let mut headers = Headers::new();
+        headers.insert("content-type", "text/event-stream; charset=utf-8");
+        headers.insert("cache-control", "no-cache");
+        Response {
+            status: 200,
+            headers,
+            body: Body::Stream(stream),
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! What the core needs from the runtime. The edge glue implements it with Workers APIs; [`fake`] implements it in
+//! memory so the core is tested with plain `cargo test`.
+
+pub mod fake;
+
+use crate::http::{ByteStream, Headers, Method};
+use core::fmt;
+
+#[derive(Debug)]
+pub struct UpstreamRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+pub struct UpstreamResponse {
+    pub status: u16,
+    pub headers: Headers,
+    pub body: ByteStream,
+}
+
+/// The request never produced a response (DNS, connect, TLS, reset before headers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchError(pub String);
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+// Workers are single-threaded, so these futures need not be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Platform {
+    async fn fetch(&self, req: UpstreamRequest) -> Result<UpstreamResponse, FetchError>;
+    /// A worker secret by name; `None` when unset.
+    fn secret(&self, name: &str) -> Option<String>;
+    /// Resolves after `ms` milliseconds; used to bound waits on providers.
+    async fn sleep(&self, ms: u64);
+}

@@ -1,0 +1,108 @@
+//! In-memory [`Platform`] for host tests: scripted upstream answers, recorded requests, instant timers.
+
+use super::{FetchError, Platform, UpstreamRequest, UpstreamResponse};
+use crate::http::{Headers, StreamError};
+use futures_util::stream;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+
+/// One scripted body piece.
+#[derive(Debug, Clone)]
+pub enum Piece {
+    Data(Vec<u8>),
+    Fail(String),
+    /// The body stops producing anything, forever.
+    Stall,
+}
+
+#[derive(Debug, Clone)]
+pub enum Scripted {
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<Piece>,
+    },
+    ConnectError(String),
+    /// Never answers.
+    Hang,
+}
+
+impl Scripted {
+    pub fn json(status: u16, body: &str) -> Self {
+        Scripted::Respond {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: vec![Piece::Data(body.as_bytes().to_vec())],
+        }
+    }
+
+    pub fn sse(chunks: &[&str]) -> Self {
+        Scripted::Respond {
+            status: 200,
+            headers: vec![("content-type".into(), "text/event-stream".into())],
+            body: chunks.iter().map(|c| Piece::Data(c.as_bytes().to_vec())).collect(),
+        }
+    }
+}
+
+/// Timers fire at once: any wait that is not already satisfied times out.
+#[derive(Default)]
+pub struct FakePlatform {
+    pub script: RefCell<VecDeque<Scripted>>,
+    pub requests: RefCell<Vec<UpstreamRequest>>,
+    pub secrets: HashMap<String, String>,
+}
+
+impl FakePlatform {
+    pub fn new(script: impl IntoIterator<Item = Scripted>) -> Self {
+        FakePlatform {
+            script: RefCell::new(script.into_iter().collect()),
+            ..Default::default()
+        }
+    }
+
+    pub fn with_secret(mut self, name: &str, value: &str) -> Self {
+        self.secrets.insert(name.into(), value.into());
+        self
+    }
+}
+
+impl Platform for FakePlatform {
+    async fn fetch(&self, req: UpstreamRequest) -> Result<UpstreamResponse, FetchError> {
+        self.requests.borrow_mut().push(req);
+        let next = self.script.borrow_mut().pop_front();
+        match next.expect("FakePlatform: no scripted response left") {
+            Scripted::ConnectError(e) => Err(FetchError(e)),
+            Scripted::Hang => std::future::pending().await,
+            Scripted::Respond {
+                status,
+                headers,
+                body,
+            } => {
+                let pieces = body.into_iter().map(|p| match p {
+                    Piece::Data(d) => Some(Ok(d)),
+                    Piece::Fail(e) => Some(Err(StreamError(e))),
+                    Piece::Stall => None,
+                });
+                let body = stream::unfold(pieces, |mut it| async move {
+                    match it.next() {
+                        None => None,
+                        Some(Some(item)) => Some((item, it)),
+                        Some(None) => std::future::pending().await,
+                    }
+                });
+                Ok(UpstreamResponse {
+                    status,
+                    headers: headers.into_iter().collect::<Headers>(),
+                    body: Box::pin(body),
+                })
+            }
+        }
+    }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        self.secrets.get(name).cloned()
+    }
+
+    async fn sleep(&self, _ms: u64) {}
+}
