@@ -53,7 +53,11 @@ fn check_host(v: &Value, where_: &str) -> Result<(), MockError> {
 fn parse_port(v: &Value, where_: &str) -> Result<u16, MockError> {
     v.as_u64()
         .and_then(|p| u16::try_from(p).ok())
-        .ok_or_else(|| MockError::new(format!("{where_}: port must be an integer in 0..=65535, got {v}")))
+        .ok_or_else(|| {
+            MockError::new(format!(
+                "{where_}: port must be an integer in 0..=65535, got {v}"
+            ))
+        })
 }
 
 /// Region names appear in URL paths of the control API, so keep them simple.
@@ -106,7 +110,9 @@ impl MockConfig {
                     )));
                 }
                 let Value::Object(mut fields) = v else {
-                    return Err(MockError::new(format!("region {name:?}: must be a JSON object")));
+                    return Err(MockError::new(format!(
+                        "region {name:?}: must be a JSON object"
+                    )));
                 };
                 let port = match fields.remove("port") {
                     None | Some(Value::Null) => 0,

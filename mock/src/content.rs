@@ -76,7 +76,13 @@ pub fn reply_pieces(user_text: &str, reply_words: Option<u32>, seed: u64) -> Vec
         Some(n) => seeded_words(seed, n as usize)
             .into_iter()
             .enumerate()
-            .map(|(i, w)| if i == 0 { w.to_string() } else { format!(" {w}") })
+            .map(|(i, w)| {
+                if i == 0 {
+                    w.to_string()
+                } else {
+                    format!(" {w}")
+                }
+            })
             .collect(),
     }
 }
@@ -102,7 +108,10 @@ mod tests {
         for t in ["Echo: hi", "Echo: a  b ", "Echo:", "x"] {
             assert_eq!(pieces_of(t).concat(), t);
         }
-        assert_eq!(pieces_of("Echo: hello world"), vec!["Echo:", " hello", " world"]);
+        assert_eq!(
+            pieces_of("Echo: hello world"),
+            vec!["Echo:", " hello", " world"]
+        );
         assert_eq!(reply_pieces("", None, 0), vec!["Echo:"]);
     }
 

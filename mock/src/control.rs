@@ -29,8 +29,14 @@ async fn read_object(body: Incoming) -> Result<Map<String, Value>, Response<Mock
     };
     match serde_json::from_slice::<Value>(text) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(error(StatusCode::BAD_REQUEST, "body must be a JSON object of knobs")),
-        Err(e) => Err(error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}"))),
+        Ok(_) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "body must be a JSON object of knobs",
+        )),
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid JSON: {e}"),
+        )),
     }
 }
 
@@ -55,7 +61,10 @@ pub(crate) async fn handle(state: Arc<MockState>, req: Request<Incoming>) -> Res
         }
         _ => {
             let Some(name) = path.strip_prefix("/_mock/regions/") else {
-                return error(StatusCode::NOT_FOUND, &format!("unknown control path {path}"));
+                return error(
+                    StatusCode::NOT_FOUND,
+                    &format!("unknown control path {path}"),
+                );
             };
             let Some(region) = state.regions.get(name) else {
                 return error(StatusCode::NOT_FOUND, &format!("unknown region {name:?}"));

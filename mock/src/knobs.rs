@@ -59,8 +59,8 @@ impl Knobs {
     /// Parses and validates knobs from a JSON object (unknown fields are errors,
     /// `null` means unset).
     pub fn from_json_map(map: Map<String, Value>) -> Result<Knobs, String> {
-        let knobs: Knobs =
-            serde_json::from_value(Value::Object(map)).map_err(|e| format!("invalid knobs: {e}"))?;
+        let knobs: Knobs = serde_json::from_value(Value::Object(map))
+            .map_err(|e| format!("invalid knobs: {e}"))?;
         knobs.validate()?;
         Ok(knobs)
     }
@@ -102,13 +102,15 @@ impl Knobs {
             }
         }
         if let Some(RetryAfter::Text(t)) = &self.retry_after {
-            HeaderValue::from_str(t)
-                .map_err(|_| format!("invalid knobs: retry_after {t:?} is not a valid header value"))?;
+            HeaderValue::from_str(t).map_err(|_| {
+                format!("invalid knobs: retry_after {t:?} is not a valid header value")
+            })?;
         }
         if let Some(headers) = &self.error_headers {
             for (name, value) in headers {
-                let parsed = HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| format!("invalid knobs: bad header name {name:?} in error_headers"))?;
+                let parsed = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    format!("invalid knobs: bad header name {name:?} in error_headers")
+                })?;
                 if parsed == hyper::header::CONTENT_LENGTH
                     || parsed == hyper::header::TRANSFER_ENCODING
                     || parsed == hyper::header::CONNECTION

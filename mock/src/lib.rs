@@ -2,7 +2,7 @@
 //!
 //! One control listener plus one listener per *region*, all on 127.0.0.1.
 //! Each region serves the provider wire dialects (today: OpenAI Chat
-//! Completions, see [`openai`](crate::openai)) and misbehaves on demand
+//! Completions, in `src/openai.rs`) and misbehaves on demand
 //! according to its [`Knobs`]. See `README.md` for the full contract.
 //!
 //! ```no_run

@@ -7,7 +7,8 @@ use meridian_mock::{start, MockConfig};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 
-const USAGE: &str = "usage: meridian-mock [--config FILE | --regions JSON] [--exit-on-stdin-eof] [--verbose]
+const USAGE: &str =
+    "usage: meridian-mock [--config FILE | --regions JSON] [--exit-on-stdin-eof] [--verbose]
 
   --config FILE          read the JSON configuration from FILE
   --regions JSON         the JSON configuration inline
@@ -45,7 +46,11 @@ fn parse_args() -> Result<Option<Args>, String> {
                 if source.is_some() {
                     return Err("give only one of --config and --regions".into());
                 }
-                let kind = if flag == "--config" { "config" } else { "regions" };
+                let kind = if flag == "--config" {
+                    "config"
+                } else {
+                    "regions"
+                };
                 source = Some((kind, value));
             }
             other => return Err(format!("unknown argument {other:?}")),

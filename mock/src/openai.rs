@@ -62,7 +62,11 @@ pub(crate) fn error_json(message: &str, error_type: &str) -> Bytes {
     Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
 }
 
-pub(crate) fn error_response(status: StatusCode, message: &str, error_type: &str) -> Response<MockBody> {
+pub(crate) fn error_response(
+    status: StatusCode,
+    message: &str,
+    error_type: &str,
+) -> Response<MockBody> {
     respond::with_body(status, respond::JSON, error_json(message, error_type))
 }
 
@@ -225,7 +229,12 @@ async fn chat_completions(ctx: &RequestCtx<'_>) -> Response<MockBody> {
     }
 }
 
-fn make_plan(ctx: &RequestCtx<'_>, obj: &Map<String, Value>, model: String, messages: &[Value]) -> Plan {
+fn make_plan(
+    ctx: &RequestCtx<'_>,
+    obj: &Map<String, Value>,
+    model: String,
+    messages: &[Value],
+) -> Plan {
     let user_text = last_user_text(messages);
     let seed = fnv1a64(user_text.as_bytes());
     let mut pieces = reply_pieces(&user_text, ctx.knobs.reply_words, seed);

@@ -10,7 +10,11 @@ use crate::body::MockBody;
 pub(crate) const JSON: HeaderValue = HeaderValue::from_static("application/json");
 pub(crate) const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 
-pub(crate) fn with_body(status: StatusCode, content_type: HeaderValue, body: Bytes) -> Response<MockBody> {
+pub(crate) fn with_body(
+    status: StatusCode,
+    content_type: HeaderValue,
+    body: Bytes,
+) -> Response<MockBody> {
     let mut resp = Response::new(MockBody::full(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(CONTENT_TYPE, content_type);
