@@ -1,0 +1,53 @@
+# Meridian's front door. `make test` is what CI runs; `make run` starts the local demo.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Every recipe that needs the toolchain sources what scripts/bootstrap found or installed.
+ENV := . ./.tools/env &&
+WORKER_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+BUNDLE := build/worker/shim.mjs
+
+.PHONY: help bootstrap build mock-bin size run test test-host test-e2e lint fmt clean
+
+help:
+	@echo "make run    build the worker and start it at http://127.0.0.1:8787 with the mock provider (demo key: demo)"
+	@echo "make test   host unit tests, lint, the wasm build, then the end-to-end suite in workerd"
+	@echo "make size   bundle size (raw and gzip) of what 'wrangler deploy' uploads"
+	@echo "make build  the worker bundle only"
+
+bootstrap:
+	@scripts/bootstrap
+
+# worker-build is slow even when nothing changed (wasm-bindgen + wasm-opt), so it only runs for new sources.
+build: bootstrap $(BUNDLE)
+$(BUNDLE): $(WORKER_SOURCES)
+	@$(ENV) RUSTUP_TOOLCHAIN=$${MERIDIAN_WASM_TOOLCHAIN:-$${RUSTUP_TOOLCHAIN:-}} scripts/build-worker
+	@touch $@
+
+mock-bin: bootstrap
+	@cargo build -q --release -p meridian-mock
+
+size: build
+	@$(ENV) scripts/size
+
+lint: bootstrap
+	cargo fmt --all --check
+	cargo clippy -q --workspace --all-targets -- -D warnings
+
+test-host: bootstrap
+	cargo test -q --workspace
+
+test-e2e: build mock-bin
+	@$(ENV) node --test --test-concurrency=1 tests/e2e/
+
+test: test-host lint test-e2e
+
+run: build mock-bin
+	@$(ENV) scripts/run-demo
+
+fmt:
+	cargo fmt --all
+
+clean:
+	rm -rf build target .wrangler dist
