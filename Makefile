@@ -6,7 +6,7 @@ SHELL := /bin/bash
 # Every recipe that needs the toolchain sources what scripts/bootstrap found or installed.
 ENV := . ./.tools/env &&
 WORKER_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
-BUNDLE := build/worker/shim.mjs
+BUNDLE := build/index.js
 
 .PHONY: help bootstrap build mock-bin size run test test-host test-e2e lint fmt clean
 
@@ -39,7 +39,7 @@ test-host: bootstrap
 	cargo test -q --workspace
 
 test-e2e: build mock-bin
-	@$(ENV) node --test --test-concurrency=1 tests/e2e/
+	@$(ENV) node --test --test-concurrency=1 --test-reporter=spec "tests/e2e/*.test.mjs"
 
 test: test-host lint test-e2e
 

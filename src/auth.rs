@@ -73,7 +73,10 @@ fn presented_key(headers: &Headers) -> Option<&str> {
     headers.get("x-api-key").map(str::trim)
 }
 
-pub fn authenticate<'c>(config: &'c Config, headers: &Headers) -> Result<&'c GatewayKey, GatewayError> {
+pub fn authenticate<'c>(
+    config: &'c Config,
+    headers: &Headers,
+) -> Result<&'c GatewayKey, GatewayError> {
     let key = presented_key(headers)
         .filter(|k| !k.is_empty())
         .ok_or_else(|| {
@@ -92,7 +95,8 @@ pub fn authenticate<'c>(config: &'c Config, headers: &Headers) -> Result<&'c Gat
         }
     }
     found.ok_or_else(|| {
-        GatewayError::new(ErrorKind::Authentication, "invalid gateway key").with_code("invalid_api_key")
+        GatewayError::new(ErrorKind::Authentication, "invalid gateway key")
+            .with_code("invalid_api_key")
     })
 }
 

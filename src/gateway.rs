@@ -18,10 +18,16 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Largest non-streaming provider answer passed through.
 const MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
 
-pub async fn handle<P: Platform>(config: Result<&Config, &ConfigError>, platform: &P, req: Request) -> Response {
+pub async fn handle<P: Platform>(
+    config: Result<&Config, &ConfigError>,
+    platform: &P,
+    req: Request,
+) -> Response {
     let result = match config {
         Ok(config) => route(config, platform, req).await,
-        Err(e) => Err(GatewayError::new(ErrorKind::Internal, e.to_string()).with_code("invalid_config")),
+        Err(e) => {
+            Err(GatewayError::new(ErrorKind::Internal, e.to_string()).with_code("invalid_config"))
+        }
     };
     result.unwrap_or_else(|e| error_response(&e))
 }
@@ -34,9 +40,15 @@ fn error_response(e: &GatewayError) -> Response {
     r
 }
 
-async fn route<P: Platform>(config: &Config, platform: &P, req: Request) -> Result<Response, GatewayError> {
+async fn route<P: Platform>(
+    config: &Config,
+    platform: &P,
+    req: Request,
+) -> Result<Response, GatewayError> {
     match (req.method, req.path.as_str()) {
-        (Method::Get | Method::Head, "/healthz") => Ok(Response::json(200, br#"{"status":"ok"}"#.to_vec())),
+        (Method::Get | Method::Head, "/healthz") => {
+            Ok(Response::json(200, br#"{"status":"ok"}"#.to_vec()))
+        }
         (Method::Get, "/v1/models") => {
             authenticate(config, &req.headers)?;
             Ok(Response::json(200, openai::models_list(config)))
@@ -48,9 +60,16 @@ async fn route<P: Platform>(config: &Config, platform: &P, req: Request) -> Resu
         }
         (_, "/healthz" | "/v1/models" | "/v1/chat/completions") => Err(GatewayError::new(
             ErrorKind::MethodNotAllowed,
-            format!("method {} is not allowed on {}", req.method.as_str(), req.path),
+            format!(
+                "method {} is not allowed on {}",
+                req.method.as_str(),
+                req.path
+            ),
         )),
-        (_, path) => Err(GatewayError::new(ErrorKind::NotFound, format!("no route for {path}")).with_code("not_found")),
+        (_, path) => Err(
+            GatewayError::new(ErrorKind::NotFound, format!("no route for {path}"))
+                .with_code("not_found"),
+        ),
     }
 }
 
@@ -62,7 +81,10 @@ async fn chat_completions<P: Platform>(
     let model = config.model(&chat.model).ok_or_else(|| {
         GatewayError::new(
             ErrorKind::NotFound,
-            format!("model `{}` does not exist; GET /v1/models lists the models served here", chat.model),
+            format!(
+                "model `{}` does not exist; GET /v1/models lists the models served here",
+                chat.model
+            ),
         )
         .with_code("model_not_found")
     })?;
@@ -72,7 +94,10 @@ async fn chat_completions<P: Platform>(
         Some(name) => Some(platform.secret(name).ok_or_else(|| {
             GatewayError::new(
                 ErrorKind::Internal,
-                format!("provider {}: worker secret {name} is not set", dep.provider.name),
+                format!(
+                    "provider {}: worker secret {name} is not set",
+                    dep.provider.name
+                ),
             )
             .with_code("missing_provider_key")
         })?),
@@ -95,13 +120,19 @@ async fn chat_completions<P: Platform>(
     };
 
     if !(200..300).contains(&resp.status) {
-        let UpstreamResponse { status, headers, body } = resp;
+        let UpstreamResponse {
+            status,
+            headers,
+            body,
+        } = resp;
         let body = deadline(platform, first_byte, read_all(body, MAX_ERROR_BODY))
             .await
             .and_then(Result::ok)
             .unwrap_or_default();
         return Err(match dep.provider.kind {
-            ProviderKind::OpenAi => openai_compat::upstream_error(dep, status, &headers, &body, api_key.as_deref()),
+            ProviderKind::OpenAi => {
+                openai_compat::upstream_error(dep, status, &headers, &body, api_key.as_deref())
+            }
         });
     }
 
@@ -114,7 +145,10 @@ async fn chat_completions<P: Platform>(
             Some(None) => {
                 return Err(GatewayError::new(
                     ErrorKind::Upstream,
-                    format!("provider {} closed the stream without data", dep.provider.name),
+                    format!(
+                        "provider {} closed the stream without data",
+                        dep.provider.name
+                    ),
                 )
                 .with_code("upstream_empty_stream"))
             }
@@ -157,7 +191,10 @@ fn annotate(resp: &mut Response, dep: &Deployment) {
 fn timeout(dep: &Deployment, ms: u64) -> GatewayError {
     GatewayError::new(
         ErrorKind::Timeout,
-        format!("provider {} did not answer within {ms} ms", dep.provider.name),
+        format!(
+            "provider {} did not answer within {ms} ms",
+            dep.provider.name
+        ),
     )
     .with_code("upstream_timeout")
 }

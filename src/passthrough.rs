@@ -68,8 +68,9 @@ impl Stream for SsePassthrough {
             }
             Poll::Ready(Some(Err(e))) => {
                 self.finished = true;
-                let err = GatewayError::new(ErrorKind::Upstream, format!("provider stream failed: {e}"))
-                    .with_code("upstream_stream_error");
+                let err =
+                    GatewayError::new(ErrorKind::Upstream, format!("provider stream failed: {e}"))
+                        .with_code("upstream_stream_error");
                 Poll::Ready(Some(Ok(error_event(&err))))
             }
             Poll::Ready(None) => {
@@ -77,8 +78,11 @@ impl Stream for SsePassthrough {
                 if self.saw_done {
                     Poll::Ready(None)
                 } else {
-                    let err = GatewayError::new(ErrorKind::Upstream, "provider stream ended before completion")
-                        .with_code("upstream_stream_truncated");
+                    let err = GatewayError::new(
+                        ErrorKind::Upstream,
+                        "provider stream ended before completion",
+                    )
+                    .with_code("upstream_stream_truncated");
                     Poll::Ready(Some(Ok(error_event(&err))))
                 }
             }
@@ -93,11 +97,10 @@ mod tests {
     use futures_util::{stream, StreamExt};
 
     fn run(chunks: Vec<Result<&'static str, &'static str>>) -> Vec<String> {
-        let inner = stream::iter(
-            chunks
-                .into_iter()
-                .map(|c| c.map(|s| s.as_bytes().to_vec()).map_err(|e| StreamError(e.into()))),
-        );
+        let inner = stream::iter(chunks.into_iter().map(|c| {
+            c.map(|s| s.as_bytes().to_vec())
+                .map_err(|e| StreamError(e.into()))
+        }));
         let out: Vec<_> = block_on(SsePassthrough::new(Box::pin(inner)).collect());
         out.into_iter()
             .map(|r| String::from_utf8(r.unwrap()).unwrap())
@@ -127,7 +130,11 @@ mod tests {
         let out = run(vec![Ok("data: {}\n\n")]);
         assert_eq!(out.len(), 2);
         assert!(out[1].contains("upstream_stream_truncated"));
-        let out = run(vec![Ok("data: {}\n\n"), Err("reset"), Ok("data: [DONE]\n\n")]);
+        let out = run(vec![
+            Ok("data: {}\n\n"),
+            Err("reset"),
+            Ok("data: [DONE]\n\n"),
+        ]);
         assert_eq!(out.len(), 2);
         assert!(out[1].contains("provider stream failed: reset"));
     }

@@ -149,15 +149,27 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut providers = BTreeMap::new();
     for (name, p) in raw.providers {
         let path = format!("providers.{name}");
-        let kind = ProviderKind::parse(&p.kind)
-            .ok_or_else(|| err(format_args!("{path}.kind"), format_args!("unknown provider kind {:?} (known: openai)", p.kind)))?;
+        let kind = ProviderKind::parse(&p.kind).ok_or_else(|| {
+            err(
+                format_args!("{path}.kind"),
+                format_args!("unknown provider kind {:?} (known: openai)", p.kind),
+            )
+        })?;
         let base_url = p.base_url.trim_end_matches('/').to_string();
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) || base_url.len() <= "https://".len() {
-            return Err(err(format_args!("{path}.base_url"), "must be an http(s) URL"));
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://"))
+            || base_url.len() <= "https://".len()
+        {
+            return Err(err(
+                format_args!("{path}.base_url"),
+                "must be an http(s) URL",
+            ));
         }
         if let Some(s) = &p.api_key_secret {
             if s.is_empty() {
-                return Err(err(format_args!("{path}.api_key_secret"), "must not be empty"));
+                return Err(err(
+                    format_args!("{path}.api_key_secret"),
+                    "must not be empty",
+                ));
             }
         }
         providers.insert(
@@ -178,14 +190,22 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     for (name, m) in raw.models {
         let path = format!("models.{name}");
         if m.deployments.is_empty() {
-            return Err(err(format_args!("{path}.deployments"), "must list at least one deployment"));
+            return Err(err(
+                format_args!("{path}.deployments"),
+                "must list at least one deployment",
+            ));
         }
         let mut deployments = Vec::with_capacity(m.deployments.len());
         for (i, d) in m.deployments.into_iter().enumerate() {
             let dpath = format!("{path}.deployments[{i}]");
             let provider = providers
                 .get(&d.provider)
-                .ok_or_else(|| err(format_args!("{dpath}.provider"), format_args!("unknown provider {:?}", d.provider)))?
+                .ok_or_else(|| {
+                    err(
+                        format_args!("{dpath}.provider"),
+                        format_args!("unknown provider {:?}", d.provider),
+                    )
+                })?
                 .clone();
             if d.model.is_empty() {
                 return Err(err(format_args!("{dpath}.model"), "must not be empty"));
@@ -203,7 +223,11 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let timeouts = Timeouts {
-        first_byte_ms: positive(raw.timeouts.first_byte_ms, DEFAULT_FIRST_BYTE_MS, "timeouts.first_byte_ms")?,
+        first_byte_ms: positive(
+            raw.timeouts.first_byte_ms,
+            DEFAULT_FIRST_BYTE_MS,
+            "timeouts.first_byte_ms",
+        )?,
         total_ms: positive(raw.timeouts.total_ms, DEFAULT_TOTAL_MS, "timeouts.total_ms")?,
     };
 

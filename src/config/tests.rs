@@ -3,7 +3,9 @@ use super::*;
 const DEMO_HASH: &str = "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea";
 
 fn with(models: &str, providers: &str) -> String {
-    format!(r#"{{"keys":[{{"name":"demo","sha256":"{DEMO_HASH}"}}],"providers":{providers},"models":{models}}}"#)
+    format!(
+        r#"{{"keys":[{{"name":"demo","sha256":"{DEMO_HASH}"}}],"providers":{providers},"models":{models}}}"#
+    )
 }
 
 const PROVIDERS: &str = r#"{"p":{"kind":"openai","base_url":"http://127.0.0.1:1/v1/"}}"#;
@@ -61,7 +63,10 @@ fn errors_name_the_path() {
             r#"{"keys":[{"name":"k","sha256":"abc"}],"models":{}}"#.to_string(),
             "keys[0].sha256: must be 64 hex digits",
         ),
-        (r#"{"models":{}}"#.to_string(), "keys: at least one gateway key is required"),
+        (
+            r#"{"models":{}}"#.to_string(),
+            "keys: at least one gateway key is required",
+        ),
         (
             format!(r#"{{"keys":[{{"name":"k","sha256":"{DEMO_HASH}"}}],"models":{{}}}}"#),
             "models: at least one model is required",

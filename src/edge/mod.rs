@@ -34,12 +34,16 @@ fn config(env: &Env) -> Rc<Result<Config, ConfigError>> {
 
 /// `MERIDIAN_CONFIG` is either a table in `wrangler.toml` (an object here) or a JSON string.
 fn read_config(env: &Env) -> Result<String, ConfigError> {
-    let value = js_sys::Reflect::get(env, &JsValue::from_str(CONFIG_BINDING)).unwrap_or(JsValue::UNDEFINED);
+    let value =
+        js_sys::Reflect::get(env, &JsValue::from_str(CONFIG_BINDING)).unwrap_or(JsValue::UNDEFINED);
     if let Some(s) = value.as_string() {
         return Ok(s);
     }
     if value.is_object() {
-        if let Some(s) = js_sys::JSON::stringify(&value).ok().and_then(|s| s.as_string()) {
+        if let Some(s) = js_sys::JSON::stringify(&value)
+            .ok()
+            .and_then(|s| s.as_string())
+        {
             return Ok(s);
         }
     }
@@ -49,7 +53,11 @@ fn read_config(env: &Env) -> Result<String, ConfigError> {
 }
 
 #[event(fetch)]
-async fn fetch(mut req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+async fn fetch(
+    mut req: worker::Request,
+    env: Env,
+    _ctx: Context,
+) -> worker::Result<worker::Response> {
     let config = config(&env);
     let core_req = Request {
         method: Method::parse(req.method().as_ref()),
@@ -74,7 +82,9 @@ fn into_worker_response(resp: Response) -> worker::Result<worker::Response> {
     let out = match resp.body {
         Body::Empty => worker::Response::empty()?,
         Body::Bytes(b) => worker::Response::from_body(worker::ResponseBody::Body(b))?,
-        Body::Stream(s) => worker::Response::from_stream(s.map_err(|e| worker::Error::RustError(e.0)))?,
+        Body::Stream(s) => {
+            worker::Response::from_stream(s.map_err(|e| worker::Error::RustError(e.0)))?
+        }
     };
     Ok(out.with_status(resp.status).with_headers(headers))
 }
@@ -87,7 +97,9 @@ impl Platform for EdgePlatform {
     async fn fetch(&self, req: UpstreamRequest) -> Result<UpstreamResponse, FetchError> {
         let headers = worker::Headers::new();
         for (n, v) in req.headers.iter() {
-            headers.append(n, v).map_err(|e| FetchError(e.to_string()))?;
+            headers
+                .append(n, v)
+                .map_err(|e| FetchError(e.to_string()))?;
         }
         let mut init = worker::RequestInit::new();
         init.with_method(match req.method {
@@ -100,7 +112,8 @@ impl Platform for EdgePlatform {
         if !req.body.is_empty() {
             init.with_body(Some(js_sys::Uint8Array::from(req.body.as_slice()).into()));
         }
-        let request = worker::Request::new_with_init(&req.url, &init).map_err(|e| FetchError(e.to_string()))?;
+        let request = worker::Request::new_with_init(&req.url, &init)
+            .map_err(|e| FetchError(e.to_string()))?;
         let mut resp = worker::Fetch::Request(request)
             .send()
             .await
@@ -108,11 +121,17 @@ impl Platform for EdgePlatform {
         let status = resp.status_code();
         let headers = headers_from(resp.headers());
         let body = match resp.stream() {
-            Ok(s) => s.map(|r| r.map_err(|e| StreamError(e.to_string()))).boxed_local(),
+            Ok(s) => s
+                .map(|r| r.map_err(|e| StreamError(e.to_string())))
+                .boxed_local(),
             // No body at all (e.g. 204).
             Err(_) => futures_util::stream::empty().boxed_local(),
         };
-        Ok(UpstreamResponse { status, headers, body })
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body,
+        })
     }
 
     fn secret(&self, name: &str) -> Option<String> {

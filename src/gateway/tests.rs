@@ -29,13 +29,17 @@ fn post(body: &str, key: Option<&str>) -> Request {
 }
 
 const CHAT: &str = r#"{"model":"demo","messages":[{"role":"user","content":"hi"}]}"#;
-const CHAT_STREAM: &str = r#"{"model":"demo","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+const CHAT_STREAM: &str =
+    r#"{"model":"demo","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
 
 fn run(p: &FakePlatform, req: Request) -> (Response, Vec<u8>) {
     let cfg = config();
     block_on(async {
         let mut resp = handle(Ok(&cfg), p, req).await;
-        let body = std::mem::replace(&mut resp.body, Body::Empty).collect().await.unwrap();
+        let body = std::mem::replace(&mut resp.body, Body::Empty)
+            .collect()
+            .await
+            .unwrap();
         (resp, body)
     })
 }
@@ -47,7 +51,8 @@ fn error_of(body: &[u8]) -> Value {
 
 #[test]
 fn non_streaming_forwards_with_key_and_model() {
-    let p = FakePlatform::new([Scripted::json(200, r#"{"id":"x","choices":[]}"#)]).with_secret("UP_KEY", "sk-up");
+    let p = FakePlatform::new([Scripted::json(200, r#"{"id":"x","choices":[]}"#)])
+        .with_secret("UP_KEY", "sk-up");
     let (resp, body) = run(&p, post(CHAT, Some("demo")));
     assert_eq!(resp.status, 200);
     assert_eq!(body, br#"{"id":"x","choices":[]}"#);
@@ -62,10 +67,15 @@ fn non_streaming_forwards_with_key_and_model() {
 
 #[test]
 fn streaming_passes_chunks_through_as_sse() {
-    let p = FakePlatform::new([Scripted::sse(&["data: {\"a\":1}\n\n", "data: [DONE]\n\n"])]).with_secret("UP_KEY", "k");
+    let p = FakePlatform::new([Scripted::sse(&["data: {\"a\":1}\n\n", "data: [DONE]\n\n"])])
+        .with_secret("UP_KEY", "k");
     let (resp, body) = run(&p, post(CHAT_STREAM, Some("demo")));
     assert_eq!(resp.status, 200);
-    assert!(resp.headers.get("content-type").unwrap().starts_with("text/event-stream"));
+    assert!(resp
+        .headers
+        .get("content-type")
+        .unwrap()
+        .starts_with("text/event-stream"));
     assert_eq!(body, b"data: {\"a\":1}\n\ndata: [DONE]\n\n");
 }
 
@@ -87,7 +97,13 @@ fn bad_requests_and_routes() {
     assert_eq!(resp.status, 400);
     assert_eq!(error_of(&body)["type"], "invalid_request_error");
 
-    let (resp, body) = run(&p, post(r#"{"model":"nope","messages":[{"role":"user"}]}"#, Some("demo")));
+    let (resp, body) = run(
+        &p,
+        post(
+            r#"{"model":"nope","messages":[{"role":"user"}]}"#,
+            Some("demo"),
+        ),
+    );
     assert_eq!(resp.status, 404);
     assert_eq!(error_of(&body)["code"], "model_not_found");
 
@@ -121,9 +137,17 @@ fn models_are_listed() {
 #[test]
 fn upstream_failures_map_to_openai_errors() {
     let cases = [
-        (Scripted::json(500, r#"{"error":{"message":"boom"}}"#), 502, "upstream_error"),
+        (
+            Scripted::json(500, r#"{"error":{"message":"boom"}}"#),
+            502,
+            "upstream_error",
+        ),
         (Scripted::json(429, "{}"), 429, "upstream_rate_limited"),
-        (Scripted::ConnectError("connection refused".into()), 502, "upstream_unreachable"),
+        (
+            Scripted::ConnectError("connection refused".into()),
+            502,
+            "upstream_unreachable",
+        ),
         (Scripted::Hang, 504, "upstream_timeout"),
     ];
     for (script, status, code) in cases {
@@ -168,7 +192,10 @@ fn missing_provider_secret_is_a_clear_500() {
     let p = FakePlatform::new([]);
     let (resp, body) = run(&p, post(CHAT, Some("demo")));
     assert_eq!(resp.status, 500);
-    assert!(error_of(&body)["message"].as_str().unwrap().contains("UP_KEY is not set"));
+    assert!(error_of(&body)["message"]
+        .as_str()
+        .unwrap()
+        .contains("UP_KEY is not set"));
 }
 
 #[test]
@@ -177,9 +204,15 @@ fn invalid_config_answers_500_naming_the_problem() {
     let p = FakePlatform::new([]);
     let (resp, body) = block_on(async {
         let mut r = handle(Err(&err), &p, post(CHAT, Some("demo"))).await;
-        let b = std::mem::replace(&mut r.body, Body::Empty).collect().await.unwrap();
+        let b = std::mem::replace(&mut r.body, Body::Empty)
+            .collect()
+            .await
+            .unwrap();
         (r, b)
     });
     assert_eq!(resp.status, 500);
-    assert!(error_of(&body)["message"].as_str().unwrap().contains("keys: at least one gateway key"));
+    assert!(error_of(&body)["message"]
+        .as_str()
+        .unwrap()
+        .contains("keys: at least one gateway key"));
 }

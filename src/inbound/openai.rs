@@ -4,7 +4,14 @@ use crate::config::Config;
 use crate::error::{ErrorKind, GatewayError};
 use serde_json::{json, Map, Value};
 
-const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+const ROLES: &[&str] = &[
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
 
 /// A validated chat request. The body is kept whole so fields Meridian does not interpret still reach the provider.
 #[derive(Debug, Clone)]
@@ -32,9 +39,16 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, GatewayError> {
     };
     let messages = match body.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => m,
-        Some(Value::Array(_)) => return Err(param_error("messages", "`messages` must not be empty")),
+        Some(Value::Array(_)) => {
+            return Err(param_error("messages", "`messages` must not be empty"))
+        }
         Some(_) => return Err(param_error("messages", "`messages` must be an array")),
-        None => return Err(param_error("messages", "missing required parameter `messages`")),
+        None => {
+            return Err(param_error(
+                "messages",
+                "missing required parameter `messages`",
+            ))
+        }
     };
     for (i, m) in messages.iter().enumerate() {
         let role = m.get("role").and_then(Value::as_str);
@@ -73,7 +87,9 @@ fn param_error(param: &'static str, message: impl Into<String>) -> GatewayError 
 
 fn error_type(kind: ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::InvalidRequest | ErrorKind::NotFound | ErrorKind::MethodNotAllowed => "invalid_request_error",
+        ErrorKind::InvalidRequest | ErrorKind::NotFound | ErrorKind::MethodNotAllowed => {
+            "invalid_request_error"
+        }
         ErrorKind::Authentication => "authentication_error",
         ErrorKind::Permission => "permission_error",
         ErrorKind::RateLimited => "rate_limit_error",
@@ -122,11 +138,16 @@ mod tests {
 
     #[test]
     fn accepts_minimal_and_keeps_unknown_fields() {
-        let r = parse_chat(br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"seed":7}"#).unwrap();
+        let r =
+            parse_chat(br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"seed":7}"#)
+                .unwrap();
         assert_eq!(r.model, "m");
         assert!(!r.stream);
         assert_eq!(r.body["seed"], 7);
-        let r = parse_chat(br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#).unwrap();
+        let r = parse_chat(
+            br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .unwrap();
         assert!(r.stream);
     }
 
@@ -135,20 +156,46 @@ mod tests {
         let cases: &[(&[u8], &str)] = &[
             (b"{", "not valid JSON"),
             (b"[1]", "must be a JSON object"),
-            (br#"{"messages":[{"role":"user"}]}"#, "missing required parameter `model`"),
-            (br#"{"model":1,"messages":[{"role":"user"}]}"#, "`model` must be a non-empty string"),
+            (
+                br#"{"messages":[{"role":"user"}]}"#,
+                "missing required parameter `model`",
+            ),
+            (
+                br#"{"model":1,"messages":[{"role":"user"}]}"#,
+                "`model` must be a non-empty string",
+            ),
             (br#"{"model":"m"}"#, "missing required parameter `messages`"),
-            (br#"{"model":"m","messages":[]}"#, "`messages` must not be empty"),
-            (br#"{"model":"m","messages":{}}"#, "`messages` must be an array"),
-            (br#"{"model":"m","messages":[{"role":"robot"}]}"#, "messages[0].role: unknown role \"robot\""),
-            (br#"{"model":"m","messages":[1]}"#, "messages[0] must be an object"),
-            (br#"{"model":"m","stream":"yes","messages":[{"role":"user"}]}"#, "`stream` must be a boolean"),
+            (
+                br#"{"model":"m","messages":[]}"#,
+                "`messages` must not be empty",
+            ),
+            (
+                br#"{"model":"m","messages":{}}"#,
+                "`messages` must be an array",
+            ),
+            (
+                br#"{"model":"m","messages":[{"role":"robot"}]}"#,
+                "messages[0].role: unknown role \"robot\"",
+            ),
+            (
+                br#"{"model":"m","messages":[1]}"#,
+                "messages[0] must be an object",
+            ),
+            (
+                br#"{"model":"m","stream":"yes","messages":[{"role":"user"}]}"#,
+                "`stream` must be a boolean",
+            ),
             (b"\xff\xfe", "not valid JSON"),
         ];
         for (body, want) in cases {
             let e = parse_chat(body).unwrap_err();
             assert_eq!(e.status, 400);
-            assert!(e.message.contains(want), "{:?} -> {}", String::from_utf8_lossy(body), e.message);
+            assert!(
+                e.message.contains(want),
+                "{:?} -> {}",
+                String::from_utf8_lossy(body),
+                e.message
+            );
         }
     }
 

@@ -40,7 +40,10 @@ impl Scripted {
         Scripted::Respond {
             status: 200,
             headers: vec![("content-type".into(), "text/event-stream".into())],
-            body: chunks.iter().map(|c| Piece::Data(c.as_bytes().to_vec())).collect(),
+            body: chunks
+                .iter()
+                .map(|c| Piece::Data(c.as_bytes().to_vec()))
+                .collect(),
         }
     }
 }

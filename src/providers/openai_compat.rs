@@ -10,7 +10,11 @@ use serde_json::Value;
 /// Longest provider message passed on to a client; the rest is noise at best and a leak at worst.
 const MAX_UPSTREAM_MESSAGE: usize = 300;
 
-pub fn chat_request(dep: &Deployment, chat: &ChatRequest, api_key: Option<&str>) -> UpstreamRequest {
+pub fn chat_request(
+    dep: &Deployment,
+    chat: &ChatRequest,
+    api_key: Option<&str>,
+) -> UpstreamRequest {
     let mut body = chat.body.clone();
     body.insert("model".into(), Value::String(dep.model.clone()));
     let mut headers = Headers::new();
@@ -45,7 +49,11 @@ pub fn upstream_error(
 ) -> GatewayError {
     let detail = serde_json::from_slice::<Value>(body)
         .ok()
-        .and_then(|v| v.pointer("/error/message").and_then(Value::as_str).map(str::to_owned))
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .unwrap_or_default();
     let detail = redact(&detail, api_key);
     let who = &dep.provider.name;
@@ -58,7 +66,8 @@ pub fn upstream_error(
         400 | 413 | 422 => GatewayError::invalid(message).with_status(status),
         408 | 504 => GatewayError::new(ErrorKind::Timeout, message),
         429 => {
-            let mut e = GatewayError::new(ErrorKind::RateLimited, message).with_code("upstream_rate_limited");
+            let mut e = GatewayError::new(ErrorKind::RateLimited, message)
+                .with_code("upstream_rate_limited");
             e.retry_after = headers
                 .get("retry-after")
                 .filter(|v| !v.is_empty() && v.len() < 32 && v.bytes().all(|b| b.is_ascii_digit()))
@@ -66,7 +75,9 @@ pub fn upstream_error(
             e
         }
         // The gateway's credentials or model mapping are wrong: the client can do nothing about it.
-        401 | 403 | 404 => GatewayError::new(ErrorKind::Upstream, message).with_code("upstream_misconfigured"),
+        401 | 403 | 404 => {
+            GatewayError::new(ErrorKind::Upstream, message).with_code("upstream_misconfigured")
+        }
         _ => GatewayError::new(ErrorKind::Upstream, message).with_code("upstream_error"),
     };
     if e.code.is_none() {
@@ -139,10 +150,24 @@ mod tests {
         let h: Headers = [("retry-after", "7\r\nx: y")].into_iter().collect();
         assert_eq!(upstream_error(&dep(), 429, &h, b"", None).retry_after, None);
 
-        assert_eq!(upstream_error(&dep(), 400, &Headers::new(), b"", None).status, 400);
-        assert_eq!(upstream_error(&dep(), 503, &Headers::new(), b"<html>", None).status, 502);
-        assert_eq!(upstream_error(&dep(), 504, &Headers::new(), b"", None).status, 504);
+        assert_eq!(
+            upstream_error(&dep(), 400, &Headers::new(), b"", None).status,
+            400
+        );
+        assert_eq!(
+            upstream_error(&dep(), 503, &Headers::new(), b"<html>", None).status,
+            502
+        );
+        assert_eq!(
+            upstream_error(&dep(), 504, &Headers::new(), b"", None).status,
+            504
+        );
         let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "é".repeat(400));
-        assert!(upstream_error(&dep(), 500, &Headers::new(), long.as_bytes(), None).message.len() < 400);
+        assert!(
+            upstream_error(&dep(), 500, &Headers::new(), long.as_bytes(), None)
+                .message
+                .len()
+                < 400
+        );
     }
 }

@@ -1,0 +1,138 @@
+// E2E harness: the mock provider and the *compiled* worker (build/worker/shim.mjs) in workerd via Miniflare, on
+// free loopback ports, started once per test file and torn down after it.
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { Miniflare, convertV4MiniflareOptions } from "miniflare";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const MOCK_BIN = path.join(ROOT, "target/release/meridian-mock");
+const BUILD = path.join(ROOT, "build");
+const WORKER = path.join(BUILD, "index.js");
+export const DEMO_KEY = "demo";
+export const DEMO_KEY_SHA256 = "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea";
+
+function need(file, how) {
+  if (!existsSync(file)) throw new Error(`${path.relative(ROOT, file)} is missing: ${how}`);
+}
+
+/** Starts meridian-mock with the given regions; resolves to {control, regions, set, reset, stats, stop}. */
+export async function startMock(regions) {
+  need(MOCK_BIN, "run `make test` (or `cargo build --release -p meridian-mock`)");
+  const child = spawn(MOCK_BIN, ["--regions", JSON.stringify({ regions }), "--exit-on-stdin-eof"], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const line = await new Promise((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout });
+    rl.once("line", (l) => { rl.close(); resolve(l); });
+    child.once("exit", (code) => reject(new Error(`meridian-mock exited with ${code} before listening`)));
+  });
+  const { control, regions: urls } = JSON.parse(line);
+  const call = async (method, p, body) => {
+    const r = await fetch(control + p, {
+      method,
+      headers: { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!r.ok) throw new Error(`mock control ${method} ${p}: ${r.status} ${await r.text()}`);
+    return r.json();
+  };
+  return {
+    control,
+    regions: urls,
+    /** Merges knobs into a region's current knobs. */
+    set: (region, knobs) => call("POST", `/_mock/regions/${region}`, knobs),
+    reset: () => call("POST", "/_mock/reset", {}),
+    stats: () => call("GET", "/_mock/stats"),
+    requests: async (region) => (await call("GET", "/_mock/stats")).regions[region].requests,
+    stop: () => new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve();
+      child.once("exit", resolve);
+      child.stdin.end();
+      setTimeout(() => child.kill("SIGKILL"), 3000).unref();
+    }),
+  };
+}
+
+/** Runs the compiled worker in workerd with MERIDIAN_CONFIG (object or string) and extra string bindings. */
+export async function startWorker(config, bindings = {}) {
+  need(WORKER, "run `make build` first");
+  // Miniflare 5 (the one wrangler 4.164 ships) takes a new option shape; the v4 shape converts to it.
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      name: "meridian",
+      // The bundle worker-build writes: an ES module and the wasm it imports as "./index_bg.wasm".
+      modulesRoot: BUILD,
+      modules: [
+        { type: "ESModule", path: WORKER },
+        { type: "CompiledWasm", path: path.join(BUILD, "index_bg.wasm") },
+      ],
+      compatibilityDate: "2026-11-01",
+      bindings: { MERIDIAN_CONFIG: config, ...bindings },
+      host: "127.0.0.1",
+      port: 0,
+    }),
+  );
+  let url;
+  try {
+    url = (await mf.ready).toString().replace(/\/$/, "");
+  } catch (e) {
+    await mf.dispose().catch(() => {});
+    throw e;
+  }
+  return { url, mf, stop: () => mf.dispose() };
+}
+
+/** A demo-like configuration: one model per mock region, named after the region. */
+export function configFor(mockRegions, extra = {}) {
+  const providers = {};
+  const models = {};
+  for (const [name, url] of Object.entries(mockRegions)) {
+    providers[`mock-${name}`] = { kind: "openai", base_url: `${url}/v1` };
+    models[name] = { deployments: [{ provider: `mock-${name}`, model: "mock-1", region: name }] };
+  }
+  return {
+    keys: [{ name: "demo", sha256: DEMO_KEY_SHA256 }],
+    providers,
+    models,
+    ...extra,
+  };
+}
+
+/** POSTs a chat completion; returns the fetch Response. */
+export function chat(url, body, { key = DEMO_KEY, headers = {} } = {}) {
+  return fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      ...(key === null ? {} : { authorization: `Bearer ${key}` }),
+      ...headers,
+    },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+/** Reads an SSE body, timestamping each `data:` event when it arrives. */
+export async function readEvents(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  const events = [];
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    const now = performance.now();
+    buf += decoder.decode(value, { stream: true });
+    let i;
+    while ((i = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      for (const l of block.split("\n")) {
+        if (l.startsWith("data: ")) events.push({ t: now, data: l.slice(6) });
+      }
+    }
+  }
+  return { events, rest: buf };
+}
