@@ -1,13 +1,17 @@
 //! The pure core: one request in, one response out, with all platform access through [`Platform`].
 
 use crate::auth::authenticate;
-use crate::config::{Config, ConfigError, Deployment, ProviderKind};
+use crate::canonical;
+use crate::config::{Config, ConfigError, Deployment, Provider, ProviderKind};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Body, ByteStream, Method, Request, Response, StreamError};
-use crate::inbound::openai::{self, ChatRequest};
+use crate::inbound::{openai, Dialect};
 use crate::passthrough::SsePassthrough;
 use crate::platform::{Platform, UpstreamResponse};
-use crate::providers::openai_compat;
+use crate::providers::bedrock::sigv4;
+use crate::providers::errors::upstream_error;
+use crate::providers::{self, openai_compat, Credentials, Decoder};
+use crate::translate::Translate;
 use core::future::Future;
 use core::pin::pin;
 use futures_util::future::{select, Either};
@@ -15,7 +19,7 @@ use futures_util::{stream, StreamExt};
 
 /// Largest provider error body read before giving up on it.
 const MAX_ERROR_BODY: usize = 64 * 1024;
-/// Largest non-streaming provider answer passed through.
+/// Largest non-streaming provider answer accepted.
 const MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
 
 pub async fn handle<P: Platform>(
@@ -23,17 +27,27 @@ pub async fn handle<P: Platform>(
     platform: &P,
     req: Request,
 ) -> Response {
+    let dialect = dialect_for(&req.path);
     let result = match config {
-        Ok(config) => route(config, platform, req).await,
+        Ok(config) => route(config, platform, dialect, req).await,
         Err(e) => {
             Err(GatewayError::new(ErrorKind::Internal, e.to_string()).with_code("invalid_config"))
         }
     };
-    result.unwrap_or_else(|e| error_response(&e))
+    result.unwrap_or_else(|e| error_response(dialect, &e))
 }
 
-fn error_response(e: &GatewayError) -> Response {
-    let mut r = Response::json(e.status, openai::error_body(e));
+/// Errors are answered in the dialect of the endpoint the client called, even before its body is read.
+fn dialect_for(path: &str) -> Dialect {
+    if path == "/v1/messages" {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAi
+    }
+}
+
+fn error_response(dialect: Dialect, e: &GatewayError) -> Response {
+    let mut r = Response::json(e.status, dialect.error_body(e));
     if let Some(s) = &e.retry_after {
         r.headers.insert("retry-after", s.clone());
     }
@@ -43,6 +57,7 @@ fn error_response(e: &GatewayError) -> Response {
 async fn route<P: Platform>(
     config: &Config,
     platform: &P,
+    dialect: Dialect,
     req: Request,
 ) -> Result<Response, GatewayError> {
     match (req.method, req.path.as_str()) {
@@ -56,16 +71,24 @@ async fn route<P: Platform>(
         (Method::Post, "/v1/chat/completions") => {
             authenticate(config, &req.headers)?;
             let chat = openai::parse_chat(&req.body)?;
-            chat_completions(config, platform, chat).await
+            complete(config, platform, Inbound::OpenAi(chat)).await
         }
-        (_, "/healthz" | "/v1/models" | "/v1/chat/completions") => Err(GatewayError::new(
-            ErrorKind::MethodNotAllowed,
-            format!(
-                "method {} is not allowed on {}",
-                req.method.as_str(),
-                req.path
-            ),
-        )),
+        (Method::Post, "/v1/messages") => {
+            authenticate(config, &req.headers)?;
+            // WIRE
+            let _ = dialect;
+            Err(GatewayError::new(ErrorKind::NotFound, "not yet"))
+        }
+        (_, "/healthz" | "/v1/models" | "/v1/chat/completions" | "/v1/messages") => {
+            Err(GatewayError::new(
+                ErrorKind::MethodNotAllowed,
+                format!(
+                    "method {} is not allowed on {}",
+                    req.method.as_str(),
+                    req.path
+                ),
+            ))
+        }
         (_, path) => Err(
             GatewayError::new(ErrorKind::NotFound, format!("no route for {path}"))
                 .with_code("not_found"),
@@ -73,42 +96,117 @@ async fn route<P: Platform>(
     }
 }
 
-async fn chat_completions<P: Platform>(
-    config: &Config,
+/// A chat request as it arrived: OpenAI-dialect bodies stay raw so they can pass through untouched.
+enum Inbound {
+    OpenAi(openai::ChatRequest),
+    #[allow(dead_code)] // WIRE
+    Canonical(Dialect, canonical::ChatRequest),
+}
+
+impl Inbound {
+    fn model(&self) -> &str {
+        match self {
+            Inbound::OpenAi(c) => &c.model,
+            Inbound::Canonical(_, c) => &c.model,
+        }
+    }
+
+    fn stream(&self) -> bool {
+        match self {
+            Inbound::OpenAi(c) => c.stream,
+            Inbound::Canonical(_, c) => c.stream,
+        }
+    }
+
+    fn dialect(&self) -> Dialect {
+        match self {
+            Inbound::OpenAi(_) => Dialect::OpenAi,
+            Inbound::Canonical(d, _) => *d,
+        }
+    }
+
+    fn canonical(&self) -> Result<canonical::ChatRequest, GatewayError> {
+        match self {
+            Inbound::OpenAi(c) => c.to_canonical(),
+            Inbound::Canonical(_, c) => Ok(c.clone()),
+        }
+    }
+}
+
+/// A configured alias, or `provider/model` to address a configured provider directly.
+fn resolve(config: &Config, name: &str) -> Result<Deployment, GatewayError> {
+    if let Some(model) = config.model(name) {
+        return Ok(model.primary().clone());
+    }
+    if let Some((provider, model)) = name.split_once('/') {
+        if let (Some(p), false) = (config.provider(provider), model.is_empty()) {
+            return Ok(Deployment {
+                provider: p.clone(),
+                model: model.to_owned(),
+                region: p.region.clone(),
+            });
+        }
+    }
+    Err(GatewayError::new(
+        ErrorKind::NotFound,
+        format!("model `{name}` does not exist; GET /v1/models lists the models served here"),
+    )
+    .with_code("model_not_found"))
+}
+
+fn credentials<P: Platform>(
+    provider: &Provider,
     platform: &P,
-    chat: ChatRequest,
-) -> Result<Response, GatewayError> {
-    let model = config.model(&chat.model).ok_or_else(|| {
-        GatewayError::new(
-            ErrorKind::NotFound,
-            format!(
-                "model `{}` does not exist; GET /v1/models lists the models served here",
-                chat.model
-            ),
-        )
-        .with_code("model_not_found")
-    })?;
-    let dep = model.primary();
-    let api_key = match &dep.provider.api_key_secret {
-        None => None,
-        Some(name) => Some(platform.secret(name).ok_or_else(|| {
+) -> Result<Credentials, GatewayError> {
+    let secret = |name: &str| {
+        platform.secret(name).ok_or_else(|| {
             GatewayError::new(
                 ErrorKind::Internal,
                 format!(
                     "provider {}: worker secret {name} is not set",
-                    dep.provider.name
+                    provider.name
                 ),
             )
             .with_code("missing_provider_key")
-        })?),
+        })
     };
-    let upstream = match dep.provider.kind {
-        ProviderKind::OpenAi => openai_compat::chat_request(dep, &chat, api_key.as_deref()),
+    Ok(match &provider.kind {
+        ProviderKind::Bedrock {
+            credentials: names, ..
+        } => Credentials::Aws(sigv4::Credentials {
+            access_key_id: secret(&names.access_key_id)?,
+            secret_access_key: secret(&names.secret_access_key)?,
+            session_token: names.session_token.as_deref().map(secret).transpose()?,
+        }),
+        _ => match &provider.api_key_secret {
+            Some(name) => Credentials::ApiKey(secret(name)?),
+            None => Credentials::None,
+        },
+    })
+}
+
+async fn complete<P: Platform>(
+    config: &Config,
+    platform: &P,
+    inbound: Inbound,
+) -> Result<Response, GatewayError> {
+    let dep = resolve(config, inbound.model())?;
+    let creds = credentials(&dep.provider, platform)?;
+    let now_ms = platform.now_ms();
+    let (upstream, canonical) = match &inbound {
+        // Same wire format both sides: forward the client's bytes, no translation.
+        Inbound::OpenAi(chat) if dep.provider.kind.is_openai_wire() => {
+            (openai_compat::passthrough_request(&dep, chat, &creds), None)
+        }
+        _ => {
+            let c = inbound.canonical()?;
+            (providers::build_request(&dep, &c, &creds, now_ms)?, Some(c))
+        }
     };
 
     let first_byte = config.timeouts.first_byte_ms;
     let resp = match deadline(platform, first_byte, platform.fetch(upstream)).await {
-        None => return Err(timeout(dep, first_byte)),
+        None => return Err(timeout(&dep, first_byte)),
         Some(Err(e)) => {
             return Err(GatewayError::new(
                 ErrorKind::Upstream,
@@ -129,57 +227,149 @@ async fn chat_completions<P: Platform>(
             .await
             .and_then(Result::ok)
             .unwrap_or_default();
-        return Err(match dep.provider.kind {
-            ProviderKind::OpenAi => {
-                openai_compat::upstream_error(dep, status, &headers, &body, api_key.as_deref())
-            }
-        });
+        return Err(upstream_error(&dep, status, &headers, &body, &creds));
     }
 
-    let mut out = if chat.stream {
-        let mut body = resp.body;
-        // Wait for the first chunk before committing to a 200, so a provider that fails before producing
-        // anything is still reported as an error status.
-        let first = match deadline(platform, first_byte, body.next()).await {
-            None => return Err(timeout(dep, first_byte)),
-            Some(None) => {
-                return Err(GatewayError::new(
-                    ErrorKind::Upstream,
-                    format!(
-                        "provider {} closed the stream without data",
-                        dep.provider.name
-                    ),
-                )
-                .with_code("upstream_empty_stream"))
+    let mut out = match canonical {
+        None if inbound.stream() => passthrough_stream(platform, &dep, first_byte, resp).await?,
+        None => Response::json(200, read_body(platform, config, &dep, resp).await?),
+        Some(c) => {
+            let id = response_id(&resp, now_ms);
+            let dialect = inbound.dialect();
+            if c.stream {
+                let encoder = dialect.stream_encoder(&c.model, c.include_usage, now_ms);
+                let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
+                translated_stream(platform, &dep, first_byte, resp, decoder, encoder).await?
+            } else {
+                let body = read_body(platform, config, &dep, resp).await?;
+                let answer = providers::parse_response(&dep.provider.kind, &body, &id)?;
+                Response::json(200, dialect.render_response(&answer, &c.model, now_ms))
             }
-            Some(Some(Err(e))) => {
-                return Err(GatewayError::new(
-                    ErrorKind::Upstream,
-                    format!("provider {} stream failed: {e}", dep.provider.name),
-                )
-                .with_code("upstream_stream_error"))
-            }
-            Some(Some(Ok(first))) => first,
-        };
-        let joined: ByteStream = Box::pin(stream::once(async move { Ok(first) }).chain(body));
-        Response::event_stream(Box::pin(SsePassthrough::new(joined)))
-    } else {
-        let total = config.timeouts.total_ms;
-        let body = match deadline(platform, total, read_all(resp.body, MAX_RESPONSE_BODY)).await {
-            None => return Err(timeout(dep, total)),
-            Some(Err(e)) => {
-                return Err(GatewayError::new(
-                    ErrorKind::Upstream,
-                    format!("provider {} response failed: {e}", dep.provider.name),
-                )
-                .with_code("upstream_body_error"))
-            }
-            Some(Ok(b)) => b,
-        };
-        Response::json(200, body)
+        }
     };
-    annotate(&mut out, dep);
+    annotate(&mut out, &dep);
     Ok(out)
+}
+
+/// The provider's request id where it sends one in a header, else one derived from the clock.
+fn response_id(resp: &UpstreamResponse, now_ms: u64) -> String {
+    ["x-amzn-requestid", "request-id", "x-request-id"]
+        .iter()
+        .find_map(|h| resp.headers.get(h))
+        .filter(|v| {
+            v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(|v| format!("msg_{v}"))
+        .unwrap_or_else(|| format!("msg_meridian_{now_ms:x}"))
+}
+
+async fn read_body<P: Platform>(
+    platform: &P,
+    config: &Config,
+    dep: &Deployment,
+    resp: UpstreamResponse,
+) -> Result<Vec<u8>, GatewayError> {
+    let total = config.timeouts.total_ms;
+    match deadline(platform, total, read_all(resp.body, MAX_RESPONSE_BODY)).await {
+        None => Err(timeout(dep, total)),
+        Some(Err(e)) => Err(GatewayError::new(
+            ErrorKind::Upstream,
+            format!("provider {} response failed: {e}", dep.provider.name),
+        )
+        .with_code("upstream_body_error")),
+        Some(Ok(b)) => Ok(b),
+    }
+}
+
+/// Waits for the first chunk before committing to a 200, so a provider that fails before producing anything is
+/// still reported as an error status (and, later, can be failed over).
+async fn passthrough_stream<P: Platform>(
+    platform: &P,
+    dep: &Deployment,
+    first_byte: u64,
+    resp: UpstreamResponse,
+) -> Result<Response, GatewayError> {
+    let mut body = resp.body;
+    let first = match deadline(platform, first_byte, body.next()).await {
+        None => return Err(timeout(dep, first_byte)),
+        Some(None) => {
+            return Err(GatewayError::new(
+                ErrorKind::Upstream,
+                format!(
+                    "provider {} closed the stream without data",
+                    dep.provider.name
+                ),
+            )
+            .with_code("upstream_empty_stream"))
+        }
+        Some(Some(Err(e))) => return Err(stream_failed(dep, &e)),
+        Some(Some(Ok(first))) => first,
+    };
+    let joined: ByteStream = Box::pin(stream::once(async move { Ok(first) }).chain(body));
+    Ok(Response::event_stream(Box::pin(SsePassthrough::new(
+        joined,
+    ))))
+}
+
+/// Decodes until the first canonical events exist (or the provider fails) before committing to a 200.
+async fn translated_stream<P: Platform>(
+    platform: &P,
+    dep: &Deployment,
+    first_byte: u64,
+    resp: UpstreamResponse,
+    mut decoder: Decoder,
+    mut encoder: crate::inbound::Encoder,
+) -> Result<Response, GatewayError> {
+    let mut body = resp.body;
+    let first = async {
+        loop {
+            match body.next().await {
+                None => return Ok((decoder.end()?, true)),
+                Some(Err(e)) => return Err(stream_failed(dep, &e)),
+                Some(Ok(chunk)) => {
+                    let events = decoder.push(&chunk)?;
+                    if !events.is_empty() {
+                        return Ok((events, false));
+                    }
+                }
+            }
+        }
+    };
+    let (events, ended) = match deadline(platform, first_byte, first).await {
+        None => return Err(timeout(dep, first_byte)),
+        Some(r) => r?,
+    };
+    if events.is_empty() {
+        return Err(GatewayError::new(
+            ErrorKind::Upstream,
+            format!(
+                "provider {} closed the stream without data",
+                dep.provider.name
+            ),
+        )
+        .with_code("upstream_empty_stream"));
+    }
+    let mut pending = Vec::new();
+    encoder.encode_all(&events, &mut pending);
+    if ended {
+        encoder.finish(&mut pending);
+        let mut r = Response::event_stream(Box::pin(stream::empty()));
+        r.body = Body::Bytes(pending);
+        return Ok(r);
+    }
+    Ok(Response::event_stream(Box::pin(Translate::new(
+        body, decoder, encoder, pending,
+    ))))
+}
+
+fn stream_failed(dep: &Deployment, e: &StreamError) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::Upstream,
+        format!("provider {} stream failed: {e}", dep.provider.name),
+    )
+    .with_code("upstream_stream_error")
 }
 
 fn annotate(resp: &mut Response, dep: &Deployment) {

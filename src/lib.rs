@@ -4,6 +4,7 @@
 //! Workers runtime to the [`platform::Platform`] trait and hands each request to [`gateway::handle`].
 
 pub mod auth;
+pub mod canonical;
 pub mod config;
 pub mod error;
 pub mod gateway;
@@ -12,6 +13,8 @@ pub mod inbound;
 pub mod passthrough;
 pub mod platform;
 pub mod providers;
+pub mod sse;
+pub mod translate;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

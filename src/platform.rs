@@ -38,4 +38,6 @@ pub trait Platform {
     fn secret(&self, name: &str) -> Option<String>;
     /// Resolves after `ms` milliseconds; used to bound waits on providers.
     async fn sleep(&self, ms: u64);
+    /// Wall-clock time, Unix milliseconds (request signing, `created` fields).
+    fn now_ms(&self) -> u64;
 }

@@ -22,18 +22,45 @@ impl fmt::Display for ConfigError {
 }
 
 /// Wire formats Meridian can send to a provider. Adding one makes the compiler list every place to update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderKind {
     /// OpenAI and every host that speaks its Chat Completions API.
     OpenAi,
+    /// Azure OpenAI: deployment URLs, an `api-version` and an `api-key` header.
+    Azure { api_version: String },
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// AWS Bedrock Converse, signed with SigV4 for `region`.
+    Bedrock {
+        region: String,
+        credentials: AwsSecretNames,
+    },
+    /// Google Gemini `generateContent`.
+    Gemini,
+}
+
+/// Names of the worker secrets that hold AWS credentials (never the credentials themselves).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSecretNames {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
 }
 
 impl ProviderKind {
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "openai" => Some(ProviderKind::OpenAi),
-            _ => None,
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Azure { .. } => "azure",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Bedrock { .. } => "bedrock",
+            ProviderKind::Gemini => "gemini",
         }
+    }
+
+    /// Speaks OpenAI's Chat Completions wire format, so OpenAI-dialect requests pass through untranslated.
+    pub fn is_openai_wire(&self) -> bool {
+        matches!(self, ProviderKind::OpenAi | ProviderKind::Azure { .. })
     }
 }
 
@@ -44,6 +71,8 @@ pub struct Provider {
     /// Without a trailing slash.
     pub base_url: String,
     pub api_key_secret: Option<String>,
+    /// Region used when a client addresses this provider directly as `provider/model`.
+    pub region: String,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +123,7 @@ pub struct Timeouts {
 #[derive(Debug)]
 pub struct Config {
     pub keys: Vec<GatewayKey>,
+    pub providers: BTreeMap<String, Rc<Provider>>,
     pub models: BTreeMap<String, Model>,
     pub timeouts: Timeouts,
 }
@@ -122,6 +152,11 @@ impl Config {
     pub fn model(&self, name: &str) -> Option<&Model> {
         self.models.get(name)
     }
+
+    /// A configured provider by name, for `provider/model` addressing.
+    pub fn provider(&self, name: &str) -> Option<&Rc<Provider>> {
+        self.providers.get(name)
+    }
 }
 
 fn err(path: impl fmt::Display, msg: impl fmt::Display) -> ConfigError {
@@ -148,39 +183,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
 
     let mut providers = BTreeMap::new();
     for (name, p) in raw.providers {
-        let path = format!("providers.{name}");
-        let kind = ProviderKind::parse(&p.kind).ok_or_else(|| {
-            err(
-                format_args!("{path}.kind"),
-                format_args!("unknown provider kind {:?} (known: openai)", p.kind),
-            )
-        })?;
-        let base_url = p.base_url.trim_end_matches('/').to_string();
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://"))
-            || base_url.len() <= "https://".len()
-        {
-            return Err(err(
-                format_args!("{path}.base_url"),
-                "must be an http(s) URL",
-            ));
-        }
-        if let Some(s) = &p.api_key_secret {
-            if s.is_empty() {
-                return Err(err(
-                    format_args!("{path}.api_key_secret"),
-                    "must not be empty",
-                ));
-            }
-        }
-        providers.insert(
-            name.clone(),
-            Rc::new(Provider {
-                name,
-                kind,
-                base_url,
-                api_key_secret: p.api_key_secret,
-            }),
-        );
+        let provider = validate_provider(&format!("providers.{name}"), name.clone(), p)?;
+        providers.insert(name, Rc::new(provider));
     }
 
     if raw.models.is_empty() {
@@ -219,6 +223,12 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 region: d.region,
             });
         }
+        if name.contains('/') {
+            return Err(err(
+                path,
+                "model names must not contain '/' (reserved for provider/model)",
+            ));
+        }
         models.insert(name.clone(), Model { name, deployments });
     }
 
@@ -233,9 +243,140 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
 
     Ok(Config {
         keys,
+        providers,
         models,
         timeouts,
     })
+}
+
+fn validate_provider(
+    path: &str,
+    name: String,
+    p: raw::RawProvider,
+) -> Result<Provider, ConfigError> {
+    if name.contains('/') {
+        return Err(err(
+            path,
+            "provider names must not contain '/' (clients address providers as provider/model)",
+        ));
+    }
+    let secret = |field: &str, v: Option<String>| -> Result<Option<String>, ConfigError> {
+        match v {
+            Some(s) if s.is_empty() => {
+                Err(err(format_args!("{path}.{field}"), "must not be empty"))
+            }
+            v => Ok(v),
+        }
+    };
+    let api_key_secret = secret("api_key_secret", p.api_key_secret)?;
+    // Settings that only mean something for one kind are errors elsewhere, so a typo'd kind is caught.
+    let only = |field: &str, set: bool, kind: &str| -> Result<(), ConfigError> {
+        if set {
+            Err(err(
+                format_args!("{path}.{field}"),
+                format_args!("only applies to kind {kind:?}"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let is_bedrock = p.kind == "bedrock";
+    if !is_bedrock {
+        only(
+            "access_key_id_secret",
+            p.access_key_id_secret.is_some(),
+            "bedrock",
+        )?;
+        only(
+            "secret_access_key_secret",
+            p.secret_access_key_secret.is_some(),
+            "bedrock",
+        )?;
+        only(
+            "session_token_secret",
+            p.session_token_secret.is_some(),
+            "bedrock",
+        )?;
+    }
+    if p.kind != "azure" {
+        only("api_version", p.api_version.is_some(), "azure")?;
+    }
+    let (kind, default_url) = match p.kind.as_str() {
+        "openai" => (ProviderKind::OpenAi, Some("https://api.openai.com/v1".to_owned())),
+        "azure" => {
+            let api_version = p
+                .api_version
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| err(format_args!("{path}.api_version"), "is required for kind \"azure\""))?;
+            (ProviderKind::Azure { api_version }, None)
+        }
+        "anthropic" => (ProviderKind::Anthropic, Some("https://api.anthropic.com/v1".to_owned())),
+        "gemini" => (
+            ProviderKind::Gemini,
+            Some("https://generativelanguage.googleapis.com/v1beta".to_owned()),
+        ),
+        "bedrock" => {
+            only("api_key_secret", api_key_secret.is_some(), "not bedrock: it signs with AWS credentials")?;
+            let region = p
+                .region
+                .clone()
+                .filter(|r| is_aws_region(r))
+                .ok_or_else(|| err(format_args!("{path}.region"), "an AWS region such as \"us-east-1\" is required"))?;
+            let required = |field: &str, v: Option<String>| -> Result<String, ConfigError> {
+                secret(field, v)?.ok_or_else(|| err(format_args!("{path}.{field}"), "is required for kind \"bedrock\""))
+            };
+            let credentials = AwsSecretNames {
+                access_key_id: required("access_key_id_secret", p.access_key_id_secret)?,
+                secret_access_key: required("secret_access_key_secret", p.secret_access_key_secret)?,
+                session_token: secret("session_token_secret", p.session_token_secret)?,
+            };
+            let url = format!("https://bedrock-runtime.{region}.amazonaws.com");
+            (ProviderKind::Bedrock { region, credentials }, Some(url))
+        }
+        other => {
+            return Err(err(
+                format_args!("{path}.kind"),
+                format_args!("unknown provider kind {other:?} (known: openai, azure, anthropic, bedrock, gemini)"),
+            ))
+        }
+    };
+    let base_url = match p.base_url {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => default_url
+            .ok_or_else(|| err(format_args!("{path}.base_url"), "is required for this kind"))?,
+    };
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://"))
+        || base_url.len() <= "https://".len()
+    {
+        return Err(err(
+            format_args!("{path}.base_url"),
+            "must be an http(s) URL",
+        ));
+    }
+    let region = match p.region {
+        Some(r) if r.is_empty() => {
+            return Err(err(format_args!("{path}.region"), "must not be empty"))
+        }
+        Some(r) => r,
+        None => "global".to_owned(),
+    };
+    Ok(Provider {
+        name,
+        kind,
+        base_url,
+        api_key_secret,
+        region,
+    })
+}
+
+/// `us-east-1`, `eu-central-2`, `ap-southeast-4`, `us-gov-west-1`: lower-case words and a final number.
+fn is_aws_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok()
 }
 
 fn positive(v: Option<u64>, default: u64, path: &str) -> Result<u64, ConfigError> {

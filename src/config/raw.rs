@@ -28,10 +28,25 @@ pub struct RawKey {
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
     pub kind: String,
-    pub base_url: String,
+    /// Defaults per kind; required for `azure` and for OpenAI-compatible hosts other than OpenAI itself.
+    #[serde(default)]
+    pub base_url: Option<String>,
     /// Name of the worker secret holding the provider's API key.
     #[serde(default)]
     pub api_key_secret: Option<String>,
+    /// Azure OpenAI `api-version`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Where the provider serves from: an AWS region for `bedrock` (required there).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Bedrock: worker secrets holding the AWS credentials.
+    #[serde(default)]
+    pub access_key_id_secret: Option<String>,
+    #[serde(default)]
+    pub secret_access_key_secret: Option<String>,
+    #[serde(default)]
+    pub session_token_secret: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -141,4 +141,8 @@ impl Platform for EdgePlatform {
     async fn sleep(&self, ms: u64) {
         worker::Delay::from(Duration::from_millis(ms)).await
     }
+
+    fn now_ms(&self) -> u64 {
+        js_sys::Date::now() as u64
+    }
 }

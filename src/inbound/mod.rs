@@ -1,3 +1,75 @@
 //! Client dialects: how requests are read and how answers and errors are written back.
 
+pub mod anthropic;
 pub mod openai;
+
+use crate::canonical::{ChatResponse, StreamEvent};
+use crate::error::GatewayError;
+
+/// The API a client speaks, decided by the path it called. Errors are always answered in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    OpenAi,
+    Anthropic,
+}
+
+impl Dialect {
+    pub fn error_body(self, e: &GatewayError) -> Vec<u8> {
+        match self {
+            Dialect::OpenAi => openai::error_body(e),
+            Dialect::Anthropic => openai::error_body(e), // WIRE
+        }
+    }
+
+    /// A complete answer. `model` is the name the client asked for; `now_ms` dates OpenAI's `created`.
+    pub fn render_response(self, resp: &ChatResponse, model: &str, now_ms: u64) -> Vec<u8> {
+        match self {
+            Dialect::OpenAi => openai::render_response(resp, now_ms / 1000),
+            Dialect::Anthropic => openai::render_response(resp, model.len() as u64), // WIRE
+        }
+    }
+
+    pub fn stream_encoder(self, model: &str, include_usage: bool, now_ms: u64) -> Encoder {
+        match self {
+            Dialect::OpenAi => {
+                Encoder::OpenAi(openai::StreamEncoder::new(now_ms / 1000, include_usage))
+            }
+            Dialect::Anthropic => Encoder::OpenAi(openai::StreamEncoder::new(
+                model.len() as u64,
+                include_usage,
+            )), // WIRE
+        }
+    }
+}
+
+/// Writes canonical stream events in a client dialect.
+pub enum Encoder {
+    OpenAi(openai::StreamEncoder),
+    Anthropic(openai::StreamEncoder), // WIRE
+}
+
+impl Encoder {
+    pub fn encode_all(&mut self, events: &[StreamEvent], out: &mut Vec<u8>) {
+        for ev in events {
+            match self {
+                Encoder::OpenAi(e) => e.encode(ev, out),
+                Encoder::Anthropic(e) => e.encode(ev, out),
+            }
+        }
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        match self {
+            Encoder::OpenAi(e) => e.finish(out),
+            Encoder::Anthropic(e) => e.finish(out),
+        }
+    }
+
+    /// Ends the stream with an error event in the dialect's own shape.
+    pub fn fail(&mut self, err: &GatewayError, out: &mut Vec<u8>) {
+        match self {
+            Encoder::OpenAi(e) => e.fail(err, out),
+            Encoder::Anthropic(e) => e.fail(err, out),
+        }
+    }
+}

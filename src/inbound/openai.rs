@@ -1,5 +1,9 @@
 //! The OpenAI Chat Completions dialect as spoken by clients.
 
+use crate::canonical::{
+    self, ChatResponse, FinishReason, Image, Message, Part, ResponseFormat, Role, StreamEvent,
+    Tool, ToolChoice, Usage,
+};
 use crate::config::Config;
 use crate::error::{ErrorKind, GatewayError};
 use serde_json::{json, Map, Value};
@@ -130,6 +134,426 @@ pub fn models_list(config: &Config) -> Vec<u8> {
         .map(|name| json!({"id": name, "object": "model", "created": 0, "owned_by": "meridian"}))
         .collect();
     serde_json::to_vec(&json!({"object": "list", "data": data})).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Conversion to and from the canonical shapes, for providers that do not speak OpenAI's wire format.
+
+impl ChatRequest {
+    pub fn to_canonical(&self) -> Result<canonical::ChatRequest, GatewayError> {
+        let b = &self.body;
+        let mut out = canonical::ChatRequest {
+            model: self.model.clone(),
+            stream: self.stream,
+            include_usage: b
+                .get("stream_options")
+                .and_then(|o| o.get("include_usage"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            temperature: opt_f64(b, "temperature")?,
+            top_p: opt_f64(b, "top_p")?,
+            max_tokens: match opt_u32(b, "max_completion_tokens")? {
+                Some(n) => Some(n),
+                None => opt_u32(b, "max_tokens")?,
+            },
+            seed: match b.get("seed") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    v.as_i64()
+                        .ok_or_else(|| GatewayError::invalid("`seed` must be an integer"))?,
+                ),
+            },
+            user: b.get("user").and_then(Value::as_str).map(str::to_owned),
+            stop: match b.get("stop") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::String(s)) => vec![s.clone()],
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| {
+                        GatewayError::invalid("`stop` must be a string or an array of strings")
+                    })?,
+                Some(_) => {
+                    return Err(GatewayError::invalid(
+                        "`stop` must be a string or an array of strings",
+                    ))
+                }
+            },
+            ..Default::default()
+        };
+        if let Some(Value::Array(msgs)) = b.get("messages") {
+            for (i, m) in msgs.iter().enumerate() {
+                read_message(m, i, &mut out)?;
+            }
+        }
+        if let Some(tools) = b.get("tools").filter(|v| !v.is_null()) {
+            let tools = tools
+                .as_array()
+                .ok_or_else(|| GatewayError::invalid("`tools` must be an array"))?;
+            for (i, t) in tools.iter().enumerate() {
+                let f = t.get("function").ok_or_else(|| {
+                    GatewayError::invalid(format!("tools[{i}].function is required"))
+                })?;
+                let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
+                    GatewayError::invalid(format!("tools[{i}].function.name is required"))
+                })?;
+                out.tools.push(Tool {
+                    name: name.to_owned(),
+                    description: f
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    parameters: f
+                        .get("parameters")
+                        .cloned()
+                        .unwrap_or_else(|| json!({"type": "object"})),
+                });
+            }
+        }
+        out.tool_choice = match b.get("tool_choice") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(match s.as_str() {
+                "auto" => ToolChoice::Auto,
+                "none" => ToolChoice::None,
+                "required" => ToolChoice::Required,
+                other => {
+                    return Err(GatewayError::invalid(format!(
+                        "tool_choice: unknown value {other:?}"
+                    )))
+                }
+            }),
+            Some(v) => Some(ToolChoice::Tool(
+                v.pointer("/function/name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| GatewayError::invalid("tool_choice.function.name is required"))?
+                    .to_owned(),
+            )),
+        };
+        out.response_format = match b.get("response_format") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.get("type").and_then(Value::as_str) {
+                Some("text") => None,
+                Some("json_object") => Some(ResponseFormat::JsonObject),
+                Some("json_schema") => {
+                    let js = v.get("json_schema").ok_or_else(|| {
+                        GatewayError::invalid("response_format.json_schema is required")
+                    })?;
+                    Some(ResponseFormat::JsonSchema {
+                        name: js
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("response")
+                            .to_owned(),
+                        schema: js.get("schema").cloned().unwrap_or_else(|| json!({})),
+                        strict: js.get("strict").and_then(Value::as_bool),
+                    })
+                }
+                _ => {
+                    return Err(GatewayError::invalid(
+                        "response_format.type must be text, json_object or json_schema",
+                    ))
+                }
+            },
+        };
+        Ok(out)
+    }
+}
+
+fn opt_f64(b: &Map<String, Value>, key: &str) -> Result<Option<f64>, GatewayError> {
+    match b.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| GatewayError::invalid(format!("`{key}` must be a number"))),
+    }
+}
+
+fn opt_u32(b: &Map<String, Value>, key: &str) -> Result<Option<u32>, GatewayError> {
+    match b.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                GatewayError::invalid(format!("`{key}` must be a non-negative integer"))
+            }),
+    }
+}
+
+/// Text of a `content` that may be a string or an array of `{type:"text"}` parts.
+fn text_of(content: Option<&Value>, path: &str) -> Result<String, GatewayError> {
+    match content {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(parts)) => {
+            let mut s = String::new();
+            for (j, p) in parts.iter().enumerate() {
+                match p.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        s.push_str(p.get("text").and_then(Value::as_str).unwrap_or_default())
+                    }
+                    other => {
+                        return Err(GatewayError::invalid(format!(
+                            "{path}[{j}].type: {other:?} is not allowed here (text only)"
+                        )))
+                    }
+                }
+            }
+            Ok(s)
+        }
+        Some(_) => Err(GatewayError::invalid(format!(
+            "{path} must be a string or an array of parts"
+        ))),
+    }
+}
+
+fn push_part(out: &mut canonical::ChatRequest, role: Role, part: Part) {
+    match out.messages.last_mut() {
+        Some(last) if last.role == role => last.content.push(part),
+        _ => out.messages.push(Message {
+            role,
+            content: vec![part],
+        }),
+    }
+}
+
+fn read_message(m: &Value, i: usize, out: &mut canonical::ChatRequest) -> Result<(), GatewayError> {
+    let path = format!("messages[{i}].content");
+    match m.get("role").and_then(Value::as_str).unwrap_or_default() {
+        "system" | "developer" => out.system.push(text_of(m.get("content"), &path)?),
+        "user" => match m.get("content") {
+            Some(Value::Array(parts)) => {
+                for (j, p) in parts.iter().enumerate() {
+                    let part = match p.get("type").and_then(Value::as_str) {
+                        Some("text") => Part::Text(
+                            p.get("text")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned(),
+                        ),
+                        Some("image_url") => {
+                            let url = p
+                                .pointer("/image_url/url")
+                                .and_then(Value::as_str)
+                                .ok_or_else(|| {
+                                    GatewayError::invalid(format!(
+                                        "{path}[{j}].image_url.url is required"
+                                    ))
+                                })?;
+                            Part::Image(image_from_url(url))
+                        }
+                        other => {
+                            return Err(GatewayError::invalid(format!(
+                                "{path}[{j}].type: unsupported content part {other:?}"
+                            )))
+                        }
+                    };
+                    push_part(out, Role::User, part);
+                }
+            }
+            c => push_part(out, Role::User, Part::Text(text_of(c, &path)?)),
+        },
+        "assistant" => {
+            let text = text_of(m.get("content"), &path)?;
+            if !text.is_empty() {
+                push_part(out, Role::Assistant, Part::Text(text));
+            }
+            if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
+                for (j, c) in calls.iter().enumerate() {
+                    let get = |p: &str| c.pointer(p).and_then(Value::as_str);
+                    let (Some(id), Some(name)) = (get("/id"), get("/function/name")) else {
+                        return Err(GatewayError::invalid(format!(
+                            "messages[{i}].tool_calls[{j}] needs an id and function.name"
+                        )));
+                    };
+                    push_part(
+                        out,
+                        Role::Assistant,
+                        Part::ToolCall {
+                            id: id.to_owned(),
+                            name: name.to_owned(),
+                            arguments: get("/function/arguments").unwrap_or("{}").to_owned(),
+                        },
+                    );
+                }
+            }
+        }
+        "tool" => {
+            let call_id = m
+                .get("tool_call_id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    GatewayError::invalid(format!("messages[{i}].tool_call_id is required"))
+                })?;
+            let content = text_of(m.get("content"), &path)?;
+            push_part(
+                out,
+                Role::User,
+                Part::ToolResult {
+                    call_id: call_id.to_owned(),
+                    content,
+                    is_error: false,
+                },
+            );
+        }
+        other => {
+            return Err(GatewayError::invalid(format!(
+                "messages[{i}].role: {other:?} is not supported here; use \"tool\""
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// `data:` URLs carry the image inline; anything else is fetched by the provider.
+fn image_from_url(url: &str) -> Image {
+    if let Some(rest) = url.strip_prefix("data:") {
+        if let Some((meta, data)) = rest.split_once(',') {
+            if let Some(media_type) = meta.strip_suffix(";base64") {
+                return Image::Base64 {
+                    media_type: media_type.to_owned(),
+                    data: data.to_owned(),
+                };
+            }
+        }
+    }
+    Image::Url(url.to_owned())
+}
+
+pub fn finish_reason(f: FinishReason) -> &'static str {
+    match f {
+        FinishReason::Stop | FinishReason::StopSequence => "stop",
+        FinishReason::Length => "length",
+        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::ContentFilter => "content_filter",
+    }
+}
+
+fn usage_value(u: &Usage) -> Value {
+    json!({
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": u.input_tokens + u.output_tokens,
+    })
+}
+
+/// A `chat.completion` object for a canonical answer.
+pub fn render_response(resp: &ChatResponse, created: u64) -> Vec<u8> {
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for p in &resp.content {
+        match p {
+            Part::Text(t) => text.push_str(t),
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+            } => calls.push(json!({
+                "id": id, "type": "function", "function": {"name": name, "arguments": arguments}
+            })),
+            Part::Image(_) | Part::ToolResult { .. } => {}
+        }
+    }
+    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    serde_json::to_vec(&json!({
+        "id": resp.id,
+        "object": "chat.completion",
+        "created": created,
+        "model": resp.model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(resp.finish), "logprobs": null}],
+        "usage": usage_value(&resp.usage),
+    }))
+    .unwrap_or_default()
+}
+
+/// Writes canonical stream events as OpenAI `chat.completion.chunk` SSE events.
+pub struct StreamEncoder {
+    id: String,
+    model: String,
+    created: u64,
+    include_usage: bool,
+    started: bool,
+    usage: Option<Usage>,
+}
+
+impl StreamEncoder {
+    pub fn new(created: u64, include_usage: bool) -> Self {
+        StreamEncoder {
+            id: String::new(),
+            model: String::new(),
+            created,
+            include_usage,
+            started: false,
+            usage: None,
+        }
+    }
+
+    fn chunk(&self, delta: Value, finish: Option<&str>, out: &mut Vec<u8>) {
+        self.write(
+            json!({
+                "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }),
+            out,
+        );
+    }
+
+    fn write(&self, v: Value, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"data: ");
+        // Serialising a Value cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &v);
+        out.extend_from_slice(b"\n\n");
+    }
+
+    pub fn encode(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
+        if !self.started {
+            self.started = true;
+            if let StreamEvent::Start { id, model } = ev {
+                self.id.clone_from(id);
+                self.model.clone_from(model);
+            }
+            self.chunk(json!({"role": "assistant", "content": ""}), None, out);
+        }
+        match ev {
+            StreamEvent::Start { .. } => {}
+            StreamEvent::Text(t) => self.chunk(json!({"content": t}), None, out),
+            StreamEvent::ToolCallStart { index, id, name } => self.chunk(
+                json!({"tool_calls": [{"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
+                None,
+                out,
+            ),
+            StreamEvent::ToolCallArgs { index, delta } => self.chunk(
+                json!({"tool_calls": [{"index": index, "function": {"arguments": delta}}]}),
+                None,
+                out,
+            ),
+            StreamEvent::Finish(f) => self.chunk(json!({}), Some(finish_reason(*f)), out),
+            StreamEvent::Usage(u) => self.usage = Some(*u),
+        }
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.include_usage {
+            if let Some(u) = &self.usage {
+                let v = json!({
+                    "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                    "choices": [], "usage": usage_value(u),
+                });
+                self.write(v, out);
+            }
+        }
+        out.extend_from_slice(b"data: [DONE]\n\n");
+    }
+
+    pub fn fail(&mut self, e: &GatewayError, out: &mut Vec<u8>) {
+        out.extend_from_slice(&error_event(e));
+    }
 }
 
 #[cfg(test)]

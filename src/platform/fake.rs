@@ -48,6 +48,9 @@ impl Scripted {
     }
 }
 
+/// The fake clock: 2015-08-30T12:36:00Z, the instant of AWS's published SigV4 examples.
+pub const FAKE_NOW_MS: u64 = 1_440_938_160_000;
+
 /// Timers fire at once: any wait that is not already satisfied times out.
 #[derive(Default)]
 pub struct FakePlatform {
@@ -108,4 +111,8 @@ impl Platform for FakePlatform {
     }
 
     async fn sleep(&self, _ms: u64) {}
+
+    fn now_ms(&self) -> u64 {
+        FAKE_NOW_MS
+    }
 }

@@ -1,19 +1,24 @@
 //! OpenAI Chat Completions and every host that speaks it (Groq, Mistral, DeepSeek, Together, vLLM, Ollama, ...).
 
+use super::Credentials;
+use crate::canonical::{
+    self, ChatResponse, FinishReason, Image, Part, ResponseFormat, Role, StreamEvent, ToolChoice,
+    Usage,
+};
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Headers, Method};
 use crate::inbound::openai::ChatRequest;
 use crate::platform::UpstreamRequest;
-use serde_json::Value;
+use crate::sse::SseParser;
+use serde_json::{json, Map, Value};
 
-/// Longest provider message passed on to a client; the rest is noise at best and a leak at worst.
-const MAX_UPSTREAM_MESSAGE: usize = 300;
-
-pub fn chat_request(
+/// The client's own OpenAI-dialect body, forwarded untranslated to an OpenAI-wire provider with only the model
+/// name replaced: nothing is lost, and nothing is spent re-encoding.
+pub fn passthrough_request(
     dep: &Deployment,
     chat: &ChatRequest,
-    api_key: Option<&str>,
+    creds: &Credentials,
 ) -> UpstreamRequest {
     let mut body = chat.body.clone();
     body.insert("model".into(), Value::String(dep.model.clone()));
@@ -27,79 +32,349 @@ pub fn chat_request(
             "application/json"
         },
     );
-    if let Some(key) = api_key {
-        headers.insert("authorization", format!("Bearer {key}"));
-    }
+    super::add_key_header(&dep.provider.kind, creds, &mut headers);
     UpstreamRequest {
         method: Method::Post,
-        url: format!("{}/chat/completions", dep.provider.base_url),
+        url: super::openai_wire_url(dep),
         headers,
         body: serde_json::to_vec(&body).unwrap_or_default(),
     }
 }
 
-/// Turns a provider's non-2xx answer into the error the client sees. The provider's own message is kept (it is
-/// usually the useful part) but shortened, and the provider key is removed from it should a provider echo it.
-pub fn upstream_error(
-    dep: &Deployment,
-    status: u16,
-    headers: &Headers,
-    body: &[u8],
-    api_key: Option<&str>,
-) -> GatewayError {
-    let detail = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/error/message")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    let detail = redact(&detail, api_key);
-    let who = &dep.provider.name;
-    let message = if detail.is_empty() {
-        format!("provider {who} answered HTTP {status}")
-    } else {
-        format!("provider {who} answered HTTP {status}: {detail}")
-    };
-    let mut e = match status {
-        400 | 413 | 422 => GatewayError::invalid(message).with_status(status),
-        408 | 504 => GatewayError::new(ErrorKind::Timeout, message),
-        429 => {
-            let mut e = GatewayError::new(ErrorKind::RateLimited, message)
-                .with_code("upstream_rate_limited");
-            e.retry_after = headers
-                .get("retry-after")
-                .filter(|v| !v.is_empty() && v.len() < 32 && v.bytes().all(|b| b.is_ascii_digit()))
-                .map(str::to_owned);
-            e
-        }
-        // The gateway's credentials or model mapping are wrong: the client can do nothing about it.
-        401 | 403 | 404 => {
-            GatewayError::new(ErrorKind::Upstream, message).with_code("upstream_misconfigured")
-        }
-        _ => GatewayError::new(ErrorKind::Upstream, message).with_code("upstream_error"),
-    };
-    if e.code.is_none() {
-        e.code = Some("upstream_error");
+// ---------------------------------------------------------------------------------------------------------------
+// Conversion from and to the canonical shapes, for clients that do not speak OpenAI's dialect.
+
+/// Chat Completions body for a canonical request. Streams always ask for usage: every dialect reports it.
+pub fn request_body(req: &canonical::ChatRequest, model: &str) -> Vec<u8> {
+    let mut messages = Vec::new();
+    if !req.system.is_empty() {
+        messages.push(json!({"role": "system", "content": req.system.join("\n\n")}));
     }
-    e
+    for m in &req.messages {
+        match m.role {
+            Role::Assistant => {
+                let text: String = m
+                    .content
+                    .iter()
+                    .filter_map(|p| {
+                        if let Part::Text(t) = p {
+                            Some(t.as_str())
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                let calls: Vec<Value> = m
+                    .content
+                    .iter()
+                    .filter_map(|p| match p {
+                        Part::ToolCall { id, name, arguments } => Some(json!({
+                            "id": id, "type": "function", "function": {"name": name, "arguments": arguments}
+                        })),
+                        _ => None,
+                    })
+                    .collect();
+                let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
+                if !calls.is_empty() {
+                    msg["tool_calls"] = Value::Array(calls);
+                }
+                messages.push(msg);
+            }
+            Role::User => {
+                // Tool results become `tool` messages, which must directly follow the assistant's calls.
+                let mut parts = Vec::new();
+                for p in &m.content {
+                    match p {
+                        Part::ToolResult { call_id, content, .. } => {
+                            messages.push(json!({"role": "tool", "tool_call_id": call_id, "content": content}))
+                        }
+                        Part::Text(t) => parts.push(json!({"type": "text", "text": t})),
+                        Part::Image(Image::Url(u)) => parts.push(json!({"type": "image_url", "image_url": {"url": u}})),
+                        Part::Image(Image::Base64 { media_type, data }) => parts.push(
+                            json!({"type": "image_url", "image_url": {"url": format!("data:{media_type};base64,{data}")}}),
+                        ),
+                        Part::ToolCall { .. } => {}
+                    }
+                }
+                if !parts.is_empty() {
+                    let content = match parts.as_slice() {
+                        [only] if only["type"] == "text" => only["text"].clone(),
+                        _ => Value::Array(parts),
+                    };
+                    messages.push(json!({"role": "user", "content": content}));
+                }
+            }
+        }
+    }
+    let mut body = Map::new();
+    body.insert("model".into(), json!(model));
+    body.insert("messages".into(), Value::Array(messages));
+    if req.stream {
+        body.insert("stream".into(), json!(true));
+        body.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+    let mut set = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            body.insert(k.into(), v);
+        }
+    };
+    set("temperature", req.temperature.map(|v| json!(v)));
+    set("top_p", req.top_p.map(|v| json!(v)));
+    set("max_completion_tokens", req.max_tokens.map(|v| json!(v)));
+    set("seed", req.seed.map(|v| json!(v)));
+    set("user", req.user.as_ref().map(|v| json!(v)));
+    set("stop", (!req.stop.is_empty()).then(|| json!(req.stop)));
+    if !req.tools.is_empty() {
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| {
+                let mut f = json!({"name": t.name, "parameters": t.parameters});
+                if let Some(d) = &t.description {
+                    f["description"] = json!(d);
+                }
+                json!({"type": "function", "function": f})
+            })
+            .collect();
+        set("tools", Some(Value::Array(tools)));
+    }
+    set(
+        "tool_choice",
+        req.tool_choice.as_ref().map(|c| match c {
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::None => json!("none"),
+            ToolChoice::Required => json!("required"),
+            ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
+        }),
+    );
+    set(
+        "response_format",
+        req.response_format.as_ref().map(|f| match f {
+            ResponseFormat::JsonObject => json!({"type": "json_object"}),
+            ResponseFormat::JsonSchema {
+                name,
+                schema,
+                strict,
+            } => {
+                let mut js = json!({"name": name, "schema": schema});
+                if let Some(s) = strict {
+                    js["strict"] = json!(s);
+                }
+                json!({"type": "json_schema", "json_schema": js})
+            }
+        }),
+    );
+    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
 }
 
-fn redact(detail: &str, api_key: Option<&str>) -> String {
-    let mut s = match api_key {
-        Some(k) if k.len() >= 4 => detail.replace(k, "[redacted]"),
-        _ => detail.to_owned(),
-    };
-    if s.len() > MAX_UPSTREAM_MESSAGE {
-        let mut cut = MAX_UPSTREAM_MESSAGE;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push('…');
+fn finish_from(s: &str) -> FinishReason {
+    match s {
+        "length" => FinishReason::Length,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        _ => FinishReason::Stop,
     }
-    s
+}
+
+fn usage_from(v: &Value) -> Option<Usage> {
+    Some(Usage {
+        input_tokens: v.get("prompt_tokens")?.as_u64()?,
+        output_tokens: v.get("completion_tokens")?.as_u64()?,
+    })
+}
+
+fn malformed(what: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::Upstream,
+        format!("provider answered a malformed {what}"),
+    )
+    .with_code("upstream_malformed")
+}
+
+pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| malformed("response (not JSON)"))?;
+    let choice = v
+        .pointer("/choices/0")
+        .ok_or_else(|| malformed("response (no choices)"))?;
+    let msg = choice
+        .get("message")
+        .ok_or_else(|| malformed("response (no message)"))?;
+    let mut content = Vec::new();
+    if let Some(t) = msg
+        .get("content")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    {
+        content.push(Part::Text(t.to_owned()));
+    }
+    for c in msg
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let get = |p: &str| {
+            c.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        content.push(Part::ToolCall {
+            id: get("/id"),
+            name: get("/function/name"),
+            arguments: get("/function/arguments"),
+        });
+    }
+    Ok(ChatResponse {
+        id: v
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        model: v
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        content,
+        finish: finish_from(
+            choice
+                .get("finish_reason")
+                .and_then(Value::as_str)
+                .unwrap_or("stop"),
+        ),
+        usage: v.get("usage").and_then(usage_from).unwrap_or_default(),
+    })
+}
+
+pub fn error_message(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    v.pointer("/error/message")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// Decodes a Chat Completions SSE stream into canonical events.
+#[derive(Default)]
+pub struct StreamDecoder {
+    sse: SseParser,
+    started: bool,
+    /// Tool-call indexes whose start has been reported.
+    tools_started: Vec<u64>,
+    finished: bool,
+    done: bool,
+}
+
+impl StreamDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamEvent>, GatewayError> {
+        let mut out = Vec::new();
+        for ev in self.sse.push(bytes) {
+            if self.done {
+                break;
+            }
+            if ev.data == "[DONE]" {
+                self.done = true;
+                continue;
+            }
+            let v: Value = serde_json::from_str(&ev.data).map_err(|_| malformed("stream event"))?;
+            if let Some(err) = v.get("error") {
+                let msg = err
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown error");
+                return Err(GatewayError::new(
+                    ErrorKind::Upstream,
+                    format!("provider stream failed: {msg}"),
+                )
+                .with_code("upstream_stream_error"));
+            }
+            self.chunk(&v, &mut out);
+        }
+        Ok(out)
+    }
+
+    fn chunk(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                id: v
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                model: v
+                    .get("model")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            });
+        }
+        if let Some(choice) = v.pointer("/choices/0") {
+            let delta = choice.get("delta");
+            if let Some(t) = delta.and_then(|d| d.get("content")).and_then(Value::as_str) {
+                if !t.is_empty() {
+                    out.push(StreamEvent::Text(t.to_owned()));
+                }
+            }
+            let calls = delta
+                .and_then(|d| d.get("tool_calls"))
+                .and_then(Value::as_array);
+            for c in calls.into_iter().flatten() {
+                let index = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+                let idx = u32::try_from(index).unwrap_or(u32::MAX);
+                if !self.tools_started.contains(&index) {
+                    self.tools_started.push(index);
+                    out.push(StreamEvent::ToolCallStart {
+                        index: idx,
+                        id: c
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        name: c
+                            .pointer("/function/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                    });
+                }
+                if let Some(a) = c.pointer("/function/arguments").and_then(Value::as_str) {
+                    if !a.is_empty() {
+                        out.push(StreamEvent::ToolCallArgs {
+                            index: idx,
+                            delta: a.to_owned(),
+                        });
+                    }
+                }
+            }
+            if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+                if !self.finished {
+                    self.finished = true;
+                    out.push(StreamEvent::Finish(finish_from(f)));
+                }
+            }
+        }
+        if let Some(u) = v.get("usage").and_then(usage_from) {
+            out.push(StreamEvent::Usage(u));
+        }
+    }
+
+    /// The upstream closed: complete only if it said so.
+    pub fn end(&mut self) -> Result<Vec<StreamEvent>, GatewayError> {
+        if self.done || self.finished {
+            Ok(Vec::new())
+        } else {
+            Err(GatewayError::new(
+                ErrorKind::Upstream,
+                "provider stream ended before completion",
+            )
+            .with_code("upstream_stream_truncated"))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -116,6 +391,7 @@ mod tests {
                 kind: ProviderKind::OpenAi,
                 base_url: "https://api.example.test/v1".into(),
                 api_key_secret: Some("K".into()),
+                region: "global".into(),
             }),
             model: "real-model".into(),
             region: "us-east".into(),
@@ -126,7 +402,7 @@ mod tests {
     fn builds_request_with_rewritten_model_and_key() {
         let chat = parse_chat(br#"{"model":"alias","stream":true,"messages":[{"role":"user","content":"x"}],"top_p":0.5}"#)
             .unwrap();
-        let r = chat_request(&dep(), &chat, Some("sk-123"));
+        let r = passthrough_request(&dep(), &chat, &Credentials::ApiKey("sk-123".into()));
         assert_eq!(r.url, "https://api.example.test/v1/chat/completions");
         assert_eq!(r.headers.get("authorization"), Some("Bearer sk-123"));
         assert_eq!(r.headers.get("accept"), Some("text/event-stream"));
@@ -134,40 +410,5 @@ mod tests {
         assert_eq!(v["model"], "real-model");
         assert_eq!(v["top_p"], 0.5);
         assert_eq!(v["stream"], true);
-    }
-
-    #[test]
-    fn maps_statuses_and_redacts_key() {
-        let body = br#"{"error":{"message":"bad key sk-secret-value given"}}"#;
-        let e = upstream_error(&dep(), 401, &Headers::new(), body, Some("sk-secret-value"));
-        assert_eq!(e.status, 502);
-        assert!(!e.message.contains("sk-secret-value"), "{}", e.message);
-        assert!(e.message.contains("[redacted]"));
-
-        let h: Headers = [("retry-after", "7")].into_iter().collect();
-        let e = upstream_error(&dep(), 429, &h, b"", None);
-        assert_eq!((e.status, e.retry_after.as_deref()), (429, Some("7")));
-        let h: Headers = [("retry-after", "7\r\nx: y")].into_iter().collect();
-        assert_eq!(upstream_error(&dep(), 429, &h, b"", None).retry_after, None);
-
-        assert_eq!(
-            upstream_error(&dep(), 400, &Headers::new(), b"", None).status,
-            400
-        );
-        assert_eq!(
-            upstream_error(&dep(), 503, &Headers::new(), b"<html>", None).status,
-            502
-        );
-        assert_eq!(
-            upstream_error(&dep(), 504, &Headers::new(), b"", None).status,
-            504
-        );
-        let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "é".repeat(400));
-        assert!(
-            upstream_error(&dep(), 500, &Headers::new(), long.as_bytes(), None)
-                .message
-                .len()
-                < 400
-        );
     }
 }

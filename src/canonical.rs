@@ -1,0 +1,147 @@
+//! The one shape every client dialect and every provider wire format converts to and from. Dialects and providers
+//! never convert into each other directly: N + M conversions instead of N × M.
+
+use serde_json::Value;
+
+/// A chat request after parsing, whatever dialect it arrived in.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChatRequest {
+    /// The model (alias) as the client named it.
+    pub model: String,
+    /// System (and OpenAI "developer") instructions, in order. Providers that take one string join them with "\n\n".
+    pub system: Vec<String>,
+    pub messages: Vec<Message>,
+    pub tools: Vec<Tool>,
+    pub tool_choice: Option<ToolChoice>,
+    pub response_format: Option<ResponseFormat>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub max_tokens: Option<u32>,
+    pub stop: Vec<String>,
+    pub seed: Option<i64>,
+    /// End-user id for the provider's abuse tracking; never part of a cache key.
+    pub user: Option<String>,
+    pub stream: bool,
+    /// OpenAI `stream_options.include_usage`: whether an OpenAI-dialect stream ends with a usage chunk.
+    pub include_usage: bool,
+}
+
+/// Conversation turns alternate between the user and the assistant. Tool results travel in user turns (as
+/// Anthropic, Bedrock and Gemini carry them); the OpenAI dialect maps its `tool` messages to and from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub role: Role,
+    pub content: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    Text(String),
+    Image(Image),
+    /// A call the assistant made. `arguments` is the JSON text exactly as the model produced it.
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: String,
+    },
+    ToolResult {
+        call_id: String,
+        content: String,
+        is_error: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Image {
+    Url(String),
+    Base64 { media_type: String, data: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tool {
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema of the arguments.
+    pub parameters: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolChoice {
+    Auto,
+    None,
+    /// The model must call some tool.
+    Required,
+    /// The model must call this tool.
+    Tool(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseFormat {
+    JsonObject,
+    JsonSchema {
+        name: String,
+        schema: Value,
+        strict: Option<bool>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// Natural end of the turn.
+    Stop,
+    /// A caller-supplied stop sequence matched.
+    StopSequence,
+    /// The token limit was reached.
+    Length,
+    ToolCalls,
+    ContentFilter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// A complete (non-streaming) answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatResponse {
+    pub id: String,
+    /// The provider's model name.
+    pub model: String,
+    /// `Part::Text` and `Part::ToolCall` only, in the order the model produced them.
+    pub content: Vec<Part>,
+    pub finish: FinishReason,
+    pub usage: Usage,
+}
+
+/// One step of a streamed answer. Every provider stream decodes to these and every dialect encodes from them.
+/// Order: `Start`, then any mix of `Text` and tool-call events, then `Finish` and `Usage` (either order, each at
+/// most once), then the stream ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    Start {
+        id: String,
+        model: String,
+    },
+    Text(String),
+    /// A tool call begins; `index` numbers tool calls within the answer from 0.
+    ToolCallStart {
+        index: u32,
+        id: String,
+        name: String,
+    },
+    /// More argument JSON text for tool call `index`.
+    ToolCallArgs {
+        index: u32,
+        delta: String,
+    },
+    Finish(FinishReason),
+    Usage(Usage),
+}

@@ -1,0 +1,150 @@
+//! A provider's non-2xx answer turned into the error the client sees, whatever the provider's wire format.
+
+use super::{error_message, Credentials};
+use crate::config::Deployment;
+use crate::error::{ErrorKind, GatewayError};
+use crate::http::Headers;
+
+/// Longest provider message passed on to a client; the rest is noise at best and a leak at worst.
+const MAX_UPSTREAM_MESSAGE: usize = 300;
+
+/// The provider's own message is kept (it is usually the useful part) but shortened, and any credential is removed
+/// from it should a provider echo one.
+pub fn upstream_error(
+    dep: &Deployment,
+    status: u16,
+    headers: &Headers,
+    body: &[u8],
+    creds: &Credentials,
+) -> GatewayError {
+    let detail = error_message(&dep.provider.kind, body).unwrap_or_default();
+    let detail = redact(&detail, &creds.secrets());
+    let who = &dep.provider.name;
+    let message = if detail.is_empty() {
+        format!("provider {who} answered HTTP {status}")
+    } else {
+        format!("provider {who} answered HTTP {status}: {detail}")
+    };
+    match status {
+        400 | 413 | 422 => GatewayError::invalid(message)
+            .with_status(status)
+            .with_code("upstream_rejected_request"),
+        408 | 504 => GatewayError::new(ErrorKind::Timeout, message).with_code("upstream_timeout"),
+        429 => {
+            let mut e = GatewayError::new(ErrorKind::RateLimited, message)
+                .with_code("upstream_rate_limited");
+            e.retry_after = retry_after_seconds(headers);
+            e
+        }
+        503 | 529 => GatewayError::new(ErrorKind::Upstream, message)
+            .with_status(503)
+            .with_code("upstream_overloaded"),
+        // The gateway's credentials or model mapping are wrong: the client can do nothing about it.
+        401 | 403 | 404 => {
+            GatewayError::new(ErrorKind::Upstream, message).with_code("upstream_misconfigured")
+        }
+        _ => GatewayError::new(ErrorKind::Upstream, message).with_code("upstream_error"),
+    }
+}
+
+fn number(v: &str) -> Option<&str> {
+    (!v.is_empty() && v.len() < 16 && v.bytes().all(|b| b.is_ascii_digit())).then_some(v)
+}
+
+/// `retry-after` (seconds) or Azure's `retry-after-ms` / `x-ms-retry-after-ms`, as whole seconds. Only plain
+/// numbers are accepted, so nothing a provider sends can inject into the client's headers.
+pub fn retry_after_seconds(headers: &Headers) -> Option<String> {
+    if let Some(s) = headers.get("retry-after").and_then(number) {
+        return Some(s.to_owned());
+    }
+    let ms: u64 = headers
+        .get("retry-after-ms")
+        .or_else(|| headers.get("x-ms-retry-after-ms"))
+        .and_then(number)?
+        .parse()
+        .ok()?;
+    Some(ms.div_ceil(1000).to_string())
+}
+
+fn redact(detail: &str, secrets: &[&str]) -> String {
+    let mut s = detail.to_owned();
+    for secret in secrets.iter().filter(|k| k.len() >= 4) {
+        s = s.replace(secret, "[redacted]");
+    }
+    if s.len() > MAX_UPSTREAM_MESSAGE {
+        let mut cut = MAX_UPSTREAM_MESSAGE;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Provider, ProviderKind};
+    use std::rc::Rc;
+
+    fn dep() -> Deployment {
+        Deployment {
+            provider: Rc::new(Provider {
+                name: "p".into(),
+                kind: ProviderKind::OpenAi,
+                base_url: "https://api.example.test/v1".into(),
+                api_key_secret: Some("K".into()),
+                region: "global".into(),
+            }),
+            model: "m".into(),
+            region: "us-east".into(),
+        }
+    }
+
+    #[test]
+    fn maps_statuses_and_redacts_key() {
+        let key = Credentials::ApiKey("sk-secret-value".into());
+        let body = br#"{"error":{"message":"bad key sk-secret-value given"}}"#;
+        let e = upstream_error(&dep(), 401, &Headers::new(), body, &key);
+        assert_eq!(e.status, 502);
+        assert!(!e.message.contains("sk-secret-value"), "{}", e.message);
+        assert!(e.message.contains("[redacted]"));
+
+        let h: Headers = [("retry-after", "7")].into_iter().collect();
+        let e = upstream_error(&dep(), 429, &h, b"", &Credentials::None);
+        assert_eq!((e.status, e.retry_after.as_deref()), (429, Some("7")));
+        let h: Headers = [("retry-after", "7\r\nx: y")].into_iter().collect();
+        assert_eq!(
+            upstream_error(&dep(), 429, &h, b"", &Credentials::None).retry_after,
+            None
+        );
+        let h: Headers = [("x-ms-retry-after-ms", "1500")].into_iter().collect();
+        assert_eq!(retry_after_seconds(&h).as_deref(), Some("2"));
+
+        let none = &Credentials::None;
+        assert_eq!(
+            upstream_error(&dep(), 400, &Headers::new(), b"", none).status,
+            400
+        );
+        assert_eq!(
+            upstream_error(&dep(), 500, &Headers::new(), b"<html>", none).status,
+            502
+        );
+        assert_eq!(
+            upstream_error(&dep(), 529, &Headers::new(), b"", none).status,
+            503
+        );
+        assert_eq!(
+            upstream_error(&dep(), 504, &Headers::new(), b"", none).status,
+            504
+        );
+        let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "é".repeat(400));
+        assert!(
+            upstream_error(&dep(), 500, &Headers::new(), long.as_bytes(), none)
+                .message
+                .len()
+                < 400
+        );
+    }
+}

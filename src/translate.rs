@@ -1,0 +1,80 @@
+//! A provider stream translated into the client's dialect as it arrives: each upstream chunk is decoded into
+//! canonical events and re-encoded at once, never buffered to the end.
+
+use crate::error::{ErrorKind, GatewayError};
+use crate::http::{ByteStream, StreamError};
+use crate::inbound::Encoder;
+use crate::providers::Decoder;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use futures_util::Stream;
+
+pub struct Translate {
+    inner: ByteStream,
+    decoder: Decoder,
+    encoder: Encoder,
+    /// Output already produced (the events read before the response was committed).
+    pending: Vec<u8>,
+    finished: bool,
+}
+
+impl Translate {
+    pub fn new(inner: ByteStream, decoder: Decoder, encoder: Encoder, pending: Vec<u8>) -> Self {
+        Translate {
+            inner,
+            decoder,
+            encoder,
+            pending,
+            finished: false,
+        }
+    }
+}
+
+impl Stream for Translate {
+    type Item = Result<Vec<u8>, StreamError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if !this.pending.is_empty() {
+            return Poll::Ready(Some(Ok(std::mem::take(&mut this.pending))));
+        }
+        loop {
+            if this.finished {
+                return Poll::Ready(None);
+            }
+            let mut out = Vec::new();
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => match this.decoder.push(&chunk) {
+                    Ok(events) => this.encoder.encode_all(&events, &mut out),
+                    Err(e) => {
+                        this.finished = true;
+                        this.encoder.fail(&e, &mut out);
+                    }
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    this.finished = true;
+                    let e = GatewayError::new(
+                        ErrorKind::Upstream,
+                        format!("provider stream failed: {e}"),
+                    )
+                    .with_code("upstream_stream_error");
+                    this.encoder.fail(&e, &mut out);
+                }
+                Poll::Ready(None) => {
+                    this.finished = true;
+                    match this.decoder.end() {
+                        Ok(events) => {
+                            this.encoder.encode_all(&events, &mut out);
+                            this.encoder.finish(&mut out);
+                        }
+                        Err(e) => this.encoder.fail(&e, &mut out),
+                    }
+                }
+            }
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(out)));
+            }
+        }
+    }
+}
