@@ -86,3 +86,60 @@ fn errors_name_the_path() {
         assert!(e.0.contains(want), "want {want:?}, got {:?}", e.0);
     }
 }
+
+#[test]
+fn provider_kinds_check_their_own_settings() {
+    let model = r#"{"f":{"deployments":[{"provider":"p","model":"m","region":"r"}]}}"#;
+    let cases = [
+        (
+            r#"{"p":{"kind":"azure","base_url":"https://x.openai.azure.com"}}"#,
+            "providers.p.api_version: is required",
+        ),
+        (
+            r#"{"p":{"kind":"azure","api_version":"2024-10-21"}}"#,
+            "providers.p.base_url: is required",
+        ),
+        (
+            r#"{"p":{"kind":"gemini","api_version":"v"}}"#,
+            "providers.p.api_version: only applies to kind \"azure\"",
+        ),
+        (
+            r#"{"p":{"kind":"openai","access_key_id_secret":"A"}}"#,
+            "providers.p.access_key_id_secret: only applies",
+        ),
+        (
+            r#"{"p":{"kind":"bedrock","access_key_id_secret":"A","secret_access_key_secret":"S"}}"#,
+            "providers.p.region: an AWS region",
+        ),
+        (
+            r#"{"p":{"kind":"bedrock","region":"Mars","access_key_id_secret":"A","secret_access_key_secret":"S"}}"#,
+            "providers.p.region: an AWS region",
+        ),
+        (
+            r#"{"p":{"kind":"bedrock","region":"us-east-1","access_key_id_secret":"A"}}"#,
+            "providers.p.secret_access_key_secret: is required",
+        ),
+        (r#"{"a/b":{"kind":"openai"}}"#, "must not contain '/'"),
+    ];
+    for (providers, want) in cases {
+        let e = Config::parse(&with(model, providers)).unwrap_err();
+        assert!(e.0.contains(want), "want {want:?}, got {:?}", e.0);
+    }
+    let ok = r#"{"p":{"kind":"bedrock","region":"eu-central-1","access_key_id_secret":"A","secret_access_key_secret":"S"}}"#;
+    let c = Config::parse(&with(model, ok)).unwrap();
+    let p = c.provider("p").unwrap();
+    assert_eq!(
+        p.base_url,
+        "https://bedrock-runtime.eu-central-1.amazonaws.com"
+    );
+    assert_eq!(p.region, "eu-central-1");
+    let c = Config::parse(&with(
+        model,
+        r#"{"p":{"kind":"anthropic","api_key_secret":"K"}}"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        c.provider("p").unwrap().base_url,
+        "https://api.anthropic.com/v1"
+    );
+}

@@ -216,3 +216,78 @@ fn invalid_config_answers_500_naming_the_problem() {
         .unwrap()
         .contains("keys: at least one gateway key"));
 }
+
+fn multi_config() -> Config {
+    Config::parse(
+        r#"{
+        "keys": [{"name": "demo", "sha256": "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea"}],
+        "providers": {
+            "az": {"kind": "azure", "base_url": "https://res.openai.azure.com/", "api_version": "2024-10-21", "api_key_secret": "AZ_KEY"},
+            "oa": {"kind": "openai", "api_key_secret": "OA_KEY", "region": "us-east"}
+        },
+        "models": {"gpt": {"deployments": [{"provider": "az", "model": "gpt-4o-deploy", "region": "eastus"}]}}
+    }"#,
+    )
+    .unwrap()
+}
+
+fn run_with(cfg: &Config, p: &FakePlatform, req: Request) -> (Response, Vec<u8>) {
+    block_on(async {
+        let mut resp = handle(Ok(cfg), p, req).await;
+        let body = std::mem::replace(&mut resp.body, Body::Empty)
+            .collect()
+            .await
+            .unwrap();
+        (resp, body)
+    })
+}
+
+#[test]
+fn azure_gets_deployment_url_api_version_and_api_key_header() {
+    let p = FakePlatform::new([Scripted::json(200, r#"{"id":"x","choices":[]}"#)])
+        .with_secret("AZ_KEY", "az-secret");
+    let (resp, _) = run_with(
+        &multi_config(),
+        &p,
+        post(&CHAT.replace("demo", "gpt"), Some("demo")),
+    );
+    assert_eq!(resp.status, 200);
+    let reqs = p.requests.borrow();
+    assert_eq!(
+        reqs[0].url,
+        "https://res.openai.azure.com/openai/deployments/gpt-4o-deploy/chat/completions?api-version=2024-10-21"
+    );
+    assert_eq!(reqs[0].headers.get("api-key"), Some("az-secret"));
+    assert_eq!(reqs[0].headers.get("authorization"), None);
+}
+
+#[test]
+fn provider_slash_model_addresses_a_provider_directly() {
+    let p = FakePlatform::new([Scripted::json(200, r#"{"id":"x","choices":[]}"#)])
+        .with_secret("OA_KEY", "k");
+    let (resp, _) = run_with(
+        &multi_config(),
+        &p,
+        post(&CHAT.replace("demo", "oa/gpt-4.1-nano"), Some("demo")),
+    );
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        resp.headers.get("x-meridian-deployment"),
+        Some("oa/gpt-4.1-nano")
+    );
+    assert_eq!(resp.headers.get("x-meridian-region"), Some("us-east"));
+    let reqs = p.requests.borrow();
+    assert_eq!(reqs[0].url, "https://api.openai.com/v1/chat/completions");
+    let sent: Value = serde_json::from_slice(&reqs[0].body).unwrap();
+    assert_eq!(sent["model"], "gpt-4.1-nano");
+
+    for unknown in ["nope/x", "oa/", "/x"] {
+        let p = FakePlatform::new([]);
+        let (resp, _) = run_with(
+            &multi_config(),
+            &p,
+            post(&CHAT.replace("demo", unknown), Some("demo")),
+        );
+        assert_eq!(resp.status, 404, "{unknown}");
+    }
+}

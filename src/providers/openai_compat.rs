@@ -411,4 +411,172 @@ mod tests {
         assert_eq!(v["top_p"], 0.5);
         assert_eq!(v["stream"], true);
     }
+
+    const REQUEST: &str = include_str!("../../tests/fixtures/openai/chat_request_tools.json");
+    const RESPONSE: &[u8] =
+        include_bytes!("../../tests/fixtures/openai/chat_response_tool_call.json");
+    const STREAM: &[u8] = include_bytes!("../../tests/fixtures/openai/stream_tool_call.sse");
+
+    #[test]
+    fn request_fixture_to_canonical() {
+        let c = parse_chat(REQUEST.as_bytes())
+            .unwrap()
+            .to_canonical()
+            .unwrap();
+        assert_eq!(c.system, vec!["You are terse."]);
+        assert_eq!(
+            c.messages.len(),
+            3,
+            "tool result merged into the following user turn"
+        );
+        assert_eq!(
+            c.messages[0].content[1],
+            Part::Image(Image::Base64 {
+                media_type: "image/png".into(),
+                data: "iVBORw0KGgo=".into()
+            })
+        );
+        assert_eq!(
+            c.messages[1].content,
+            vec![Part::ToolCall {
+                id: "call_1".into(),
+                name: "get_weather".into(),
+                arguments: r#"{"city":"Paris"}"#.into()
+            }]
+        );
+        assert_eq!(
+            c.messages[2].content[0],
+            Part::ToolResult {
+                call_id: "call_1".into(),
+                content: "18C and sunny".into(),
+                is_error: false
+            }
+        );
+        assert_eq!(c.tools[0].name, "get_weather");
+        assert_eq!(c.tool_choice, Some(ToolChoice::Auto));
+        assert!(
+            matches!(c.response_format, Some(ResponseFormat::JsonSchema { ref name, strict: Some(true), .. }) if name == "answer")
+        );
+        assert_eq!(
+            (c.temperature, c.top_p, c.max_tokens, c.seed),
+            (Some(0.2), Some(0.9), Some(256), Some(42))
+        );
+        assert_eq!(c.stop, vec!["END"]);
+        assert_eq!(c.user.as_deref(), Some("user-123"));
+        assert!(c.stream && c.include_usage);
+    }
+
+    #[test]
+    fn request_survives_openai_canonical_openai() {
+        let c = parse_chat(REQUEST.as_bytes())
+            .unwrap()
+            .to_canonical()
+            .unwrap();
+        let body = request_body(&c, "fast");
+        let again = parse_chat(&body).unwrap().to_canonical().unwrap();
+        assert_eq!(again, c);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        // The tool result is a `tool` message right after the assistant's call, as OpenAI requires.
+        assert_eq!(v["messages"][2]["role"], "assistant");
+        assert_eq!(v["messages"][3]["role"], "tool");
+        assert_eq!(v["messages"][4]["role"], "user");
+    }
+
+    #[test]
+    fn response_fixture_to_canonical() {
+        let r = parse_response(RESPONSE).unwrap();
+        assert_eq!(r.id, "chatcmpl-abc123");
+        assert_eq!(r.finish, FinishReason::ToolCalls);
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 82,
+                output_tokens: 17
+            }
+        );
+        assert_eq!(
+            r.content,
+            vec![Part::ToolCall {
+                id: "call_xyz".into(),
+                name: "get_weather".into(),
+                arguments: r#"{"city":"Paris"}"#.into()
+            }]
+        );
+        assert!(parse_response(b"not json").is_err());
+        assert!(parse_response(b"{}").is_err());
+    }
+
+    fn decode_all(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, GatewayError> {
+        let mut d = StreamDecoder::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend(d.push(c)?);
+        }
+        out.extend(d.end()?);
+        Ok(out)
+    }
+
+    #[test]
+    fn stream_fixture_decodes_at_every_split() {
+        let want = vec![
+            StreamEvent::Start {
+                id: "chatcmpl-s1".into(),
+                model: "gpt-4o-mini".into(),
+            },
+            StreamEvent::Text("Let me check".into()),
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "call_q".into(),
+                name: "get_weather".into(),
+            },
+            StreamEvent::ToolCallArgs {
+                index: 0,
+                delta: r#"{"city":"#.into(),
+            },
+            StreamEvent::ToolCallArgs {
+                index: 0,
+                delta: r#""Paris"}"#.into(),
+            },
+            StreamEvent::Finish(FinishReason::ToolCalls),
+            StreamEvent::Usage(Usage {
+                input_tokens: 82,
+                output_tokens: 17,
+            }),
+        ];
+        assert_eq!(decode_all(&[STREAM]).unwrap(), want);
+        for i in 0..STREAM.len() {
+            assert_eq!(
+                decode_all(&[&STREAM[..i], &STREAM[i..]]).unwrap(),
+                want,
+                "split at {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_or_failing_stream_is_an_error() {
+        let cut = &STREAM[..STREAM.len() / 2];
+        assert_eq!(
+            decode_all(&[cut]).unwrap_err().code,
+            Some("upstream_stream_truncated")
+        );
+        let err = b"data: {\"error\":{\"message\":\"overloaded\"}}\n\n";
+        assert!(decode_all(&[err])
+            .unwrap_err()
+            .message
+            .contains("overloaded"));
+        assert!(decode_all(&[b"data: {not json\n\n"]).is_err());
+    }
+
+    #[test]
+    fn stream_encoder_round_trips_through_decoder() {
+        let events = decode_all(&[STREAM]).unwrap();
+        let mut enc = crate::inbound::openai::StreamEncoder::new(1, true);
+        let mut out = Vec::new();
+        for e in &events {
+            enc.encode(e, &mut out);
+        }
+        enc.finish(&mut out);
+        assert_eq!(decode_all(&[&out]).unwrap(), events);
+    }
 }
