@@ -5,7 +5,7 @@ use crate::canonical;
 use crate::config::{Config, ConfigError, Deployment, Provider, ProviderKind};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Body, ByteStream, Method, Request, Response, StreamError};
-use crate::inbound::{openai, Dialect};
+use crate::inbound::{anthropic, openai, Dialect};
 use crate::passthrough::SsePassthrough;
 use crate::platform::{Platform, UpstreamResponse};
 use crate::providers::bedrock::sigv4;
@@ -71,13 +71,12 @@ async fn route<P: Platform>(
         (Method::Post, "/v1/chat/completions") => {
             authenticate(config, &req.headers)?;
             let chat = openai::parse_chat(&req.body)?;
-            complete(config, platform, Inbound::OpenAi(chat)).await
+            complete(config, platform, Inbound::OpenAi(Box::new(chat))).await
         }
         (Method::Post, "/v1/messages") => {
             authenticate(config, &req.headers)?;
-            // WIRE
-            let _ = dialect;
-            Err(GatewayError::new(ErrorKind::NotFound, "not yet"))
+            let chat = anthropic::parse_request(&req.body)?;
+            complete(config, platform, Inbound::Canonical(dialect, chat)).await
         }
         (_, "/healthz" | "/v1/models" | "/v1/chat/completions" | "/v1/messages") => {
             Err(GatewayError::new(
@@ -98,8 +97,7 @@ async fn route<P: Platform>(
 
 /// A chat request as it arrived: OpenAI-dialect bodies stay raw so they can pass through untouched.
 enum Inbound {
-    OpenAi(openai::ChatRequest),
-    #[allow(dead_code)] // WIRE
+    OpenAi(Box<openai::ChatRequest>),
     Canonical(Dialect, canonical::ChatRequest),
 }
 
@@ -242,7 +240,7 @@ async fn complete<P: Platform>(
                 translated_stream(platform, &dep, first_byte, resp, decoder, encoder).await?
             } else {
                 let body = read_body(platform, config, &dep, resp).await?;
-                let answer = providers::parse_response(&dep.provider.kind, &body, &id)?;
+                let answer = providers::parse_response(&dep, &body, &id)?;
                 Response::json(200, dialect.render_response(&answer, &c.model, now_ms))
             }
         }

@@ -92,6 +92,103 @@ pub fn word_count(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
 
+/// Output tokens reported for a tool-call reply (one per argument fragment).
+pub const TOOL_CALL_TOKENS: u64 = 3;
+
+/// A tool-call reply: see README "Tool calls".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    pub name: String,
+    pub query: String,
+    /// Compact JSON text of the arguments: `{"query":"…"}`.
+    pub arguments: String,
+}
+
+impl ToolCall {
+    /// The arguments text split into three non-empty fragments, cut at
+    /// characters `n/3` and `2n/3` (n = number of characters).
+    pub fn fragments(&self) -> [&str; 3] {
+        let s = self.arguments.as_str();
+        let n = s.chars().count();
+        let byte_at = |c: usize| s.char_indices().nth(c).map_or(s.len(), |(b, _)| b);
+        let (a, b) = (byte_at(n / 3), byte_at(2 * n / 3));
+        [&s[..a], &s[a..b], &s[b..]]
+    }
+}
+
+/// The tool-call rule: when `tools` is non-empty, the conversation ends with
+/// a user message and the last user text starts with `"call "`, the reply
+/// calls a tool. The word after `"call "` picks a declared tool by name (the
+/// query is then the text after that word and one space); otherwise the
+/// first tool is called and the query is everything after `"call "`.
+pub fn tool_call(user_text: &str, ends_with_user: bool, tools: &[&str]) -> Option<ToolCall> {
+    let first = *tools.first()?;
+    if !ends_with_user {
+        return None;
+    }
+    let rest = user_text.strip_prefix("call ")?;
+    let (word, after) = rest.split_once(' ').unwrap_or((rest, ""));
+    let (name, query) = match tools.iter().find(|t| **t == word) {
+        Some(t) => (*t, after),
+        None => (first, rest),
+    };
+    let arguments = serde_json::json!({ "query": query }).to_string();
+    Some(ToolCall {
+        name: name.to_string(),
+        query: query.to_string(),
+        arguments,
+    })
+}
+
+/// What the mock answers, computed once per request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Text pieces; `truncated` when the token limit cut the reply.
+    Text {
+        pieces: Vec<String>,
+        truncated: bool,
+    },
+    Tool(ToolCall),
+}
+
+impl Reply {
+    /// Applies the tool-call rule, then the text rules (echo or
+    /// `reply_words`, truncated to `limit` pieces).
+    pub fn build(
+        user_text: &str,
+        ends_with_user: bool,
+        tools: &[&str],
+        reply_words: Option<u32>,
+        limit: Option<u64>,
+    ) -> Reply {
+        if let Some(call) = tool_call(user_text, ends_with_user, tools) {
+            return Reply::Tool(call);
+        }
+        let seed = fnv1a64(user_text.as_bytes());
+        let mut pieces = reply_pieces(user_text, reply_words, seed);
+        let mut truncated = false;
+        if let Some(limit) = limit {
+            if limit < pieces.len() as u64 {
+                pieces.truncate(limit as usize);
+                truncated = true;
+            }
+        }
+        Reply::Text { pieces, truncated }
+    }
+
+    pub fn output_tokens(&self) -> u64 {
+        match self {
+            Reply::Text { pieces, .. } => pieces.len() as u64,
+            Reply::Tool(_) => TOOL_CALL_TOKENS,
+        }
+    }
+}
+
+/// `seed` as 16 lowercase hex digits, the suffix of every response id.
+pub fn seed_hex(user_text: &str) -> String {
+    format!("{:016x}", fnv1a64(user_text.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +221,33 @@ mod tests {
         let p = reply_pieces("ignored", Some(3), 42);
         assert_eq!(p.len(), 3);
         assert!(!p[0].starts_with(' ') && p[1].starts_with(' '));
+    }
+
+    #[test]
+    fn tool_call_rule() {
+        let tools = ["search", "get_weather"];
+        let c = tool_call("call get_weather Paris", true, &tools).unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.query.as_str()),
+            ("get_weather", "Paris")
+        );
+        assert_eq!(c.arguments, r#"{"query":"Paris"}"#);
+        let c = tool_call("call Paris now", true, &tools).unwrap();
+        assert_eq!((c.name.as_str(), c.query.as_str()), ("search", "Paris now"));
+        let c = tool_call("call search", true, &tools).unwrap();
+        assert_eq!((c.name.as_str(), c.query.as_str()), ("search", ""));
+        assert!(tool_call("call x", true, &[]).is_none());
+        assert!(tool_call("call x", false, &tools).is_none());
+        assert!(tool_call("recall x", true, &tools).is_none());
+        assert!(tool_call("call", true, &tools).is_none());
+        for q in ["", "Paris", "Zürich ☀ \"quoted\""] {
+            let c = tool_call(&format!("call {q}"), true, &tools).unwrap();
+            let f = c.fragments();
+            assert_eq!(f.concat(), c.arguments);
+            assert!(f.iter().all(|x| !x.is_empty()), "{f:?}");
+        }
+        let c = tool_call("call Paris", true, &tools).unwrap();
+        // 17 chars: cut at 5 and 11.
+        assert_eq!(c.fragments(), ["{\"que", "ry\":\"P", "aris\"}"]);
     }
 }

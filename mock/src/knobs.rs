@@ -41,6 +41,10 @@ pub struct Knobs {
     pub status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<RetryAfter>,
+    /// Milliseconds for the `retry-after-ms` and `x-ms-retry-after-ms`
+    /// headers of fault responses (Azure's retry hints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hang: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

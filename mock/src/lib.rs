@@ -1,8 +1,9 @@
 //! `meridian-mock`: a deterministic mock LLM provider with fault injection.
 //!
 //! One control listener plus one listener per *region*, all on 127.0.0.1.
-//! Each region serves the provider wire dialects (today: OpenAI Chat
-//! Completions, in `src/openai.rs`) and misbehaves on demand
+//! Each region serves the provider wire dialects (OpenAI Chat Completions,
+//! Azure OpenAI, Anthropic Messages, Bedrock Converse and Gemini; one module
+//! each, picked by path in `src/dialect.rs`) and misbehaves on demand
 //! according to its [`Knobs`]. See `README.md` for the full contract.
 //!
 //! ```no_run
@@ -13,18 +14,24 @@
 //! # Ok(()) }
 //! ```
 
+mod anthropic;
+mod azure;
+mod bedrock;
 mod body;
 mod config;
 mod content;
 mod control;
 mod dialect;
 mod error;
+mod eventstream;
+mod gemini;
 mod knobs;
 mod openai;
 mod region;
 mod respond;
 mod server;
 mod state;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -2,23 +2,17 @@
 //!
 //! Routes: `POST …/chat/completions` (any prefix), `GET …/v1/models`.
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::CACHE_CONTROL;
 use hyper::{Method, Response, StatusCode};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use tokio::time::Instant;
 
-use crate::body::{abort_error, BodySender, MockBody};
-use crate::content::{fnv1a64, reply_pieces, word_count, CREATED};
+use crate::body::MockBody;
+use crate::content::{seed_hex, word_count, Reply, CREATED};
 use crate::dialect::RequestCtx;
-use crate::region::sleep_ms;
 use crate::respond;
-
-const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
-const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+use crate::stream::{self, sse, Events, Pacing, EVENT_STREAM, NO_CACHE};
 const MALFORMED_EVENT: &[u8] = b"data: {not json\n\n";
 const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
 
@@ -89,7 +83,7 @@ pub(crate) fn fault_response(status: u16, error_body: Option<Bytes>) -> Response
 
 /// Text of the last `user` message: a string content as is; an array
 /// content as the `text` of its `type: "text"` parts joined with " ".
-fn last_user_text(messages: &[Value]) -> String {
+pub(crate) fn last_user_text(messages: &[Value]) -> String {
     messages
         .iter()
         .rev()
@@ -98,7 +92,7 @@ fn last_user_text(messages: &[Value]) -> String {
         .unwrap_or_default()
 }
 
-fn text_parts(parts: &[Value]) -> impl Iterator<Item = &str> {
+pub(crate) fn text_parts(parts: &[Value]) -> impl Iterator<Item = &str> {
     parts.iter().filter_map(|p| {
         if p.get("type").and_then(Value::as_str) == Some("text") {
             p.get("text").and_then(Value::as_str)
@@ -108,7 +102,7 @@ fn text_parts(parts: &[Value]) -> impl Iterator<Item = &str> {
     })
 }
 
-fn content_text(content: Option<&Value>) -> String {
+pub(crate) fn content_text(content: Option<&Value>) -> String {
     match content {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(parts)) => text_parts(parts).collect::<Vec<_>>().join(" "),
@@ -117,7 +111,7 @@ fn content_text(content: Option<&Value>) -> String {
 }
 
 /// Whitespace-separated words across all text contents of all messages.
-fn prompt_words(messages: &[Value]) -> u64 {
+pub(crate) fn prompt_words(messages: &[Value]) -> u64 {
     messages
         .iter()
         .map(|m| match m.get("content") {
@@ -126,6 +120,19 @@ fn prompt_words(messages: &[Value]) -> u64 {
             _ => 0,
         })
         .sum()
+}
+
+/// Declared tool names: `tools[].function.name`.
+fn tool_names(obj: &Map<String, Value>) -> Vec<&str> {
+    obj.get("tools")
+        .and_then(Value::as_array)
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t.get("function")?.get("name")?.as_str())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[derive(Serialize, Clone, Copy)]
@@ -156,7 +163,24 @@ struct CompletionChoice<'a> {
 #[derive(Serialize)]
 struct AssistantMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    /// `null` for a tool call.
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCallOut<'a>; 1]>,
+}
+
+#[derive(Serialize)]
+struct ToolCallOut<'a> {
+    id: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionOut<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionOut<'a> {
+    name: &'a str,
+    arguments: &'a str,
 }
 
 #[derive(Serialize)]
@@ -181,9 +205,31 @@ struct ChunkChoice<'a> {
 struct Delta<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'a str>,
+    /// `Some(None)` serializes as `"content": null`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<&'a str>,
+    content: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCallDelta<'a>; 1]>,
 }
+
+#[derive(Serialize)]
+struct ToolCallDelta<'a> {
+    index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'static str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: FunctionDelta<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionDelta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    arguments: &'a str,
+}
+
+pub(crate) const TOOL_CALL_ID: &str = "call_mock_0";
 
 fn bad_request(message: &str) -> Response<MockBody> {
     error_response(StatusCode::BAD_REQUEST, message, "invalid_request_error")
@@ -193,17 +239,30 @@ fn bad_request(message: &str) -> Response<MockBody> {
 struct Plan {
     id: String,
     model: String,
-    pieces: Vec<String>,
-    finish_reason: &'static str,
+    reply: Reply,
     usage: Usage,
     include_usage: bool,
-    ttft_ms: u64,
-    token_gap_ms: u64,
-    cut_after: Option<usize>,
-    malformed_sse: bool,
+}
+
+impl Plan {
+    fn finish_reason(&self) -> &'static str {
+        match &self.reply {
+            Reply::Tool(_) => "tool_calls",
+            Reply::Text {
+                truncated: true, ..
+            } => "length",
+            Reply::Text { .. } => "stop",
+        }
+    }
 }
 
 async fn chat_completions(ctx: &RequestCtx<'_>) -> Response<MockBody> {
+    chat(ctx, None).await
+}
+
+/// A chat completion. With `deployment` (Azure), the response `model` is the
+/// deployment name and the body's `model` is optional and ignored.
+pub(crate) async fn chat(ctx: &RequestCtx<'_>, deployment: Option<&str>) -> Response<MockBody> {
     let request: Value = match serde_json::from_slice(ctx.body) {
         Ok(v) => v,
         Err(e) => return bad_request(&format!("invalid JSON body: {e}")),
@@ -211,8 +270,9 @@ async fn chat_completions(ctx: &RequestCtx<'_>) -> Response<MockBody> {
     let Some(obj) = request.as_object() else {
         return bad_request("request body must be a JSON object");
     };
-    let model = match obj.get("model") {
-        Some(Value::String(m)) => m.clone(),
+    let model = match (deployment, obj.get("model")) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(Value::String(m))) => m.clone(),
         _ => return bad_request("missing required parameter: 'model' (must be a string)"),
     };
     let messages = match obj.get("messages") {
@@ -222,10 +282,9 @@ async fn chat_completions(ctx: &RequestCtx<'_>) -> Response<MockBody> {
     let stream = obj.get("stream") == Some(&Value::Bool(true));
     let plan = make_plan(ctx, obj, model, messages);
     if stream {
-        stream_response(plan)
+        stream_response(plan, Pacing::from_knobs(ctx.knobs))
     } else {
-        sleep_ms(Some(plan.ttft_ms)).await;
-        completion_response(&plan)
+        completion_response(ctx, &plan).await
     }
 }
 
@@ -236,45 +295,65 @@ fn make_plan(
     messages: &[Value],
 ) -> Plan {
     let user_text = last_user_text(messages);
-    let seed = fnv1a64(user_text.as_bytes());
-    let mut pieces = reply_pieces(&user_text, ctx.knobs.reply_words, seed);
+    let ends_with_user = messages
+        .last()
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str)
+        == Some("user");
     let limit = obj
         .get("max_completion_tokens")
         .and_then(Value::as_u64)
         .or_else(|| obj.get("max_tokens").and_then(Value::as_u64));
-    let mut finish_reason = "stop";
-    if let Some(limit) = limit {
-        if limit < pieces.len() as u64 {
-            pieces.truncate(limit as usize);
-            finish_reason = "length";
-        }
-    }
+    let reply = Reply::build(
+        &user_text,
+        ends_with_user,
+        &tool_names(obj),
+        ctx.knobs.reply_words,
+        limit,
+    );
     let prompt_tokens = prompt_words(messages);
-    let completion_tokens = pieces.len() as u64;
+    let completion_tokens = reply.output_tokens();
     let include_usage = obj
         .get("stream_options")
         .and_then(|o| o.get("include_usage"))
         == Some(&Value::Bool(true));
     Plan {
-        id: format!("chatcmpl-mock-{seed:016x}"),
+        id: format!("chatcmpl-mock-{}", seed_hex(&user_text)),
         model,
-        pieces,
-        finish_reason,
+        reply,
         usage: Usage {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens + completion_tokens,
         },
         include_usage,
-        ttft_ms: ctx.knobs.ttft_ms.unwrap_or(0),
-        token_gap_ms: ctx.knobs.token_gap_ms.unwrap_or(0),
-        cut_after: ctx.knobs.cut_after.map(|n| n as usize),
-        malformed_sse: ctx.knobs.malformed_sse == Some(true),
     }
 }
 
-fn completion_response(plan: &Plan) -> Response<MockBody> {
-    let content = plan.pieces.concat();
+async fn completion_response(ctx: &RequestCtx<'_>, plan: &Plan) -> Response<MockBody> {
+    let text;
+    let message = match &plan.reply {
+        Reply::Text { pieces, .. } => {
+            text = pieces.concat();
+            AssistantMessage {
+                role: "assistant",
+                content: Some(&text),
+                tool_calls: None,
+            }
+        }
+        Reply::Tool(call) => AssistantMessage {
+            role: "assistant",
+            content: None,
+            tool_calls: Some([ToolCallOut {
+                id: TOOL_CALL_ID,
+                kind: "function",
+                function: FunctionOut {
+                    name: &call.name,
+                    arguments: &call.arguments,
+                },
+            }]),
+        },
+    };
     let completion = Completion {
         id: &plan.id,
         object: "chat.completion",
@@ -282,36 +361,17 @@ fn completion_response(plan: &Plan) -> Response<MockBody> {
         model: &plan.model,
         choices: [CompletionChoice {
             index: 0,
-            message: AssistantMessage {
-                role: "assistant",
-                content: &content,
-            },
-            finish_reason: plan.finish_reason,
+            message,
+            finish_reason: plan.finish_reason(),
             logprobs: None,
         }],
         usage: plan.usage,
     };
-    let body = Bytes::from(serde_json::to_vec(&completion).unwrap_or_default());
-    if plan.cut_after.is_some() {
-        // Promise the full length, send half of it, then close.
-        let full_len = body.len();
-        let mut resp = Response::new(MockBody::truncated(body.slice(..full_len / 2)));
-        let headers = resp.headers_mut();
-        headers.insert(CONTENT_TYPE, respond::JSON);
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(full_len));
-        return resp;
-    }
-    respond::with_body(StatusCode::OK, respond::JSON, body)
+    stream::json_reply(ctx.knobs, &completion).await
 }
 
 fn event(chunk: &Chunk<'_>) -> Bytes {
-    let mut buf = Vec::with_capacity(192);
-    buf.extend_from_slice(b"data: ");
-    if serde_json::to_writer(&mut buf, chunk).is_err() {
-        buf.extend_from_slice(b"{}");
-    }
-    buf.extend_from_slice(b"\n\n");
-    Bytes::from(buf)
+    sse(None, chunk, b"\n\n")
 }
 
 fn delta_event(plan: &Plan, delta: Delta<'_>, finish_reason: Option<&str>) -> Bytes {
@@ -329,82 +389,78 @@ fn delta_event(plan: &Plan, delta: Delta<'_>, finish_reason: Option<&str>) -> By
     })
 }
 
-fn stream_response(plan: Plan) -> Response<MockBody> {
-    let (tx, body) = MockBody::channel(16);
-    // The channel is fresh and large enough, so these cannot fail.
-    if plan.malformed_sse {
-        let _ = tx.try_send(Ok(Bytes::from_static(MALFORMED_EVENT)));
+fn stream_response(plan: Plan, pacing: Pacing) -> Response<MockBody> {
+    let mut ev = Events::default();
+    if pacing.malformed {
+        ev.prelude.push(Bytes::from_static(MALFORMED_EVENT));
     }
-    let role = Delta {
-        role: Some("assistant"),
-        content: Some(""),
-    };
-    let _ = tx.try_send(Ok(delta_event(&plan, role, None)));
-    tokio::spawn(produce_stream(tx, plan, Instant::now()));
-
-    let mut resp = Response::new(body);
-    let headers = resp.headers_mut();
-    headers.insert(CONTENT_TYPE, EVENT_STREAM);
-    headers.insert(CACHE_CONTROL, NO_CACHE);
-    resp
-}
-
-/// Waits until `at` unless the client goes away first (returns false then).
-async fn wait_until(tx: &BodySender, at: Instant) -> bool {
-    if at <= Instant::now() {
-        return true;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep_until(at) => true,
-        _ = tx.closed() => false,
-    }
-}
-
-async fn produce_stream(tx: BodySender, plan: Plan, headers_at: Instant) {
-    let first_at = headers_at + Duration::from_millis(plan.ttft_ms);
-    let gap = Duration::from_millis(plan.token_gap_ms);
-    for (i, piece) in plan.pieces.iter().enumerate() {
-        if plan.cut_after.is_some_and(|n| i >= n) {
-            let _ = tx.send(Err(abort_error())).await;
-            return;
+    match &plan.reply {
+        Reply::Text { pieces, .. } => {
+            let role = Delta {
+                role: Some("assistant"),
+                content: Some(Some("")),
+                tool_calls: None,
+            };
+            ev.prelude.push(delta_event(&plan, role, None));
+            for piece in pieces {
+                let delta = Delta {
+                    content: Some(Some(piece)),
+                    ..Delta::default()
+                };
+                ev.timed.push(delta_event(&plan, delta, None));
+            }
         }
-        if !wait_until(&tx, first_at + gap * i as u32).await {
-            return;
+        Reply::Tool(call) => {
+            let start = Delta {
+                role: Some("assistant"),
+                content: Some(None),
+                tool_calls: Some([ToolCallDelta {
+                    index: 0,
+                    id: Some(TOOL_CALL_ID),
+                    kind: Some("function"),
+                    function: FunctionDelta {
+                        name: Some(&call.name),
+                        arguments: "",
+                    },
+                }]),
+            };
+            ev.prelude.push(delta_event(&plan, start, None));
+            for fragment in call.fragments() {
+                let delta = Delta {
+                    tool_calls: Some([ToolCallDelta {
+                        index: 0,
+                        id: None,
+                        kind: None,
+                        function: FunctionDelta {
+                            name: None,
+                            arguments: fragment,
+                        },
+                    }]),
+                    ..Delta::default()
+                };
+                ev.timed.push(delta_event(&plan, delta, None));
+            }
         }
-        let delta = Delta {
-            role: None,
-            content: Some(piece),
-        };
-        if tx.send(Ok(delta_event(&plan, delta, None))).await.is_err() {
-            return;
-        }
     }
-    if plan.cut_after.is_some() {
-        let _ = tx.send(Err(abort_error())).await;
-        return;
-    }
-    // A stream with no content pieces still honours ttft before finishing.
-    if plan.pieces.is_empty() && !wait_until(&tx, first_at).await {
-        return;
-    }
-    let finish = delta_event(&plan, Delta::default(), Some(plan.finish_reason));
-    if tx.send(Ok(finish)).await.is_err() {
-        return;
-    }
+    ev.tail.push(delta_event(
+        &plan,
+        Delta::default(),
+        Some(plan.finish_reason()),
+    ));
     if plan.include_usage {
-        let usage = event(&Chunk {
+        ev.tail.push(event(&Chunk {
             id: &plan.id,
             object: "chat.completion.chunk",
             created: CREATED,
             model: &plan.model,
             choices: &[],
             usage: Some(plan.usage),
-        });
-        if tx.send(Ok(usage)).await.is_err() {
-            return;
-        }
+        }));
     }
-    let _ = tx.send(Ok(Bytes::from_static(DONE_EVENT))).await;
+    ev.tail.push(Bytes::from_static(DONE_EVENT));
+    let mut resp = stream::respond(ev, pacing, EVENT_STREAM);
+    resp.headers_mut().insert(CACHE_CONTROL, NO_CACHE);
+    resp
 }
 
 #[cfg(test)]

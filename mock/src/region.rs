@@ -13,6 +13,8 @@ use crate::dialect::{Dialect, RequestCtx};
 use crate::state::{Decision, LastRequest, RegionState};
 
 pub(crate) const REGION_HEADER: HeaderName = HeaderName::from_static("x-mock-region");
+const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
+const MS_RETRY_AFTER_MS: HeaderName = HeaderName::from_static("x-ms-retry-after-ms");
 
 pub(crate) async fn sleep_ms(ms: Option<u64>) {
     if let Some(ms) = ms.filter(|&ms| ms > 0) {
@@ -63,6 +65,10 @@ pub(crate) async fn handle(region: Arc<RegionState>, req: Request<Incoming>) -> 
                     headers.insert(RETRY_AFTER, v);
                 }
             }
+            if let Some(ms) = knobs.retry_after_ms {
+                headers.insert(RETRY_AFTER_MS, HeaderValue::from(ms));
+                headers.insert(MS_RETRY_AFTER_MS, HeaderValue::from(ms));
+            }
             if let Some(extra) = &knobs.error_headers {
                 for (name, value) in extra {
                     if let (Ok(n), Ok(v)) = (
@@ -80,6 +86,7 @@ pub(crate) async fn handle(region: Arc<RegionState>, req: Request<Incoming>) -> 
             let ctx = RequestCtx {
                 method: &parts.method,
                 path,
+                query: parts.uri.query(),
                 headers: &parts.headers,
                 body: &body,
                 knobs: &knobs,

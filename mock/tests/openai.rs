@@ -301,3 +301,90 @@ async fn keep_alive_connection_serves_many_requests() {
         }
     }
 }
+
+fn tool_body(text: &str, stream: bool) -> String {
+    json!({
+        "model": "gpt-t",
+        "stream": stream,
+        "messages": [{"role": "user", "content": text}],
+        "tools": [
+            {"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}},
+            {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+        ]
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_call_replies() {
+    let mock = start(ONE).await;
+    let v = chat(&mock, "r1", &tool_body("call get_weather Paris", false))
+        .await
+        .json();
+    assert_eq!(
+        v["choices"][0],
+        json!({
+            "index": 0,
+            "message": {"role": "assistant", "content": null, "tool_calls": [{
+                "id": "call_mock_0", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"query\":\"Paris\"}"}
+            }]},
+            "finish_reason": "tool_calls",
+            "logprobs": null
+        })
+    );
+    assert_eq!(v["usage"]["completion_tokens"], 3);
+    let v = chat(&mock, "r1", &tool_body("call the  weather", false))
+        .await
+        .json();
+    let f = &v["choices"][0]["message"]["tool_calls"][0]["function"];
+    assert_eq!(f["name"], "search");
+    assert_eq!(f["arguments"], "{\"query\":\"the  weather\"}");
+
+    // Streaming: the call header with the role chunk, then argument fragments.
+    let r = chat(&mock, "r1", &tool_body("call get_weather Paris", true)).await;
+    assert!(r.complete);
+    assert_eq!(r.events.last().unwrap().data, "[DONE]");
+    let ev = r.event_json();
+    assert_eq!(ev.len(), 5, "{ev:#?}");
+    assert_eq!(
+        ev[0]["choices"][0]["delta"],
+        json!({"role": "assistant", "content": null, "tool_calls": [{
+            "index": 0, "id": "call_mock_0", "type": "function",
+            "function": {"name": "get_weather", "arguments": ""}}]})
+    );
+    let args: String = ev[1..4]
+        .iter()
+        .map(|e| {
+            let tc = &e["choices"][0]["delta"]["tool_calls"][0];
+            assert_eq!(tc["index"], 0);
+            assert!(tc.get("id").is_none() && tc["function"].get("name").is_none());
+            tc["function"]["arguments"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(args, "{\"query\":\"Paris\"}");
+    assert_eq!(
+        ev[4]["choices"][0],
+        json!({"index": 0, "delta": {}, "finish_reason": "tool_calls"})
+    );
+
+    // Without tools, or after the tool result, the reply is the echo.
+    let v = chat(&mock, "r1", &user_body("call get_weather Paris", false))
+        .await
+        .json();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Echo: call get_weather Paris"
+    );
+    let after = json!({"model": "m", "messages": [
+        {"role": "user", "content": "call get_weather Paris"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_mock_0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_mock_0", "content": "sunny"}
+    ], "tools": [{"type": "function", "function": {"name": "get_weather"}}]});
+    let v = chat(&mock, "r1", &after.to_string()).await.json();
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Echo: call get_weather Paris"
+    );
+}

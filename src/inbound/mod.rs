@@ -17,7 +17,7 @@ impl Dialect {
     pub fn error_body(self, e: &GatewayError) -> Vec<u8> {
         match self {
             Dialect::OpenAi => openai::error_body(e),
-            Dialect::Anthropic => openai::error_body(e), // WIRE
+            Dialect::Anthropic => anthropic::error_body(e),
         }
     }
 
@@ -25,7 +25,7 @@ impl Dialect {
     pub fn render_response(self, resp: &ChatResponse, model: &str, now_ms: u64) -> Vec<u8> {
         match self {
             Dialect::OpenAi => openai::render_response(resp, now_ms / 1000),
-            Dialect::Anthropic => openai::render_response(resp, model.len() as u64), // WIRE
+            Dialect::Anthropic => anthropic::render_response(resp, model),
         }
     }
 
@@ -34,10 +34,7 @@ impl Dialect {
             Dialect::OpenAi => {
                 Encoder::OpenAi(openai::StreamEncoder::new(now_ms / 1000, include_usage))
             }
-            Dialect::Anthropic => Encoder::OpenAi(openai::StreamEncoder::new(
-                model.len() as u64,
-                include_usage,
-            )), // WIRE
+            Dialect::Anthropic => Encoder::Anthropic(anthropic::StreamEncoder::new(model)),
         }
     }
 }
@@ -45,7 +42,7 @@ impl Dialect {
 /// Writes canonical stream events in a client dialect.
 pub enum Encoder {
     OpenAi(openai::StreamEncoder),
-    Anthropic(openai::StreamEncoder), // WIRE
+    Anthropic(anthropic::StreamEncoder),
 }
 
 impl Encoder {

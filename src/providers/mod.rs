@@ -85,40 +85,63 @@ pub fn build_request(
     let base = &dep.provider.base_url;
     let mut headers = Headers::new();
     headers.insert("content-type", "application/json");
+    let sse = if req.stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
     let (url, body) = match kind {
-        ProviderKind::OpenAi | ProviderKind::Azure { .. } => (
-            openai_wire_url(dep),
-            openai_compat::request_body(req, &dep.model),
-        ),
+        ProviderKind::OpenAi | ProviderKind::Azure { .. } => {
+            headers.insert("accept", sse);
+            (
+                openai_wire_url(dep),
+                openai_compat::request_body(req, &dep.model),
+            )
+        }
         ProviderKind::Anthropic => {
+            headers.insert("accept", sse);
             headers.insert("anthropic-version", ANTHROPIC_VERSION);
-            // WIRE
-            return Err(GatewayError::new(
-                crate::error::ErrorKind::Internal,
-                "anthropic not wired",
-            ));
+            (
+                format!("{base}/messages"),
+                anthropic::request_body(req, &dep.model)?,
+            )
         }
         ProviderKind::Gemini => {
-            // WIRE
-            let _ = base;
-            return Err(GatewayError::new(
-                crate::error::ErrorKind::Internal,
-                "gemini not wired",
-            ));
+            headers.insert("accept", sse);
+            (
+                format!("{base}{}", gemini::path(&dep.model, req.stream)),
+                gemini::request_body(req)?,
+            )
         }
-        ProviderKind::Bedrock { .. } => {
-            // WIRE
-            return Err(GatewayError::new(
-                crate::error::ErrorKind::Internal,
-                "bedrock not wired",
-            ));
+        ProviderKind::Bedrock { region, .. } => {
+            let url = format!("{base}{}", bedrock::converse::path(&dep.model, req.stream));
+            let body = bedrock::converse::request_body(req)?;
+            headers.insert(
+                "accept",
+                if req.stream {
+                    "application/vnd.amazon.eventstream"
+                } else {
+                    "application/json"
+                },
+            );
+            if let Credentials::Aws(aws) = creds {
+                let date = sigv4::amz_date(now_ms);
+                sigv4::sign(
+                    "POST",
+                    &url,
+                    &mut headers,
+                    &body,
+                    aws,
+                    region,
+                    "bedrock",
+                    &date,
+                    false,
+                );
+            }
+            (url, body)
         }
     };
-    if req.stream {
-        headers.insert("accept", "text/event-stream");
-    }
     add_key_header(kind, creds, &mut headers);
-    let _ = now_ms;
     Ok(UpstreamRequest {
         method: Method::Post,
         url,
@@ -129,18 +152,15 @@ pub fn build_request(
 
 /// A provider's complete answer in canonical form. `id` is used where the provider returns none.
 pub fn parse_response(
-    kind: &ProviderKind,
+    dep: &Deployment,
     body: &[u8],
     id: &str,
 ) -> Result<ChatResponse, GatewayError> {
-    let _ = id;
-    match kind {
+    match &dep.provider.kind {
         ProviderKind::OpenAi | ProviderKind::Azure { .. } => openai_compat::parse_response(body),
-        // WIRE
-        _ => Err(GatewayError::new(
-            crate::error::ErrorKind::Internal,
-            "not wired",
-        )),
+        ProviderKind::Anthropic => anthropic::parse_response(body),
+        ProviderKind::Gemini => gemini::parse_response(body, id),
+        ProviderKind::Bedrock { .. } => bedrock::converse::parse_response(body, id, &dep.model),
     }
 }
 
@@ -148,37 +168,52 @@ pub fn parse_response(
 pub fn error_message(kind: &ProviderKind, body: &[u8]) -> Option<String> {
     match kind {
         ProviderKind::OpenAi | ProviderKind::Azure { .. } => openai_compat::error_message(body),
-        // WIRE
-        _ => None,
+        ProviderKind::Anthropic => anthropic::error_message(body),
+        ProviderKind::Gemini => gemini::error_message(body),
+        ProviderKind::Bedrock { .. } => bedrock::converse::error_message(body),
     }
 }
 
 /// Decodes a provider's stream into canonical events.
 pub enum Decoder {
     OpenAi(openai_compat::StreamDecoder),
+    Anthropic(anthropic::StreamDecoder),
+    Gemini(gemini::StreamDecoder),
+    Bedrock(bedrock::converse::StreamDecoder),
 }
 
 impl Decoder {
+    /// `id` and `model` fill in what a provider's stream does not say itself.
     pub fn new(kind: &ProviderKind, id: &str, model: &str) -> Self {
-        let _ = (id, model);
         match kind {
             ProviderKind::OpenAi | ProviderKind::Azure { .. } => {
                 Decoder::OpenAi(openai_compat::StreamDecoder::new())
             }
-            // WIRE
-            _ => Decoder::OpenAi(openai_compat::StreamDecoder::new()),
+            ProviderKind::Anthropic => Decoder::Anthropic(anthropic::StreamDecoder::new()),
+            ProviderKind::Gemini => {
+                Decoder::Gemini(gemini::StreamDecoder::new(id.into(), model.into()))
+            }
+            ProviderKind::Bedrock { .. } => Decoder::Bedrock(
+                bedrock::converse::StreamDecoder::new(id.into(), model.into()),
+            ),
         }
     }
 
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamEvent>, GatewayError> {
         match self {
             Decoder::OpenAi(d) => d.push(bytes),
+            Decoder::Anthropic(d) => d.push(bytes),
+            Decoder::Gemini(d) => d.push(bytes),
+            Decoder::Bedrock(d) => d.push(bytes),
         }
     }
 
     pub fn end(&mut self) -> Result<Vec<StreamEvent>, GatewayError> {
         match self {
             Decoder::OpenAi(d) => d.end(),
+            Decoder::Anthropic(d) => d.end(),
+            Decoder::Gemini(d) => d.end(),
+            Decoder::Bedrock(d) => d.end(),
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct Event {
     pub at: Duration,
     /// Index of the socket read that completed this event.
     pub read_no: usize,
+    /// The `event:` field, if any.
+    pub name: Option<String>,
     pub data: String,
 }
 
@@ -33,7 +35,11 @@ pub struct Resp {
     pub complete: bool,
     /// Time from writing the request to receiving the full head.
     pub head_at: Duration,
+    /// SSE events; blank lines may be `\n\n` or `\r\n\r\n`.
     pub events: Vec<Event>,
+    /// After each socket read that carried body bytes: (time since the
+    /// request was written, decoded body length so far).
+    pub marks: Vec<(Duration, usize)>,
 }
 
 impl Resp {
@@ -87,6 +93,16 @@ enum Framing {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The first SSE event boundary: (offset, length of the blank-line marker).
+fn event_end(hay: &[u8]) -> Option<(usize, usize)> {
+    let lf = find(hay, b"\n\n").map(|p| (p, 2));
+    let crlf = find(hay, b"\r\n\r\n").map(|p| (p, 4));
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
 }
 
 struct Dechunker {
@@ -215,6 +231,7 @@ pub async fn request_on(
                     complete: false,
                     head_at: at,
                     events: Vec::new(),
+                    marks: Vec::new(),
                 },
                 framing,
             ));
@@ -229,19 +246,25 @@ pub async fn request_on(
             }
             _ => r.body.extend_from_slice(fresh),
         }
+        if r.marks.last().map(|m| m.1) != Some(r.body.len()) {
+            r.marks.push((at, r.body.len()));
+        }
         // Collect complete SSE events.
-        while let Some(pos) = find(&r.body[scanned..], b"\n\n") {
+        while let Some((pos, len)) = event_end(&r.body[scanned..]) {
             let ev = String::from_utf8_lossy(&r.body[scanned..scanned + pos]).into_owned();
-            scanned += pos + 2;
-            let data: Vec<&str> = ev
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                .collect();
+            scanned += pos + len;
+            let field = |name: &str| -> Vec<String> {
+                ev.lines()
+                    .filter_map(|l| l.strip_prefix(name))
+                    .map(|d| d.strip_prefix(' ').unwrap_or(d).to_string())
+                    .collect()
+            };
+            let data = field("data:");
             if !data.is_empty() {
                 r.events.push(Event {
                     at,
                     read_no,
+                    name: field("event:").pop(),
                     data: data.join("\n"),
                 });
             }
@@ -278,6 +301,24 @@ pub async fn send(addr: SocketAddr, method: &str, path: &str, body: Option<&str>
     tokio::time::timeout(
         Duration::from_secs(20),
         request(addr, method, path, body, &[]),
+    )
+    .await
+    .expect("request timed out")
+    .expect("request failed")
+}
+
+/// [`request`] with extra headers and the safety timeout.
+pub async fn post(
+    mock: &RunningMock,
+    region: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let addr = mock.region_addr(region).expect("region exists");
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        request(addr, "POST", path, Some(body), headers),
     )
     .await
     .expect("request timed out")

@@ -1,0 +1,1196 @@
+//! The Anthropic Messages dialect as spoken by clients (`POST /v1/messages`): requests are parsed into canonical
+//! ones, canonical answers, stream events and errors are written back in Anthropic's shapes.
+
+use crate::canonical::{
+    ChatRequest, ChatResponse, FinishReason, Image, Message, Part, Role, StreamEvent, Tool,
+    ToolChoice, Usage,
+};
+use crate::error::{ErrorKind, GatewayError};
+use serde_json::{json, Map, Value};
+
+type Object = Map<String, Value>;
+
+pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
+    let Value::Object(body) = value else {
+        return Err(GatewayError::invalid("request body must be a JSON object"));
+    };
+    let model = required_str(&body, "model", "")?;
+    if model.is_empty() {
+        return Err(invalid("model", "must be a non-empty string"));
+    }
+    Ok(ChatRequest {
+        model: model.to_owned(),
+        system: system(body.get("system"))?,
+        messages: messages(body.get("messages"))?,
+        tools: tools(body.get("tools"))?,
+        tool_choice: tool_choice(body.get("tool_choice"))?,
+        response_format: None,
+        temperature: optional_number(&body, "temperature")?,
+        top_p: optional_number(&body, "top_p")?,
+        max_tokens: Some(max_tokens(body.get("max_tokens"))?),
+        stop: string_list(body.get("stop_sequences"), "stop_sequences")?,
+        seed: None,
+        user: user(body.get("metadata"))?,
+        stream: optional_bool(&body, "stream", "")?.unwrap_or(false),
+        // Anthropic streams always end with usage.
+        include_usage: true,
+    })
+}
+
+/// A validation error naming the offending field by its path in the request.
+fn invalid(path: &str, message: impl core::fmt::Display) -> GatewayError {
+    GatewayError::invalid(format!("{path}: {message}"))
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// `null` counts as absent, as JSON clients commonly send it for unset optional fields.
+fn present<'a>(obj: &'a Object, key: &str) -> Option<&'a Value> {
+    obj.get(key).filter(|v| !v.is_null())
+}
+
+fn as_object<'a>(v: &'a Value, path: &str) -> Result<&'a Object, GatewayError> {
+    v.as_object()
+        .ok_or_else(|| invalid(path, "must be an object"))
+}
+
+fn required_str<'a>(obj: &'a Object, key: &str, prefix: &str) -> Result<&'a str, GatewayError> {
+    match present(obj, key) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(invalid(&join(prefix, key), "must be a string")),
+        None => Err(invalid(&join(prefix, key), "field required")),
+    }
+}
+
+fn optional_str<'a>(
+    obj: &'a Object,
+    key: &str,
+    prefix: &str,
+) -> Result<Option<&'a str>, GatewayError> {
+    match present(obj, key) {
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(&join(prefix, key), "must be a string")),
+        None => Ok(None),
+    }
+}
+
+fn optional_bool(obj: &Object, key: &str, prefix: &str) -> Result<Option<bool>, GatewayError> {
+    match present(obj, key) {
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(invalid(&join(prefix, key), "must be a boolean")),
+        None => Ok(None),
+    }
+}
+
+fn optional_number(obj: &Object, key: &str) -> Result<Option<f64>, GatewayError> {
+    match present(obj, key) {
+        Some(v) => v
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| invalid(key, "must be a number")),
+        None => Ok(None),
+    }
+}
+
+/// Anthropic requires `max_tokens`, so this dialect does too: a request that passes here also passes Anthropic.
+fn max_tokens(v: Option<&Value>) -> Result<u32, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Err(invalid("max_tokens", "field required")),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| *n > 0)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| invalid("max_tokens", "must be a positive integer")),
+    }
+}
+
+fn string_list(v: Option<&Value>, path: &str) -> Result<Vec<String>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| invalid(&format!("{path}[{i}]"), "must be a string"))
+            })
+            .collect(),
+        Some(_) => Err(invalid(path, "must be an array of strings")),
+    }
+}
+
+fn user(metadata: Option<&Value>) -> Result<Option<String>, GatewayError> {
+    match metadata {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            let obj = as_object(v, "metadata")?;
+            Ok(optional_str(obj, "user_id", "metadata")?.map(str::to_owned))
+        }
+    }
+}
+
+/// `system` is a string or an array of text blocks; each non-empty piece is one canonical system instruction.
+fn system(v: Option<&Value>) -> Result<Vec<String>, GatewayError> {
+    let pieces = match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| text_block(b, &format!("system[{i}]")))
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(invalid(
+                "system",
+                "must be a string or an array of text blocks",
+            ))
+        }
+    };
+    Ok(pieces.into_iter().filter(|s| !s.is_empty()).collect())
+}
+
+/// A block that may only be `{"type":"text","text":...}`.
+fn text_block(v: &Value, path: &str) -> Result<String, GatewayError> {
+    let obj = as_object(v, path)?;
+    match required_str(obj, "type", path)? {
+        "text" => Ok(required_str(obj, "text", path)?.to_owned()),
+        other => Err(invalid(
+            &join(path, "type"),
+            format!("unsupported block type {other:?} (only \"text\" is allowed here)"),
+        )),
+    }
+}
+
+fn messages(v: Option<&Value>) -> Result<Vec<Message>, GatewayError> {
+    let items = match v {
+        Some(Value::Array(items)) if !items.is_empty() => items,
+        Some(Value::Array(_)) => return Err(invalid("messages", "must not be empty")),
+        None | Some(Value::Null) => return Err(invalid("messages", "field required")),
+        Some(_) => return Err(invalid("messages", "must be an array")),
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, m)| message(m, &format!("messages[{i}]")))
+        .collect()
+}
+
+fn message(v: &Value, path: &str) -> Result<Message, GatewayError> {
+    let obj = as_object(v, path)?;
+    let role = match required_str(obj, "role", path)? {
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        other => {
+            return Err(invalid(
+                &join(path, "role"),
+                format!("unknown role {other:?} (expected \"user\" or \"assistant\")"),
+            ))
+        }
+    };
+    let content = match present(obj, "content") {
+        Some(Value::String(s)) => vec![Part::Text(s.clone())],
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .enumerate()
+            .map(|(j, b)| content_block(b, role, &format!("{path}.content[{j}]")))
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(invalid(
+                &join(path, "content"),
+                "must be a string or an array of content blocks",
+            ))
+        }
+        None => return Err(invalid(&join(path, "content"), "field required")),
+    };
+    Ok(Message { role, content })
+}
+
+fn content_block(v: &Value, role: Role, path: &str) -> Result<Part, GatewayError> {
+    let obj = as_object(v, path)?;
+    match required_str(obj, "type", path)? {
+        "text" => Ok(Part::Text(required_str(obj, "text", path)?.to_owned())),
+        "image" => image(present(obj, "source"), &join(path, "source")).map(Part::Image),
+        "tool_use" if role == Role::Assistant => tool_use(obj, path),
+        "tool_result" if role == Role::User => tool_result(obj, path),
+        kind @ ("tool_use" | "tool_result") => Err(invalid(
+            &join(path, "type"),
+            format!(
+                "{kind:?} blocks are not allowed in {} messages",
+                role_name(role)
+            ),
+        )),
+        other => Err(invalid(
+            &join(path, "type"),
+            format!("unknown block type {other:?}"),
+        )),
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+fn image(source: Option<&Value>, path: &str) -> Result<Image, GatewayError> {
+    let obj = as_object(source.unwrap_or(&Value::Null), path)?;
+    match required_str(obj, "type", path)? {
+        "base64" => Ok(Image::Base64 {
+            media_type: required_str(obj, "media_type", path)?.to_owned(),
+            data: required_str(obj, "data", path)?.to_owned(),
+        }),
+        "url" => Ok(Image::Url(required_str(obj, "url", path)?.to_owned())),
+        other => Err(invalid(
+            &join(path, "type"),
+            format!("unsupported image source type {other:?} (expected \"base64\" or \"url\")"),
+        )),
+    }
+}
+
+fn tool_use(obj: &Object, path: &str) -> Result<Part, GatewayError> {
+    let arguments = match present(obj, "input") {
+        Some(input @ Value::Object(_)) => input.to_string(),
+        Some(_) => return Err(invalid(&join(path, "input"), "must be an object")),
+        None => "{}".to_owned(),
+    };
+    Ok(Part::ToolCall {
+        id: required_str(obj, "id", path)?.to_owned(),
+        name: required_str(obj, "name", path)?.to_owned(),
+        arguments,
+    })
+}
+
+fn tool_result(obj: &Object, path: &str) -> Result<Part, GatewayError> {
+    let content_path = join(path, "content");
+    let content = match present(obj, "content") {
+        None => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        // Canonical tool results are text: text blocks are joined, anything else cannot be carried.
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| text_block(b, &format!("{content_path}[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?
+            .join("\n"),
+        Some(_) => {
+            return Err(invalid(
+                &content_path,
+                "must be a string or an array of text blocks",
+            ))
+        }
+    };
+    Ok(Part::ToolResult {
+        call_id: required_str(obj, "tool_use_id", path)?.to_owned(),
+        content,
+        is_error: optional_bool(obj, "is_error", path)?.unwrap_or(false),
+    })
+}
+
+fn tools(v: Option<&Value>) -> Result<Vec<Tool>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, t)| tool(t, &format!("tools[{i}]")))
+            .collect(),
+        Some(_) => Err(invalid("tools", "must be an array")),
+    }
+}
+
+fn tool(v: &Value, path: &str) -> Result<Tool, GatewayError> {
+    let obj = as_object(v, path)?;
+    // Server tools (web search, code execution, ...) run inside Anthropic and have no canonical form.
+    match optional_str(obj, "type", path)? {
+        None | Some("custom") => {}
+        Some(other) => {
+            return Err(invalid(
+                &join(path, "type"),
+                format!("unsupported tool type {other:?} (only client tools are supported)"),
+            ))
+        }
+    }
+    let parameters = match present(obj, "input_schema") {
+        Some(schema @ Value::Object(_)) => schema.clone(),
+        Some(_) => return Err(invalid(&join(path, "input_schema"), "must be an object")),
+        None => return Err(invalid(&join(path, "input_schema"), "field required")),
+    };
+    Ok(Tool {
+        name: required_str(obj, "name", path)?.to_owned(),
+        description: optional_str(obj, "description", path)?.map(str::to_owned),
+        parameters,
+    })
+}
+
+fn tool_choice(v: Option<&Value>) -> Result<Option<ToolChoice>, GatewayError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let obj = as_object(v, "tool_choice")?;
+    let choice = match required_str(obj, "type", "tool_choice")? {
+        "auto" => ToolChoice::Auto,
+        "any" => ToolChoice::Required,
+        "none" => ToolChoice::None,
+        "tool" => ToolChoice::Tool(required_str(obj, "name", "tool_choice")?.to_owned()),
+        other => {
+            return Err(invalid(
+                "tool_choice.type",
+                format!(
+                "unknown tool choice {other:?} (expected \"auto\", \"any\", \"tool\" or \"none\")"
+            ),
+            ))
+        }
+    };
+    Ok(Some(choice))
+}
+
+pub fn render_response(resp: &ChatResponse, model: &str) -> Vec<u8> {
+    let content: Vec<Value> = resp.content.iter().filter_map(content_json).collect();
+    let body = json!({
+        "id": resp.id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason(resp.finish),
+        "stop_sequence": Value::Null,
+        "usage": {
+            "input_tokens": resp.usage.input_tokens,
+            "output_tokens": resp.usage.output_tokens,
+        },
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// Answers only hold text and tool calls; anything else is not part of an assistant message.
+fn content_json(part: &Part) -> Option<Value> {
+    match part {
+        Part::Text(text) => Some(json!({ "type": "text", "text": text })),
+        Part::ToolCall {
+            id,
+            name,
+            arguments,
+        } => Some(json!({
+            "type": "tool_use",
+            "id": id,
+            "name": name,
+            "input": tool_input(arguments),
+        })),
+        Part::Image(_) | Part::ToolResult { .. } => None,
+    }
+}
+
+/// `input` must be an object; arguments a model left unparsable (e.g. cut off at the token limit) become `{}`.
+fn tool_input(arguments: &str) -> Value {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => json!({}),
+    }
+}
+
+fn stop_reason(finish: FinishReason) -> &'static str {
+    match finish {
+        FinishReason::Stop => "end_turn",
+        FinishReason::StopSequence => "stop_sequence",
+        FinishReason::Length => "max_tokens",
+        FinishReason::ToolCalls => "tool_use",
+        FinishReason::ContentFilter => "refusal",
+    }
+}
+
+fn error_type(e: &GatewayError) -> &'static str {
+    match e.kind {
+        ErrorKind::InvalidRequest if e.status == 413 => "request_too_large",
+        ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed => "invalid_request_error",
+        ErrorKind::Authentication => "authentication_error",
+        ErrorKind::Permission => "permission_error",
+        ErrorKind::NotFound => "not_found_error",
+        ErrorKind::RateLimited => "rate_limit_error",
+        // Anthropic SDKs treat overloaded_error as retryable, as a 503 or 529 from a provider is.
+        ErrorKind::Upstream if matches!(e.status, 503 | 529) => "overloaded_error",
+        ErrorKind::Upstream | ErrorKind::Timeout | ErrorKind::Internal => "api_error",
+    }
+}
+
+fn error_value(e: &GatewayError) -> Value {
+    json!({
+        "type": "error",
+        "error": { "type": error_type(e), "message": e.message },
+    })
+}
+
+/// `{"type":"error","error":{"type","message"}}`, the shape Anthropic SDKs parse.
+pub fn error_body(e: &GatewayError) -> Vec<u8> {
+    serde_json::to_vec(&error_value(e)).unwrap_or_default()
+}
+
+/// Identifies a message when the provider stream never said which (no `Start` arrived). Messages have no
+/// randomness source here, and a stable placeholder is more honest than a fabricated unique-looking id.
+const UNKNOWN_MESSAGE_ID: &str = "msg_unknown";
+
+#[derive(Debug, Clone, Copy)]
+enum Block {
+    Text { index: u32 },
+    Tool { index: u32 },
+}
+
+impl Block {
+    fn index(self) -> u32 {
+        match self {
+            Block::Text { index } | Block::Tool { index } => index,
+        }
+    }
+}
+
+/// Writes canonical stream events as Anthropic's SSE event sequence: `message_start`, content blocks
+/// (`content_block_start` / `_delta` / `_stop`), then `message_delta` and `message_stop`.
+#[derive(Debug)]
+pub struct StreamEncoder {
+    model: String,
+    started: bool,
+    /// After `finish` or `fail` nothing more may be written.
+    done: bool,
+    next_block: u32,
+    open: Option<Block>,
+    /// Tool-call index → content-block index, for routing argument deltas.
+    tool_blocks: Vec<(u32, u32)>,
+    finish: Option<FinishReason>,
+    usage: Option<Usage>,
+}
+
+impl StreamEncoder {
+    /// `model`: the name the client asked for, which is what it sees in the answer.
+    pub fn new(model: &str) -> Self {
+        StreamEncoder {
+            model: model.to_owned(),
+            started: false,
+            done: false,
+            next_block: 0,
+            open: None,
+            tool_blocks: Vec::new(),
+            finish: None,
+            usage: None,
+        }
+    }
+
+    pub fn encode(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
+        if self.done {
+            return;
+        }
+        match ev {
+            StreamEvent::Start { id, .. } => self.start(id, out),
+            StreamEvent::Text(text) => self.text(text, out),
+            StreamEvent::ToolCallStart { index, id, name } => {
+                self.tool_start(*index, id, name, out)
+            }
+            StreamEvent::ToolCallArgs { index, delta } => self.tool_args(*index, delta, out),
+            // Anthropic reports both in one final message_delta, so they wait for `finish`.
+            StreamEvent::Finish(reason) => self.finish = Some(*reason),
+            StreamEvent::Usage(usage) => self.usage = Some(*usage),
+        }
+    }
+
+    /// The provider stream ended normally: closes the open block and the message.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.done {
+            return;
+        }
+        self.start(UNKNOWN_MESSAGE_ID, out);
+        self.close_block(out);
+        let reason = self.finish.unwrap_or(if self.tool_blocks.is_empty() {
+            FinishReason::Stop
+        } else {
+            FinishReason::ToolCalls
+        });
+        let usage = match self.usage {
+            Some(u) => json!({ "input_tokens": u.input_tokens, "output_tokens": u.output_tokens }),
+            None => json!({ "output_tokens": 0 }),
+        };
+        write_event(
+            out,
+            "message_delta",
+            &json!({
+                "type": "message_delta",
+                "delta": { "stop_reason": stop_reason(reason), "stop_sequence": Value::Null },
+                "usage": usage,
+            }),
+        );
+        write_event(out, "message_stop", &json!({ "type": "message_stop" }));
+        self.done = true;
+    }
+
+    /// The stream broke: Anthropic SDKs raise an `error` event as an exception. Nothing follows it.
+    pub fn fail(&mut self, e: &GatewayError, out: &mut Vec<u8>) {
+        if self.done {
+            return;
+        }
+        write_event(out, "error", &error_value(e));
+        self.done = true;
+    }
+
+    /// Writes `message_start` once; later calls (a second `Start`, or a synthesized one) do nothing.
+    fn start(&mut self, id: &str, out: &mut Vec<u8>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let input_tokens = self.usage.map_or(0, |u| u.input_tokens);
+        write_event(
+            out,
+            "message_start",
+            &json!({
+                "type": "message_start",
+                "message": {
+                    "id": id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self.model,
+                    "content": [],
+                    "stop_reason": Value::Null,
+                    "stop_sequence": Value::Null,
+                    "usage": { "input_tokens": input_tokens, "output_tokens": 0 },
+                },
+            }),
+        );
+        write_event(out, "ping", &json!({ "type": "ping" }));
+    }
+
+    fn text(&mut self, text: &str, out: &mut Vec<u8>) {
+        if text.is_empty() {
+            return;
+        }
+        self.start(UNKNOWN_MESSAGE_ID, out);
+        let index = match self.open {
+            Some(Block::Text { index }) => index,
+            _ => {
+                let index = self.open_block(out, json!({ "type": "text", "text": "" }));
+                self.open = Some(Block::Text { index });
+                index
+            }
+        };
+        write_event(
+            out,
+            "content_block_delta",
+            &json!({
+                "type": "content_block_delta",
+                "index": index,
+                "delta": { "type": "text_delta", "text": text },
+            }),
+        );
+    }
+
+    fn tool_start(&mut self, tool: u32, id: &str, name: &str, out: &mut Vec<u8>) {
+        self.start(UNKNOWN_MESSAGE_ID, out);
+        let index = self.open_block(
+            out,
+            json!({ "type": "tool_use", "id": id, "name": name, "input": {} }),
+        );
+        self.open = Some(Block::Tool { index });
+        self.tool_blocks.push((tool, index));
+    }
+
+    fn tool_args(&mut self, tool: u32, delta: &str, out: &mut Vec<u8>) {
+        // Arguments for a call that never started cannot be attributed to a named tool: dropped.
+        let Some(&(_, index)) = self.tool_blocks.iter().find(|(t, _)| *t == tool) else {
+            return;
+        };
+        if delta.is_empty() {
+            return;
+        }
+        write_event(
+            out,
+            "content_block_delta",
+            &json!({
+                "type": "content_block_delta",
+                "index": index,
+                "delta": { "type": "input_json_delta", "partial_json": delta },
+            }),
+        );
+    }
+
+    /// Closes the open block, if any, and starts a new one at the next index.
+    fn open_block(&mut self, out: &mut Vec<u8>, block: Value) -> u32 {
+        self.close_block(out);
+        let index = self.next_block;
+        self.next_block += 1;
+        write_event(
+            out,
+            "content_block_start",
+            &json!({ "type": "content_block_start", "index": index, "content_block": block }),
+        );
+        index
+    }
+
+    fn close_block(&mut self, out: &mut Vec<u8>) {
+        if let Some(block) = self.open.take() {
+            write_event(
+                out,
+                "content_block_stop",
+                &json!({ "type": "content_block_stop", "index": block.index() }),
+            );
+        }
+    }
+}
+
+fn write_event(out: &mut Vec<u8>, event: &str, data: &Value) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(event.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(&serde_json::to_vec(data).unwrap_or_default());
+    out.extend_from_slice(b"\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::anthropic as provider;
+
+    const REQUEST: &str = include_str!("../../tests/fixtures/anthropic/messages_request.json");
+
+    fn parse_err(body: &str) -> String {
+        let e = parse_request(body.as_bytes()).unwrap_err();
+        assert_eq!(e.status, 400, "{body}");
+        e.message
+    }
+
+    #[test]
+    fn parses_fixture_request() {
+        let r = parse_request(REQUEST.as_bytes()).unwrap();
+        let want = ChatRequest {
+            model: "claude-sonnet-4-5".into(),
+            system: vec![
+                "You are a concise weather assistant.".into(),
+                "Always answer in metric units.".into(),
+            ],
+            messages: vec![
+                Message {
+                    role: Role::User,
+                    content: vec![
+                        Part::Text("What is the weather where this photo was taken?".into()),
+                        Part::Image(Image::Base64 {
+                            media_type: "image/png".into(),
+                            data: "iVBORw0KGgoAAAANSUhEUg==".into(),
+                        }),
+                    ],
+                },
+                Message {
+                    role: Role::Assistant,
+                    content: vec![
+                        Part::Text("That looks like Paris. Let me check.".into()),
+                        Part::ToolCall {
+                            id: "toolu_01A09q90qw90lq917835lq9".into(),
+                            name: "get_weather".into(),
+                            arguments: r#"{"location":"Paris, France","unit":"celsius"}"#.into(),
+                        },
+                    ],
+                },
+                Message {
+                    role: Role::User,
+                    content: vec![
+                        Part::ToolResult {
+                            call_id: "toolu_01A09q90qw90lq917835lq9".into(),
+                            content: "15 degrees\nlight rain".into(),
+                            is_error: false,
+                        },
+                        Part::Text("And here?".into()),
+                        Part::Image(Image::Url("https://example.com/images/lyon.jpg".into())),
+                    ],
+                },
+                Message {
+                    role: Role::Assistant,
+                    content: vec![Part::ToolCall {
+                        id: "toolu_01B".into(),
+                        name: "get_weather".into(),
+                        arguments: r#"{"location":"Lyon, France"}"#.into(),
+                    }],
+                },
+                Message {
+                    role: Role::User,
+                    content: vec![Part::ToolResult {
+                        call_id: "toolu_01B".into(),
+                        content: "service unavailable".into(),
+                        is_error: true,
+                    }],
+                },
+            ],
+            tools: vec![Tool {
+                name: "get_weather".into(),
+                description: Some("Get the current weather in a given location".into()),
+                parameters: json!({
+                    "type": "object",
+                    "properties": {
+                        "location": {"type": "string", "description": "The city and country, e.g. Paris, France"},
+                        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}
+                    },
+                    "required": ["location"]
+                }),
+            }],
+            tool_choice: Some(ToolChoice::Auto),
+            response_format: None,
+            temperature: Some(0.2),
+            top_p: Some(0.9),
+            max_tokens: Some(1024),
+            stop: vec!["END".into()],
+            seed: None,
+            user: Some("user-1234".into()),
+            stream: true,
+            include_usage: true,
+        };
+        assert_eq!(r, want);
+    }
+
+    /// Anthropic dialect in, Anthropic provider out: everything canonical carries survives the trip.
+    #[test]
+    fn fixture_request_passes_through_to_anthropic() {
+        let r = parse_request(REQUEST.as_bytes()).unwrap();
+        let body: Value = serde_json::from_slice(
+            &provider::request_body(&r, "claude-sonnet-4-5-20250929").unwrap(),
+        )
+        .unwrap();
+        let mut want: Value = serde_json::from_str(REQUEST).unwrap();
+        // What canonical requests do not carry: provider-specific extras and the system prompt's block structure.
+        want["model"] = "claude-sonnet-4-5-20250929".into();
+        want["system"] =
+            "You are a concise weather assistant.\n\nAlways answer in metric units.".into();
+        want["tool_choice"] = json!({"type": "auto"});
+        want.as_object_mut().unwrap().remove("top_k");
+        want["messages"][2]["content"][0]["content"] = "15 degrees\nlight rain".into();
+        assert_eq!(body, want);
+    }
+
+    #[test]
+    fn minimal_request_and_variants() {
+        let r = parse_request(
+            br#"{"model":"m","max_tokens":5,"system":"be nice","messages":[{"role":"user","content":"hi"}],
+                "temperature":null,"tool_choice":{"type":"tool","name":"f"},"metadata":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.system, vec!["be nice".to_owned()]);
+        assert_eq!(r.messages[0].content, vec![Part::Text("hi".into())]);
+        assert_eq!(r.tool_choice, Some(ToolChoice::Tool("f".into())));
+        assert_eq!((r.temperature, r.user, r.stream), (None, None, false));
+        assert!(r.include_usage);
+        for (choice, want) in [("any", ToolChoice::Required), ("none", ToolChoice::None)] {
+            let body = format!(
+                r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":"x"}}],"tool_choice":{{"type":"{choice}"}}}}"#
+            );
+            assert_eq!(
+                parse_request(body.as_bytes()).unwrap().tool_choice,
+                Some(want)
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_bad_input_with_clear_messages() {
+        let ok_msgs = r#""messages":[{"role":"user","content":"hi"}]"#;
+        let cases: Vec<(String, &str)> = vec![
+            ("{".into(), "request body is not valid JSON"),
+            ("[1]".into(), "request body must be a JSON object"),
+            (format!(r#"{{"max_tokens":5,{ok_msgs}}}"#), "model: field required"),
+            (format!(r#"{{"model":"","max_tokens":5,{ok_msgs}}}"#), "model: must be a non-empty string"),
+            (format!(r#"{{"model":"m",{ok_msgs}}}"#), "max_tokens: field required"),
+            (format!(r#"{{"model":"m","max_tokens":0,{ok_msgs}}}"#), "max_tokens: must be a positive integer"),
+            (format!(r#"{{"model":"m","max_tokens":1.5,{ok_msgs}}}"#), "max_tokens: must be a positive integer"),
+            (format!(r#"{{"model":"m","max_tokens":"9",{ok_msgs}}}"#), "max_tokens: must be a positive integer"),
+            (format!(r#"{{"model":"m","max_tokens":99999999999,{ok_msgs}}}"#), "max_tokens: must be a positive integer"),
+            (r#"{"model":"m","max_tokens":5}"#.into(), "messages: field required"),
+            (r#"{"model":"m","max_tokens":5,"messages":[]}"#.into(), "messages: must not be empty"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"system","content":"x"}]}"#.into(),
+             "messages[0].role: unknown role \"system\""),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user"}]}"#.into(), "messages[0].content: field required"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"a"},{"role":"user","content":[{"type":"foo"}]}]}"#.into(),
+             "messages[1].content[0].type: unknown block type \"foo\""),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"text":"x"}]}]}"#.into(),
+             "messages[0].content[0].type: field required"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":3}]}]}"#.into(),
+             "messages[0].content[0].text: must be a string"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"file","file_id":"f"}}]}]}"#.into(),
+             "messages[0].content[0].source.type: unsupported image source type \"file\""),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_use","id":"a","name":"f","input":{}}]}]}"#.into(),
+             "messages[0].content[0].type: \"tool_use\" blocks are not allowed in user messages"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"a","name":"f","input":[]}]}]}"#.into(),
+             "messages[0].content[0].input: must be an object"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","content":"x"}]}]}"#.into(),
+             "messages[0].content[0].tool_use_id: field required"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"a","content":[{"type":"image"}]}]}]}"#.into(),
+             "messages[0].content[0].content[0].type: unsupported block type \"image\""),
+            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"system":[{{"type":"image"}}]}}"#), "system[0].type: unsupported block type"),
+            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"tools":[{{"name":"f"}}]}}"#), "tools[0].input_schema: field required"),
+            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"tools":[{{"type":"web_search_20250305","name":"web_search"}}]}}"#),
+             "tools[0].type: unsupported tool type \"web_search_20250305\""),
+            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"tool_choice":{{"type":"tool"}}}}"#), "tool_choice.name: field required"),
+            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"tool_choice":{{"type":"maybe"}}}}"#), "tool_choice.type: unknown tool choice \"maybe\""),
+            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"tool_choice":"auto"}}"#), "tool_choice: must be an object"),
+            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"stop_sequences":["a",1]}}"#), "stop_sequences[1]: must be a string"),
+            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"temperature":"hot"}}"#), "temperature: must be a number"),
+            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"stream":"yes"}}"#), "stream: must be a boolean"),
+            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"metadata":{{"user_id":5}}}}"#), "metadata.user_id: must be a string"),
+        ];
+        for (body, want) in &cases {
+            let got = parse_err(body);
+            assert!(got.starts_with(want), "{body}\n want: {want}\n  got: {got}");
+        }
+        assert!(parse_request(b"\xff\xfe").is_err());
+    }
+
+    #[test]
+    fn renders_response() {
+        let resp = ChatResponse {
+            id: "chatcmpl-123".into(),
+            model: "gpt-4o-2024-08-06".into(),
+            content: vec![
+                Part::Text("Checking.".into()),
+                Part::ToolCall {
+                    id: "call_1".into(),
+                    name: "get_weather".into(),
+                    arguments: r#"{"city":"Paris"}"#.into(),
+                },
+                Part::ToolCall {
+                    id: "call_2".into(),
+                    name: "get_time".into(),
+                    arguments: r#"{"tz":"Eur"#.into(),
+                },
+            ],
+            finish: FinishReason::ToolCalls,
+            usage: Usage {
+                input_tokens: 10,
+                output_tokens: 20,
+            },
+        };
+        let v: Value = serde_json::from_slice(&render_response(&resp, "my-alias")).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "id": "chatcmpl-123",
+                "type": "message",
+                "role": "assistant",
+                "model": "my-alias",
+                "content": [
+                    {"type": "text", "text": "Checking."},
+                    {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+                    {"type": "tool_use", "id": "call_2", "name": "get_time", "input": {}},
+                ],
+                "stop_reason": "tool_use",
+                "stop_sequence": null,
+                "usage": {"input_tokens": 10, "output_tokens": 20},
+            })
+        );
+        for (finish, want) in [
+            (FinishReason::Stop, "end_turn"),
+            (FinishReason::StopSequence, "stop_sequence"),
+            (FinishReason::Length, "max_tokens"),
+            (FinishReason::ContentFilter, "refusal"),
+        ] {
+            let r = ChatResponse {
+                finish,
+                ..resp.clone()
+            };
+            let v: Value = serde_json::from_slice(&render_response(&r, "m")).unwrap();
+            assert_eq!(v["stop_reason"], want);
+        }
+    }
+
+    #[test]
+    fn provider_response_renders_back_to_the_same_shape() {
+        let fixture = include_str!("../../tests/fixtures/anthropic/tool_use_response.json");
+        let resp = provider::parse_response(fixture.as_bytes()).unwrap();
+        let got: Value =
+            serde_json::from_slice(&render_response(&resp, "claude-sonnet-4-5-20250929")).unwrap();
+        let mut want: Value = serde_json::from_str(fixture).unwrap();
+        want["usage"] = json!({"input_tokens": 384 + 16 + 2048, "output_tokens": 73});
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn error_bodies() {
+        let cases = [
+            (GatewayError::invalid("bad"), "invalid_request_error"),
+            (
+                GatewayError::invalid("big").with_status(413),
+                "request_too_large",
+            ),
+            (
+                GatewayError::new(ErrorKind::Authentication, "x"),
+                "authentication_error",
+            ),
+            (
+                GatewayError::new(ErrorKind::Permission, "x"),
+                "permission_error",
+            ),
+            (
+                GatewayError::new(ErrorKind::NotFound, "x"),
+                "not_found_error",
+            ),
+            (
+                GatewayError::new(ErrorKind::MethodNotAllowed, "x"),
+                "invalid_request_error",
+            ),
+            (
+                GatewayError::new(ErrorKind::RateLimited, "x"),
+                "rate_limit_error",
+            ),
+            (GatewayError::new(ErrorKind::Upstream, "x"), "api_error"),
+            (
+                GatewayError::new(ErrorKind::Upstream, "x").with_status(529),
+                "overloaded_error",
+            ),
+            (
+                GatewayError::new(ErrorKind::Upstream, "x").with_status(503),
+                "overloaded_error",
+            ),
+            (GatewayError::new(ErrorKind::Timeout, "x"), "api_error"),
+            (GatewayError::new(ErrorKind::Internal, "x"), "api_error"),
+        ];
+        for (e, want) in cases {
+            let v: Value = serde_json::from_slice(&error_body(&e)).unwrap();
+            assert_eq!(
+                v,
+                json!({"type": "error", "error": {"type": want, "message": e.message}})
+            );
+        }
+    }
+
+    /// Parses encoder output into (event name, data) pairs, checking the SSE framing on the way.
+    fn sse_events(bytes: &[u8]) -> Vec<(String, Value)> {
+        let text = std::str::from_utf8(bytes).unwrap();
+        assert!(text.ends_with("\n\n"), "{text:?}");
+        text.trim_end()
+            .split("\n\n")
+            .map(|frame| {
+                let (event, data) = frame.split_once('\n').unwrap();
+                let event = event.strip_prefix("event: ").unwrap().to_owned();
+                let data: Value =
+                    serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+                assert_eq!(data["type"], event.as_str());
+                (event, data)
+            })
+            .collect()
+    }
+
+    fn text_and_tool_events() -> Vec<StreamEvent> {
+        vec![
+            StreamEvent::Start {
+                id: "msg_1".into(),
+                model: "alias".into(),
+            },
+            StreamEvent::Text("Let me ".into()),
+            StreamEvent::Text("check.".into()),
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "toolu_1".into(),
+                name: "get_weather".into(),
+            },
+            StreamEvent::ToolCallArgs {
+                index: 0,
+                delta: "{\"city\":".into(),
+            },
+            StreamEvent::ToolCallArgs {
+                index: 0,
+                delta: "\"Paris\"}".into(),
+            },
+            StreamEvent::ToolCallStart {
+                index: 1,
+                id: "toolu_2".into(),
+                name: "get_time".into(),
+            },
+            StreamEvent::ToolCallArgs {
+                index: 1,
+                delta: "{}".into(),
+            },
+            StreamEvent::Finish(FinishReason::ToolCalls),
+            StreamEvent::Usage(Usage {
+                input_tokens: 11,
+                output_tokens: 22,
+            }),
+        ]
+    }
+
+    fn encode_all(model: &str, events: &[StreamEvent]) -> Vec<u8> {
+        let mut enc = StreamEncoder::new(model);
+        let mut out = Vec::new();
+        for ev in events {
+            enc.encode(ev, &mut out);
+        }
+        enc.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn encodes_full_event_sequence() {
+        let out = encode_all("alias", &text_and_tool_events());
+        let events = sse_events(&out);
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "ping",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop",
+            ]
+        );
+        assert_eq!(
+            events[0].1,
+            json!({"type": "message_start", "message": {
+                "id": "msg_1", "type": "message", "role": "assistant", "model": "alias", "content": [],
+                "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 0, "output_tokens": 0}}})
+        );
+        assert_eq!(
+            events[2].1,
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+        );
+        assert_eq!(
+            events[6].1,
+            json!({"type": "content_block_start", "index": 1,
+                   "content_block": {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}})
+        );
+        assert_eq!(
+            events[7].1,
+            json!({"type": "content_block_delta", "index": 1,
+                   "delta": {"type": "input_json_delta", "partial_json": "{\"city\":"}})
+        );
+        assert_eq!(
+            events[12].1,
+            json!({"type": "content_block_stop", "index": 2})
+        );
+        assert_eq!(
+            events[13].1,
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+                   "usage": {"input_tokens": 11, "output_tokens": 22}})
+        );
+    }
+
+    #[test]
+    fn encoder_output_decodes_to_the_same_events() {
+        let events = text_and_tool_events();
+        let out = encode_all("alias", &events);
+        let mut dec = provider::StreamDecoder::new();
+        let mut got = dec.push(&out).unwrap();
+        got.extend(dec.end().unwrap());
+        assert_eq!(got, events);
+
+        // Usage before Finish is legal canonically; Anthropic reports both at once.
+        let mut swapped = events.clone();
+        let n = swapped.len();
+        swapped.swap(n - 1, n - 2);
+        let out = encode_all("alias", &swapped);
+        let mut dec = provider::StreamDecoder::new();
+        let mut got = dec.push(&out).unwrap();
+        got.extend(dec.end().unwrap());
+        assert_eq!(got, events);
+    }
+
+    #[test]
+    fn decoded_fixture_reencodes_to_the_same_events() {
+        let fixture = include_str!("../../tests/fixtures/anthropic/stream_tool_use.sse");
+        let mut dec = provider::StreamDecoder::new();
+        let mut events = dec.push(fixture.as_bytes()).unwrap();
+        events.extend(dec.end().unwrap());
+        let out = encode_all("claude-sonnet-4-5-20250929", &events);
+        let mut dec = provider::StreamDecoder::new();
+        let mut again = dec.push(&out).unwrap();
+        again.extend(dec.end().unwrap());
+        assert_eq!(again, events);
+    }
+
+    #[test]
+    fn encoder_synthesizes_start_and_defaults() {
+        let out = encode_all("alias", &[StreamEvent::Text("hi".into())]);
+        let events = sse_events(&out);
+        assert_eq!(events[0].0, "message_start");
+        assert_eq!(events[0].1["message"]["id"], UNKNOWN_MESSAGE_ID);
+        assert_eq!(events[0].1["message"]["model"], "alias");
+        let delta = &events[events.len() - 2].1;
+        assert_eq!(delta["delta"]["stop_reason"], "end_turn");
+        assert_eq!(delta["usage"], json!({"output_tokens": 0}));
+
+        // Nothing at all: still a well-formed, empty message.
+        let names: Vec<String> = sse_events(&encode_all("alias", &[]))
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            ["message_start", "ping", "message_delta", "message_stop"]
+        );
+    }
+
+    #[test]
+    fn encoder_ignores_what_it_cannot_place() {
+        let out = encode_all(
+            "alias",
+            &[
+                StreamEvent::Start {
+                    id: "msg_1".into(),
+                    model: "x".into(),
+                },
+                StreamEvent::Text(String::new()),
+                StreamEvent::ToolCallArgs {
+                    index: 3,
+                    delta: "{}".into(),
+                },
+                StreamEvent::Start {
+                    id: "msg_2".into(),
+                    model: "x".into(),
+                },
+            ],
+        );
+        let names: Vec<String> = sse_events(&out).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            ["message_start", "ping", "message_delta", "message_stop"]
+        );
+    }
+
+    #[test]
+    fn fail_ends_the_stream_with_an_error_event() {
+        let mut enc = StreamEncoder::new("alias");
+        let mut out = Vec::new();
+        enc.encode(&StreamEvent::Text("partial".into()), &mut out);
+        let before = out.len();
+        let e = GatewayError::new(ErrorKind::Upstream, "provider broke").with_status(529);
+        enc.fail(&e, &mut out);
+        assert_eq!(
+            sse_events(&out[before..]),
+            [(
+                "error".to_owned(),
+                json!({"type": "error", "error": {"type": "overloaded_error", "message": "provider broke"}})
+            )]
+        );
+        let after = out.len();
+        enc.encode(&StreamEvent::Text("more".into()), &mut out);
+        enc.finish(&mut out);
+        enc.fail(&e, &mut out);
+        assert_eq!(out.len(), after);
+
+        // A provider decoder reading this stream surfaces the error.
+        let mut dec = provider::StreamDecoder::new();
+        let err = dec.push(&out).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Anthropic reported overloaded_error: provider broke"
+        );
+    }
+}

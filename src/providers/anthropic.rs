@@ -1,0 +1,878 @@
+//! Anthropic Messages API (`POST /v1/messages`) as a provider: canonical requests out, canonical answers and
+//! stream events back.
+
+use crate::canonical::{
+    ChatRequest, ChatResponse, FinishReason, Image, Message, Part, ResponseFormat, Role,
+    StreamEvent, Tool, ToolChoice, Usage,
+};
+use crate::error::{ErrorKind, GatewayError};
+use crate::sse::{SseEvent, SseParser};
+use serde_json::{json, Map, Value};
+
+/// Anthropic requires `max_tokens` while other dialects make it optional; this is sent when the client set none.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+pub fn request_body(req: &ChatRequest, model: &str) -> Result<Vec<u8>, GatewayError> {
+    let mut body = Map::new();
+    body.insert("model".into(), model.into());
+    body.insert(
+        "max_tokens".into(),
+        req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).into(),
+    );
+    if let Some(system) = system_prompt(req) {
+        body.insert("system".into(), system.into());
+    }
+    body.insert("messages".into(), messages(&req.messages)?);
+    if !req.tools.is_empty() {
+        body.insert(
+            "tools".into(),
+            req.tools.iter().map(tool).collect::<Vec<_>>().into(),
+        );
+    }
+    if let Some(choice) = tool_choice(req) {
+        body.insert("tool_choice".into(), choice);
+    }
+    if !req.stop.is_empty() {
+        body.insert("stop_sequences".into(), req.stop.clone().into());
+    }
+    if let Some(t) = req.temperature {
+        body.insert("temperature".into(), t.into());
+    }
+    if let Some(p) = req.top_p {
+        body.insert("top_p".into(), p.into());
+    }
+    // `seed` has no Anthropic equivalent and is left out rather than rejected: it is a best-effort hint everywhere.
+    if let Some(user) = &req.user {
+        body.insert("metadata".into(), json!({ "user_id": user }));
+    }
+    if req.stream {
+        body.insert("stream".into(), true.into());
+    }
+    Ok(serde_json::to_vec(&Value::Object(body)).unwrap_or_default())
+}
+
+/// System instructions as the single string Anthropic takes, with the JSON-output instruction appended.
+fn system_prompt(req: &ChatRequest) -> Option<String> {
+    let mut parts: Vec<String> = req
+        .system
+        .iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect();
+    parts.extend(req.response_format.as_ref().map(json_instruction));
+    (!parts.is_empty()).then(|| parts.join("\n\n"))
+}
+
+/// The Messages API has no JSON mode that a plain request can switch on, so a requested response format becomes an
+/// instruction: Claude follows it reliably, but nothing enforces it, so clients must still validate what they get.
+fn json_instruction(format: &ResponseFormat) -> String {
+    const BASE: &str =
+        "Respond with a single JSON object only, with no other text and no code fences.";
+    match format {
+        ResponseFormat::JsonObject => BASE.to_owned(),
+        ResponseFormat::JsonSchema { name, schema, .. } => {
+            format!(
+                "{BASE} The object must conform to this JSON Schema (named {name:?}):\n{schema}"
+            )
+        }
+    }
+}
+
+/// Consecutive messages of one role are merged: the Messages API wants alternating turns, and canonical requests
+/// from other dialects may carry, say, tool results and a user question as separate user messages.
+fn messages(messages: &[Message]) -> Result<Value, GatewayError> {
+    let mut turns: Vec<(Role, Vec<Value>)> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let mut blocks = Vec::with_capacity(m.content.len());
+        for part in &m.content {
+            blocks.extend(block(part, i)?);
+        }
+        if blocks.is_empty() {
+            continue;
+        }
+        match turns.last_mut() {
+            Some((role, content)) if *role == m.role => content.extend(blocks),
+            _ => turns.push((m.role, blocks)),
+        }
+    }
+    Ok(turns
+        .into_iter()
+        .map(|(role, content)| json!({ "role": role_name(role), "content": content }))
+        .collect::<Vec<_>>()
+        .into())
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+/// One content block; `None` for empty text, which the API rejects.
+fn block(part: &Part, message: usize) -> Result<Option<Value>, GatewayError> {
+    Ok(Some(match part {
+        Part::Text(t) if t.is_empty() => return Ok(None),
+        Part::Text(t) => json!({ "type": "text", "text": t }),
+        Part::Image(image) => json!({ "type": "image", "source": image_source(image) }),
+        Part::ToolCall {
+            id,
+            name,
+            arguments,
+        } => json!({
+            "type": "tool_use",
+            "id": id,
+            "name": name,
+            "input": tool_input(arguments, id, message)?,
+        }),
+        Part::ToolResult {
+            call_id,
+            content,
+            is_error,
+        } => {
+            let mut b = json!({ "type": "tool_result", "tool_use_id": call_id });
+            // Empty content is left out: it is optional, and an empty string is not reliably accepted.
+            if !content.is_empty() {
+                b["content"] = content.as_str().into();
+            }
+            if *is_error {
+                b["is_error"] = true.into();
+            }
+            b
+        }
+    }))
+}
+
+/// `tool_use.input` must be an object. Arguments that are not one are rejected rather than silently replaced,
+/// which would change the conversation the model sees.
+fn tool_input(arguments: &str, id: &str, message: usize) -> Result<Value, GatewayError> {
+    if arguments.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err(GatewayError::invalid(format!(
+            "messages[{message}]: the arguments of tool call {id:?} are not a JSON object"
+        ))),
+    }
+}
+
+fn image_source(image: &Image) -> Value {
+    match image {
+        Image::Base64 { media_type, data } => base64_source(media_type, data),
+        Image::Url(url) => match parse_data_url(url) {
+            Some((media_type, data)) => base64_source(media_type, data),
+            None => json!({ "type": "url", "url": url }),
+        },
+    }
+}
+
+fn base64_source(media_type: &str, data: &str) -> Value {
+    json!({ "type": "base64", "media_type": media_type, "data": data })
+}
+
+/// Splits a `data:<media type>;base64,<data>` URL. OpenAI clients send inline images this way, but providers
+/// that fetch URLs cannot fetch these, so they are passed as inline data instead.
+pub(crate) fn parse_data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media_type = meta.strip_suffix(";base64")?;
+    (!media_type.is_empty()).then_some((media_type, data))
+}
+
+fn tool(t: &Tool) -> Value {
+    // The API requires an object schema; tools without parameters get the empty one.
+    let schema = match &t.parameters {
+        Value::Object(o) if !o.is_empty() => t.parameters.clone(),
+        _ => json!({ "type": "object", "properties": {} }),
+    };
+    let mut v = json!({ "name": t.name, "input_schema": schema });
+    if let Some(d) = &t.description {
+        v["description"] = d.as_str().into();
+    }
+    v
+}
+
+fn tool_choice(req: &ChatRequest) -> Option<Value> {
+    let choice = req.tool_choice.as_ref()?;
+    // Without tools, "auto" and "none" mean nothing, and the API rejects a tool_choice without tools.
+    if req.tools.is_empty() && matches!(choice, ToolChoice::Auto | ToolChoice::None) {
+        return None;
+    }
+    Some(match choice {
+        ToolChoice::Auto => json!({ "type": "auto" }),
+        ToolChoice::None => json!({ "type": "none" }),
+        ToolChoice::Required => json!({ "type": "any" }),
+        ToolChoice::Tool(name) => json!({ "type": "tool", "name": name }),
+    })
+}
+
+pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| upstream(format!("Anthropic response is not valid JSON: {e}")))?;
+    if v.get("type").and_then(Value::as_str) == Some("error") {
+        return Err(upstream_error_event(&v));
+    }
+    let blocks = v
+        .get("content")
+        .and_then(Value::as_array)
+        .ok_or_else(|| upstream("Anthropic response has no `content` array"))?;
+    Ok(ChatResponse {
+        id: str_field(&v, "id").to_owned(),
+        model: str_field(&v, "model").to_owned(),
+        content: blocks.iter().filter_map(response_part).collect(),
+        finish: v
+            .get("stop_reason")
+            .and_then(Value::as_str)
+            .map_or(FinishReason::Stop, finish_reason),
+        usage: Usage {
+            input_tokens: v.get("usage").map_or(0, input_tokens),
+            output_tokens: v.pointer("/usage/output_tokens").map_or(0, as_count),
+        },
+    })
+}
+
+/// Text and tool calls; thinking and server-tool blocks have no canonical form and are dropped.
+fn response_part(block: &Value) -> Option<Part> {
+    match block.get("type")?.as_str()? {
+        "text" => Some(Part::Text(str_field(block, "text").to_owned())),
+        "tool_use" => Some(Part::ToolCall {
+            id: str_field(block, "id").to_owned(),
+            name: str_field(block, "name").to_owned(),
+            arguments: block
+                .get("input")
+                .map_or_else(|| "{}".to_owned(), Value::to_string),
+        }),
+        _ => None,
+    }
+}
+
+pub(crate) fn finish_reason(stop_reason: &str) -> FinishReason {
+    match stop_reason {
+        "stop_sequence" => FinishReason::StopSequence,
+        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "refusal" => FinishReason::ContentFilter,
+        // end_turn, pause_turn and reasons added later all mean the model stopped of its own accord.
+        _ => FinishReason::Stop,
+    }
+}
+
+/// Anthropic counts cached prompt tokens apart from `input_tokens`; canonical usage counts the whole prompt, as
+/// OpenAI's `prompt_tokens` does.
+fn input_tokens(usage: &Value) -> u64 {
+    [
+        "input_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+    ]
+    .iter()
+    .filter_map(|k| usage.get(k))
+    .map(as_count)
+    .fold(0u64, u64::saturating_add)
+}
+
+fn as_count(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The provider's own message from an error body, `{"type":"error","error":{"type","message"}}`.
+pub fn error_message(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    v.pointer("/error/message")?.as_str().map(str::to_owned)
+}
+
+fn upstream(message: impl Into<String>) -> GatewayError {
+    GatewayError::new(ErrorKind::Upstream, message).with_code("upstream_error")
+}
+
+/// An error object the provider sent with a 200 status: in a stream, or (rarely) as a whole body.
+fn upstream_error_event(v: &Value) -> GatewayError {
+    let kind = v
+        .pointer("/error/type")
+        .and_then(Value::as_str)
+        .unwrap_or("error");
+    let message = v
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .unwrap_or("no message");
+    upstream(format!("Anthropic reported {kind}: {message}"))
+}
+
+/// Decodes a streamed Messages answer (`text/event-stream`) into canonical stream events.
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    sse: SseParser,
+    /// Content-block index → tool-call index: deltas name the block, canonical events the tool call.
+    tool_blocks: Vec<(u64, u32)>,
+    next_tool: u32,
+    /// From `message_start`, for the usage reported at the end.
+    input_tokens: u64,
+    finished: bool,
+    stopped: bool,
+}
+
+impl StreamDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamEvent>, GatewayError> {
+        let mut out = Vec::new();
+        for event in self.sse.push(bytes) {
+            self.event(&event, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The body ended. Anthropic always closes a complete answer with `message_stop`; without it the connection
+    /// broke mid-answer, and the client must not mistake the partial answer for a whole one.
+    pub fn end(&mut self) -> Result<Vec<StreamEvent>, GatewayError> {
+        if self.stopped {
+            Ok(Vec::new())
+        } else {
+            Err(upstream("Anthropic stream ended before completion"))
+        }
+    }
+
+    fn event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
+        if event.data.trim().is_empty() {
+            return Ok(());
+        }
+        let v: Value = serde_json::from_str(&event.data)
+            .map_err(|e| upstream(format!("Anthropic sent an unreadable stream event: {e}")))?;
+        let kind = v
+            .get("type")
+            .and_then(Value::as_str)
+            .or(event.event.as_deref())
+            .unwrap_or("");
+        match kind {
+            "message_start" => self.message_start(&v, out),
+            "content_block_start" => self.block_start(&v, out),
+            "content_block_delta" => self.block_delta(&v, out),
+            "message_delta" => self.message_delta(&v, out),
+            "message_stop" => self.stopped = true,
+            "error" => return Err(upstream_error_event(&v)),
+            // ping, content_block_stop, and event types introduced later carry nothing canonical.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn message_start(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
+        let message = v.get("message").unwrap_or(&Value::Null);
+        self.input_tokens = message.get("usage").map_or(0, input_tokens);
+        out.push(StreamEvent::Start {
+            id: str_field(message, "id").to_owned(),
+            model: str_field(message, "model").to_owned(),
+        });
+    }
+
+    fn block_start(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
+        let block = v.get("content_block").unwrap_or(&Value::Null);
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                let text = str_field(block, "text");
+                if !text.is_empty() {
+                    out.push(StreamEvent::Text(text.to_owned()));
+                }
+            }
+            Some("tool_use") => {
+                let index = self.next_tool;
+                self.next_tool += 1;
+                self.tool_blocks
+                    .push((v.get("index").map_or(0, as_count), index));
+                out.push(StreamEvent::ToolCallStart {
+                    index,
+                    id: str_field(block, "id").to_owned(),
+                    name: str_field(block, "name").to_owned(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn block_delta(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
+        let delta = v.get("delta").unwrap_or(&Value::Null);
+        match delta.get("type").and_then(Value::as_str) {
+            Some("text_delta") => {
+                let text = str_field(delta, "text");
+                if !text.is_empty() {
+                    out.push(StreamEvent::Text(text.to_owned()));
+                }
+            }
+            Some("input_json_delta") => {
+                let partial = str_field(delta, "partial_json");
+                let block = v.get("index").map_or(0, as_count);
+                let tool = self.tool_blocks.iter().find(|(b, _)| *b == block);
+                if let (Some(&(_, index)), false) = (tool, partial.is_empty()) {
+                    out.push(StreamEvent::ToolCallArgs {
+                        index,
+                        delta: partial.to_owned(),
+                    });
+                }
+            }
+            // thinking_delta, signature_delta, citations_delta: nothing canonical.
+            _ => {}
+        }
+    }
+
+    fn message_delta(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        if let Some(reason) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
+            out.push(StreamEvent::Finish(finish_reason(reason)));
+        }
+        let usage = v.get("usage").unwrap_or(&Value::Null);
+        // Newer API versions repeat the (cumulative) input count here; it supersedes the one from message_start.
+        let input = if usage.get("input_tokens").is_some() {
+            input_tokens(usage)
+        } else {
+            self.input_tokens
+        };
+        out.push(StreamEvent::Usage(Usage {
+            input_tokens: input,
+            output_tokens: usage.get("output_tokens").map_or(0, as_count),
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT_RESPONSE: &str =
+        include_str!("../../tests/fixtures/anthropic/messages_response.json");
+    const TOOL_RESPONSE: &str =
+        include_str!("../../tests/fixtures/anthropic/tool_use_response.json");
+    const STREAM_TEXT: &str = include_str!("../../tests/fixtures/anthropic/stream_text.sse");
+    const STREAM_TOOL: &str = include_str!("../../tests/fixtures/anthropic/stream_tool_use.sse");
+
+    fn text(s: &str) -> Part {
+        Part::Text(s.to_owned())
+    }
+
+    fn user(content: Vec<Part>) -> Message {
+        Message {
+            role: Role::User,
+            content,
+        }
+    }
+
+    fn assistant(content: Vec<Part>) -> Message {
+        Message {
+            role: Role::Assistant,
+            content,
+        }
+    }
+
+    fn body_json(req: &ChatRequest, model: &str) -> Value {
+        serde_json::from_slice(&request_body(req, model).unwrap()).unwrap()
+    }
+
+    fn decode(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, GatewayError> {
+        let mut d = StreamDecoder::new();
+        let mut events = Vec::new();
+        for c in chunks {
+            events.extend(d.push(c)?);
+        }
+        events.extend(d.end()?);
+        Ok(events)
+    }
+
+    #[test]
+    fn request_maps_every_canonical_field() {
+        let req = ChatRequest {
+            model: "alias".into(),
+            system: vec![
+                "Be brief.".into(),
+                String::new(),
+                "Use metric units.".into(),
+            ],
+            messages: vec![
+                user(vec![
+                    text("Weather here?"),
+                    Part::Image(Image::Url("data:image/png;base64,iVBORw0KGgo=".into())),
+                    Part::Image(Image::Url("https://example.com/a.jpg".into())),
+                ]),
+                assistant(vec![
+                    text(""),
+                    Part::ToolCall {
+                        id: "call_1".into(),
+                        name: "get_weather".into(),
+                        arguments: r#"{"city":"Paris"}"#.into(),
+                    },
+                    Part::ToolCall {
+                        id: "call_2".into(),
+                        name: "get_time".into(),
+                        arguments: String::new(),
+                    },
+                ]),
+                // Two user messages in a row, as OpenAI `tool` messages followed by a user message arrive.
+                user(vec![Part::ToolResult {
+                    call_id: "call_1".into(),
+                    content: "15C".into(),
+                    is_error: false,
+                }]),
+                user(vec![
+                    Part::ToolResult {
+                        call_id: "call_2".into(),
+                        content: String::new(),
+                        is_error: true,
+                    },
+                    Part::Image(Image::Base64 {
+                        media_type: "image/jpeg".into(),
+                        data: "/9j/4AAQ".into(),
+                    }),
+                ]),
+            ],
+            tools: vec![
+                Tool {
+                    name: "get_weather".into(),
+                    description: Some("Current weather".into()),
+                    parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+                },
+                Tool {
+                    name: "get_time".into(),
+                    description: None,
+                    parameters: Value::Null,
+                },
+            ],
+            tool_choice: Some(ToolChoice::Required),
+            response_format: Some(ResponseFormat::JsonSchema {
+                name: "answer".into(),
+                schema: json!({"type": "object"}),
+                strict: Some(true),
+            }),
+            temperature: Some(0.5),
+            top_p: Some(0.9),
+            max_tokens: Some(100),
+            stop: vec!["END".into()],
+            seed: Some(7),
+            user: Some("u-1".into()),
+            stream: true,
+            include_usage: true,
+        };
+        let want = json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 100,
+            "system": "Be brief.\n\nUse metric units.\n\nRespond with a single JSON object only, with no other text \
+                       and no code fences. The object must conform to this JSON Schema (named \"answer\"):\n\
+                       {\"type\":\"object\"}",
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Weather here?"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+                    {"type": "image", "source": {"type": "url", "url": "https://example.com/a.jpg"}},
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+                    {"type": "tool_use", "id": "call_2", "name": "get_time", "input": {}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "call_1", "content": "15C"},
+                    {"type": "tool_result", "tool_use_id": "call_2", "is_error": true},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQ"}},
+                ]},
+            ],
+            "tools": [
+                {"name": "get_weather", "description": "Current weather",
+                 "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}},
+                {"name": "get_time", "input_schema": {"type": "object", "properties": {}}},
+            ],
+            "tool_choice": {"type": "any"},
+            "stop_sequences": ["END"],
+            "temperature": 0.5,
+            "top_p": 0.9,
+            "metadata": {"user_id": "u-1"},
+            "stream": true,
+        });
+        assert_eq!(body_json(&req, "claude-sonnet-4-5"), want);
+    }
+
+    #[test]
+    fn request_minimal_uses_defaults() {
+        let req = ChatRequest {
+            messages: vec![user(vec![text("hi")])],
+            response_format: Some(ResponseFormat::JsonObject),
+            tool_choice: Some(ToolChoice::None),
+            ..Default::default()
+        };
+        let want = json!({
+            "model": "m",
+            "max_tokens": DEFAULT_MAX_TOKENS,
+            "system": "Respond with a single JSON object only, with no other text and no code fences.",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        });
+        assert_eq!(body_json(&req, "m"), want);
+    }
+
+    #[test]
+    fn tool_choice_mapping() {
+        let tools = vec![Tool {
+            name: "f".into(),
+            description: None,
+            parameters: json!({"type": "object"}),
+        }];
+        for (choice, want) in [
+            (ToolChoice::Auto, json!({"type": "auto"})),
+            (ToolChoice::None, json!({"type": "none"})),
+            (ToolChoice::Required, json!({"type": "any"})),
+            (
+                ToolChoice::Tool("f".into()),
+                json!({"type": "tool", "name": "f"}),
+            ),
+        ] {
+            let req = ChatRequest {
+                tools: tools.clone(),
+                tool_choice: Some(choice),
+                ..Default::default()
+            };
+            assert_eq!(body_json(&req, "m")["tool_choice"], want);
+        }
+    }
+
+    #[test]
+    fn request_rejects_non_object_tool_arguments() {
+        let req = ChatRequest {
+            messages: vec![assistant(vec![Part::ToolCall {
+                id: "call_9".into(),
+                name: "f".into(),
+                arguments: "{\"cut off".into(),
+            }])],
+            ..Default::default()
+        };
+        let e = request_body(&req, "m").unwrap_err();
+        assert_eq!(e.status, 400);
+        assert_eq!(
+            e.message,
+            "messages[0]: the arguments of tool call \"call_9\" are not a JSON object"
+        );
+    }
+
+    #[test]
+    fn parses_text_response() {
+        let r = parse_response(TEXT_RESPONSE.as_bytes()).unwrap();
+        assert_eq!(
+            r,
+            ChatResponse {
+                id: "msg_01XFDUDYJgAACzvnptvVoYEL".into(),
+                model: "claude-sonnet-4-5-20250929".into(),
+                content: vec![text("Hello! How can I help you today?")],
+                finish: FinishReason::Stop,
+                usage: Usage {
+                    input_tokens: 12,
+                    output_tokens: 11
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn parses_tool_use_response_counting_cached_input() {
+        let r = parse_response(TOOL_RESPONSE.as_bytes()).unwrap();
+        assert_eq!(
+            r,
+            ChatResponse {
+                id: "msg_01Aq9w938a90dw8q".into(),
+                model: "claude-sonnet-4-5-20250929".into(),
+                content: vec![
+                    text("I'll check the current weather in Paris for you."),
+                    Part::ToolCall {
+                        id: "toolu_01A09q90qw90lq917835lq9".into(),
+                        name: "get_weather".into(),
+                        arguments: r#"{"location":"Paris, France","unit":"celsius"}"#.into(),
+                    },
+                ],
+                finish: FinishReason::ToolCalls,
+                usage: Usage {
+                    input_tokens: 384 + 16 + 2048,
+                    output_tokens: 73
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn maps_stop_reasons() {
+        for (reason, want) in [
+            ("end_turn", FinishReason::Stop),
+            ("stop_sequence", FinishReason::StopSequence),
+            ("max_tokens", FinishReason::Length),
+            ("tool_use", FinishReason::ToolCalls),
+            ("refusal", FinishReason::ContentFilter),
+            ("pause_turn", FinishReason::Stop),
+        ] {
+            let body = json!({"id": "m", "model": "c", "content": [], "stop_reason": reason});
+            let r = parse_response(body.to_string().as_bytes()).unwrap();
+            assert_eq!(r.finish, want, "{reason}");
+        }
+    }
+
+    #[test]
+    fn response_errors() {
+        let overloaded =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        let e = parse_response(overloaded).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Upstream);
+        assert_eq!(e.message, "Anthropic reported overloaded_error: Overloaded");
+        assert_eq!(error_message(overloaded).as_deref(), Some("Overloaded"));
+        assert_eq!(error_message(b"<html>"), None);
+        assert_eq!(error_message(br#"{"error":"x"}"#), None);
+        for body in [&b"not json"[..], b"[]", b"{}", br#"{"content":7}"#] {
+            assert_eq!(parse_response(body).unwrap_err().kind, ErrorKind::Upstream);
+        }
+    }
+
+    fn text_stream_events() -> Vec<StreamEvent> {
+        vec![
+            StreamEvent::Start {
+                id: "msg_01LrT8ZkUmxCjVpkA4ovPmnT".into(),
+                model: "claude-sonnet-4-5-20250929".into(),
+            },
+            StreamEvent::Text("Hello".into()),
+            StreamEvent::Text("! How can I help".into()),
+            StreamEvent::Text(" you today? ✨".into()),
+            StreamEvent::Finish(FinishReason::Stop),
+            StreamEvent::Usage(Usage {
+                input_tokens: 25,
+                output_tokens: 15,
+            }),
+        ]
+    }
+
+    fn tool_stream_events() -> Vec<StreamEvent> {
+        let args = |index: u32, delta: &str| StreamEvent::ToolCallArgs {
+            index,
+            delta: delta.into(),
+        };
+        vec![
+            StreamEvent::Start {
+                id: "msg_014p7gG3wDgGV9EUtLvnow3U".into(),
+                model: "claude-sonnet-4-5-20250929".into(),
+            },
+            StreamEvent::Text("Okay".into()),
+            StreamEvent::Text(", let's check the weather and the time:".into()),
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "toolu_01T1x1fJ34qAmk2tNTrN7Up6".into(),
+                name: "get_weather".into(),
+            },
+            args(0, "{\"location\":"),
+            args(0, " \"San Francisc"),
+            args(0, "o, CA\"}"),
+            StreamEvent::ToolCallStart {
+                index: 1,
+                id: "toolu_01BhqGvYwzZw9bXLx3qpaHQd".into(),
+                name: "get_time".into(),
+            },
+            args(1, "{\"timezone\": \"America/Los_Angeles\"}"),
+            StreamEvent::Finish(FinishReason::ToolCalls),
+            StreamEvent::Usage(Usage {
+                input_tokens: 572,
+                output_tokens: 89,
+            }),
+        ]
+    }
+
+    #[test]
+    fn decodes_text_stream() {
+        assert_eq!(
+            decode(&[STREAM_TEXT.as_bytes()]).unwrap(),
+            text_stream_events()
+        );
+    }
+
+    #[test]
+    fn decodes_tool_use_stream() {
+        assert_eq!(
+            decode(&[STREAM_TOOL.as_bytes()]).unwrap(),
+            tool_stream_events()
+        );
+    }
+
+    #[test]
+    fn same_events_at_every_split_point() {
+        for (fixture, want) in [
+            (STREAM_TEXT, text_stream_events()),
+            (STREAM_TOOL, tool_stream_events()),
+        ] {
+            let bytes = fixture.as_bytes();
+            for i in 0..=bytes.len() {
+                let got = decode(&[&bytes[..i], &bytes[i..]]).unwrap();
+                assert_eq!(got, want, "split at {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn decodes_crlf_stream() {
+        let crlf = STREAM_TEXT.replace('\n', "\r\n");
+        assert_eq!(decode(&[crlf.as_bytes()]).unwrap(), text_stream_events());
+    }
+
+    #[test]
+    fn newer_message_delta_input_usage_wins() {
+        let stream = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":1}}}\n\n\
+                      event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"max_tokens\"},\"usage\":{\"input_tokens\":30,\"cache_read_input_tokens\":5,\"output_tokens\":9}}\n\n\
+                      event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+        let events = decode(&[stream.as_bytes()]).unwrap();
+        assert_eq!(
+            events[1..],
+            [
+                StreamEvent::Finish(FinishReason::Length),
+                StreamEvent::Usage(Usage {
+                    input_tokens: 35,
+                    output_tokens: 9
+                })
+            ]
+        );
+    }
+
+    #[test]
+    fn stream_failures() {
+        let cut = STREAM_TEXT.find("event: message_stop").unwrap();
+        let e = decode(&[STREAM_TEXT[..cut].as_bytes()]).unwrap_err();
+        assert_eq!(e.message, "Anthropic stream ended before completion");
+        assert_eq!(e.kind, ErrorKind::Upstream);
+
+        let error = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+        let e = decode(&[STREAM_TEXT[..cut].as_bytes(), error.as_bytes()]).unwrap_err();
+        assert_eq!(e.message, "Anthropic reported overloaded_error: Overloaded");
+
+        let e = decode(&[b"data: {not json\n\n"]).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("Anthropic sent an unreadable stream event"),
+            "{}",
+            e.message
+        );
+        assert!(decode(&[]).is_err());
+    }
+
+    #[test]
+    fn hostile_input_never_panics() {
+        let inputs: [&[u8]; 6] = [
+            b"data: {\"type\":\"content_block_delta\",\"index\":-1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":7}}\n\n",
+            b"data: {\"type\":\"content_block_start\",\"index\":\"x\",\"content_block\":null}\n\n",
+            b"data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":-5}}\n\n",
+            b"data: {\"type\":\"message_start\",\"message\":[]}\n\n",
+            b"data: 42\n\ndata: null\n\ndata: \"s\"\n\n",
+            b"\xff\xfe\x00data:\n\n",
+        ];
+        for input in inputs {
+            let mut d = StreamDecoder::new();
+            let _ = d.push(input);
+            let _ = d.end();
+        }
+        for body in inputs {
+            let _ = parse_response(body);
+        }
+    }
+}
