@@ -71,12 +71,17 @@ async fn route<P: Platform>(
         (Method::Post, "/v1/chat/completions") => {
             authenticate(config, &req.headers)?;
             let chat = openai::parse_chat(&req.body)?;
-            complete(config, platform, Inbound::OpenAi(Box::new(chat))).await
+            complete(config, platform, Inbound::OpenAi(chat)).await
         }
         (Method::Post, "/v1/messages") => {
             authenticate(config, &req.headers)?;
             let chat = anthropic::parse_request(&req.body)?;
-            complete(config, platform, Inbound::Canonical(dialect, chat)).await
+            complete(
+                config,
+                platform,
+                Inbound::Canonical(dialect, Box::new(chat)),
+            )
+            .await
         }
         (_, "/healthz" | "/v1/models" | "/v1/chat/completions" | "/v1/messages") => {
             Err(GatewayError::new(
@@ -97,8 +102,8 @@ async fn route<P: Platform>(
 
 /// A chat request as it arrived: OpenAI-dialect bodies stay raw so they can pass through untouched.
 enum Inbound {
-    OpenAi(Box<openai::ChatRequest>),
-    Canonical(Dialect, canonical::ChatRequest),
+    OpenAi(openai::ChatRequest),
+    Canonical(Dialect, Box<canonical::ChatRequest>),
 }
 
 impl Inbound {
@@ -123,10 +128,10 @@ impl Inbound {
         }
     }
 
-    fn canonical(&self) -> Result<canonical::ChatRequest, GatewayError> {
+    fn into_canonical(self) -> Result<canonical::ChatRequest, GatewayError> {
         match self {
             Inbound::OpenAi(c) => c.to_canonical(),
-            Inbound::Canonical(_, c) => Ok(c.clone()),
+            Inbound::Canonical(_, c) => Ok(*c),
         }
     }
 }
@@ -191,13 +196,15 @@ async fn complete<P: Platform>(
     let dep = resolve(config, inbound.model())?;
     let creds = credentials(&dep.provider, platform)?;
     let now_ms = platform.now_ms();
-    let (upstream, canonical) = match &inbound {
+    let (dialect, stream) = (inbound.dialect(), inbound.stream());
+    let (upstream, canonical) = match inbound {
         // Same wire format both sides: forward the client's bytes, no translation.
-        Inbound::OpenAi(chat) if dep.provider.kind.is_openai_wire() => {
-            (openai_compat::passthrough_request(&dep, chat, &creds), None)
-        }
-        _ => {
-            let c = inbound.canonical()?;
+        Inbound::OpenAi(chat) if dep.provider.kind.is_openai_wire() => (
+            openai_compat::passthrough_request(&dep, &chat, &creds),
+            None,
+        ),
+        inbound => {
+            let c = inbound.into_canonical()?;
             (providers::build_request(&dep, &c, &creds, now_ms)?, Some(c))
         }
     };
@@ -229,11 +236,10 @@ async fn complete<P: Platform>(
     }
 
     let mut out = match canonical {
-        None if inbound.stream() => passthrough_stream(platform, &dep, first_byte, resp).await?,
+        None if stream => passthrough_stream(platform, &dep, first_byte, resp).await?,
         None => Response::json(200, read_body(platform, config, &dep, resp).await?),
         Some(c) => {
             let id = response_id(&resp, now_ms);
-            let dialect = inbound.dialect();
             if c.stream {
                 let encoder = dialect.stream_encoder(&c.model, c.include_usage, now_ms);
                 let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);

@@ -599,6 +599,8 @@ impl StreamEncoder {
         self.tool_blocks.push((tool, index));
     }
 
+    /// Deltas go to the call's own block even if a later block has since opened (canonical streams may
+    /// interleave calls): Anthropic SDKs accumulate deltas by block index.
     fn tool_args(&mut self, tool: u32, delta: &str, out: &mut Vec<u8>) {
         // Arguments for a call that never started cannot be attributed to a named tool: dropped.
         let Some(&(_, index)) = self.tool_blocks.iter().find(|(t, _)| *t == tool) else {
@@ -657,9 +659,9 @@ mod tests {
 
     const REQUEST: &str = include_str!("../../tests/fixtures/anthropic/messages_request.json");
 
-    fn parse_err(body: &str) -> String {
-        let e = parse_request(body.as_bytes()).unwrap_err();
-        assert_eq!(e.status, 400, "{body}");
+    fn parse_err(body: &[u8]) -> String {
+        let e = parse_request(body).unwrap_err();
+        assert_eq!(e.status, 400, "{}", String::from_utf8_lossy(body));
         e.message
     }
 
@@ -793,55 +795,130 @@ mod tests {
 
     #[test]
     fn rejects_bad_input_with_clear_messages() {
-        let ok_msgs = r#""messages":[{"role":"user","content":"hi"}]"#;
-        let cases: Vec<(String, &str)> = vec![
-            ("{".into(), "request body is not valid JSON"),
-            ("[1]".into(), "request body must be a JSON object"),
-            (format!(r#"{{"max_tokens":5,{ok_msgs}}}"#), "model: field required"),
-            (format!(r#"{{"model":"","max_tokens":5,{ok_msgs}}}"#), "model: must be a non-empty string"),
-            (format!(r#"{{"model":"m",{ok_msgs}}}"#), "max_tokens: field required"),
-            (format!(r#"{{"model":"m","max_tokens":0,{ok_msgs}}}"#), "max_tokens: must be a positive integer"),
-            (format!(r#"{{"model":"m","max_tokens":1.5,{ok_msgs}}}"#), "max_tokens: must be a positive integer"),
-            (format!(r#"{{"model":"m","max_tokens":"9",{ok_msgs}}}"#), "max_tokens: must be a positive integer"),
-            (format!(r#"{{"model":"m","max_tokens":99999999999,{ok_msgs}}}"#), "max_tokens: must be a positive integer"),
-            (r#"{"model":"m","max_tokens":5}"#.into(), "messages: field required"),
-            (r#"{"model":"m","max_tokens":5,"messages":[]}"#.into(), "messages: must not be empty"),
-            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"system","content":"x"}]}"#.into(),
-             "messages[0].role: unknown role \"system\""),
-            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user"}]}"#.into(), "messages[0].content: field required"),
-            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"a"},{"role":"user","content":[{"type":"foo"}]}]}"#.into(),
-             "messages[1].content[0].type: unknown block type \"foo\""),
-            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"text":"x"}]}]}"#.into(),
-             "messages[0].content[0].type: field required"),
-            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":3}]}]}"#.into(),
-             "messages[0].content[0].text: must be a string"),
-            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"file","file_id":"f"}}]}]}"#.into(),
-             "messages[0].content[0].source.type: unsupported image source type \"file\""),
-            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_use","id":"a","name":"f","input":{}}]}]}"#.into(),
-             "messages[0].content[0].type: \"tool_use\" blocks are not allowed in user messages"),
-            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"a","name":"f","input":[]}]}]}"#.into(),
-             "messages[0].content[0].input: must be an object"),
-            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","content":"x"}]}]}"#.into(),
-             "messages[0].content[0].tool_use_id: field required"),
-            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"a","content":[{"type":"image"}]}]}]}"#.into(),
-             "messages[0].content[0].content[0].type: unsupported block type \"image\""),
-            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"system":[{{"type":"image"}}]}}"#), "system[0].type: unsupported block type"),
-            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"tools":[{{"name":"f"}}]}}"#), "tools[0].input_schema: field required"),
-            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"tools":[{{"type":"web_search_20250305","name":"web_search"}}]}}"#),
-             "tools[0].type: unsupported tool type \"web_search_20250305\""),
-            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"tool_choice":{{"type":"tool"}}}}"#), "tool_choice.name: field required"),
-            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"tool_choice":{{"type":"maybe"}}}}"#), "tool_choice.type: unknown tool choice \"maybe\""),
-            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"tool_choice":"auto"}}"#), "tool_choice: must be an object"),
-            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"stop_sequences":["a",1]}}"#), "stop_sequences[1]: must be a string"),
-            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"temperature":"hot"}}"#), "temperature: must be a number"),
-            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"stream":"yes"}}"#), "stream: must be a boolean"),
-            (format!(r#"{{"model":"m","max_tokens":5,{ok_msgs},"metadata":{{"user_id":5}}}}"#), "metadata.user_id: must be a string"),
+        for (body, want) in [
+            (&b"{"[..], "request body is not valid JSON"),
+            (b"[1]", "request body must be a JSON object"),
+            (b"\xff\xfe", "request body is not valid JSON"),
+        ] {
+            assert!(parse_err(body).starts_with(want));
+        }
+
+        // Each case patches one field of a valid request (`null` removes it, as absent and null are alike).
+        let user = |content: Value| json!([{"role": "user", "content": content}]);
+        let cases = [
+            (json!({"model": null}), "model: field required"),
+            (json!({"model": ""}), "model: must be a non-empty string"),
+            (json!({"max_tokens": null}), "max_tokens: field required"),
+            (
+                json!({"max_tokens": 0}),
+                "max_tokens: must be a positive integer",
+            ),
+            (
+                json!({"max_tokens": 1.5}),
+                "max_tokens: must be a positive integer",
+            ),
+            (
+                json!({"max_tokens": "9"}),
+                "max_tokens: must be a positive integer",
+            ),
+            (
+                json!({"max_tokens": 1u64 << 40}),
+                "max_tokens: must be a positive integer",
+            ),
+            (json!({"messages": null}), "messages: field required"),
+            (json!({"messages": []}), "messages: must not be empty"),
+            (
+                json!({"messages": [{"role": "system", "content": "x"}]}),
+                "messages[0].role: unknown role \"system\"",
+            ),
+            (
+                json!({"messages": [{"role": "user"}]}),
+                "messages[0].content: field required",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": [{"type": "foo"}]}]}),
+                "messages[1].content[0].type: unknown block type \"foo\"",
+            ),
+            (
+                json!({"messages": user(json!([{"text": "x"}]))}),
+                "messages[0].content[0].type: field required",
+            ),
+            (
+                json!({"messages": user(json!([{"type": "text", "text": 3}]))}),
+                "messages[0].content[0].text: must be a string",
+            ),
+            (
+                json!({"messages": user(json!([{"type": "image", "source": {"type": "file", "file_id": "f"}}]))}),
+                "messages[0].content[0].source.type: unsupported image source type \"file\"",
+            ),
+            (
+                json!({"messages": user(json!([{"type": "tool_use", "id": "a", "name": "f", "input": {}}]))}),
+                "messages[0].content[0].type: \"tool_use\" blocks are not allowed in user messages",
+            ),
+            (
+                json!({"messages": [{"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "a", "name": "f", "input": []}]}]}),
+                "messages[0].content[0].input: must be an object",
+            ),
+            (
+                json!({"messages": user(json!([{"type": "tool_result", "content": "x"}]))}),
+                "messages[0].content[0].tool_use_id: field required",
+            ),
+            (
+                json!({"messages": user(json!([{"type": "tool_result", "tool_use_id": "a",
+                                                  "content": [{"type": "image"}]}]))}),
+                "messages[0].content[0].content[0].type: unsupported block type \"image\"",
+            ),
+            (
+                json!({"system": [{"type": "image"}]}),
+                "system[0].type: unsupported block type",
+            ),
+            (
+                json!({"system": 5}),
+                "system: must be a string or an array of text blocks",
+            ),
+            (
+                json!({"tools": [{"name": "f"}]}),
+                "tools[0].input_schema: field required",
+            ),
+            (
+                json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
+                "tools[0].type: unsupported tool type \"web_search_20250305\"",
+            ),
+            (
+                json!({"tool_choice": {"type": "tool"}}),
+                "tool_choice.name: field required",
+            ),
+            (
+                json!({"tool_choice": {"type": "maybe"}}),
+                "tool_choice.type: unknown tool choice \"maybe\"",
+            ),
+            (
+                json!({"tool_choice": "auto"}),
+                "tool_choice: must be an object",
+            ),
+            (
+                json!({"stop_sequences": ["a", 1]}),
+                "stop_sequences[1]: must be a string",
+            ),
+            (
+                json!({"temperature": "hot"}),
+                "temperature: must be a number",
+            ),
+            (json!({"stream": "yes"}), "stream: must be a boolean"),
+            (
+                json!({"metadata": {"user_id": 5}}),
+                "metadata.user_id: must be a string",
+            ),
         ];
-        for (body, want) in &cases {
-            let got = parse_err(body);
+        for (patch, want) in cases {
+            let mut body = json!({"model": "m", "max_tokens": 5, "messages": user(json!("hi"))});
+            for (k, v) in patch.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let got = parse_err(body.to_string().as_bytes());
             assert!(got.starts_with(want), "{body}\n want: {want}\n  got: {got}");
         }
-        assert!(parse_request(b"\xff\xfe").is_err());
     }
 
     #[test]

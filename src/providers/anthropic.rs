@@ -408,8 +408,11 @@ impl StreamDecoder {
             Some("input_json_delta") => {
                 let partial = str_field(delta, "partial_json");
                 let block = v.get("index").map_or(0, as_count);
-                let tool = self.tool_blocks.iter().find(|(b, _)| *b == block);
-                if let (Some(&(_, index)), false) = (tool, partial.is_empty()) {
+                // Anthropic opens every tool block with an empty delta: nothing to report.
+                if partial.is_empty() {
+                    return;
+                }
+                if let Some(&(_, index)) = self.tool_blocks.iter().find(|(b, _)| *b == block) {
                     out.push(StreamEvent::ToolCallArgs {
                         index,
                         delta: partial.to_owned(),
@@ -838,12 +841,12 @@ mod tests {
     #[test]
     fn stream_failures() {
         let cut = STREAM_TEXT.find("event: message_stop").unwrap();
-        let e = decode(&[STREAM_TEXT[..cut].as_bytes()]).unwrap_err();
+        let e = decode(&[&STREAM_TEXT.as_bytes()[..cut]]).unwrap_err();
         assert_eq!(e.message, "Anthropic stream ended before completion");
         assert_eq!(e.kind, ErrorKind::Upstream);
 
         let error = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
-        let e = decode(&[STREAM_TEXT[..cut].as_bytes(), error.as_bytes()]).unwrap_err();
+        let e = decode(&[&STREAM_TEXT.as_bytes()[..cut], error.as_bytes()]).unwrap_err();
         assert_eq!(e.message, "Anthropic reported overloaded_error: Overloaded");
 
         let e = decode(&[b"data: {not json\n\n"]).unwrap_err();

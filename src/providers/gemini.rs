@@ -866,12 +866,12 @@ mod tests {
     #[test]
     fn stream_failures() {
         let last = STREAM.rfind("data: ").unwrap();
-        let e = decode(&[STREAM[..last].as_bytes()]).unwrap_err();
+        let e = decode(&[&STREAM.as_bytes()[..last]]).unwrap_err();
         assert_eq!(e.message, "Gemini stream ended before completion");
         assert!(decode(&[]).is_err());
 
         let error = "data: {\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":\"UNAVAILABLE\"}}\r\n\r\n";
-        let e = decode(&[STREAM[..last].as_bytes(), error.as_bytes()]).unwrap_err();
+        let e = decode(&[&STREAM.as_bytes()[..last], error.as_bytes()]).unwrap_err();
         assert_eq!(
             e.message,
             "Gemini reported UNAVAILABLE: The model is overloaded."
