@@ -237,7 +237,21 @@ async fn complete<P: Platform>(
 
     let mut out = match canonical {
         None if stream => passthrough_stream(platform, &dep, first_byte, resp).await?,
-        None => Response::json(200, read_body(platform, config, &dep, resp).await?),
+        None => {
+            let body = read_body(platform, config, &dep, resp).await?;
+            // Passed through unparsed, but never as garbage: a 200 must carry a JSON answer.
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+                return Err(GatewayError::new(
+                    ErrorKind::Upstream,
+                    format!(
+                        "provider {} answered a malformed response",
+                        dep.provider.name
+                    ),
+                )
+                .with_code("upstream_malformed"));
+            }
+            Response::json(200, body)
+        }
         Some(c) => {
             let id = response_id(&resp, now_ms);
             if c.stream {
@@ -311,10 +325,10 @@ async fn passthrough_stream<P: Platform>(
         Some(Some(Err(e))) => return Err(stream_failed(dep, &e)),
         Some(Some(Ok(first))) => first,
     };
-    let joined: ByteStream = Box::pin(stream::once(async move { Ok(first) }).chain(body));
-    Ok(Response::event_stream(Box::pin(SsePassthrough::new(
-        joined,
-    ))))
+    let mut rest = SsePassthrough::new(body);
+    rest.accept(&first)?;
+    let joined: ByteStream = Box::pin(stream::once(async move { Ok(first) }).chain(rest));
+    Ok(Response::event_stream(joined))
 }
 
 /// Decodes until the first canonical events exist (or the provider fails) before committing to a 200.

@@ -1,19 +1,19 @@
-//! Forwards an OpenAI-format SSE body chunk by chunk, untouched, and makes a broken upstream visible: a stream
-//! that fails or ends before `data: [DONE]` gets a final error event instead of looking complete.
+//! Forwards an OpenAI-format SSE body chunk by chunk, untouched, while checking it: every event must be JSON (or
+//! the `[DONE]` marker). A stream that carries garbage, fails, or ends before `data: [DONE]` gets a final error
+//! event instead of looking complete, and the garbage itself is never forwarded.
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{ByteStream, StreamError};
 use crate::inbound::openai::error_event;
+use crate::sse::SseParser;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use futures_util::Stream;
-
-const DONE: &[u8] = b"data: [DONE]";
+use serde::de::IgnoredAny;
 
 pub struct SsePassthrough {
     inner: ByteStream,
-    /// Last bytes seen, so a `[DONE]` marker split across chunks is still found.
-    tail: Vec<u8>,
+    sse: SseParser,
     saw_done: bool,
     finished: bool,
 }
@@ -22,35 +22,33 @@ impl SsePassthrough {
     pub fn new(inner: ByteStream) -> Self {
         SsePassthrough {
             inner,
-            tail: Vec::with_capacity(2 * DONE.len()),
+            sse: SseParser::new(),
             saw_done: false,
             finished: false,
         }
     }
 
-    fn observe(&mut self, chunk: &[u8]) {
-        if self.saw_done {
-            return;
+    /// Checks a chunk before it is forwarded. The gateway calls this for the first chunk itself, so that a
+    /// provider sending garbage from the start still gets an error status rather than a 200.
+    pub fn accept(&mut self, chunk: &[u8]) -> Result<(), GatewayError> {
+        for ev in self.sse.push(chunk) {
+            if ev.data == "[DONE]" {
+                self.saw_done = true;
+            } else if serde_json::from_str::<IgnoredAny>(&ev.data).is_err() {
+                return Err(GatewayError::new(
+                    ErrorKind::Upstream,
+                    "provider sent a malformed stream event",
+                )
+                .with_code("upstream_malformed"));
+            }
         }
-        let keep = DONE.len() - 1;
-        let mut joined = core::mem::take(&mut self.tail);
-        joined.extend_from_slice(&chunk[..chunk.len().min(keep)]);
-        if contains(&joined, DONE) || contains(chunk, DONE) {
-            self.saw_done = true;
-            return;
-        }
-        // The new tail is the last `keep` bytes of everything seen so far.
-        self.tail = if chunk.len() >= keep {
-            chunk[chunk.len() - keep..].to_vec()
-        } else {
-            joined.drain(..joined.len().saturating_sub(keep));
-            joined
-        };
+        Ok(())
     }
-}
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    fn end_with(&mut self, err: GatewayError) -> Poll<Option<Result<Vec<u8>, StreamError>>> {
+        self.finished = true;
+        Poll::Ready(Some(Ok(error_event(&err))))
+    }
 }
 
 impl Stream for SsePassthrough {
@@ -62,30 +60,25 @@ impl Stream for SsePassthrough {
         }
         match self.inner.as_mut().poll_next(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(chunk))) => {
-                self.observe(&chunk);
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Poll::Ready(Some(Err(e))) => {
+            Poll::Ready(Some(Ok(chunk))) => match self.accept(&chunk) {
+                Ok(()) => Poll::Ready(Some(Ok(chunk))),
+                Err(e) => self.end_with(e),
+            },
+            Poll::Ready(Some(Err(e))) => self.end_with(
+                GatewayError::new(ErrorKind::Upstream, format!("provider stream failed: {e}"))
+                    .with_code("upstream_stream_error"),
+            ),
+            Poll::Ready(None) if self.saw_done => {
                 self.finished = true;
-                let err =
-                    GatewayError::new(ErrorKind::Upstream, format!("provider stream failed: {e}"))
-                        .with_code("upstream_stream_error");
-                Poll::Ready(Some(Ok(error_event(&err))))
+                Poll::Ready(None)
             }
-            Poll::Ready(None) => {
-                self.finished = true;
-                if self.saw_done {
-                    Poll::Ready(None)
-                } else {
-                    let err = GatewayError::new(
-                        ErrorKind::Upstream,
-                        "provider stream ended before completion",
-                    )
-                    .with_code("upstream_stream_truncated");
-                    Poll::Ready(Some(Ok(error_event(&err))))
-                }
-            }
+            Poll::Ready(None) => self.end_with(
+                GatewayError::new(
+                    ErrorKind::Upstream,
+                    "provider stream ended before completion",
+                )
+                .with_code("upstream_stream_truncated"),
+            ),
         }
     }
 }
@@ -114,19 +107,19 @@ mod tests {
     }
 
     #[test]
-    fn done_split_across_chunks_is_found() {
-        for split in 1..12 {
-            let full = "data: {}\n\ndata: [DONE]\n\n";
-            let (a, b) = full.split_at(full.len() - 14 + split.min(13));
+    fn events_split_across_chunks_are_checked_whole() {
+        let full = "data: {\"a\":\"b\"}\n\ndata: [DONE]\n\n";
+        for split in 1..full.len() {
+            let (a, b) = full.split_at(split);
+            let a: &'static str = Box::leak(a.to_owned().into_boxed_str());
+            let b: &'static str = Box::leak(b.to_owned().into_boxed_str());
             let out = run(vec![Ok(a), Ok(b)]);
-            assert_eq!(out.len(), 2, "split {split}: {out:?}");
+            assert_eq!(out.concat(), full, "split {split}");
         }
-        let out = run(vec![Ok("da"), Ok("ta"), Ok(": [D"), Ok("ONE]"), Ok("\n\n")]);
-        assert_eq!(out.len(), 5);
     }
 
     #[test]
-    fn truncation_and_failure_end_with_an_error_event() {
+    fn truncation_failure_and_garbage_end_with_an_error_event() {
         let out = run(vec![Ok("data: {}\n\n")]);
         assert_eq!(out.len(), 2);
         assert!(out[1].contains("upstream_stream_truncated"));
@@ -137,5 +130,16 @@ mod tests {
         ]);
         assert_eq!(out.len(), 2);
         assert!(out[1].contains("provider stream failed: reset"));
+        let out = run(vec![
+            Ok("data: {}\n\n"),
+            Ok("data: {not json\n\n"),
+            Ok("data: [DONE]\n\n"),
+        ]);
+        assert_eq!(out.len(), 2);
+        assert!(out[1].contains("upstream_malformed"));
+        assert!(
+            !out.concat().contains("not json"),
+            "garbage is never forwarded"
+        );
     }
 }

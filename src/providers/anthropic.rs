@@ -247,7 +247,7 @@ fn response_part(block: &Value) -> Option<Part> {
     }
 }
 
-pub(crate) fn finish_reason(stop_reason: &str) -> FinishReason {
+fn finish_reason(stop_reason: &str) -> FinishReason {
     match stop_reason {
         "stop_sequence" => FinishReason::StopSequence,
         "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,

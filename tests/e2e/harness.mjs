@@ -136,3 +136,53 @@ export async function readEvents(response) {
   }
   return { events, rest: buf };
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Every provider kind at once: one mock region per kind, one model per kind named after it.
+export const PROVIDER_KEY = "sk-provider-e2e-0123456789";
+export const KINDS = ["openai", "azure", "anthropic", "bedrock", "gemini"];
+
+function allKindsConfig(regions) {
+  const u = (k) => regions[k];
+  return {
+    keys: [{ name: "demo", sha256: DEMO_KEY_SHA256 }],
+    providers: {
+      "mock-openai": { kind: "openai", base_url: `${u("openai")}/v1`, api_key_secret: "PROVIDER_KEY" },
+      "mock-azure": { kind: "azure", base_url: u("azure"), api_version: "2024-10-21", api_key_secret: "PROVIDER_KEY" },
+      "mock-anthropic": { kind: "anthropic", base_url: `${u("anthropic")}/v1`, api_key_secret: "PROVIDER_KEY" },
+      "mock-bedrock": {
+        kind: "bedrock",
+        base_url: u("bedrock"),
+        region: "us-east-1",
+        access_key_id_secret: "AWS_ACCESS_KEY_ID",
+        secret_access_key_secret: "AWS_SECRET_ACCESS_KEY",
+      },
+      "mock-gemini": { kind: "gemini", base_url: `${u("gemini")}/v1beta`, api_key_secret: "PROVIDER_KEY" },
+    },
+    models: {
+      openai: { deployments: [{ provider: "mock-openai", model: "gpt-4o-mini", region: "us-east" }] },
+      azure: { deployments: [{ provider: "mock-azure", model: "gpt-4o-deploy", region: "eastus" }] },
+      anthropic: { deployments: [{ provider: "mock-anthropic", model: "claude-sonnet-4-5", region: "us-east" }] },
+      bedrock: {
+        deployments: [{ provider: "mock-bedrock", model: "anthropic.claude-3-haiku-20240307-v1:0", region: "us-east-1" }],
+      },
+      gemini: { deployments: [{ provider: "mock-gemini", model: "gemini-2.5-flash", region: "us-central1" }] },
+    },
+    timeouts: { first_byte_ms: 3000 },
+  };
+}
+
+export async function startAllKinds() {
+  const mock = await startMock(Object.fromEntries(KINDS.map((k) => [k, {}])));
+  try {
+    const worker = await startWorker(allKindsConfig(mock.regions), {
+      PROVIDER_KEY,
+      AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
+      AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+    });
+    return { mock, worker };
+  } catch (e) {
+    await mock.stop();
+    throw e;
+  }
+}

@@ -4,51 +4,12 @@ import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { startMock, startWorker, DEMO_KEY, DEMO_KEY_SHA256, chat, readEvents } from "./harness.mjs";
+import { startAllKinds, KINDS, PROVIDER_KEY, DEMO_KEY, chat, readEvents } from "./harness.mjs";
 
-const PROVIDER_KEY = "sk-provider-e2e-0123456789";
-const AWS_KEY_ID = "AKIDEXAMPLE";
-// The models under test, one per provider kind; each points at its own mock region.
-const KINDS = ["openai", "azure", "anthropic", "bedrock", "gemini"];
 let mock, worker, oai, ant;
 
-function config(regions) {
-  const u = (k) => regions[k];
-  return {
-    keys: [{ name: "demo", sha256: DEMO_KEY_SHA256 }],
-    providers: {
-      "mock-openai": { kind: "openai", base_url: `${u("openai")}/v1`, api_key_secret: "PROVIDER_KEY" },
-      "mock-azure": { kind: "azure", base_url: u("azure"), api_version: "2024-10-21", api_key_secret: "PROVIDER_KEY" },
-      "mock-anthropic": { kind: "anthropic", base_url: `${u("anthropic")}/v1`, api_key_secret: "PROVIDER_KEY" },
-      "mock-bedrock": {
-        kind: "bedrock",
-        base_url: u("bedrock"),
-        region: "us-east-1",
-        access_key_id_secret: "AWS_ACCESS_KEY_ID",
-        secret_access_key_secret: "AWS_SECRET_ACCESS_KEY",
-      },
-      "mock-gemini": { kind: "gemini", base_url: `${u("gemini")}/v1beta`, api_key_secret: "PROVIDER_KEY" },
-    },
-    models: {
-      openai: { deployments: [{ provider: "mock-openai", model: "gpt-4o-mini", region: "us-east" }] },
-      azure: { deployments: [{ provider: "mock-azure", model: "gpt-4o-deploy", region: "eastus" }] },
-      anthropic: { deployments: [{ provider: "mock-anthropic", model: "claude-sonnet-4-5", region: "us-east" }] },
-      bedrock: {
-        deployments: [{ provider: "mock-bedrock", model: "anthropic.claude-3-haiku-20240307-v1:0", region: "us-east-1" }],
-      },
-      gemini: { deployments: [{ provider: "mock-gemini", model: "gemini-2.5-flash", region: "us-central1" }] },
-    },
-    timeouts: { first_byte_ms: 3000 },
-  };
-}
-
 before(async () => {
-  mock = await startMock(Object.fromEntries(KINDS.map((k) => [k, {}])));
-  worker = await startWorker(config(mock.regions), {
-    PROVIDER_KEY,
-    AWS_ACCESS_KEY_ID: AWS_KEY_ID,
-    AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-  });
+  ({ mock, worker } = await startAllKinds());
   oai = new OpenAI({ baseURL: `${worker.url}/v1`, apiKey: DEMO_KEY, maxRetries: 0 });
   ant = new Anthropic({ baseURL: worker.url, apiKey: DEMO_KEY, maxRetries: 0 });
 });
