@@ -83,7 +83,7 @@ test("an upstream that answers garbage is a 502, never passed on", async () => {
   for (const kind of ["openai", "anthropic", "bedrock", "gemini"]) {
     await mock.set(kind, { status: 200, error_body: "<html>proxy error</html>" });
     const e = await openaiError(await openai({ model: kind, messages: MSG }), 502);
-    assert.match(e.message, /malformed|not valid JSON/i, kind);
+    assert.match(e.message, /malformed|invalid JSON|not valid JSON/i, kind);
     const a = await anthropicError(await anthropic({ model: kind, max_tokens: 5, messages: MSG }), 502);
     assert.match(a.message, /malformed|JSON/i, kind);
   }
