@@ -2,6 +2,7 @@
 
 use crate::auth::authenticate;
 use crate::canonical;
+use crate::config::Model;
 use crate::config::{Config, ConfigError, Deployment, Provider, ProviderKind};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Body, ByteStream, Method, Request, Response, StreamError};
@@ -11,30 +12,192 @@ use crate::platform::{Platform, UpstreamResponse};
 use crate::providers::bedrock::sigv4;
 use crate::providers::errors::upstream_error;
 use crate::providers::{self, openai_compat, Credentials, Decoder};
+use crate::routing::{estimator, Location, Policy, Router, Shape};
 use crate::translate::Translate;
 use core::future::Future;
 use core::pin::pin;
 use futures_util::future::{select, Either};
 use futures_util::{stream, StreamExt};
+use std::cell::{Cell, OnceCell, RefCell};
 
 /// Largest provider error body read before giving up on it.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Largest non-streaming provider answer accepted.
 const MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
 
+/// What lives as long as the isolate: the routing state learned from this edge location's traffic.
+pub struct State {
+    pub router: RefCell<Router>,
+    /// Persisted estimates have been looked for in KV.
+    loaded: Cell<bool>,
+}
+
+impl State {
+    pub fn new(seed: u64) -> Self {
+        State {
+            router: RefCell::new(Router::new(seed)),
+            loaded: Cell::new(false),
+        }
+    }
+}
+
+/// How long the first request of an isolate waits for persisted estimates before routing on priors.
+const LOAD_WAIT_MS: u64 = 30;
+/// Learned estimates are written back at most this often per isolate.
+const PERSIST_EVERY_MS: u64 = 10_000;
+const PERSIST_TTL_S: u64 = 7 * 24 * 3600;
+
+fn routing_key(loc: &Location) -> String {
+    format!("routing/v1/{}", loc.colo.as_deref().unwrap_or("unknown"))
+}
+
 pub async fn handle<P: Platform>(
     config: Result<&Config, &ConfigError>,
     platform: &P,
+    state: &State,
     req: Request,
 ) -> Response {
     let dialect = dialect_for(&req.path);
     let result = match config {
-        Ok(config) => route(config, platform, dialect, req).await,
+        Ok(config) => route(config, platform, state, dialect, req).await,
         Err(e) => {
             Err(GatewayError::new(ErrorKind::Internal, e.to_string()).with_code("invalid_config"))
         }
     };
     result.unwrap_or_else(|e| error_response(dialect, &e))
+}
+
+/// Where the caller is: the runtime's view, or (only when configured, for tests and demos) the
+/// `x-meridian-location: lat,lon[,COLO]` header.
+fn location(config: &Config, req: &Request) -> Location {
+    if config.routing.trust_location_header {
+        if let Some(v) = req.headers.get("x-meridian-location") {
+            let mut parts = v.split(',').map(str::trim);
+            let lat = parts.next().and_then(|p| p.parse::<f64>().ok());
+            let lon = parts.next().and_then(|p| p.parse::<f64>().ok());
+            let colo = parts
+                .next()
+                .filter(|c| {
+                    !c.is_empty() && c.len() <= 8 && c.bytes().all(|b| b.is_ascii_alphanumeric())
+                })
+                .map(str::to_owned);
+            if let (Some(lat), Some(lon)) = (lat, lon) {
+                if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) {
+                    return Location {
+                        colo: colo.or_else(|| req.location.colo.clone()),
+                        lat_lon: Some((lat, lon)),
+                    };
+                }
+            }
+        }
+    }
+    req.location.clone()
+}
+
+async fn route<P: Platform>(
+    config: &Config,
+    platform: &P,
+    state: &State,
+    dialect: Dialect,
+    req: Request,
+) -> Result<Response, GatewayError> {
+    let chat_route = matches!(
+        (req.method, req.path.as_str()),
+        (Method::Post, "/v1/chat/completions" | "/v1/messages")
+    );
+    if chat_route {
+        let key = authenticate(config, &req.headers)?;
+        let caller = Caller {
+            location: location(config, &req),
+            key_residency: &key.residency,
+            requested_residency: req
+                .headers
+                .get("x-meridian-residency")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            body_len: req.body.len(),
+        };
+        load_estimates(platform, state, &caller.location).await;
+        let inbound = if dialect == Dialect::Anthropic {
+            Inbound::Canonical(dialect, Box::new(anthropic::parse_request(&req.body)?))
+        } else {
+            Inbound::OpenAi(openai::parse_chat(&req.body)?)
+        };
+        let result = complete(config, platform, state, &caller, inbound).await;
+        persist_estimates(platform, state, &caller.location);
+        return result;
+    }
+    match (req.method, req.path.as_str()) {
+        (Method::Get | Method::Head, "/healthz") => {
+            Ok(Response::json(200, br#"{"status":"ok"}"#.to_vec()))
+        }
+        (Method::Get, "/v1/models") => {
+            authenticate(config, &req.headers)?;
+            Ok(Response::json(200, openai::models_list(config)))
+        }
+        (Method::Get, "/_meridian/status") => {
+            authenticate(config, &req.headers)?;
+            let loc = location(config, &req);
+            let models = config
+                .models
+                .iter()
+                .map(|(n, m)| (n.as_str(), m.deployments()));
+            let status = state
+                .router
+                .borrow()
+                .status(models, &loc, platform.now_ms());
+            Ok(Response::json(200, status.to_string().into_bytes()))
+        }
+        (
+            _,
+            "/healthz"
+            | "/v1/models"
+            | "/v1/chat/completions"
+            | "/v1/messages"
+            | "/_meridian/status",
+        ) => Err(GatewayError::new(
+            ErrorKind::MethodNotAllowed,
+            format!(
+                "method {} is not allowed on {}",
+                req.method.as_str(),
+                req.path
+            ),
+        )),
+        (_, path) => Err(
+            GatewayError::new(ErrorKind::NotFound, format!("no route for {path}"))
+                .with_code("not_found"),
+        ),
+    }
+}
+
+/// A fresh isolate starts from what this location learned before, if KV has it in time.
+async fn load_estimates<P: Platform>(platform: &P, state: &State, loc: &Location) {
+    if state.loaded.replace(true) {
+        return;
+    }
+    if let Some(Some(json)) =
+        deadline(platform, LOAD_WAIT_MS, platform.kv_get(&routing_key(loc))).await
+    {
+        state.router.borrow_mut().import(&json);
+    }
+    state.router.borrow_mut().last_persist_ms = platform.now_ms();
+}
+
+/// Debounced write-back of learned estimates, finished after the response (`wait_until`).
+fn persist_estimates<P: Platform>(platform: &P, state: &State, loc: &Location) {
+    let now = platform.now_ms();
+    let mut router = state.router.borrow_mut();
+    if router.dirty && now.saturating_sub(router.last_persist_ms) >= PERSIST_EVERY_MS {
+        router.dirty = false;
+        router.last_persist_ms = now;
+        platform.kv_put_later(routing_key(loc), router.export(), PERSIST_TTL_S);
+    }
 }
 
 /// Errors are answered in the dialect of the endpoint the client called, even before its body is read.
@@ -52,52 +215,6 @@ fn error_response(dialect: Dialect, e: &GatewayError) -> Response {
         r.headers.insert("retry-after", s.clone());
     }
     r
-}
-
-async fn route<P: Platform>(
-    config: &Config,
-    platform: &P,
-    dialect: Dialect,
-    req: Request,
-) -> Result<Response, GatewayError> {
-    match (req.method, req.path.as_str()) {
-        (Method::Get | Method::Head, "/healthz") => {
-            Ok(Response::json(200, br#"{"status":"ok"}"#.to_vec()))
-        }
-        (Method::Get, "/v1/models") => {
-            authenticate(config, &req.headers)?;
-            Ok(Response::json(200, openai::models_list(config)))
-        }
-        (Method::Post, "/v1/chat/completions") => {
-            authenticate(config, &req.headers)?;
-            let chat = openai::parse_chat(&req.body)?;
-            complete(config, platform, Inbound::OpenAi(chat)).await
-        }
-        (Method::Post, "/v1/messages") => {
-            authenticate(config, &req.headers)?;
-            let chat = anthropic::parse_request(&req.body)?;
-            complete(
-                config,
-                platform,
-                Inbound::Canonical(dialect, Box::new(chat)),
-            )
-            .await
-        }
-        (_, "/healthz" | "/v1/models" | "/v1/chat/completions" | "/v1/messages") => {
-            Err(GatewayError::new(
-                ErrorKind::MethodNotAllowed,
-                format!(
-                    "method {} is not allowed on {}",
-                    req.method.as_str(),
-                    req.path
-                ),
-            ))
-        }
-        (_, path) => Err(
-            GatewayError::new(ErrorKind::NotFound, format!("no route for {path}"))
-                .with_code("not_found"),
-        ),
-    }
 }
 
 /// A chat request as it arrived: OpenAI-dialect bodies stay raw so they can pass through untouched.
@@ -127,27 +244,17 @@ impl Inbound {
             Inbound::Canonical(d, _) => *d,
         }
     }
-
-    fn into_canonical(self) -> Result<canonical::ChatRequest, GatewayError> {
-        match self {
-            Inbound::OpenAi(c) => c.to_canonical(),
-            Inbound::Canonical(_, c) => Ok(*c),
-        }
-    }
 }
 
-/// A configured alias, or `provider/model` to address a configured provider directly.
-fn resolve(config: &Config, name: &str) -> Result<Deployment, GatewayError> {
+/// The deployments a model name stands for: a configured alias, or `provider/model` to address a configured
+/// provider directly.
+fn resolve<'c>(config: &'c Config, name: &str) -> Result<Target<'c>, GatewayError> {
     if let Some(model) = config.model(name) {
-        return Ok(model.primary().clone());
+        return Ok(Target::Alias(model));
     }
     if let Some((provider, model)) = name.split_once('/') {
         if let (Some(p), false) = (config.provider(provider), model.is_empty()) {
-            return Ok(Deployment {
-                provider: p.clone(),
-                model: model.to_owned(),
-                region: p.region.clone(),
-            });
+            return Ok(Target::Direct([p.direct(model)]));
         }
     }
     Err(GatewayError::new(
@@ -155,6 +262,20 @@ fn resolve(config: &Config, name: &str) -> Result<Deployment, GatewayError> {
         format!("model `{name}` does not exist; GET /v1/models lists the models served here"),
     )
     .with_code("model_not_found"))
+}
+
+enum Target<'c> {
+    Alias(&'c Model),
+    Direct([Deployment; 1]),
+}
+
+impl Target<'_> {
+    fn deployments(&self) -> &[Deployment] {
+        match self {
+            Target::Alias(m) => m.deployments(),
+            Target::Direct(d) => d,
+        }
+    }
 }
 
 fn credentials<P: Platform>(
@@ -188,85 +309,314 @@ fn credentials<P: Platform>(
     })
 }
 
+/// Who is asking and from where: what routing needs beyond the request body.
+pub struct Caller<'a> {
+    pub location: Location,
+    /// Residency tags required by the key's policy (empty: none).
+    pub key_residency: &'a [String],
+    /// Residency tags requested with `x-meridian-residency` (empty: none).
+    pub requested_residency: Vec<String>,
+    pub body_len: usize,
+}
+
+fn residency_ok(dep: &Deployment, required: &[String]) -> bool {
+    required.is_empty() || dep.tags.iter().any(|t| required.contains(t))
+}
+
+/// One chat request, tried on deployments in the order routing chose, until one commits.
+struct Call<'a, P> {
+    config: &'a Config,
+    platform: &'a P,
+    state: &'a State,
+    inbound: &'a Inbound,
+    /// Built on first need: only deployments that do not speak the client's wire format need it.
+    canonical: OnceCell<canonical::ChatRequest>,
+    shape: Shape,
+}
+
+/// An attempt that did not produce a response: whether another deployment may do better.
+struct Failed {
+    error: GatewayError,
+    retryable: bool,
+}
+
+impl From<GatewayError> for Failed {
+    fn from(error: GatewayError) -> Self {
+        // A request the provider rejects as invalid will be rejected everywhere; anything else may be this
+        // deployment's problem alone.
+        let retryable = error.kind != ErrorKind::InvalidRequest;
+        Failed { error, retryable }
+    }
+}
+
 async fn complete<P: Platform>(
     config: &Config,
     platform: &P,
+    state: &State,
+    caller: &Caller<'_>,
     inbound: Inbound,
 ) -> Result<Response, GatewayError> {
-    let dep = resolve(config, inbound.model())?;
-    let creds = credentials(&dep.provider, platform)?;
-    let now_ms = platform.now_ms();
-    let (dialect, stream) = (inbound.dialect(), inbound.stream());
-    let (upstream, canonical) = match inbound {
-        // Same wire format both sides: forward the client's bytes, no translation.
-        Inbound::OpenAi(chat) if dep.provider.kind.is_openai_wire() => (
-            openai_compat::passthrough_request(&dep, &chat, &creds),
-            None,
-        ),
-        inbound => {
-            let c = inbound.into_canonical()?;
-            (providers::build_request(&dep, &c, &creds, now_ms)?, Some(c))
-        }
+    let target = resolve(config, inbound.model())?;
+    let deps = target.deployments();
+    let allowed: Vec<bool> = deps
+        .iter()
+        .map(|d| {
+            residency_ok(d, caller.key_residency) && residency_ok(d, &caller.requested_residency)
+        })
+        .collect();
+    if !allowed.contains(&true) {
+        let mut wanted: Vec<&str> = caller.key_residency.iter().map(String::as_str).collect();
+        wanted.extend(caller.requested_residency.iter().map(String::as_str));
+        return Err(GatewayError::new(
+            ErrorKind::Upstream,
+            format!(
+                "no deployment of `{}` satisfies the residency policy ({}); refusing to send it elsewhere",
+                inbound.model(),
+                wanted.join(", ")
+            ),
+        )
+        .with_status(503)
+        .with_code("residency_unsatisfiable"));
+    }
+    let (hedge_budget, max_attempts) = match &target {
+        Target::Alias(m) => (m.hedge_budget, m.max_attempts),
+        Target::Direct(_) => (None, 1),
     };
-
-    let first_byte = config.timeouts.first_byte_ms;
-    let resp = match deadline(platform, first_byte, platform.fetch(upstream)).await {
-        None => return Err(timeout(&dep, first_byte)),
-        Some(Err(e)) => {
-            return Err(GatewayError::new(
-                ErrorKind::Upstream,
-                format!("could not reach provider {}: {e}", dep.provider.name),
-            )
-            .with_code("upstream_unreachable"))
-        }
-        Some(Ok(r)) => r,
+    let shape = Shape {
+        stream: inbound.stream(),
+        bucket: estimator::bucket(caller.body_len),
     };
+    let policy = Policy {
+        exploration: config.routing.exploration,
+        hedge_budget,
+    };
+    let plan = state.router.borrow_mut().plan(
+        deps,
+        &allowed,
+        &caller.location,
+        shape,
+        policy,
+        platform.now_ms(),
+    );
+    let call = Call {
+        config,
+        platform,
+        state,
+        inbound: &inbound,
+        canonical: OnceCell::new(),
+        shape,
+    };
+    let started_ms = platform.now_ms();
+    let mut order = plan.order.iter().map(|&i| &deps[i]).take(max_attempts);
+    let mut attempts = 0;
+    let mut last = None;
+    while let Some(dep) = order.next() {
+        // Failover never outlives the overall deadline.
+        if attempts > 0 && platform.now_ms().saturating_sub(started_ms) >= config.timeouts.total_ms
+        {
+            break;
+        }
+        attempts += 1;
+        let hedge = match plan.hedge_after_ms {
+            Some(ms) if attempts == 1 => order.clone().next().map(|second| (ms, second)),
+            _ => None,
+        };
+        let result = match hedge {
+            Some((after_ms, second)) => match call.hedged(dep, second, after_ms).await {
+                (r, true) => {
+                    // The second deployment was used up by the hedge: failover continues after it.
+                    order.next();
+                    attempts += 1;
+                    r
+                }
+                (r, false) => r,
+            },
+            None => call.attempt(dep).await.map(|r| (r, dep)),
+        };
+        match result {
+            Ok((mut resp, used)) => {
+                annotate(&mut resp, used, attempts, &caller.location);
+                return Ok(resp);
+            }
+            Err(f) if !f.retryable => return Err(f.error),
+            Err(f) => last = Some(f.error),
+        }
+    }
+    Err(last.unwrap_or_else(|| GatewayError::new(ErrorKind::Timeout, "overall deadline exceeded")))
+}
 
-    if !(200..300).contains(&resp.status) {
-        let UpstreamResponse {
-            status,
-            headers,
-            body,
-        } = resp;
-        let body = deadline(platform, first_byte, read_all(body, MAX_ERROR_BODY))
-            .await
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        return Err(upstream_error(&dep, status, &headers, &body, &creds));
+impl<P: Platform> Call<'_, P> {
+    fn canonical(&self) -> Result<&canonical::ChatRequest, GatewayError> {
+        match self.inbound {
+            Inbound::Canonical(_, c) => Ok(c),
+            Inbound::OpenAi(chat) => {
+                if let Some(c) = self.canonical.get() {
+                    return Ok(c);
+                }
+                let c = chat.to_canonical()?;
+                Ok(self.canonical.get_or_init(|| c))
+            }
+        }
     }
 
-    let mut out = match canonical {
-        None if stream => passthrough_stream(platform, &dep, first_byte, resp).await?,
-        None => {
-            let body = read_body(platform, config, &dep, resp).await?;
-            // Passed through unparsed, but never as garbage: a 200 must carry a JSON answer.
-            if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+    /// Runs `first`; if it has produced nothing after `after_ms`, runs `second` alongside, and the first to
+    /// produce content wins (the other is dropped, which cancels its fetch). The flag says whether `second` ran.
+    async fn hedged<'d>(
+        &self,
+        first: &'d Deployment,
+        second: &'d Deployment,
+        after_ms: u64,
+    ) -> (Result<(Response, &'d Deployment), Failed>, bool) {
+        let a = pin!(self.attempt(first));
+        let timer = pin!(self.platform.sleep(after_ms));
+        let a = match select(a, timer).await {
+            Either::Left((r, _)) => return (r.map(|r| (r, first)), false),
+            Either::Right((_, a)) => a,
+        };
+        let hedge_start = self.platform.now_ms();
+        self.state.router.borrow_mut().hedged(second);
+        let b = pin!(self.attempt(second));
+        match select(a, b).await {
+            Either::Left((Ok(r), _loser)) => {
+                let waited = self.platform.now_ms().saturating_sub(hedge_start) as f64;
+                self.state.router.borrow_mut().at_least(
+                    second,
+                    self.shape,
+                    waited,
+                    self.platform.now_ms(),
+                );
+                (Ok((r, first)), true)
+            }
+            Either::Right((Ok(r), _loser)) => {
+                let waited = (self.platform.now_ms().saturating_sub(hedge_start) + after_ms) as f64;
+                self.state.router.borrow_mut().at_least(
+                    first,
+                    self.shape,
+                    waited,
+                    self.platform.now_ms(),
+                );
+                (Ok((r, second)), true)
+            }
+            Either::Left((Err(_), b)) => (b.await.map(|r| (r, second)), true),
+            Either::Right((Err(_), a)) => (a.await.map(|r| (r, first)), true),
+        }
+    }
+
+    /// One deployment, up to the point where the response is committed (headers and, for streams, the first
+    /// content), recording what was learned.
+    async fn attempt(&self, dep: &Deployment) -> Result<Response, Failed> {
+        let now = self.platform.now_ms();
+        self.state.router.borrow_mut().started(dep, now);
+        let result = self.try_deployment(dep, now).await;
+        let end = self.platform.now_ms();
+        let mut router = self.state.router.borrow_mut();
+        match &result {
+            Ok((_, latency_ms)) => router.success(dep, self.shape, *latency_ms, end),
+            Err(f) if f.retryable => {
+                let retry_after_ms = f
+                    .error
+                    .retry_after
+                    .as_deref()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .map(|s| s.saturating_mul(1000));
+                router.failure(dep, &f.error.message, retry_after_ms, end);
+            }
+            // The request was at fault, not the deployment.
+            Err(_) => {}
+        }
+        result.map(|(r, _)| r)
+    }
+
+    /// Returns the committed response and the latency to learn from: to the first content for streams, to the
+    /// response headers otherwise.
+    async fn try_deployment(
+        &self,
+        dep: &Deployment,
+        start_ms: u64,
+    ) -> Result<(Response, f64), Failed> {
+        let (config, platform) = (self.config, self.platform);
+        let creds = credentials(&dep.provider, platform)?;
+        let upstream = match self.inbound {
+            // Same wire format both sides: forward the client's bytes, no translation.
+            Inbound::OpenAi(chat) if dep.provider.kind.is_openai_wire() => {
+                openai_compat::passthrough_request(dep, chat, &creds)
+            }
+            _ => providers::build_request(dep, self.canonical()?, &creds, start_ms)?,
+        };
+
+        let first_byte = config.timeouts.first_byte_ms;
+        let resp = match deadline(platform, first_byte, platform.fetch(upstream)).await {
+            None => return Err(timeout(dep, first_byte).into()),
+            Some(Err(e)) => {
                 return Err(GatewayError::new(
                     ErrorKind::Upstream,
-                    format!(
-                        "provider {} answered a malformed response",
-                        dep.provider.name
-                    ),
+                    format!("could not reach provider {}: {e}", dep.provider.name),
                 )
-                .with_code("upstream_malformed"));
+                .with_code("upstream_unreachable")
+                .into())
             }
-            Response::json(200, body)
+            Some(Ok(r)) => r,
+        };
+        let headers_ms = platform.now_ms().saturating_sub(start_ms) as f64;
+
+        if !(200..300).contains(&resp.status) {
+            let UpstreamResponse {
+                status,
+                headers,
+                body,
+            } = resp;
+            let body = deadline(platform, first_byte, read_all(body, MAX_ERROR_BODY))
+                .await
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            return Err(upstream_error(dep, status, &headers, &body, &creds).into());
         }
-        Some(c) => {
-            let id = response_id(&resp, now_ms);
-            if c.stream {
-                let encoder = dialect.stream_encoder(&c.model, c.include_usage, now_ms);
-                let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
-                translated_stream(platform, &dep, first_byte, resp, decoder, encoder).await?
-            } else {
-                let body = read_body(platform, config, &dep, resp).await?;
-                let answer = providers::parse_response(&dep, &body, &id)?;
-                Response::json(200, dialect.render_response(&answer, &c.model, now_ms))
+
+        let dialect = self.inbound.dialect();
+        let stream = self.inbound.stream();
+        let passthrough =
+            matches!(self.inbound, Inbound::OpenAi(_)) && dep.provider.kind.is_openai_wire();
+        let first_content = || platform.now_ms().saturating_sub(start_ms) as f64;
+        Ok(match (passthrough, stream) {
+            (true, true) => {
+                let r = passthrough_stream(platform, dep, first_byte, resp).await?;
+                (r, first_content())
             }
-        }
-    };
-    annotate(&mut out, &dep);
-    Ok(out)
+            (true, false) => {
+                let body = read_body(platform, config, dep, resp).await?;
+                // Passed through unparsed, but never as garbage: a 200 must carry a JSON answer.
+                if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+                    return Err(GatewayError::new(
+                        ErrorKind::Upstream,
+                        format!(
+                            "provider {} answered a malformed response",
+                            dep.provider.name
+                        ),
+                    )
+                    .with_code("upstream_malformed")
+                    .into());
+                }
+                (Response::json(200, body), headers_ms)
+            }
+            (false, _) => {
+                let c = self.canonical()?;
+                let now = platform.now_ms();
+                let id = response_id(&resp, now);
+                if stream {
+                    let encoder = dialect.stream_encoder(&c.model, c.include_usage, now);
+                    let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
+                    let r = translated_stream(platform, dep, first_byte, resp, decoder, encoder)
+                        .await?;
+                    (r, first_content())
+                } else {
+                    let body = read_body(platform, config, dep, resp).await?;
+                    let answer = providers::parse_response(dep, &body, &id)?;
+                    let r = Response::json(200, dialect.render_response(&answer, &c.model, now));
+                    (r, headers_ms)
+                }
+            }
+        })
+    }
 }
 
 /// The provider's request id where it sends one in a header, else one derived from the clock.
@@ -390,10 +740,15 @@ fn stream_failed(dep: &Deployment, e: &StreamError) -> GatewayError {
     .with_code("upstream_stream_error")
 }
 
-fn annotate(resp: &mut Response, dep: &Deployment) {
+fn annotate(resp: &mut Response, dep: &Deployment, attempts: usize, loc: &Location) {
     resp.headers.insert("x-meridian-deployment", dep.id());
     resp.headers.insert("x-meridian-region", dep.region.clone());
-    resp.headers.insert("x-meridian-attempts", "1");
+    resp.headers
+        .insert("x-meridian-attempts", attempts.to_string());
+    resp.headers.insert(
+        "x-meridian-colo",
+        loc.colo.clone().unwrap_or_else(|| "unknown".into()),
+    );
 }
 
 fn timeout(dep: &Deployment, ms: u64) -> GatewayError {

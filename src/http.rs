@@ -93,6 +93,8 @@ pub struct Request {
     pub path: String,
     pub headers: Headers,
     pub body: Vec<u8>,
+    /// Where the runtime says the caller is.
+    pub location: crate::routing::Location,
 }
 
 pub enum Body {

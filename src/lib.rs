@@ -13,6 +13,7 @@ pub mod inbound;
 pub mod passthrough;
 pub mod platform;
 pub mod providers;
+pub mod routing;
 pub mod sse;
 pub mod translate;
 

@@ -40,4 +40,8 @@ pub trait Platform {
     async fn sleep(&self, ms: u64);
     /// Wall-clock time, Unix milliseconds (request signing, `created` fields).
     fn now_ms(&self) -> u64;
+    /// A value from the Workers KV namespace, `None` if absent or if no namespace is bound.
+    async fn kv_get(&self, key: &str) -> Option<String>;
+    /// Writes to KV after the response has been sent (`ctx.wait_until`); failures are logged, not surfaced.
+    fn kv_put_later(&self, key: String, value: String, ttl_s: u64);
 }

@@ -35,6 +35,17 @@ pub struct Knobs {
     pub ttft_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_gap_ms: Option<u64>,
+    /// Every `tail_every`-th normally handled request gets `tail_ms` extra
+    /// milliseconds of time to first content. Set together with `tail_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail_every: Option<u64>,
+    /// The extra delay of a tail request (see `tail_every`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail_ms: Option<u64>,
+    /// Adds a deterministic pseudo-random 0..=J ms to the time to first
+    /// content of every normally handled request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_jitter_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_words: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,6 +111,13 @@ impl Knobs {
     }
 
     fn validate(&self) -> Result<(), String> {
+        match (self.tail_every, self.tail_ms) {
+            (Some(0), _) => return Err("invalid knobs: tail_every must be >= 1".into()),
+            (Some(_), None) | (None, Some(_)) => {
+                return Err("invalid knobs: tail_every and tail_ms must be set together".into())
+            }
+            _ => {}
+        }
         if let Some(s) = self.status {
             if !(200..=599).contains(&s) {
                 return Err(format!("invalid knobs: status {s} is not in 200..=599"));

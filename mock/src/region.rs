@@ -41,11 +41,24 @@ pub(crate) async fn handle(region: Arc<RegionState>, req: Request<Incoming>) -> 
         headers: parts.headers.clone(),
         body: body.clone(),
     });
-    let (knobs, decision) = region.decide();
+    let (mut knobs, decision) = region.decide();
+    if decision == Decision::Normal {
+        // Tail latency and jitter: extra time to first content.
+        let extra = region.extra_ttft_ms(&knobs);
+        if extra > 0 {
+            let mut k = (*knobs).clone();
+            k.ttft_ms = Some(k.ttft_ms.unwrap_or(0).saturating_add(extra));
+            knobs = Arc::new(k);
+        }
+    }
     if region.log_requests {
         eprintln!(
-            "meridian-mock: [{}] {} {} -> {:?}",
-            region.name, parts.method, path, decision
+            "meridian-mock: [{}] {} {} -> {:?} (ttft {} ms)",
+            region.name,
+            parts.method,
+            path,
+            decision,
+            knobs.ttft_ms.unwrap_or(0)
         );
     }
     let dialect = Dialect::for_path(path);

@@ -71,7 +71,23 @@ pub(crate) struct RegionState {
     initial: Arc<Knobs>,
     knobs: Mutex<Arc<Knobs>>,
     requests: AtomicU64,
+    /// Normally handled requests seen while `tail_every` was set.
+    tail_seq: AtomicU64,
+    /// Requests that got the `tail_ms` delay.
+    tail_hits: AtomicU64,
+    /// Normally handled requests seen while `ttft_jitter_ms` was set; the
+    /// seed of the jitter generator.
+    jitter_seq: AtomicU64,
     last: Mutex<Option<LastRequest>>,
+}
+
+/// SplitMix64: a small, fast, well-mixed generator step. The jitter of the
+/// request numbered `n` (0-based) is `splitmix64(n) % (J + 1)`.
+fn splitmix64(n: u64) -> u64 {
+    let mut z = n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 impl RegionState {
@@ -86,6 +102,9 @@ impl RegionState {
             knobs: Mutex::new(initial.clone()),
             initial,
             requests: AtomicU64::new(0),
+            tail_seq: AtomicU64::new(0),
+            tail_hits: AtomicU64::new(0),
+            jitter_seq: AtomicU64::new(0),
             last: Mutex::new(None),
         }
     }
@@ -126,6 +145,31 @@ impl RegionState {
         }
     }
 
+    /// The extra time to first content (`tail_ms` and/or jitter) of a
+    /// request that gets a normal response. Advances the tail and jitter
+    /// counters (each only while its knob is set), so call it exactly once
+    /// per normally handled request.
+    pub fn extra_ttft_ms(&self, k: &Knobs) -> u64 {
+        let mut extra = 0u64;
+        if let (Some(every), Some(ms)) = (k.tail_every, k.tail_ms) {
+            let n = self.tail_seq.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % every.max(1) == 0 {
+                self.tail_hits.fetch_add(1, Ordering::Relaxed);
+                extra = extra.saturating_add(ms);
+            }
+        }
+        if let Some(j) = k.ttft_jitter_ms.filter(|&j| j > 0) {
+            let n = self.jitter_seq.fetch_add(1, Ordering::Relaxed);
+            let r = splitmix64(n);
+            let jitter = match j.checked_add(1) {
+                Some(m) => r % m,
+                None => r,
+            };
+            extra = extra.saturating_add(jitter);
+        }
+        extra
+    }
+
     pub fn knobs(&self) -> Arc<Knobs> {
         lock(&self.knobs).clone()
     }
@@ -146,6 +190,9 @@ impl RegionState {
         *lock(&self.knobs) = self.initial.clone();
         *lock(&self.last) = None;
         self.requests.store(0, Ordering::Relaxed);
+        self.tail_seq.store(0, Ordering::Relaxed);
+        self.tail_hits.store(0, Ordering::Relaxed);
+        self.jitter_seq.store(0, Ordering::Relaxed);
     }
 
     pub fn stats_json(&self) -> Value {
@@ -153,6 +200,10 @@ impl RegionState {
         m.insert(
             "requests".into(),
             Value::from(self.requests.load(Ordering::Relaxed)),
+        );
+        m.insert(
+            "tail_hits".into(),
+            Value::from(self.tail_hits.load(Ordering::Relaxed)),
         );
         let last = lock(&self.last).as_ref().map(LastRequest::to_json);
         m.insert("last_request".into(), last.unwrap_or(Value::Null));
@@ -180,5 +231,48 @@ impl MockState {
         for r in self.regions.values() {
             r.reset();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn knobs(json: serde_json::Value) -> Knobs {
+        Knobs::from_json(json).unwrap()
+    }
+
+    #[test]
+    fn tail_every_nth() {
+        let r = RegionState::new("r".into(), Knobs::default(), false);
+        let k = knobs(serde_json::json!({"tail_every": 3, "tail_ms": 300}));
+        let got: Vec<u64> = (0..7).map(|_| r.extra_ttft_ms(&k)).collect();
+        assert_eq!(got, [0, 0, 300, 0, 0, 300, 0]);
+        assert_eq!(r.stats_json()["tail_hits"], 2);
+        // Requests without the knob do not advance the counter.
+        assert_eq!(r.extra_ttft_ms(&Knobs::default()), 0);
+        assert_eq!(r.extra_ttft_ms(&k), 0);
+        assert_eq!(r.extra_ttft_ms(&k), 300);
+        r.reset();
+        assert_eq!(r.stats_json()["tail_hits"], 0);
+        let got: Vec<u64> = (0..3).map(|_| r.extra_ttft_ms(&k)).collect();
+        assert_eq!(got, [0, 0, 300]);
+        let every = knobs(serde_json::json!({"tail_every": 1, "tail_ms": 5}));
+        assert_eq!(r.extra_ttft_ms(&every), 5);
+        assert_eq!(r.extra_ttft_ms(&every), 5);
+    }
+
+    #[test]
+    fn jitter_bounded_and_reproducible() {
+        let r = RegionState::new("r".into(), Knobs::default(), false);
+        let k = knobs(serde_json::json!({"ttft_jitter_ms": 20}));
+        let first: Vec<u64> = (0..200).map(|_| r.extra_ttft_ms(&k)).collect();
+        assert!(first.iter().all(|&j| j <= 20));
+        assert!(first.iter().any(|&j| j != first[0]), "jitter varies");
+        r.reset();
+        let again: Vec<u64> = (0..200).map(|_| r.extra_ttft_ms(&k)).collect();
+        assert_eq!(first, again, "reset restarts the same sequence");
+        let huge = knobs(serde_json::json!({"ttft_jitter_ms": u64::MAX}));
+        let _ = r.extra_ttft_ms(&huge);
     }
 }

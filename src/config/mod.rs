@@ -75,11 +75,33 @@ pub struct Provider {
     pub region: String,
 }
 
+impl Provider {
+    /// The deployment a client gets by naming `provider/model` directly.
+    pub fn direct(self: &Rc<Self>, model: &str) -> Deployment {
+        Deployment {
+            provider: self.clone(),
+            model: model.to_owned(),
+            region: self.region.clone(),
+            coords: crate::routing::regions::lookup(&self.region).map(|r| (r.lat, r.lon)),
+            tags: Vec::new(),
+            weight: 1.0,
+            price: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Deployment {
     pub provider: Rc<Provider>,
     pub model: String,
     pub region: String,
+    /// Where `region` is, when known: the routing prior is based on the distance to it.
+    pub coords: Option<(f64, f64)>,
+    pub tags: Vec<String>,
+    /// Positive; 1 unless configured.
+    pub weight: f64,
+    /// USD per million (input, output) tokens.
+    pub price: Option<(f64, f64)>,
 }
 
 impl Deployment {
@@ -93,6 +115,10 @@ impl Deployment {
 pub struct Model {
     pub name: String,
     deployments: Vec<Deployment>,
+    /// Opt-in hedging budget (share of requests), in (0, 1].
+    pub hedge_budget: Option<f64>,
+    /// At least 1.
+    pub max_attempts: usize,
 }
 
 impl Model {
@@ -110,6 +136,14 @@ impl Model {
 pub struct GatewayKey {
     pub name: String,
     pub hash: KeyHash,
+    /// Requests with this key only go to deployments carrying one of these tags (empty: no restriction).
+    pub residency: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Routing {
+    pub trust_location_header: bool,
+    pub exploration: f64,
 }
 
 #[derive(Debug)]
@@ -126,6 +160,7 @@ pub struct Config {
     pub providers: BTreeMap<String, Rc<Provider>>,
     pub models: BTreeMap<String, Model>,
     pub timeouts: Timeouts,
+    pub routing: Routing,
 }
 
 impl Config {
@@ -178,9 +213,21 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 "must be 64 hex digits (the SHA-256 of the key)",
             )
         })?;
-        keys.push(GatewayKey { name: k.name, hash });
+        keys.push(GatewayKey {
+            name: k.name,
+            hash,
+            residency: k.residency,
+        });
     }
 
+    for (name, r) in &raw.regions {
+        if !((-90.0..=90.0).contains(&r.lat) && (-180.0..=180.0).contains(&r.lon)) {
+            return Err(err(
+                format_args!("regions.{name}"),
+                "lat must be in [-90, 90] and lon in [-180, 180]",
+            ));
+        }
+    }
     let mut providers = BTreeMap::new();
     for (name, p) in raw.providers {
         let provider = validate_provider(&format!("providers.{name}"), name.clone(), p)?;
@@ -214,13 +261,50 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             if d.model.is_empty() {
                 return Err(err(format_args!("{dpath}.model"), "must not be empty"));
             }
-            if d.region.is_empty() {
-                return Err(err(format_args!("{dpath}.region"), "must not be empty"));
+            let coords = region_coords(&raw.regions, &d.region).ok_or_else(|| {
+                err(
+                    format_args!("{dpath}.region"),
+                    format_args!("unknown region {:?} (not a known cloud region; define it under [regions] with lat and lon)", d.region),
+                )
+            })?;
+            let weight = d.weight.unwrap_or(1.0);
+            if !(weight.is_finite() && weight > 0.0) {
+                return Err(err(
+                    format_args!("{dpath}.weight"),
+                    "must be a positive number",
+                ));
             }
+            if let Some(t) = d.tags.iter().find(|t| t.is_empty()) {
+                return Err(err(
+                    format_args!("{dpath}.tags"),
+                    format_args!("empty tag {t:?}"),
+                ));
+            }
+            let price = match d.price {
+                Some(p)
+                    if p.input >= 0.0
+                        && p.output >= 0.0
+                        && p.input.is_finite()
+                        && p.output.is_finite() =>
+                {
+                    Some((p.input, p.output))
+                }
+                Some(_) => {
+                    return Err(err(
+                        format_args!("{dpath}.price"),
+                        "input and output must be non-negative numbers",
+                    ))
+                }
+                None => None,
+            };
             deployments.push(Deployment {
                 provider,
                 model: d.model,
                 region: d.region,
+                coords: Some(coords),
+                tags: d.tags,
+                weight,
+                price,
             });
         }
         if name.contains('/') {
@@ -229,7 +313,35 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 "model names must not contain '/' (reserved for provider/model)",
             ));
         }
-        models.insert(name.clone(), Model { name, deployments });
+        let hedge_budget = match m.hedge_budget {
+            None => None,
+            Some(b) if b > 0.0 && b <= 1.0 => Some(b),
+            Some(_) => {
+                return Err(err(
+                    format_args!("{path}.hedge_budget"),
+                    "must be in (0, 1]",
+                ))
+            }
+        };
+        let max_attempts = match m.max_attempts {
+            None => 3,
+            Some(0) => {
+                return Err(err(
+                    format_args!("{path}.max_attempts"),
+                    "must be at least 1",
+                ))
+            }
+            Some(n) => n as usize,
+        };
+        models.insert(
+            name.clone(),
+            Model {
+                name,
+                deployments,
+                hedge_budget,
+                max_attempts,
+            },
+        );
     }
 
     let timeouts = Timeouts {
@@ -241,11 +353,21 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         total_ms: positive(raw.timeouts.total_ms, DEFAULT_TOTAL_MS, "timeouts.total_ms")?,
     };
 
+    let exploration = raw.routing.exploration.unwrap_or(0.05);
+    if !(0.0..=0.5).contains(&exploration) {
+        return Err(err("routing.exploration", "must be between 0 and 0.5"));
+    }
+    let routing = Routing {
+        trust_location_header: raw.routing.trust_location_header,
+        exploration,
+    };
+
     Ok(Config {
         keys,
         providers,
         models,
         timeouts,
+        routing,
     })
 }
 
@@ -367,6 +489,14 @@ fn validate_provider(
         api_key_secret,
         region,
     })
+}
+
+/// Coordinates of a region: configured ones first, then the built-in cloud table.
+fn region_coords(custom: &BTreeMap<String, raw::RawRegion>, id: &str) -> Option<(f64, f64)> {
+    if let Some(r) = custom.get(id) {
+        return Some((r.lat, r.lon));
+    }
+    crate::routing::regions::lookup(id).map(|r| (r.lat, r.lon))
 }
 
 /// `us-east-1`, `eu-central-2`, `ap-southeast-4`, `us-gov-west-1`: lower-case words and a final number.

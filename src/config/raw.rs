@@ -14,6 +14,27 @@ pub struct RawConfig {
     pub models: BTreeMap<String, RawModel>,
     #[serde(default)]
     pub timeouts: RawTimeouts,
+    #[serde(default)]
+    pub routing: RawRouting,
+    /// Regions beyond the built-in cloud table (self-hosted models, other clouds).
+    #[serde(default)]
+    pub regions: BTreeMap<String, RawRegion>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouting {
+    /// Honour `x-meridian-location` from clients (tests and demos only: anyone could send it).
+    #[serde(default)]
+    pub trust_location_header: bool,
+    pub exploration: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegion {
+    pub lat: f64,
+    pub lon: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -22,6 +43,9 @@ pub struct RawKey {
     pub name: String,
     /// Hex SHA-256 of the key: the key itself never appears in configuration.
     pub sha256: String,
+    /// Residency tags this key's requests are restricted to (any of them), e.g. ["eu"].
+    #[serde(default)]
+    pub residency: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,6 +77,10 @@ pub struct RawProvider {
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
     pub deployments: Vec<RawDeployment>,
+    /// Opt-in hedging: the largest share of requests that may start a second, parallel attempt.
+    pub hedge_budget: Option<f64>,
+    /// Deployments tried per request (failover), including the first.
+    pub max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +90,21 @@ pub struct RawDeployment {
     /// The provider's own model name.
     pub model: String,
     pub region: String,
+    /// Preference multiplier: a deployment with weight 2 is chosen as if it were twice as fast.
+    pub weight: Option<f64>,
+    /// Residency tags, e.g. ["eu", "gdpr"].
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub price: Option<RawPrice>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    /// USD per million input tokens.
+    pub input: f64,
+    /// USD per million output tokens.
+    pub output: f64,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,7 +13,7 @@ const PROVIDERS: &str = r#"{"p":{"kind":"openai","base_url":"http://127.0.0.1:1/
 #[test]
 fn valid_config() {
     let c = Config::parse(&with(
-        r#"{"fast":{"deployments":[{"provider":"p","model":"m","region":"us-east"}]}}"#,
+        r#"{"fast":{"deployments":[{"provider":"p","model":"m","region":"us-east-1"}]}}"#,
         PROVIDERS,
     ))
     .unwrap();
@@ -33,28 +33,28 @@ fn errors_name_the_path() {
         ),
         (
             with(
-                r#"{"fast":{"deployments":[{"provider":"p","model":"m","region":"r"},{"provider":"q","model":"m","region":"r"}]}}"#,
+                r#"{"fast":{"deployments":[{"provider":"p","model":"m","region":"us-east-1"},{"provider":"q","model":"m","region":"us-east-1"}]}}"#,
                 PROVIDERS,
             ),
             "models.fast.deployments[1].provider: unknown provider \"q\"",
         ),
         (
             with(
-                r#"{"fast":{"deployments":[{"provider":"p","model":"m","region":"r","colour":1}]}}"#,
+                r#"{"fast":{"deployments":[{"provider":"p","model":"m","region":"us-east-1","colour":1}]}}"#,
                 PROVIDERS,
             ),
             "models.fast.deployments[0].colour: unknown field `colour`, expected one of",
         ),
         (
             with(
-                r#"{"f":{"deployments":[{"provider":"p","model":"m","region":"r"}]}}"#,
+                r#"{"f":{"deployments":[{"provider":"p","model":"m","region":"us-east-1"}]}}"#,
                 r#"{"p":{"kind":"smoke","base_url":"http://x"}}"#,
             ),
             "providers.p.kind: unknown provider kind \"smoke\"",
         ),
         (
             with(
-                r#"{"f":{"deployments":[{"provider":"p","model":"m","region":"r"}]}}"#,
+                r#"{"f":{"deployments":[{"provider":"p","model":"m","region":"us-east-1"}]}}"#,
                 r#"{"p":{"kind":"openai","base_url":"ftp://x"}}"#,
             ),
             "providers.p.base_url: must be an http(s) URL",
@@ -74,7 +74,7 @@ fn errors_name_the_path() {
         ("not json".to_string(), "expected ident"),
         (
             with(
-                r#"{"f":{"deployments":[{"provider":"p","model":"m","region":"r"}]}}"#,
+                r#"{"f":{"deployments":[{"provider":"p","model":"m","region":"us-east-1"}]}}"#,
                 PROVIDERS,
             )
             .replace(r#""models""#, r#""timeouts":{"first_byte_ms":0},"models""#),
@@ -89,7 +89,7 @@ fn errors_name_the_path() {
 
 #[test]
 fn provider_kinds_check_their_own_settings() {
-    let model = r#"{"f":{"deployments":[{"provider":"p","model":"m","region":"r"}]}}"#;
+    let model = r#"{"f":{"deployments":[{"provider":"p","model":"m","region":"us-east-1"}]}}"#;
     let cases = [
         (
             r#"{"p":{"kind":"azure","base_url":"https://x.openai.azure.com"}}"#,

@@ -2,9 +2,10 @@
 //! [`Platform`] with `fetch`, secrets and timers. Everything else lives in the core.
 
 use crate::config::{Config, ConfigError};
-use crate::gateway;
+use crate::gateway::{self, State};
 use crate::http::{Body, Headers, Method, Request, Response, StreamError};
 use crate::platform::{FetchError, Platform, UpstreamRequest, UpstreamResponse};
+use crate::routing::Location;
 use futures_util::{StreamExt, TryStreamExt};
 use std::cell::OnceCell;
 use std::rc::Rc;
@@ -13,10 +14,14 @@ use wasm_bindgen::JsValue;
 use worker::{event, Context, Env};
 
 const CONFIG_BINDING: &str = "MERIDIAN_CONFIG";
+/// Optional Workers KV namespace: routing estimates persist there per edge location.
+const KV_BINDING: &str = "MERIDIAN_KV";
 
 thread_local! {
     // Bindings cannot change within an isolate, so the configuration is parsed once.
     static CONFIG: OnceCell<Rc<Result<Config, ConfigError>>> = const { OnceCell::new() };
+    // What this isolate has learned about its providers, shared by all requests it serves.
+    static STATE: Rc<State> = Rc::new(State::new(js_sys::Date::now().to_bits() ^ (js_sys::Math::random().to_bits() << 1)));
 }
 
 fn config(env: &Env) -> Rc<Result<Config, ConfigError>> {
@@ -56,17 +61,26 @@ fn read_config(env: &Env) -> Result<String, ConfigError> {
 async fn fetch(
     mut req: worker::Request,
     env: Env,
-    _ctx: Context,
+    ctx: Context,
 ) -> worker::Result<worker::Response> {
     let config = config(&env);
+    let location = req
+        .cf()
+        .map(|cf| Location {
+            colo: Some(cf.colo()).filter(|c| !c.is_empty()),
+            lat_lon: cf.coordinates().map(|(a, b)| (f64::from(a), f64::from(b))),
+        })
+        .unwrap_or_default();
     let core_req = Request {
         method: Method::parse(req.method().as_ref()),
         path: req.path(),
         headers: headers_from(req.headers()),
         body: req.bytes().await.unwrap_or_default(),
+        location,
     };
-    let platform = EdgePlatform { env };
-    let resp = gateway::handle(config.as_ref().as_ref(), &platform, core_req).await;
+    let state = STATE.with(Rc::clone);
+    let platform = EdgePlatform { env, ctx };
+    let resp = gateway::handle(config.as_ref().as_ref(), &platform, &state, core_req).await;
     into_worker_response(resp)
 }
 
@@ -91,6 +105,19 @@ fn into_worker_response(resp: Response) -> worker::Result<worker::Response> {
 
 struct EdgePlatform {
     env: Env,
+    ctx: Context,
+}
+
+/// Aborts the provider request when dropped before being disarmed: a hedge that lost, or a client that went
+/// away mid-stream, must not keep a provider generating tokens nobody reads.
+struct AbortOnDrop(Option<worker::AbortController>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.abort();
+        }
+    }
 }
 
 impl Platform for EdgePlatform {
@@ -114,15 +141,23 @@ impl Platform for EdgePlatform {
         }
         let request = worker::Request::new_with_init(&req.url, &init)
             .map_err(|e| FetchError(e.to_string()))?;
-        let mut resp = worker::Fetch::Request(request)
-            .send()
-            .await
-            .map_err(|e| FetchError(e.to_string()))?;
+        let guard = AbortOnDrop(Some(worker::AbortController::default()));
+        let signal = guard.0.as_ref().map(|c| c.signal());
+        let fetch = worker::Fetch::Request(request);
+        let mut resp = match &signal {
+            Some(signal) => fetch.send_with_signal(signal).await,
+            None => fetch.send().await,
+        }
+        .map_err(|e| FetchError(e.to_string()))?;
         let status = resp.status_code();
         let headers = headers_from(resp.headers());
         let body = match resp.stream() {
             Ok(s) => s
-                .map(|r| r.map_err(|e| StreamError(e.to_string())))
+                .map(move |r| {
+                    // The guard lives as long as the body is being read.
+                    let _alive = &guard;
+                    r.map_err(|e| StreamError(e.to_string()))
+                })
                 .boxed_local(),
             // No body at all (e.g. 204).
             Err(_) => futures_util::stream::empty().boxed_local(),
@@ -144,5 +179,29 @@ impl Platform for EdgePlatform {
 
     fn now_ms(&self) -> u64 {
         js_sys::Date::now() as u64
+    }
+
+    async fn kv_get(&self, key: &str) -> Option<String> {
+        let kv = self.env.kv(KV_BINDING).ok()?;
+        kv.get(key).text().await.ok().flatten()
+    }
+
+    fn kv_put_later(&self, key: String, value: String, ttl_s: u64) {
+        let Ok(kv) = self.env.kv(KV_BINDING) else {
+            return;
+        };
+        self.ctx.wait_until(async move {
+            let result = match kv.put(&key, value) {
+                Ok(put) => put
+                    .expiration_ttl(ttl_s)
+                    .execute()
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = result {
+                worker::console_error!("persisting routing estimates failed: {e}");
+            }
+        });
     }
 }

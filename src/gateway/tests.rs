@@ -9,7 +9,7 @@ fn config() -> Config {
         r#"{
         "keys": [{"name": "demo", "sha256": "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea"}],
         "providers": {"up": {"kind": "openai", "base_url": "http://up.test/v1", "api_key_secret": "UP_KEY"}},
-        "models": {"demo": {"deployments": [{"provider": "up", "model": "mock-1", "region": "us-east"}]}}
+        "models": {"demo": {"deployments": [{"provider": "up", "model": "mock-1", "region": "us-east-1"}]}}
     }"#,
     )
     .unwrap()
@@ -25,6 +25,7 @@ fn post(body: &str, key: Option<&str>) -> Request {
         path: "/v1/chat/completions".into(),
         headers,
         body: body.as_bytes().to_vec(),
+        location: Location::default(),
     }
 }
 
@@ -35,7 +36,7 @@ const CHAT_STREAM: &str =
 fn run(p: &FakePlatform, req: Request) -> (Response, Vec<u8>) {
     let cfg = config();
     block_on(async {
-        let mut resp = handle(Ok(&cfg), p, req).await;
+        let mut resp = handle(Ok(&cfg), p, &State::new(1), req).await;
         let body = std::mem::replace(&mut resp.body, Body::Empty)
             .collect()
             .await
@@ -57,7 +58,7 @@ fn non_streaming_forwards_with_key_and_model() {
     assert_eq!(resp.status, 200);
     assert_eq!(body, br#"{"id":"x","choices":[]}"#);
     assert_eq!(resp.headers.get("x-meridian-deployment"), Some("up/mock-1"));
-    assert_eq!(resp.headers.get("x-meridian-region"), Some("us-east"));
+    assert_eq!(resp.headers.get("x-meridian-region"), Some("us-east-1"));
     let reqs = p.requests.borrow();
     assert_eq!(reqs[0].url, "http://up.test/v1/chat/completions");
     assert_eq!(reqs[0].headers.get("authorization"), Some("Bearer sk-up"));
@@ -203,7 +204,7 @@ fn invalid_config_answers_500_naming_the_problem() {
     let err = Config::parse("{}").unwrap_err();
     let p = FakePlatform::new([]);
     let (resp, body) = block_on(async {
-        let mut r = handle(Err(&err), &p, post(CHAT, Some("demo"))).await;
+        let mut r = handle(Err(&err), &p, &State::new(1), post(CHAT, Some("demo"))).await;
         let b = std::mem::replace(&mut r.body, Body::Empty)
             .collect()
             .await
@@ -223,7 +224,7 @@ fn multi_config() -> Config {
         "keys": [{"name": "demo", "sha256": "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea"}],
         "providers": {
             "az": {"kind": "azure", "base_url": "https://res.openai.azure.com/", "api_version": "2024-10-21", "api_key_secret": "AZ_KEY"},
-            "oa": {"kind": "openai", "api_key_secret": "OA_KEY", "region": "us-east"}
+            "oa": {"kind": "openai", "api_key_secret": "OA_KEY", "region": "us-east-1"}
         },
         "models": {"gpt": {"deployments": [{"provider": "az", "model": "gpt-4o-deploy", "region": "eastus"}]}}
     }"#,
@@ -233,7 +234,7 @@ fn multi_config() -> Config {
 
 fn run_with(cfg: &Config, p: &FakePlatform, req: Request) -> (Response, Vec<u8>) {
     block_on(async {
-        let mut resp = handle(Ok(cfg), p, req).await;
+        let mut resp = handle(Ok(cfg), p, &State::new(1), req).await;
         let body = std::mem::replace(&mut resp.body, Body::Empty)
             .collect()
             .await
@@ -275,7 +276,7 @@ fn provider_slash_model_addresses_a_provider_directly() {
         resp.headers.get("x-meridian-deployment"),
         Some("oa/gpt-4.1-nano")
     );
-    assert_eq!(resp.headers.get("x-meridian-region"), Some("us-east"));
+    assert_eq!(resp.headers.get("x-meridian-region"), Some("us-east-1"));
     let reqs = p.requests.borrow();
     assert_eq!(reqs[0].url, "https://api.openai.com/v1/chat/completions");
     let sent: Value = serde_json::from_slice(&reqs[0].body).unwrap();

@@ -57,6 +57,9 @@ pub struct FakePlatform {
     pub script: RefCell<VecDeque<Scripted>>,
     pub requests: RefCell<Vec<UpstreamRequest>>,
     pub secrets: HashMap<String, String>,
+    pub kv: RefCell<HashMap<String, String>>,
+    /// Milliseconds added to the fake clock.
+    pub clock: std::cell::Cell<u64>,
 }
 
 impl FakePlatform {
@@ -113,6 +116,14 @@ impl Platform for FakePlatform {
     async fn sleep(&self, _ms: u64) {}
 
     fn now_ms(&self) -> u64 {
-        FAKE_NOW_MS
+        FAKE_NOW_MS + self.clock.get()
+    }
+
+    async fn kv_get(&self, key: &str) -> Option<String> {
+        self.kv.borrow().get(key).cloned()
+    }
+
+    fn kv_put_later(&self, key: String, value: String, _ttl_s: u64) {
+        self.kv.borrow_mut().insert(key, value);
     }
 }

@@ -99,6 +99,10 @@ mod tests {
             }),
             model: "m".into(),
             region: "us-east".into(),
+            coords: None,
+            tags: Vec::new(),
+            weight: 1.0,
+            price: None,
         }
     }
 

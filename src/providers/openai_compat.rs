@@ -395,6 +395,10 @@ mod tests {
             }),
             model: "real-model".into(),
             region: "us-east".into(),
+            coords: None,
+            tags: Vec::new(),
+            weight: 1.0,
+            price: None,
         }
     }
 

@@ -10,7 +10,7 @@ test("an invalid config names the offending path in a 500 error", async () => {
   const w = await startWorker({
     keys: [{ name: "demo", sha256: DEMO_KEY_SHA256 }],
     providers: { p: { kind: "openai", base_url: "http://127.0.0.1:9/v1" } },
-    models: { fast: { deployments: [{ provider: "p", model: "m", region: "r" }, { provider: "nope", model: "m", region: "r" }] } },
+    models: { fast: { deployments: [{ provider: "p", model: "m", region: "us-east-1" }, { provider: "nope", model: "m", region: "us-east-1" }] } },
   });
   workers.push(w);
   for (let i = 0; i < 2; i++) {
@@ -27,7 +27,7 @@ test("a config given as a JSON string works like a table", async () => {
     JSON.stringify({
       keys: [{ name: "demo", sha256: DEMO_KEY_SHA256 }],
       providers: { p: { kind: "openai", base_url: "http://127.0.0.1:9/v1" } },
-      models: { fast: { deployments: [{ provider: "p", model: "m", region: "r" }] } },
+      models: { fast: { deployments: [{ provider: "p", model: "m", region: "us-east-1" }] } },
     }),
   );
   workers.push(w);

@@ -89,14 +89,19 @@ export async function startWorker(config, bindings = {}) {
 export function configFor(mockRegions, extra = {}) {
   const providers = {};
   const models = {};
+  const regions = {};
+  let i = 0;
   for (const [name, url] of Object.entries(mockRegions)) {
     providers[`mock-${name}`] = { kind: "openai", base_url: `${url}/v1` };
     models[name] = { deployments: [{ provider: `mock-${name}`, model: "mock-1", region: name }] };
+    // Mock regions are named for what they test, so they need coordinates of their own.
+    regions[name] = { lat: 10 * i, lon: 10 * i++ };
   }
   return {
     keys: [{ name: "demo", sha256: DEMO_KEY_SHA256 }],
     providers,
     models,
+    regions,
     ...extra,
   };
 }
@@ -160,9 +165,9 @@ function allKindsConfig(regions) {
       "mock-gemini": { kind: "gemini", base_url: `${u("gemini")}/v1beta`, api_key_secret: "PROVIDER_KEY" },
     },
     models: {
-      openai: { deployments: [{ provider: "mock-openai", model: "gpt-4o-mini", region: "us-east" }] },
+      openai: { deployments: [{ provider: "mock-openai", model: "gpt-4o-mini", region: "us-east-1" }] },
       azure: { deployments: [{ provider: "mock-azure", model: "gpt-4o-deploy", region: "eastus" }] },
-      anthropic: { deployments: [{ provider: "mock-anthropic", model: "claude-sonnet-4-5", region: "us-east" }] },
+      anthropic: { deployments: [{ provider: "mock-anthropic", model: "claude-sonnet-4-5", region: "us-east-1" }] },
       bedrock: {
         deployments: [{ provider: "mock-bedrock", model: "anthropic.claude-3-haiku-20240307-v1:0", region: "us-east-1" }],
       },

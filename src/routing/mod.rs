@@ -1,0 +1,353 @@
+//! Latency-aware routing: which deployment of a model should get this request, learned from what this edge
+//! location has measured. Pure and deterministic given the clock and the seed, so it is simulated on the host
+//! (`examples/routing_sim.rs`) and tested without a network.
+
+pub mod estimator;
+pub mod health;
+pub mod regions;
+
+use crate::config::Deployment;
+use estimator::{Estimate, BUCKETS};
+use health::{Admission, Breaker};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// Where the caller is, as the edge runtime reports it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Location {
+    /// The edge data centre (IATA code), e.g. "FRA".
+    pub colo: Option<String>,
+    pub lat_lon: Option<(f64, f64)>,
+}
+
+/// What kind of latency a request will show: time to first token for streams, time to the whole answer's
+/// headers otherwise, each growing with the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub stream: bool,
+    pub bucket: usize,
+}
+
+impl Shape {
+    fn slot(self) -> usize {
+        usize::from(self.stream) * BUCKETS + self.bucket.min(BUCKETS - 1)
+    }
+}
+
+/// Routing knobs from configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// Share of requests sent to a random other healthy deployment, so that improvements are noticed.
+    pub exploration: f64,
+    /// Hedging: `Some(budget)` lets at most `budget` (a fraction) of requests start a second attempt.
+    pub hedge_budget: Option<f64>,
+}
+
+/// The order in which to try deployments, and when to hedge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Indexes into the model's deployments, best first. Never contains a deployment the caller excluded.
+    pub order: Vec<usize>,
+    /// Start the second deployment in parallel if the first has produced nothing after this long.
+    pub hedge_after_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Stats {
+    estimates: [Estimate; 2 * BUCKETS],
+    breaker: Breaker,
+    requests: u64,
+    failures: u64,
+    hedged: u64,
+    last_error: Option<String>,
+}
+
+pub struct Router {
+    stats: HashMap<String, Stats>,
+    rng: u64,
+    hedge_tokens: f64,
+    /// Learned something since the last persist.
+    pub dirty: bool,
+    pub last_persist_ms: u64,
+}
+
+/// About three network round trips (connect, TLS, request) over the great-circle distance, at ~100 km per ms
+/// of fibre round trip.
+pub fn network_ms(dep: &Deployment, loc: &Location) -> f64 {
+    match (loc.lat_lon, dep.coords) {
+        (Some((a, b)), Some((c, d))) => 3.0 * regions::distance_km(a, b, c, d) / 100.0,
+        // Unknown on either side: a middling distance, so known-near regions are preferred.
+        _ => 150.0,
+    }
+}
+
+/// Model time (latency minus network) assumed before anything is measured.
+fn default_model_ms(shape: Shape) -> f64 {
+    (if shape.stream { 300.0 } else { 1_000.0 }) + 100.0 * shape.bucket as f64
+}
+
+/// Expected latency of an unmeasured deployment: the model time seen on the model's other deployments (or a
+/// default) plus its own network distance. Learning the model time from siblings keeps an unmeasured far
+/// region from looking better than a measured near one merely because the default was optimistic.
+pub fn prior_ms(dep: &Deployment, loc: &Location, model_ms: f64) -> f64 {
+    model_ms + network_ms(dep, loc)
+}
+
+impl Router {
+    pub fn new(seed: u64) -> Self {
+        Router {
+            stats: HashMap::new(),
+            rng: seed | 1,
+            hedge_tokens: 1.0,
+            dirty: false,
+            last_persist_ms: 0,
+        }
+    }
+
+    fn random(&mut self) -> f64 {
+        // xorshift64*: tiny, fast, and reproducible from the seed.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn stats(&mut self, dep: &Deployment) -> &mut Stats {
+        self.stats.entry(dep.id()).or_default()
+    }
+
+    /// Model time (latency minus network distance) averaged over the measured deployments in `deps`.
+    pub fn model_ms(&self, deps: &[Deployment], loc: &Location, shape: Shape) -> f64 {
+        let (sum, n) = deps
+            .iter()
+            .filter_map(|d| {
+                let e = self.stats.get(&d.id())?.estimates[shape.slot()];
+                (e.samples > 0).then(|| (e.mean_ms - network_ms(d, loc)).max(0.0))
+            })
+            .fold((0.0, 0u32), |(s, n), v| (s + v, n + 1));
+        if n == 0 {
+            default_model_ms(shape)
+        } else {
+            sum / f64::from(n)
+        }
+    }
+
+    /// Expected time to first token of `dep` for this request; `model_ms` from [`Router::model_ms`].
+    pub fn expected_ms(
+        &self,
+        dep: &Deployment,
+        loc: &Location,
+        shape: Shape,
+        model_ms: f64,
+        now_ms: u64,
+    ) -> f64 {
+        let prior = prior_ms(dep, loc, model_ms);
+        match self.stats.get(&dep.id()) {
+            Some(s) => s.estimates[shape.slot()].expected_ms(prior, now_ms) / dep.weight,
+            None => prior / dep.weight,
+        }
+    }
+
+    /// Orders `deps` (those with `allowed[i]`) for one request.
+    pub fn plan(
+        &mut self,
+        deps: &[Deployment],
+        allowed: &[bool],
+        loc: &Location,
+        shape: Shape,
+        policy: Policy,
+        now_ms: u64,
+    ) -> Plan {
+        let mut healthy = Vec::new();
+        let mut trials = Vec::new();
+        let mut open = Vec::new();
+        let model_ms = self.model_ms(deps, loc, shape);
+        for (i, dep) in deps
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| allowed.get(*i) == Some(&true))
+        {
+            let score = self.expected_ms(dep, loc, shape, model_ms, now_ms);
+            let admission = self
+                .stats
+                .get(&dep.id())
+                .map_or(Admission::Yes, |s| s.breaker.admission(now_ms));
+            match admission {
+                Admission::Yes => healthy.push((score, i)),
+                Admission::Trial => trials.push((score, i)),
+                Admission::No => open.push((score, i)),
+            }
+        }
+        let by_score =
+            |v: &mut Vec<(f64, usize)>| v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        by_score(&mut healthy);
+        by_score(&mut trials);
+        by_score(&mut open);
+
+        if healthy.len() > 1 && self.random() < policy.exploration {
+            let last = healthy.len() - 1;
+            let pick = 1 + (self.random() * last as f64) as usize;
+            healthy.swap(0, pick.min(last));
+        }
+
+        // A deployment whose cooldown is over gets this request as its trial: that is how a recovered region is
+        // found again. Failover still protects the request if the trial fails.
+        let mut order: Vec<usize> = Vec::with_capacity(deps.len());
+        order.extend(trials.iter().take(1).map(|t| t.1));
+        order.extend(healthy.iter().map(|t| t.1));
+        order.extend(trials.iter().skip(1).map(|t| t.1));
+        // Open circuits last: better a likely failure than a certain one when nothing else is left.
+        order.extend(open.iter().map(|t| t.1));
+
+        let hedge_after_ms = match policy.hedge_budget {
+            Some(budget) if order.len() > 1 => {
+                self.hedge_tokens = (self.hedge_tokens + budget).min(5.0);
+                (self.hedge_tokens >= 1.0).then(|| {
+                    let dep = &deps[order[0]];
+                    let prior = prior_ms(dep, loc, model_ms);
+                    let p90 = self.stats.get(&dep.id()).map_or(prior * 1.3, |s| {
+                        s.estimates[shape.slot()].p90_ms(prior, now_ms)
+                    });
+                    p90.max(20.0) as u64
+                })
+            }
+            _ => None,
+        };
+        Plan {
+            order,
+            hedge_after_ms,
+        }
+    }
+
+    /// The request is going to `dep` now.
+    pub fn started(&mut self, dep: &Deployment, now_ms: u64) {
+        let s = self.stats(dep);
+        s.requests += 1;
+        if s.breaker.admission(now_ms) == Admission::Trial {
+            s.breaker.start_trial(now_ms);
+        }
+    }
+
+    /// A hedge was started; spends from the hedging budget.
+    pub fn hedged(&mut self, dep: &Deployment) {
+        self.hedge_tokens -= 1.0;
+        self.stats(dep).hedged += 1;
+    }
+
+    pub fn success(&mut self, dep: &Deployment, shape: Shape, latency_ms: f64, now_ms: u64) {
+        let s = self.stats(dep);
+        s.estimates[shape.slot()].observe(latency_ms, now_ms);
+        s.breaker.on_success();
+        self.dirty = true;
+    }
+
+    /// A hedged attempt that lost: it took at least `elapsed_ms`, which is news only if that is slower than
+    /// expected.
+    pub fn at_least(&mut self, dep: &Deployment, shape: Shape, elapsed_ms: f64, now_ms: u64) {
+        let e = &mut self.stats(dep).estimates[shape.slot()];
+        if e.samples == 0 || elapsed_ms > e.mean_ms {
+            e.observe(elapsed_ms, now_ms);
+            self.dirty = true;
+        }
+    }
+
+    pub fn failure(
+        &mut self,
+        dep: &Deployment,
+        reason: &str,
+        retry_after_ms: Option<u64>,
+        now_ms: u64,
+    ) {
+        let s = self.stats(dep);
+        s.failures += 1;
+        s.breaker.on_failure(now_ms, retry_after_ms);
+        s.last_error = Some(reason.chars().take(200).collect());
+        self.dirty = true;
+    }
+
+    /// `GET /_meridian/status`: what this location believes about each deployment.
+    pub fn status<'a>(
+        &self,
+        models: impl Iterator<Item = (&'a str, &'a [Deployment])>,
+        loc: &Location,
+        now_ms: u64,
+    ) -> Value {
+        let mut out = serde_json::Map::new();
+        for (name, deps) in models {
+            let shape = Shape {
+                stream: true,
+                bucket: 0,
+            };
+            let model_ms = self.model_ms(deps, loc, shape);
+            let list: Vec<Value> = deps
+                .iter()
+                .map(|d| {
+                    let s = self.stats.get(&d.id());
+                    let est = s.map(|s| s.estimates[shape.slot()]).unwrap_or_default();
+                    json!({
+                        "deployment": d.id(),
+                        "region": d.region,
+                        "tags": d.tags,
+                        "prior_ttft_ms": prior_ms(d, loc, model_ms).round(),
+                        "expected_ttft_ms": self.expected_ms(d, loc, shape, model_ms, now_ms).round(),
+                        "samples": est.samples,
+                        "health": s.map_or("closed", |s| s.breaker.label()),
+                        "requests": s.map_or(0, |s| s.requests),
+                        "failures": s.map_or(0, |s| s.failures),
+                        "hedged": s.map_or(0, |s| s.hedged),
+                        "last_error": s.and_then(|s| s.last_error.clone()),
+                    })
+                })
+                .collect();
+            out.insert(name.to_owned(), Value::Array(list));
+        }
+        json!({ "colo": loc.colo, "models": out })
+    }
+
+    /// Learned estimates, for persisting per location (health is not persisted: it is too short-lived).
+    pub fn export(&self) -> String {
+        let m: serde_json::Map<String, Value> = self
+            .stats
+            .iter()
+            .map(|(id, s)| {
+                let e: Vec<Value> = s
+                    .estimates
+                    .iter()
+                    .map(|e| json!([e.mean_ms, e.var_ms2, e.samples, e.last_ms]))
+                    .collect();
+                (id.clone(), Value::Array(e))
+            })
+            .collect();
+        Value::Object(m).to_string()
+    }
+
+    /// Merges persisted estimates into deployments this isolate has not measured itself yet.
+    pub fn import(&mut self, json: &str) {
+        let Ok(Value::Object(m)) = serde_json::from_str::<Value>(json) else {
+            return;
+        };
+        for (id, v) in m {
+            let Some(arr) = v.as_array() else { continue };
+            let s = self.stats.entry(id).or_default();
+            for (slot, e) in arr.iter().enumerate().take(2 * BUCKETS) {
+                if s.estimates[slot].samples > 0 {
+                    continue;
+                }
+                let f = |i: usize| e.get(i).and_then(Value::as_f64);
+                if let (Some(mean), Some(var), Some(n), Some(last)) = (f(0), f(1), f(2), f(3)) {
+                    if mean.is_finite() && var.is_finite() && mean >= 0.0 && var >= 0.0 {
+                        s.estimates[slot] = Estimate {
+                            mean_ms: mean,
+                            var_ms2: var,
+                            samples: n as u32,
+                            last_ms: last as u64,
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

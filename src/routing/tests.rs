@@ -1,0 +1,221 @@
+use super::*;
+use crate::config::Config;
+
+const NEAR_FRANKFURT: Location = Location {
+    colo: None,
+    lat_lon: Some((50.0, 8.6)),
+};
+const STREAM: Shape = Shape {
+    stream: true,
+    bucket: 0,
+};
+const NO_HEDGE: Policy = Policy {
+    exploration: 0.0,
+    hedge_budget: None,
+};
+
+/// One model with deployments in Frankfurt, Virginia and Tokyo, the middle one tagged "us".
+fn deployments() -> Vec<Deployment> {
+    let c = Config::parse(
+        r#"{
+        "keys": [{"name": "k", "sha256": "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea"}],
+        "providers": {"p": {"kind": "openai"}},
+        "models": {"m": {"deployments": [
+            {"provider": "p", "model": "fra", "region": "eu-central-1", "tags": ["eu"]},
+            {"provider": "p", "model": "iad", "region": "us-east-1", "tags": ["us"]},
+            {"provider": "p", "model": "nrt", "region": "ap-northeast-1"}
+        ]}}
+    }"#,
+    )
+    .unwrap();
+    c.model("m").unwrap().deployments().to_vec()
+}
+
+const ALL: [bool; 3] = [true, true, true];
+
+#[test]
+fn prior_prefers_the_nearest_region() {
+    let deps = deployments();
+    let mut r = Router::new(7);
+    let plan = r.plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, NO_HEDGE, 0);
+    assert_eq!(plan.order, vec![0, 1, 2]);
+    let from_tokyo = Location {
+        colo: None,
+        lat_lon: Some((35.6, 139.7)),
+    };
+    assert_eq!(
+        r.plan(&deps, &ALL, &from_tokyo, STREAM, NO_HEDGE, 0).order[0],
+        2
+    );
+}
+
+#[test]
+fn measurements_override_the_prior_and_track_a_shift() {
+    let deps = deployments();
+    let mut r = Router::new(7);
+    let mut now = 0;
+    // Frankfurt is near but slow; Virginia is fast.
+    for _ in 0..5 {
+        r.success(&deps[0], STREAM, 900.0, now);
+        r.success(&deps[1], STREAM, 200.0, now);
+        now += 100;
+    }
+    assert_eq!(
+        r.plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, NO_HEDGE, now)
+            .order[0],
+        1
+    );
+    // Virginia degrades: within a few requests traffic moves.
+    for _ in 0..3 {
+        r.success(&deps[1], STREAM, 2_000.0, now);
+        now += 100;
+    }
+    assert_eq!(
+        r.plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, NO_HEDGE, now)
+            .order[0],
+        0
+    );
+}
+
+#[test]
+fn failing_deployment_is_skipped_then_tried_again_after_cooldown() {
+    let deps = deployments();
+    let mut r = Router::new(7);
+    for t in 0..3 {
+        r.failure(&deps[0], "HTTP 503", None, t);
+    }
+    let plan = r.plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, NO_HEDGE, 10);
+    assert_eq!(plan.order, vec![1, 2, 0], "open circuit last");
+    // After the cooldown the recovered region gets a trial request first.
+    let later = 10 + 2_000;
+    let plan = r.plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, NO_HEDGE, later);
+    assert_eq!(plan.order[0], 0);
+    r.started(&deps[0], later);
+    // While the trial is in flight nobody else is sent there.
+    assert_eq!(
+        r.plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, NO_HEDGE, later + 1)
+            .order[0],
+        1
+    );
+    r.success(&deps[0], STREAM, 150.0, later + 150);
+    assert_eq!(
+        r.plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, NO_HEDGE, later + 200)
+            .order[0],
+        0
+    );
+}
+
+#[test]
+fn residency_filter_is_never_violated() {
+    let deps = deployments();
+    let mut r = Router::new(7);
+    for t in 0..3 {
+        r.failure(&deps[1], "down", None, t);
+    }
+    let only_us = [false, true, false];
+    for seed in 0..50 {
+        let mut r2 = Router::new(seed);
+        let p = r2.plan(
+            &deps,
+            &only_us,
+            &NEAR_FRANKFURT,
+            STREAM,
+            Policy {
+                exploration: 0.5,
+                hedge_budget: Some(1.0),
+            },
+            0,
+        );
+        assert_eq!(p.order, vec![1]);
+        assert_eq!(p.hedge_after_ms, None, "nothing to hedge with");
+    }
+    assert_eq!(
+        r.plan(&deps, &only_us, &NEAR_FRANKFURT, STREAM, NO_HEDGE, 10)
+            .order,
+        vec![1]
+    );
+}
+
+#[test]
+fn exploration_sends_a_small_share_elsewhere() {
+    let deps = deployments();
+    let mut r = Router::new(42);
+    let policy = Policy {
+        exploration: 0.1,
+        hedge_budget: None,
+    };
+    let firsts: Vec<usize> = (0..2_000)
+        .map(|_| {
+            r.plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, policy, 0)
+                .order[0]
+        })
+        .collect();
+    let elsewhere = firsts.iter().filter(|&&i| i != 0).count();
+    assert!(
+        (120..=280).contains(&elsewhere),
+        "explored {elsewhere} of 2000"
+    );
+}
+
+#[test]
+fn hedging_respects_its_budget() {
+    let deps = deployments();
+    let mut r = Router::new(7);
+    let policy = Policy {
+        exploration: 0.0,
+        hedge_budget: Some(0.1),
+    };
+    let mut hedges = 0;
+    for _ in 0..1_000 {
+        let p = r.plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, policy, 0);
+        if p.hedge_after_ms.is_some() {
+            hedges += 1;
+            r.hedged(&deps[p.order[1]]);
+        }
+    }
+    assert!(
+        (95..=106).contains(&hedges),
+        "{hedges} hedges for a 10% budget"
+    );
+}
+
+#[test]
+fn hedge_delay_follows_the_p90() {
+    let deps = deployments();
+    let mut r = Router::new(7);
+    for i in 0..20 {
+        r.success(&deps[0], STREAM, if i % 2 == 0 { 100.0 } else { 300.0 }, i);
+    }
+    let p = r.plan(
+        &deps,
+        &ALL,
+        &NEAR_FRANKFURT,
+        STREAM,
+        Policy {
+            exploration: 0.0,
+            hedge_budget: Some(1.0),
+        },
+        20,
+    );
+    let after = p.hedge_after_ms.unwrap();
+    assert!((250..=450).contains(&after), "{after}");
+}
+
+#[test]
+fn estimates_survive_export_and_import() {
+    let deps = deployments();
+    let mut r = Router::new(7);
+    r.success(&deps[1], STREAM, 123.0, 5);
+    let json = r.export();
+    let mut fresh = Router::new(8);
+    fresh.import(&json);
+    assert_eq!(
+        fresh.expected_ms(&deps[1], &NEAR_FRANKFURT, STREAM, 300.0, 5),
+        123.0
+    );
+    fresh.import("not json");
+    fresh.import(r#"{"p/fra":[[1e309,0,1,0]]}"#);
+    assert!(fresh
+        .expected_ms(&deps[0], &NEAR_FRANKFURT, STREAM, 300.0, 5)
+        .is_finite());
+}
