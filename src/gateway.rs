@@ -1,7 +1,7 @@
 //! The pure core: one request in, one response out, with all platform access through [`Platform`].
 
 use crate::auth::authenticate;
-use crate::canonical;
+use crate::canonical::{self, StreamEvent};
 use crate::config::Model;
 use crate::config::{Config, ConfigError, Deployment, Provider, ProviderKind};
 use crate::error::{ErrorKind, GatewayError};
@@ -651,34 +651,59 @@ async fn read_body<P: Platform>(
     }
 }
 
-/// Waits for the first chunk before committing to a 200, so a provider that fails before producing anything is
-/// still reported as an error status (and, later, can be failed over).
+/// Holds the response until the provider has produced content (not just the role chunk), so that a provider
+/// failing before its first token is still reported as an error status (and can be failed over), and so that
+/// routing learns the real time to first token.
 async fn passthrough_stream<P: Platform>(
     platform: &P,
     dep: &Deployment,
     first_byte: u64,
     resp: UpstreamResponse,
 ) -> Result<Response, GatewayError> {
-    let mut body = resp.body;
-    let first = match deadline(platform, first_byte, body.next()).await {
-        None => return Err(timeout(dep, first_byte)),
-        Some(None) => {
-            return Err(GatewayError::new(
-                ErrorKind::Upstream,
-                format!(
-                    "provider {} closed the stream without data",
-                    dep.provider.name
-                ),
-            )
-            .with_code("upstream_empty_stream"))
+    let mut pass = SsePassthrough::new(resp.body);
+    let mut held = Vec::new();
+    let first = async {
+        loop {
+            match pass.next_raw().await {
+                None => {
+                    return Err(if held.is_empty() {
+                        empty_stream(dep)
+                    } else {
+                        Ok(())
+                    })
+                }
+                Some(Err(e)) => return Err(Err(stream_failed(dep, &e))),
+                Some(Ok(chunk)) => {
+                    let content = pass.accept(&chunk).map_err(Err)?;
+                    held.push(chunk);
+                    if content {
+                        return Ok(());
+                    }
+                }
+            }
         }
-        Some(Some(Err(e))) => return Err(stream_failed(dep, &e)),
-        Some(Some(Ok(first))) => first,
     };
-    let mut rest = SsePassthrough::new(body);
-    rest.accept(&first)?;
-    let joined: ByteStream = Box::pin(stream::once(async move { Ok(first) }).chain(rest));
+    match deadline(platform, first_byte, first).await {
+        None => return Err(timeout(dep, first_byte)),
+        Some(Ok(())) => {}
+        // The provider ended (or failed) before any content: an error status, nothing was sent yet.
+        Some(Err(Err(e))) => return Err(e),
+        // Ended after some events but without content (e.g. an empty answer): forward what there is.
+        Some(Err(Ok(()))) => {}
+    }
+    let joined: ByteStream = Box::pin(stream::iter(held.into_iter().map(Ok)).chain(pass));
     Ok(Response::event_stream(joined))
+}
+
+fn empty_stream(dep: &Deployment) -> Result<(), GatewayError> {
+    Err(GatewayError::new(
+        ErrorKind::Upstream,
+        format!(
+            "provider {} closed the stream without data",
+            dep.provider.name
+        ),
+    )
+    .with_code("upstream_empty_stream"))
 }
 
 /// Decodes until the first canonical events exist (or the provider fails) before committing to a 200.
@@ -691,21 +716,29 @@ async fn translated_stream<P: Platform>(
     mut encoder: crate::inbound::Encoder,
 ) -> Result<Response, GatewayError> {
     let mut body = resp.body;
+    let mut events = Vec::new();
     let first = async {
         loop {
             match body.next().await {
-                None => return Ok((decoder.end()?, true)),
+                None => {
+                    events.extend(decoder.end()?);
+                    return Ok(true);
+                }
                 Some(Err(e)) => return Err(stream_failed(dep, &e)),
                 Some(Ok(chunk)) => {
-                    let events = decoder.push(&chunk)?;
-                    if !events.is_empty() {
-                        return Ok((events, false));
+                    events.extend(decoder.push(&chunk)?);
+                    // Committed on the first content, not on the provider's opening message.
+                    if events
+                        .iter()
+                        .any(|e| !matches!(e, StreamEvent::Start { .. }))
+                    {
+                        return Ok(false);
                     }
                 }
             }
         }
     };
-    let (events, ended) = match deadline(platform, first_byte, first).await {
+    let ended = match deadline(platform, first_byte, first).await {
         None => return Err(timeout(dep, first_byte)),
         Some(r) => r?,
     };

@@ -15,7 +15,48 @@ pub struct SsePassthrough {
     inner: ByteStream,
     sse: SseParser,
     saw_done: bool,
+    saw_content: bool,
     finished: bool,
+}
+
+/// Just enough of a chunk to see whether it carries content.
+#[derive(serde::Deserialize)]
+struct ChunkHead {
+    #[serde(default)]
+    choices: Vec<ChoiceHead>,
+    #[serde(default)]
+    usage: Option<IgnoredAny>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoiceHead {
+    #[serde(default)]
+    delta: Option<DeltaHead>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaHead {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<IgnoredAny>,
+    #[serde(default)]
+    refusal: Option<String>,
+}
+
+impl ChoiceHead {
+    fn has_content(&self) -> bool {
+        self.finish_reason.is_some()
+            || self.delta.as_ref().is_some_and(|d| {
+                d.content.as_deref().is_some_and(|c| !c.is_empty())
+                    || d.tool_calls.is_some()
+                    || d.refusal.as_deref().is_some_and(|r| !r.is_empty())
+            })
+    }
 }
 
 impl SsePassthrough {
@@ -24,25 +65,51 @@ impl SsePassthrough {
             inner,
             sse: SseParser::new(),
             saw_done: false,
+            saw_content: false,
             finished: false,
         }
     }
 
-    /// Checks a chunk before it is forwarded. The gateway calls this for the first chunk itself, so that a
-    /// provider sending garbage from the start still gets an error status rather than a 200.
-    pub fn accept(&mut self, chunk: &[u8]) -> Result<(), GatewayError> {
+    /// Checks a chunk before it is forwarded; says whether it carried content (text, a tool call or the finish).
+    /// The gateway calls this itself until the first content, so that a provider sending garbage or nothing
+    /// from the start still gets an error status rather than a 200.
+    pub fn accept(&mut self, chunk: &[u8]) -> Result<bool, GatewayError> {
+        let malformed = || {
+            GatewayError::new(
+                ErrorKind::Upstream,
+                "provider sent a malformed stream event",
+            )
+            .with_code("upstream_malformed")
+        };
+        let mut content = false;
         for ev in self.sse.push(chunk) {
             if ev.data == "[DONE]" {
                 self.saw_done = true;
-            } else if serde_json::from_str::<IgnoredAny>(&ev.data).is_err() {
-                return Err(GatewayError::new(
-                    ErrorKind::Upstream,
-                    "provider sent a malformed stream event",
-                )
-                .with_code("upstream_malformed"));
+                content = true;
+            } else if self.saw_content {
+                // Past the first content only well-formedness matters, and that is cheaper to check.
+                serde_json::from_str::<IgnoredAny>(&ev.data).map_err(|_| malformed())?;
+            } else {
+                let v: ChunkHead = serde_json::from_str(&ev.data).map_err(|_| malformed())?;
+                if v.error.is_some() {
+                    return Err(GatewayError::new(
+                        ErrorKind::Upstream,
+                        "provider stream reported an error",
+                    )
+                    .with_code("upstream_stream_error"));
+                }
+                if v.choices.iter().any(ChoiceHead::has_content) || v.usage.is_some() {
+                    self.saw_content = true;
+                    content = true;
+                }
             }
         }
-        Ok(())
+        Ok(content)
+    }
+
+    /// The next chunk from the provider, unchecked (the gateway checks it with [`SsePassthrough::accept`]).
+    pub async fn next_raw(&mut self) -> Option<Result<Vec<u8>, StreamError>> {
+        futures_util::StreamExt::next(&mut self.inner).await
     }
 
     fn end_with(&mut self, err: GatewayError) -> Poll<Option<Result<Vec<u8>, StreamError>>> {
@@ -61,7 +128,7 @@ impl Stream for SsePassthrough {
         match self.inner.as_mut().poll_next(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(chunk))) => match self.accept(&chunk) {
-                Ok(()) => Poll::Ready(Some(Ok(chunk))),
+                Ok(_) => Poll::Ready(Some(Ok(chunk))),
                 Err(e) => self.end_with(e),
             },
             Poll::Ready(Some(Err(e))) => self.end_with(

@@ -1,11 +1,17 @@
 //! Learned latency of one deployment as seen from this edge location: an exponentially weighted mean and variance
 //! of time to first token, per request shape, that forgets old evidence.
 
-/// Weight of each new sample: a doubled latency shows in the estimate after two or three requests.
-const ALPHA: f64 = 0.3;
-/// Evidence older than this (ms) counts half as much; after a few of these the prior dominates again, so a
-/// deployment that was slow long ago gets tried again.
-const HALF_LIFE_MS: f64 = 60_000.0;
+/// Weight of a sample above the estimate: a doubled latency shows after two or three requests.
+const ALPHA_UP: f64 = 0.3;
+/// Weight of a sample below the estimate. Latency has a hard floor and spikes only upwards, so a fast sample is
+/// strong evidence: a recovered deployment is believed after one or two probes.
+const ALPHA_DOWN: f64 = 0.6;
+/// A sample this many deviations above the estimate moves the mean only as far as this bound (it still
+/// widens the variance), so one tail event does not hide a fast deployment behind a spike.
+const OUTLIER_SD: f64 = 4.0;
+/// Evidence this old (ms) counts half as much; the prior takes over again as it ages, so a deployment that
+/// was slow a while ago is tried again.
+const HALF_LIFE_MS: f64 = 20_000.0;
 
 /// Prompt sizes in request bytes: latency to first token grows with the prompt.
 pub const BUCKETS: usize = 4;
@@ -35,8 +41,15 @@ impl Estimate {
             self.var_ms2 = (ms * 0.25).powi(2);
         } else {
             let diff = ms - self.mean_ms;
-            self.mean_ms += ALPHA * diff;
-            self.var_ms2 = (1.0 - ALPHA) * (self.var_ms2 + ALPHA * diff * diff);
+            let alpha = if diff < 0.0 { ALPHA_DOWN } else { ALPHA_UP };
+            let sd = self.var_ms2.sqrt().max(self.mean_ms * 0.1);
+            let bounded = if self.samples >= 3 {
+                ms.min(self.mean_ms + OUTLIER_SD * sd)
+            } else {
+                ms
+            };
+            self.mean_ms += alpha * (bounded - self.mean_ms);
+            self.var_ms2 = (1.0 - alpha) * (self.var_ms2 + alpha * diff * diff);
         }
         self.samples = self.samples.saturating_add(1);
         self.last_ms = now_ms;
@@ -96,9 +109,32 @@ mod tests {
         e.observe(1000.0, 0);
         assert!((e.expected_ms(100.0, 0) - 1000.0).abs() < 1e-6);
         let one_half_life = e.expected_ms(100.0, HALF_LIFE_MS as u64);
+        assert!(one_half_life < 1000.0);
         assert!((one_half_life - 550.0).abs() < 1.0, "{one_half_life}");
         assert!(e.expected_ms(100.0, 10 * HALF_LIFE_MS as u64) < 110.0);
         assert_eq!(Estimate::default().expected_ms(123.0, 5), 123.0);
+    }
+
+    #[test]
+    fn a_single_spike_does_not_bury_a_fast_deployment_but_a_shift_is_followed() {
+        let mut e = Estimate::default();
+        for i in 0..10 {
+            e.observe(40.0, i);
+        }
+        e.observe(1_500.0, 10);
+        assert!(e.mean_ms < 150.0, "one spike: {}", e.mean_ms);
+        assert!(
+            e.p90_ms(0.0, 10) > 300.0,
+            "but the tail shows in the p90: {}",
+            e.p90_ms(0.0, 10)
+        );
+        for i in 0..4 {
+            e.observe(600.0, 11 + i);
+        }
+        assert!(e.mean_ms > 350.0, "a real shift is followed: {}", e.mean_ms);
+        e.observe(40.0, 20);
+        e.observe(40.0, 21);
+        assert!(e.mean_ms < 150.0, "and so is the recovery: {}", e.mean_ms);
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct Router {
     pub last_persist_ms: u64,
 }
 
+/// Probe rate while some alternative has never been measured from here (a new isolate, a new deployment).
+const UNMEASURED_EXPLORATION: f64 = 0.25;
+
 /// About three network round trips (connect, TLS, request) over the great-circle distance, at ~100 km per ms
 /// of fibre round trip.
 pub fn network_ms(dep: &Deployment, loc: &Location) -> f64 {
@@ -184,10 +187,30 @@ impl Router {
         by_score(&mut trials);
         by_score(&mut open);
 
-        if healthy.len() > 1 && self.random() < policy.exploration {
-            let last = healthy.len() - 1;
-            let pick = 1 + (self.random() * last as f64) as usize;
-            healthy.swap(0, pick.min(last));
+        if healthy.len() > 1 && policy.exploration > 0.0 {
+            // Directed exploration: the probe goes to the alternative measured least recently, so every
+            // alternative is refreshed in turn; never-measured ones are probed more eagerly at first.
+            let slot = shape.slot();
+            let sampled: Vec<(u32, u64)> = healthy
+                .iter()
+                .map(|&(_, i)| {
+                    self.stats.get(&deps[i].id()).map_or((0, 0), |s| {
+                        (s.estimates[slot].samples, s.estimates[slot].last_ms)
+                    })
+                })
+                .collect();
+            let unmeasured = sampled[1..].iter().any(|&(n, _)| n == 0);
+            let p = if unmeasured {
+                policy.exploration.max(UNMEASURED_EXPLORATION)
+            } else {
+                policy.exploration
+            };
+            if self.random() < p {
+                let stalest = (1..healthy.len())
+                    .min_by_key(|&k| (sampled[k].0.min(1), sampled[k].1))
+                    .unwrap_or(1);
+                healthy.swap(0, stalest);
+            }
         }
 
         // A deployment whose cooldown is over gets this request as its trial: that is how a recovered region is

@@ -140,6 +140,10 @@ fn residency_filter_is_never_violated() {
 fn exploration_sends_a_small_share_elsewhere() {
     let deps = deployments();
     let mut r = Router::new(42);
+    for d in &deps {
+        r.success(d, STREAM, 500.0, 0);
+    }
+    r.success(&deps[0], STREAM, 100.0, 0);
     let policy = Policy {
         exploration: 0.1,
         hedge_budget: None,
@@ -218,4 +222,52 @@ fn estimates_survive_export_and_import() {
     assert!(fresh
         .expected_ms(&deps[0], &NEAR_FRANKFURT, STREAM, 300.0, 5)
         .is_finite());
+}
+
+#[test]
+fn exploration_probes_alternatives_in_turn() {
+    let deps = deployments();
+    let mut r = Router::new(9);
+    for d in &deps {
+        r.success(d, STREAM, 500.0, 0);
+    }
+    let policy = Policy {
+        exploration: 0.1,
+        hedge_budget: None,
+    };
+    let mut probes = [0u32; 3];
+    for n in 1..2_000 {
+        let first = r
+            .plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, policy, n)
+            .order[0];
+        let ms = if first == 0 { 100.0 } else { 500.0 };
+        r.success(&deps[first], STREAM, ms, n);
+        probes[first] += 1;
+    }
+    assert!(probes[1] > 60 && probes[2] > 60, "{probes:?}");
+    assert!(
+        probes[1].abs_diff(probes[2]) <= 3,
+        "probes alternate: {probes:?}"
+    );
+}
+
+#[test]
+fn never_measured_alternatives_are_probed_early() {
+    let deps = deployments();
+    let mut r = Router::new(3);
+    let policy = Policy {
+        exploration: 0.05,
+        hedge_budget: None,
+    };
+    let mut first_probe = None;
+    for n in 0..40 {
+        let first = r
+            .plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, policy, n)
+            .order[0];
+        r.success(&deps[first], STREAM, 300.0, n);
+        if first != 0 && first_probe.is_none() {
+            first_probe = Some(n);
+        }
+    }
+    assert!(first_probe.is_some_and(|n| n < 20), "{first_probe:?}");
 }
