@@ -297,6 +297,16 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 }
                 None => None,
             };
+            if let Some(j) = deployments
+                .iter()
+                .position(|o: &Deployment| o.provider.name == provider.name && o.model == d.model)
+            {
+                // Same endpoint twice: it would share its measurements and be tried twice on failover.
+                return Err(err(
+                    dpath,
+                    format_args!("duplicate of deployments[{j}] (same provider and model)"),
+                ));
+            }
             deployments.push(Deployment {
                 provider,
                 model: d.model,

@@ -4,7 +4,8 @@
 /// Consecutive failures that open the circuit.
 const FAILURES_TO_OPEN: u32 = 3;
 const MIN_COOLDOWN_MS: u64 = 2_000;
-const MAX_COOLDOWN_MS: u64 = 60_000;
+/// Trials are cheap (one request, protected by failover), so a recovered deployment is found within seconds.
+const MAX_COOLDOWN_MS: u64 = 15_000;
 /// A trial that never reports back (isolate evicted mid-request) must not block the deployment forever.
 const TRIAL_TIMEOUT_MS: u64 = 30_000;
 

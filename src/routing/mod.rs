@@ -209,7 +209,9 @@ impl Router {
                 let stalest = (1..healthy.len())
                     .min_by_key(|&k| (sampled[k].0.min(1), sampled[k].1))
                     .unwrap_or(1);
-                healthy.swap(0, stalest);
+                // The probe goes first; the rest keep their order, so the best stays next in line for failover.
+                let probe = healthy.remove(stalest);
+                healthy.insert(0, probe);
             }
         }
 
@@ -226,12 +228,14 @@ impl Router {
             Some(budget) if order.len() > 1 => {
                 self.hedge_tokens = (self.hedge_tokens + budget).min(5.0);
                 (self.hedge_tokens >= 1.0).then(|| {
-                    let dep = &deps[order[0]];
-                    let prior = prior_ms(dep, loc, model_ms);
-                    let p90 = self.stats.get(&dep.id()).map_or(prior * 1.3, |s| {
-                        s.estimates[shape.slot()].p90_ms(prior, now_ms)
-                    });
-                    p90.max(20.0) as u64
+                    let first = &deps[order[0]];
+                    let prior = prior_ms(first, loc, model_ms);
+                    let est = self
+                        .stats
+                        .get(&first.id())
+                        .map(|s| s.estimates[shape.slot()])
+                        .unwrap_or_default();
+                    est.p90_ms(prior, now_ms).max(20.0) as u64
                 })
             }
             _ => None,

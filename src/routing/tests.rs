@@ -165,13 +165,14 @@ fn exploration_sends_a_small_share_elsewhere() {
 fn hedging_respects_its_budget() {
     let deps = deployments();
     let mut r = Router::new(7);
+    heavy_tail(&mut r, &deps[0]);
     let policy = Policy {
         exploration: 0.0,
         hedge_budget: Some(0.1),
     };
     let mut hedges = 0;
     for _ in 0..1_000 {
-        let p = r.plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, policy, 0);
+        let p = r.plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, policy, 20);
         if p.hedge_after_ms.is_some() {
             hedges += 1;
             r.hedged(&deps[p.order[1]]);
@@ -183,26 +184,37 @@ fn hedging_respects_its_budget() {
     );
 }
 
+/// Mostly 60 ms with a 1.5 s spike every fourth request.
+fn heavy_tail(r: &mut Router, dep: &Deployment) {
+    for i in 0..20 {
+        r.success(dep, STREAM, if i % 4 == 3 { 1_560.0 } else { 60.0 }, i);
+    }
+}
+
+const ALWAYS_HEDGE: Policy = Policy {
+    exploration: 0.0,
+    hedge_budget: Some(1.0),
+};
+
 #[test]
 fn hedge_delay_follows_the_p90() {
     let deps = deployments();
     let mut r = Router::new(7);
+    heavy_tail(&mut r, &deps[0]);
+    let p = r.plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, ALWAYS_HEDGE, 20);
+    assert_eq!(p.order[0], 0);
+    let after = p.hedge_after_ms.expect("budget allows");
+    assert!((300..=1_500).contains(&after), "{after}");
+
+    let mut calm = Router::new(7);
     for i in 0..20 {
-        r.success(&deps[0], STREAM, if i % 2 == 0 { 100.0 } else { 300.0 }, i);
+        calm.success(&deps[0], STREAM, if i % 2 == 0 { 100.0 } else { 130.0 }, i);
     }
-    let p = r.plan(
-        &deps,
-        &ALL,
-        &NEAR_FRANKFURT,
-        STREAM,
-        Policy {
-            exploration: 0.0,
-            hedge_budget: Some(1.0),
-        },
-        20,
+    let p = calm.plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, ALWAYS_HEDGE, 20);
+    assert_eq!(
+        p.hedge_after_ms, None,
+        "a second request cannot beat ordinary noise"
     );
-    let after = p.hedge_after_ms.unwrap();
-    assert!((250..=450).contains(&after), "{after}");
 }
 
 #[test]
