@@ -211,9 +211,10 @@ fn hedge_delay_follows_the_p90() {
         calm.success(&deps[0], STREAM, if i % 2 == 0 { 100.0 } else { 130.0 }, i);
     }
     let p = calm.plan(&deps, &ALL, &NEAR_FRANKFURT, STREAM, ALWAYS_HEDGE, 20);
-    assert_eq!(
-        p.hedge_after_ms, None,
-        "a second request cannot beat ordinary noise"
+    let calm_after = p.hedge_after_ms.expect("budget allows");
+    assert!(
+        calm_after < after,
+        "a calm deployment is hedged sooner: {calm_after} vs {after}"
     );
 }
 
