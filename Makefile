@@ -8,13 +8,14 @@ ENV := . ./.tools/env &&
 WORKER_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 BUNDLE := build/index.js
 
-.PHONY: help bootstrap build mock-bin size run test test-host test-e2e lint fmt clean
+.PHONY: help bootstrap build mock-bin size run test test-host test-e2e lint fmt clean sim
 
 help:
 	@echo "make run    build the worker and start it at http://127.0.0.1:8787 with the mock provider (demo key: demo)"
 	@echo "make test   host unit tests, lint, the wasm build, then the end-to-end suite in workerd"
 	@echo "make size   bundle size (raw and gzip) of what 'wrangler deploy' uploads"
 	@echo "make build  the worker bundle only"
+	@echo "make sim    the routing simulation (policy vs oracle, round-robin, LiteLLM-style)"
 
 bootstrap:
 	@scripts/bootstrap
@@ -45,6 +46,10 @@ test: test-host lint test-e2e
 
 run: build mock-bin
 	@$(ENV) scripts/run-demo
+
+# Routing policy against an oracle, round-robin and LiteLLM-style routing, in simulated time (deterministic).
+sim: bootstrap
+	cargo run -q --release --example routing_sim
 
 fmt:
 	cargo fmt --all

@@ -292,3 +292,39 @@ fn provider_slash_model_addresses_a_provider_directly() {
         assert_eq!(resp.status, 404, "{unknown}");
     }
 }
+
+#[test]
+fn learned_estimates_persist_per_location_and_warm_a_fresh_isolate() {
+    let cfg = config();
+    let p = FakePlatform::new((0..3).map(|_| Scripted::json(200, r#"{"id":"x","choices":[]}"#)))
+        .with_secret("UP_KEY", "k");
+    let state = State::new(1);
+    let mut req = post(CHAT, Some("demo"));
+    req.location = Location {
+        colo: Some("FRA".into()),
+        lat_lon: Some((50.1, 8.7)),
+    };
+    block_on(handle(Ok(&cfg), &p, &state, req.clone()));
+    assert!(p.kv.borrow().is_empty(), "writes are debounced");
+    p.clock.set(20_000);
+    block_on(handle(Ok(&cfg), &p, &state, req.clone()));
+    let saved =
+        p.kv.borrow()
+            .get("routing/v1/FRA")
+            .cloned()
+            .expect("persisted under the colo");
+    assert!(saved.contains("up/mock-1"), "{saved}");
+
+    // A fresh isolate in the same location starts from what was learned.
+    let fresh = State::new(2);
+    block_on(handle(Ok(&cfg), &p, &fresh, req));
+    let status = fresh.router.borrow().status(
+        cfg.models
+            .iter()
+            .map(|(n, m)| (n.as_str(), m.deployments())),
+        &Location::default(),
+        p.now_ms(),
+    );
+    let samples = status["models"]["demo"][0]["samples"].as_u64().unwrap();
+    assert!(samples >= 1, "{status}");
+}

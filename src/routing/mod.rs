@@ -305,19 +305,26 @@ impl Router {
                 stream: true,
                 bucket: 0,
             };
+            let whole = Shape {
+                stream: false,
+                bucket: 0,
+            };
             let model_ms = self.model_ms(deps, loc, shape);
+            let whole_model_ms = self.model_ms(deps, loc, whole);
             let list: Vec<Value> = deps
                 .iter()
                 .map(|d| {
                     let s = self.stats.get(&d.id());
-                    let est = s.map(|s| s.estimates[shape.slot()]).unwrap_or_default();
+                    let samples: u32 = s.map_or(0, |s| s.estimates.iter().map(|e| e.samples).sum());
                     json!({
                         "deployment": d.id(),
                         "region": d.region,
                         "tags": d.tags,
                         "prior_ttft_ms": prior_ms(d, loc, model_ms).round(),
+                        // Small prompts; time to first token for streams, to the whole answer otherwise.
                         "expected_ttft_ms": self.expected_ms(d, loc, shape, model_ms, now_ms).round(),
-                        "samples": est.samples,
+                        "expected_response_ms": self.expected_ms(d, loc, whole, whole_model_ms, now_ms).round(),
+                        "samples": samples,
                         "health": s.map_or("closed", |s| s.breaker.label()),
                         "requests": s.map_or(0, |s| s.requests),
                         "failures": s.map_or(0, |s| s.failures),
