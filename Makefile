@@ -8,13 +8,14 @@ ENV := . ./.tools/env &&
 WORKER_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 BUNDLE := build/index.js
 
-.PHONY: help bootstrap build mock-bin size run test test-host test-e2e lint fmt clean sim
+.PHONY: help bootstrap build mock-bin size run test test-host test-e2e lint fmt clean bench sim
 
 help:
 	@echo "make run    build the worker and start it at http://127.0.0.1:8787 with the mock provider (demo key: demo)"
 	@echo "make test   host unit tests, lint, the wasm build, then the end-to-end suite in workerd"
 	@echo "make size   bundle size (raw and gzip) of what 'wrangler deploy' uploads"
 	@echo "make build  the worker bundle only"
+	@echo "make bench  latency, throughput, streaming, cold start and size vs a JS floor, Portkey and LiteLLM (bench/README.md)"
 	@echo "make sim    the routing simulation (policy vs oracle, round-robin, LiteLLM-style)"
 
 bootstrap:
@@ -46,6 +47,11 @@ test: test-host lint test-e2e
 
 run: build mock-bin
 	@$(ENV) scripts/run-demo
+
+# Installs its own peers on first use (bench/setup: wrk check, Portkey from npm, LiteLLM from PyPI), then runs.
+bench: build mock-bin
+	@$(ENV) bench/setup
+	@$(ENV) node bench/run.mjs
 
 # Routing policy against an oracle, round-robin and LiteLLM-style routing, in simulated time (deterministic).
 sim: bootstrap

@@ -1,14 +1,15 @@
 //! The pure core: one request in, one response out, with all platform access through [`Platform`].
 
 use crate::auth::authenticate;
+use crate::cache::{self, Cache, Recording, Sink};
 use crate::canonical::{self, StreamEvent};
-use crate::config::Model;
+use crate::config::{CacheSettings, Model};
 use crate::config::{Config, ConfigError, Deployment, Provider, ProviderKind};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Body, ByteStream, Method, Request, Response, StreamError};
 use crate::inbound::{anthropic, openai, Dialect};
 use crate::passthrough::SsePassthrough;
-use crate::platform::{Platform, UpstreamResponse};
+use crate::platform::{Platform, Timer, UpstreamResponse};
 use crate::providers::bedrock::sigv4;
 use crate::providers::errors::upstream_error;
 use crate::providers::{self, openai_compat, Credentials, Decoder};
@@ -19,6 +20,7 @@ use core::pin::pin;
 use futures_util::future::{select, Either};
 use futures_util::{stream, StreamExt};
 use std::cell::{Cell, OnceCell, RefCell};
+use std::rc::Rc;
 
 /// Largest provider error body read before giving up on it.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -28,6 +30,7 @@ const MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
 /// What lives as long as the isolate: the routing state learned from this edge location's traffic.
 pub struct State {
     pub router: RefCell<Router>,
+    pub cache: Rc<Cache>,
     /// Persisted estimates have been looked for in KV.
     loaded: Cell<bool>,
 }
@@ -36,11 +39,14 @@ impl State {
     pub fn new(seed: u64) -> Self {
         State {
             router: RefCell::new(Router::new(seed)),
+            cache: Rc::default(),
             loaded: Cell::new(false),
         }
     }
 }
 
+/// How long a cache lookup waits for KV before treating it as a miss.
+const KV_READ_WAIT_MS: u64 = 50;
 /// How long the first request of an isolate waits for persisted estimates before routing on priors.
 const LOAD_WAIT_MS: u64 = 30;
 /// Learned estimates are written back at most this often per isolate.
@@ -122,6 +128,7 @@ async fn route<P: Platform>(
                 })
                 .unwrap_or_default(),
             body_len: req.body.len(),
+            cache: cache_control(&req, &key.cache_namespace),
         };
         load_estimates(platform, state, &caller.location).await;
         let inbound = if dialect == Dialect::Anthropic {
@@ -196,7 +203,12 @@ fn persist_estimates<P: Platform>(platform: &P, state: &State, loc: &Location) {
     if router.dirty && now.saturating_sub(router.last_persist_ms) >= PERSIST_EVERY_MS {
         router.dirty = false;
         router.last_persist_ms = now;
-        platform.kv_put_later(routing_key(loc), router.export(), PERSIST_TTL_S);
+        (platform.kv_writer())(
+            routing_key(loc),
+            router.export(),
+            PERSIST_TTL_S,
+            String::new(),
+        );
     }
 }
 
@@ -317,6 +329,53 @@ pub struct Caller<'a> {
     /// Residency tags requested with `x-meridian-residency` (empty: none).
     pub requested_residency: Vec<String>,
     pub body_len: usize,
+    pub cache: CacheControl,
+}
+
+/// The caller's say over the cache.
+#[derive(Debug, Default, Clone)]
+pub struct CacheControl {
+    /// `Cache-Control: no-cache`: do not answer from the cache.
+    pub no_cache: bool,
+    /// `Cache-Control: no-store`: do not store the answer.
+    pub no_store: bool,
+    /// `x-meridian-cache-ttl` (seconds).
+    pub ttl_s: Option<u64>,
+    /// The key's namespace, refined by `x-meridian-cache-namespace`.
+    pub namespace: String,
+}
+
+fn cache_control(req: &Request, key_namespace: &str) -> CacheControl {
+    let directives = req
+        .headers
+        .get("cache-control")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let has = |d: &str| directives.split(',').any(|x| x.trim() == d);
+    let sub = req
+        .headers
+        .get("x-meridian-cache-namespace")
+        .map(str::trim)
+        .filter(|n| {
+            !n.is_empty()
+                && n.len() <= 64
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        });
+    CacheControl {
+        no_cache: has("no-cache"),
+        no_store: has("no-store"),
+        ttl_s: req
+            .headers
+            .get("x-meridian-cache-ttl")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|t| t.clamp(cache::MIN_TTL_S, cache::MAX_TTL_S)),
+        // Still inside the key's own namespace: a header can narrow the scope, never cross tenants.
+        namespace: match sub {
+            Some(sub) => format!("{key_namespace}:{sub}"),
+            None => key_namespace.to_owned(),
+        },
+    }
 }
 
 fn residency_ok(dep: &Deployment, required: &[String]) -> bool {
@@ -332,6 +391,8 @@ struct Call<'a, P> {
     /// Built on first need: only deployments that do not speak the client's wire format need it.
     canonical: OnceCell<canonical::ChatRequest>,
     shape: Shape,
+    /// Set when this request leads a cache flight: taken by the attempt that commits.
+    sink: RefCell<Option<Sink>>,
 }
 
 /// An attempt that did not produce a response: whether another deployment may do better.
@@ -405,7 +466,31 @@ async fn complete<P: Platform>(
         inbound: &inbound,
         canonical: OnceCell::new(),
         shape,
+        sink: RefCell::new(None),
     };
+    let mut cache_status = None;
+    if let Target::Alias(model) = &target {
+        if let Some(settings) = model.cache {
+            match call.cache_lookup(model, settings, caller).await? {
+                Lookup::Answered(mut resp) => {
+                    resp.headers.insert(
+                        "x-meridian-colo",
+                        caller
+                            .location
+                            .colo
+                            .clone()
+                            .unwrap_or_else(|| "unknown".into()),
+                    );
+                    return Ok(resp);
+                }
+                Lookup::Bypass => cache_status = Some("BYPASS"),
+                Lookup::Lead(sink) => {
+                    *call.sink.borrow_mut() = Some(sink);
+                    cache_status = Some("MISS");
+                }
+            }
+        }
+    }
     let started_ms = platform.now_ms();
     let mut order = plan.order.iter().map(|&i| &deps[i]).take(max_attempts);
     let mut attempts = 0;
@@ -436,16 +521,256 @@ async fn complete<P: Platform>(
         match result {
             Ok((mut resp, used)) => {
                 annotate(&mut resp, used, attempts, &caller.location);
+                if let Some(status) = cache_status {
+                    resp.headers.insert("x-meridian-cache", status);
+                }
                 return Ok(resp);
             }
-            Err(f) if !f.retryable => return Err(f.error),
+            Err(f) if !f.retryable => {
+                call.fail_flight(&f.error);
+                return Err(f.error);
+            }
             Err(f) => last = Some(f.error),
         }
     }
-    Err(last.unwrap_or_else(|| GatewayError::new(ErrorKind::Timeout, "overall deadline exceeded")))
+    let err =
+        last.unwrap_or_else(|| GatewayError::new(ErrorKind::Timeout, "overall deadline exceeded"));
+    call.fail_flight(&err);
+    Err(err)
+}
+
+/// What the cache did with a request.
+enum Lookup {
+    /// Served from the cache, or by following an identical request in flight.
+    Answered(Response),
+    /// Not cacheable (or both read and write refused by the caller).
+    Bypass,
+    /// A miss: this request calls the provider and stores the answer.
+    Lead(Sink),
+}
+
+/// Replays a cached answer in the caller's dialect and mode.
+fn replay(
+    dialect: Dialect,
+    c: &canonical::ChatRequest,
+    entry: &cache::answer::Entry,
+    now_ms: u64,
+) -> Response {
+    let mut resp = if c.stream {
+        let mut enc = dialect.stream_encoder(&c.model, c.include_usage, now_ms);
+        // One chunk per event, as a provider would send them.
+        let mut chunks: Vec<Result<Vec<u8>, StreamError>> = entry
+            .events()
+            .iter()
+            .map(|ev| {
+                let mut out = Vec::new();
+                enc.encode_all(std::slice::from_ref(ev), &mut out);
+                Ok(out)
+            })
+            .filter(|c| c.as_ref().is_ok_and(|b| !b.is_empty()))
+            .collect();
+        let mut tail = Vec::new();
+        enc.finish(&mut tail);
+        chunks.push(Ok(tail));
+        Response::event_stream(Box::pin(stream::iter(chunks)))
+    } else {
+        Response::json(
+            200,
+            dialect.render_response(&entry.answer, &c.model, now_ms),
+        )
+    };
+    let u = entry.answer.usage;
+    resp.headers
+        .insert("x-meridian-deployment", entry.deployment.clone());
+    resp.headers.insert("x-meridian-attempts", "0");
+    resp.headers.insert(
+        "x-meridian-cache-saved-tokens",
+        (u.input_tokens + u.output_tokens).to_string(),
+    );
+    resp
 }
 
 impl<P: Platform> Call<'_, P> {
+    async fn cache_lookup(
+        &self,
+        model: &Model,
+        settings: CacheSettings,
+        caller: &Caller<'_>,
+    ) -> Result<Lookup, GatewayError> {
+        let c = self.canonical()?;
+        let sampled = c.temperature.is_none_or(|t| t != 0.0);
+        let ctl = &caller.cache;
+        if (sampled && !settings.nonzero_temperature) || (ctl.no_cache && ctl.no_store) {
+            return Ok(Lookup::Bypass);
+        }
+        let key = cache::key::cache_key(&ctl.namespace, &model.name, c);
+        let now = self.platform.now_ms();
+        let dialect = self.inbound.dialect();
+        let hit = |entry: &cache::answer::Entry| {
+            let mut r = replay(dialect, c, entry, now);
+            r.headers.insert("x-meridian-cache", "HIT");
+            r.headers.insert(
+                "age",
+                (now.saturating_sub(entry.created_ms) / 1000).to_string(),
+            );
+            Lookup::Answered(r)
+        };
+        if !ctl.no_cache {
+            if let Some(entry) = self.state.cache.memory.borrow().get(&key, now) {
+                return Ok(hit(&entry));
+            }
+            let flight = self.state.cache.flights.borrow().get(&key).cloned();
+            if let Some(flight) = flight {
+                let mut r = follow(flight, dialect, c, now, self.platform.timer()).await?;
+                r.headers.insert("x-meridian-cache", "COALESCED");
+                return Ok(Lookup::Answered(r));
+            }
+        }
+        let ttl_s = ctl.ttl_s.unwrap_or(settings.ttl_s);
+        // Registered before the KV read, so identical requests arriving meanwhile follow this one.
+        let sink = Sink::start(
+            self.state.cache.clone(),
+            self.platform.kv_writer(),
+            key.clone(),
+            ttl_s,
+            String::new(),
+            now,
+            !ctl.no_store,
+        );
+        if !ctl.no_cache {
+            if let Some(Some(json)) =
+                deadline(self.platform, KV_READ_WAIT_MS, self.platform.kv_get(&key)).await
+            {
+                if let Some(entry) = cache::answer::Entry::from_json(&json) {
+                    let expires = entry.created_ms + ttl_s * 1000;
+                    let size = json.len();
+                    let entry = Rc::new(entry);
+                    sink.resolve(&entry);
+                    self.state
+                        .cache
+                        .memory
+                        .borrow_mut()
+                        .insert(key, entry.clone(), size, expires);
+                    return Ok(hit(&entry));
+                }
+            }
+        }
+        Ok(Lookup::Lead(sink))
+    }
+
+    fn fail_flight(&self, err: &GatewayError) {
+        if let Some(sink) = self.sink.borrow_mut().take() {
+            sink.fail(err.clone());
+        }
+    }
+}
+
+/// How often a follower wakes on its own. The leader wakes it as events arrive, but the runtime cancels a
+/// request that waits on nothing of its own (it cannot see another request's stream), so a timer is kept
+/// pending.
+const FOLLOW_TICK_MS: u64 = 10;
+
+/// The next event of a flight, waking on the leader's events or the follower's own ticks.
+async fn next_followed(
+    events: &mut cache::flight::Follow,
+    timer: &Timer,
+) -> Option<Result<StreamEvent, GatewayError>> {
+    loop {
+        let tick = timer(FOLLOW_TICK_MS);
+        match select(events.next(), tick).await {
+            Either::Left((ev, _)) => return ev,
+            Either::Right(_) => continue,
+        }
+    }
+}
+
+/// A request identical to one in flight: the same answer, from the start, without another provider call.
+async fn follow(
+    flight: cache::flight::FlightRef,
+    dialect: Dialect,
+    c: &canonical::ChatRequest,
+    now_ms: u64,
+    timer: Timer,
+) -> Result<Response, GatewayError> {
+    let mut events = cache::flight::Follow::new(flight);
+    if !c.stream {
+        let mut rec = cache::answer::Recorder::default();
+        while let Some(ev) = next_followed(&mut events, &timer).await {
+            rec.observe(&ev?);
+        }
+        let answer = rec.into_answer().ok_or_else(|| {
+            GatewayError::new(
+                ErrorKind::Upstream,
+                "the request being followed did not complete",
+            )
+        })?;
+        return Ok(Response::json(
+            200,
+            dialect.render_response(&answer, &c.model, now_ms),
+        ));
+    }
+    // The first event decides the status, as for a provider stream.
+    let first = match next_followed(&mut events, &timer).await {
+        Some(Ok(ev)) => ev,
+        Some(Err(e)) => return Err(e),
+        None => {
+            return Err(GatewayError::new(
+                ErrorKind::Upstream,
+                "the request being followed produced nothing",
+            ))
+        }
+    };
+    let mut enc = dialect.stream_encoder(&c.model, c.include_usage, now_ms);
+    let mut pending = Vec::new();
+    enc.encode_all(std::slice::from_ref(&first), &mut pending);
+    let state = (events, enc, Some(pending), false, timer);
+    let body = stream::unfold(
+        state,
+        |(mut events, mut enc, pending, done, timer)| async move {
+            if let Some(p) = pending {
+                return Some((Ok(p), (events, enc, None, done, timer)));
+            }
+            if done {
+                return None;
+            }
+            let mut out = Vec::new();
+            let finished = match next_followed(&mut events, &timer).await {
+                Some(Ok(ev)) => {
+                    enc.encode_all(std::slice::from_ref(&ev), &mut out);
+                    false
+                }
+                Some(Err(e)) => {
+                    enc.fail(&e, &mut out);
+                    true
+                }
+                None => {
+                    enc.finish(&mut out);
+                    true
+                }
+            };
+            Some((Ok(out), (events, enc, None, finished, timer)))
+        },
+    );
+    Ok(Response::event_stream(Box::pin(body)))
+}
+
+impl<P: Platform> Call<'_, P> {
+    /// Whether the client's OpenAI body can go to `dep` untranslated. Not when a cached stream needs usage the
+    /// client did not ask for: then the provider is asked for it and the client's view is re-encoded.
+    fn passthrough(&self, dep: &Deployment) -> bool {
+        let Inbound::OpenAi(chat) = self.inbound else {
+            return false;
+        };
+        let wants_usage = chat
+            .body
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        dep.provider.kind.is_openai_wire()
+            && !(chat.stream && !wants_usage && self.sink.borrow().is_some())
+    }
+
     fn canonical(&self) -> Result<&canonical::ChatRequest, GatewayError> {
         match self.inbound {
             Inbound::Canonical(_, c) => Ok(c),
@@ -538,7 +863,7 @@ impl<P: Platform> Call<'_, P> {
         let creds = credentials(&dep.provider, platform)?;
         let upstream = match self.inbound {
             // Same wire format both sides: forward the client's bytes, no translation.
-            Inbound::OpenAi(chat) if dep.provider.kind.is_openai_wire() => {
+            Inbound::OpenAi(chat) if self.passthrough(dep) => {
                 openai_compat::passthrough_request(dep, chat, &creds)
             }
             _ => providers::build_request(dep, self.canonical()?, &creds, start_ms)?,
@@ -574,12 +899,41 @@ impl<P: Platform> Call<'_, P> {
 
         let dialect = self.inbound.dialect();
         let stream = self.inbound.stream();
-        let passthrough =
-            matches!(self.inbound, Inbound::OpenAi(_)) && dep.provider.kind.is_openai_wire();
+        let passthrough = self.passthrough(dep);
+        // A cache leader records the stream as it passes; the recording only stores if this attempt commits.
+        let mut resp = resp;
+        let slot = if stream && self.sink.borrow().is_some() {
+            let slot = cache::SlotRef::default();
+            let id = response_id(&resp, start_ms);
+            let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
+            let body = std::mem::replace(&mut resp.body, Box::pin(stream::empty()));
+            resp.body = Box::pin(Recording::new(body, decoder, slot.clone()));
+            Some(slot)
+        } else {
+            None
+        };
+        let commit = |answer: Option<canonical::ChatResponse>| -> Option<&'static str> {
+            let sink = self.sink.borrow_mut().take()?;
+            match (answer, &slot) {
+                (_, Some(slot)) => {
+                    cache::attach(slot, sink, dep.id());
+                    None
+                }
+                (Some(answer), None) => {
+                    let store = sink.store;
+                    let mut sink = sink;
+                    sink.set_deployment(dep.id());
+                    let stored = sink.complete(answer, false);
+                    (store && !stored).then_some("too-large-to-store")
+                }
+                (None, None) => None,
+            }
+        };
         let first_content = || platform.now_ms().saturating_sub(start_ms) as f64;
         Ok(match (passthrough, stream) {
             (true, true) => {
                 let r = passthrough_stream(platform, dep, first_byte, resp).await?;
+                commit(None);
                 (r, first_content())
             }
             (true, false) => {
@@ -596,7 +950,18 @@ impl<P: Platform> Call<'_, P> {
                     .with_code("upstream_malformed")
                     .into());
                 }
-                (Response::json(200, body), headers_ms)
+                let note = if self.sink.borrow().is_some() {
+                    openai_compat::parse_response(&body)
+                        .ok()
+                        .and_then(|a| commit(Some(a)))
+                } else {
+                    None
+                };
+                let mut r = Response::json(200, body);
+                if let Some(n) = note {
+                    r.headers.insert("x-meridian-cache-note", n);
+                }
+                (r, headers_ms)
             }
             (false, _) => {
                 let c = self.canonical()?;
@@ -607,11 +972,16 @@ impl<P: Platform> Call<'_, P> {
                     let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
                     let r = translated_stream(platform, dep, first_byte, resp, decoder, encoder)
                         .await?;
+                    commit(None);
                     (r, first_content())
                 } else {
                     let body = read_body(platform, config, dep, resp).await?;
                     let answer = providers::parse_response(dep, &body, &id)?;
-                    let r = Response::json(200, dialect.render_response(&answer, &c.model, now));
+                    let mut r =
+                        Response::json(200, dialect.render_response(&answer, &c.model, now));
+                    if let Some(n) = commit(Some(answer)) {
+                        r.headers.insert("x-meridian-cache-note", n);
+                    }
                     (r, headers_ms)
                 }
             }

@@ -4,12 +4,16 @@
 //! Workers runtime to the [`platform::Platform`] trait and hands each request to [`gateway::handle`].
 
 pub mod auth;
+pub mod browser_token;
+pub mod cache;
 pub mod canonical;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod gateway;
 pub mod http;
 pub mod inbound;
+pub mod limits;
 pub mod passthrough;
 pub mod platform;
 pub mod providers;

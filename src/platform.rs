@@ -4,6 +4,13 @@
 pub mod fake;
 
 use crate::http::{ByteStream, Headers, Method};
+use std::rc::Rc;
+
+/// Writes `(key, value, ttl_s, metadata_json)` to KV in the background.
+pub type KvWriter = Rc<dyn Fn(String, String, u64, String)>;
+
+/// An owned timer (`'static`), for waits that outlive the handler, such as a follower's stream.
+pub type Timer = Rc<dyn Fn(u64) -> core::pin::Pin<Box<dyn core::future::Future<Output = ()>>>>;
 use core::fmt;
 
 #[derive(Debug)]
@@ -42,6 +49,8 @@ pub trait Platform {
     fn now_ms(&self) -> u64;
     /// A value from the Workers KV namespace, `None` if absent or if no namespace is bound.
     async fn kv_get(&self, key: &str) -> Option<String>;
-    /// Writes to KV after the response has been sent (`ctx.wait_until`); failures are logged, not surfaced.
-    fn kv_put_later(&self, key: String, value: String, ttl_s: u64);
+    /// Writes to KV after the response (`ctx.wait_until`); failures are logged, not surfaced. Owned, because a
+    /// streamed answer is only complete (and cacheable) after the handler has returned.
+    fn kv_writer(&self) -> KvWriter;
+    fn timer(&self) -> Timer;
 }

@@ -119,6 +119,14 @@ pub struct Model {
     pub hedge_budget: Option<f64>,
     /// At least 1.
     pub max_attempts: usize,
+    pub cache: Option<CacheSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Within KV's limits (60 s to 30 days).
+    pub ttl_s: u64,
+    pub nonzero_temperature: bool,
 }
 
 impl Model {
@@ -138,6 +146,8 @@ pub struct GatewayKey {
     pub hash: KeyHash,
     /// Requests with this key only go to deployments carrying one of these tags (empty: no restriction).
     pub residency: Vec<String>,
+    /// Where this key's cache entries live: its own name unless a shared namespace is configured.
+    pub cache_namespace: String,
 }
 
 #[derive(Debug)]
@@ -213,10 +223,21 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 "must be 64 hex digits (the SHA-256 of the key)",
             )
         })?;
+        let cache_namespace = match k.cache_namespace {
+            Some(ns) if ns.is_empty() => {
+                return Err(err(
+                    format_args!("keys[{i}].cache_namespace"),
+                    "must not be empty",
+                ))
+            }
+            Some(ns) => format!("shared:{ns}"),
+            None => format!("key:{}", k.name),
+        };
         keys.push(GatewayKey {
             name: k.name,
             hash,
             residency: k.residency,
+            cache_namespace,
         });
     }
 
@@ -343,6 +364,22 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             }
             Some(n) => n as usize,
         };
+        let cache = match m.cache {
+            Some(c) if c.enabled => {
+                let ttl_s = c.ttl_s.unwrap_or(3600);
+                if !(crate::cache::MIN_TTL_S..=crate::cache::MAX_TTL_S).contains(&ttl_s) {
+                    return Err(err(
+                        format_args!("{path}.cache.ttl_s"),
+                        "must be between 60 and 2592000 seconds",
+                    ));
+                }
+                Some(CacheSettings {
+                    ttl_s,
+                    nonzero_temperature: c.nonzero_temperature,
+                })
+            }
+            _ => None,
+        };
         models.insert(
             name.clone(),
             Model {
@@ -350,6 +387,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 deployments,
                 hedge_budget,
                 max_attempts,
+                cache,
             },
         );
     }

@@ -46,6 +46,8 @@ pub struct RawKey {
     /// Residency tags this key's requests are restricted to (any of them), e.g. ["eu"].
     #[serde(default)]
     pub residency: Vec<String>,
+    /// Cache namespace shared with other keys that name the same one; by default each key has its own.
+    pub cache_namespace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +83,23 @@ pub struct RawModel {
     pub hedge_budget: Option<f64>,
     /// Deployments tried per request (failover), including the first.
     pub max_attempts: Option<u32>,
+    /// Edge cache for identical prompts (off unless configured).
+    pub cache: Option<RawCache>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub ttl_s: Option<u64>,
+    /// Cache answers to requests sampled at a non-zero (or the provider's default) temperature.
+    #[serde(default)]
+    pub nonzero_temperature: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,7 +4,7 @@
 use crate::config::{Config, ConfigError};
 use crate::gateway::{self, State};
 use crate::http::{Body, Headers, Method, Request, Response, StreamError};
-use crate::platform::{FetchError, Platform, UpstreamRequest, UpstreamResponse};
+use crate::platform::{FetchError, KvWriter, Platform, Timer, UpstreamRequest, UpstreamResponse};
 use crate::routing::Location;
 use futures_util::{StreamExt, TryStreamExt};
 use std::cell::OnceCell;
@@ -79,7 +79,10 @@ async fn fetch(
         location,
     };
     let state = STATE.with(Rc::clone);
-    let platform = EdgePlatform { env, ctx };
+    let platform = EdgePlatform {
+        env,
+        ctx: Rc::new(ctx),
+    };
     let resp = gateway::handle(config.as_ref().as_ref(), &platform, &state, core_req).await;
     into_worker_response(resp)
 }
@@ -105,7 +108,7 @@ fn into_worker_response(resp: Response) -> worker::Result<worker::Response> {
 
 struct EdgePlatform {
     env: Env,
-    ctx: Context,
+    ctx: Rc<Context>,
 }
 
 /// Aborts the provider request when dropped before being disarmed: a hedge that lost, or a client that went
@@ -186,22 +189,31 @@ impl Platform for EdgePlatform {
         kv.get(key).text().await.ok().flatten()
     }
 
-    fn kv_put_later(&self, key: String, value: String, ttl_s: u64) {
-        let Ok(kv) = self.env.kv(KV_BINDING) else {
-            return;
-        };
-        self.ctx.wait_until(async move {
-            let result = match kv.put(&key, value) {
-                Ok(put) => put
-                    .expiration_ttl(ttl_s)
-                    .execute()
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(e) = result {
-                worker::console_error!("persisting routing estimates failed: {e}");
-            }
-        });
+    fn timer(&self) -> Timer {
+        Rc::new(|ms| Box::pin(worker::Delay::from(Duration::from_millis(ms))))
+    }
+
+    fn kv_writer(&self) -> KvWriter {
+        let kv = self.env.kv(KV_BINDING).ok();
+        let ctx = self.ctx.clone();
+        Rc::new(
+            move |key: String, value: String, ttl_s: u64, metadata: String| {
+                let Some(kv) = kv.clone() else { return };
+                ctx.wait_until(async move {
+                    let put = kv.put(&key, value).map(|p| p.expiration_ttl(ttl_s));
+                    let put = match serde_json::from_str::<serde_json::Value>(&metadata) {
+                        Ok(m) if !metadata.is_empty() => put.and_then(|p| p.metadata(m)),
+                        _ => put,
+                    };
+                    let result = match put {
+                        Ok(put) => put.execute().await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    if let Err(e) = result {
+                        worker::console_error!("KV write failed: {e}");
+                    }
+                });
+            },
+        )
     }
 }

@@ -1,10 +1,11 @@
 //! In-memory [`Platform`] for host tests: scripted upstream answers, recorded requests, instant timers.
 
-use super::{FetchError, Platform, UpstreamRequest, UpstreamResponse};
+use super::{FetchError, KvWriter, Platform, Timer, UpstreamRequest, UpstreamResponse};
 use crate::http::{Headers, StreamError};
 use futures_util::stream;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 
 /// One scripted body piece.
 #[derive(Debug, Clone)]
@@ -57,7 +58,7 @@ pub struct FakePlatform {
     pub script: RefCell<VecDeque<Scripted>>,
     pub requests: RefCell<Vec<UpstreamRequest>>,
     pub secrets: HashMap<String, String>,
-    pub kv: RefCell<HashMap<String, String>>,
+    pub kv: Rc<RefCell<HashMap<String, String>>>,
     /// Milliseconds added to the fake clock.
     pub clock: std::cell::Cell<u64>,
 }
@@ -123,7 +124,14 @@ impl Platform for FakePlatform {
         self.kv.borrow().get(key).cloned()
     }
 
-    fn kv_put_later(&self, key: String, value: String, _ttl_s: u64) {
-        self.kv.borrow_mut().insert(key, value);
+    fn timer(&self) -> Timer {
+        Rc::new(|_ms| Box::pin(std::future::ready(())))
+    }
+
+    fn kv_writer(&self) -> KvWriter {
+        let kv = self.kv.clone();
+        Rc::new(move |key, value, _ttl_s, _metadata| {
+            kv.borrow_mut().insert(key, value);
+        })
     }
 }

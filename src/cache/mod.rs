@@ -1,0 +1,262 @@
+//! The edge cache for identical prompts: canonical keys ([`key`]), an in-isolate tier ([`memory`]) in front of
+//! Workers KV, streams recorded as they pass ([`Recording`]) and replayed in any dialect ([`answer`]), and
+//! coalescing of concurrent identical requests ([`flight`]).
+
+pub mod answer;
+pub mod flight;
+pub mod key;
+pub mod memory;
+
+use crate::canonical::ChatResponse;
+use crate::error::{ErrorKind, GatewayError};
+use crate::http::{ByteStream, StreamError};
+use crate::platform::KvWriter;
+use crate::providers::Decoder;
+use answer::{Entry, Recorder};
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use flight::{Flight, FlightRef};
+use futures_util::Stream;
+use memory::Memory;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Workers KV's value limit; larger answers are served but not cached.
+pub const MAX_VALUE_BYTES: usize = 25 * 1024 * 1024;
+/// KV's minimum expiration TTL.
+pub const MIN_TTL_S: u64 = 60;
+pub const MAX_TTL_S: u64 = 30 * 24 * 3600;
+
+/// Per-isolate cache state.
+#[derive(Default)]
+pub struct Cache {
+    pub memory: RefCell<Memory>,
+    pub flights: RefCell<HashMap<String, FlightRef>>,
+}
+
+/// What a finished recording does with its answer. Owned (`'static`), because a stream finishes after the
+/// handler has returned its response.
+pub struct Sink {
+    pub key: String,
+    pub ttl_s: u64,
+    pub deployment: String,
+    pub created_ms: u64,
+    /// `Cache-Control: no-store`: followers are still served, nothing is written.
+    pub store: bool,
+    pub cache: Rc<Cache>,
+    pub kv: KvWriter,
+    pub flight: FlightRef,
+    done: bool,
+}
+
+impl Sink {
+    /// Registers a new flight for `key`; identical requests arriving meanwhile follow it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        cache: Rc<Cache>,
+        kv: KvWriter,
+        key: String,
+        ttl_s: u64,
+        deployment: String,
+        created_ms: u64,
+        store: bool,
+    ) -> Sink {
+        let flight: FlightRef = Rc::new(RefCell::new(Flight::default()));
+        cache
+            .flights
+            .borrow_mut()
+            .insert(key.clone(), flight.clone());
+        Sink {
+            key,
+            ttl_s,
+            deployment,
+            created_ms,
+            store,
+            cache,
+            kv,
+            flight,
+            done: false,
+        }
+    }
+
+    /// The deployment that actually answered (known only after routing).
+    pub fn set_deployment(&mut self, deployment: String) {
+        self.deployment = deployment;
+    }
+
+    /// A complete, successful answer: followers finish, and the entry is stored unless it is too large.
+    /// Returns whether it was stored.
+    pub fn complete(mut self, answer: ChatResponse, pushed_events: bool) -> bool {
+        let entry = Entry {
+            answer,
+            deployment: std::mem::take(&mut self.deployment),
+            created_ms: self.created_ms,
+        };
+        if !pushed_events {
+            self.flight.borrow_mut().push(&entry.events());
+        }
+        self.flight.borrow_mut().finish(Ok(()));
+        self.done = true;
+        self.cache.flights.borrow_mut().remove(&self.key);
+        if !self.store {
+            return false;
+        }
+        let json = entry.to_json();
+        if json.len() > MAX_VALUE_BYTES {
+            return false;
+        }
+        let size = json.len();
+        let expires = self.created_ms + self.ttl_s * 1000;
+        (self.kv)(self.key.clone(), json, self.ttl_s, entry.metadata());
+        self.cache
+            .memory
+            .borrow_mut()
+            .insert(self.key.clone(), Rc::new(entry), size, expires);
+        true
+    }
+
+    /// Found in KV after all: followers get that entry, nothing is written.
+    pub fn resolve(mut self, entry: &Entry) {
+        self.flight.borrow_mut().push(&entry.events());
+        self.flight.borrow_mut().finish(Ok(()));
+        self.done = true;
+        self.cache.flights.borrow_mut().remove(&self.key);
+    }
+
+    /// Nothing is cached; followers get the error.
+    pub fn fail(mut self, err: GatewayError) {
+        self.abandon(err);
+    }
+
+    fn abandon(&mut self, err: GatewayError) {
+        if !self.done {
+            self.done = true;
+            self.flight.borrow_mut().finish(Err(err));
+            self.cache.flights.borrow_mut().remove(&self.key);
+        }
+    }
+}
+
+impl Drop for Sink {
+    /// A recording dropped before its stream finished: the client went away, or the provider never completed.
+    fn drop(&mut self) {
+        self.abandon(
+            GatewayError::new(
+                ErrorKind::Upstream,
+                "the request being followed did not complete",
+            )
+            .with_code("coalesced_leader_failed"),
+        );
+    }
+}
+
+/// Shared between a [`Recording`] and the gateway: the sink arrives only if this attempt commits (a failed or
+/// losing hedged attempt never gets one), and events seen before that are kept for it.
+#[derive(Default)]
+pub struct Slot {
+    sink: Option<Sink>,
+    early: Vec<crate::canonical::StreamEvent>,
+}
+
+pub type SlotRef = Rc<RefCell<Slot>>;
+
+/// Hands the flight's sink to the attempt that committed; followers get what it has seen so far at once.
+pub fn attach(slot: &SlotRef, mut sink: Sink, deployment: String) {
+    sink.set_deployment(deployment);
+    let mut s = slot.borrow_mut();
+    let early = std::mem::take(&mut s.early);
+    sink.flight.borrow_mut().push(&early);
+    s.sink = Some(sink);
+}
+
+/// Passes a provider stream through unchanged while decoding a copy into the answer to cache. Only a stream
+/// that ends with the provider's own completion is stored; errors, truncation and cancellation store nothing.
+pub struct Recording {
+    inner: ByteStream,
+    decoder: Decoder,
+    recorder: Recorder,
+    slot: SlotRef,
+    failed: bool,
+}
+
+impl Recording {
+    pub fn new(inner: ByteStream, decoder: Decoder, slot: SlotRef) -> Self {
+        Recording {
+            inner,
+            decoder,
+            recorder: Recorder::default(),
+            slot,
+            failed: false,
+        }
+    }
+
+    fn fail(&mut self, err: GatewayError) {
+        self.failed = true;
+        if let Some(s) = self.slot.borrow_mut().sink.take() {
+            s.fail(err);
+        }
+    }
+
+    fn record(&mut self, events: Vec<crate::canonical::StreamEvent>) {
+        for ev in &events {
+            self.recorder.observe(ev);
+        }
+        let mut slot = self.slot.borrow_mut();
+        match &slot.sink {
+            Some(s) => s.flight.borrow_mut().push(&events),
+            None => slot.early.extend(events),
+        }
+    }
+}
+
+impl Stream for Recording {
+    type Item = Result<Vec<u8>, StreamError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(chunk))) => {
+                if !this.failed {
+                    match this.decoder.push(&chunk) {
+                        Ok(events) => this.record(events),
+                        Err(e) => this.fail(e),
+                    }
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.fail(
+                    GatewayError::new(ErrorKind::Upstream, format!("provider stream failed: {e}"))
+                        .with_code("upstream_stream_error"),
+                );
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                if !this.failed {
+                    match this.decoder.end() {
+                        Ok(events) => this.record(events),
+                        Err(e) => this.fail(e),
+                    }
+                }
+                let sink = this.slot.borrow_mut().sink.take();
+                if let Some(sink) = sink {
+                    match std::mem::take(&mut this.recorder).into_answer() {
+                        Some(answer) => {
+                            sink.complete(answer, true);
+                        }
+                        None => sink.fail(
+                            GatewayError::new(
+                                ErrorKind::Upstream,
+                                "provider stream ended before completion",
+                            )
+                            .with_code("upstream_stream_truncated"),
+                        ),
+                    }
+                }
+                Poll::Ready(None)
+            }
+        }
+    }
+}
