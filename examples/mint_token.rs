@@ -90,7 +90,7 @@ fn run() -> Result<String, String> {
         .map_err(|_| format!("environment variable {} is not set", args.secret_env))?;
     if secret.len() < MIN_SECRET_LEN {
         return Err(format!(
-            "the secret in {} is shorter than {MIN_SECRET_LEN} bytes; the gateway would never accept it",
+            "the secret in {} is shorter than {MIN_SECRET_LEN} bytes: never accepted",
             args.secret_env
         ));
     }

@@ -89,7 +89,7 @@ impl Claims {
         }
         if !crate::cors::is_origin(&self.origin) {
             return Err(TokenError::InvalidClaims(
-                "`origin` must be an origin as browsers send it, e.g. https://app.example.com (lower-case scheme://host[:port], no path)",
+                "`origin` must be an origin as browsers send it: lower-case scheme://host[:port]",
             ));
         }
         if self.kid.as_deref() == Some("") {
@@ -141,7 +141,7 @@ impl fmt::Display for TokenError {
                 "browser token is longer than the maximum of {MAX_TOKEN_LEN} bytes"
             ),
             TokenError::Malformed => f.write_str(
-                "browser token is malformed: expected mrd1.<base64url payload>.<base64url signature>",
+                "browser token is malformed: expected mrd1.<payload>.<signature> in base64url",
             ),
             TokenError::InvalidClaims(why) => write!(f, "browser token has invalid claims: {why}"),
             TokenError::UnknownKey => {
@@ -149,7 +149,9 @@ impl fmt::Display for TokenError {
             }
             TokenError::BadSignature => f.write_str("browser token signature is invalid"),
             TokenError::Expired => f.write_str("browser token has expired"),
-            TokenError::NotYetValid => f.write_str("browser token is not valid yet (issued in the future)"),
+            TokenError::NotYetValid => {
+                f.write_str("browser token is not valid yet (issued in the future)")
+            }
             TokenError::MissingOrigin => f.write_str(
                 "browser tokens are only accepted from browsers: the request has no Origin header",
             ),
@@ -459,7 +461,12 @@ mod tests {
         assert_eq!(
             hex(&hmac_sha256(
                 &[0xaa; 131],
-                b"This is a test using a larger than block-size key and a larger than block-size data. The key needs to be hashed before being used by the HMAC algorithm."
+                concat!(
+                    "This is a test using a larger than block-size key and a larger than ",
+                    "block-size data. The key needs to be hashed before being used by the HMAC ",
+                    "algorithm."
+                )
+                .as_bytes()
             )),
             "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"
         );
@@ -786,7 +793,11 @@ mod tests {
 
     proptest! {
         #[test]
-        fn verify_never_panics(s in ".{0,300}", now in any::<u64>(), origin in proptest::option::of(".{0,40}")) {
+        fn verify_never_panics(
+            s in ".{0,300}",
+            now in any::<u64>(),
+            origin in proptest::option::of(".{0,40}"),
+        ) {
             let _ = verify(&s, keys(&[("", SECRET), ("k", OTHER)]), now, origin.as_deref());
             let t = format!("mrd1.{s}");
             let _ = verify(&t, keys(&[("", SECRET)]), now, origin.as_deref());

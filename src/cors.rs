@@ -27,7 +27,8 @@ pub const ALLOWED_HEADERS: &[&str] = &[
     "x-meridian-cache-namespace",
 ];
 /// Response headers scripts may read.
-pub const EXPOSED_HEADERS: &str = "x-meridian-deployment, x-meridian-region, x-meridian-attempts, x-meridian-colo, x-meridian-cache, age, retry-after";
+pub const EXPOSED_HEADERS: &str = "x-meridian-deployment, x-meridian-region, x-meridian-attempts, \
+                                   x-meridian-colo, x-meridian-cache, age, retry-after";
 /// Seconds a browser may cache a preflight answer.
 pub const MAX_AGE_S: &str = "600";
 
@@ -208,7 +209,10 @@ mod tests {
             &p,
             APP,
             Some("POST"),
-            Some("Content-Type,x-evil , AUTHORIZATION, x-meridian-cache-ttl,content-type, ,x-stainless-os"),
+            Some(
+                "Content-Type,x-evil , AUTHORIZATION, x-meridian-cache-ttl,content-type, ,\
+                 x-stainless-os",
+            ),
         )
         .unwrap();
         assert_eq!(
@@ -307,8 +311,8 @@ mod tests {
                 ("access-control-allow-origin".to_owned(), APP.to_owned()),
                 (
                     "access-control-expose-headers".to_owned(),
-                    "x-meridian-deployment, x-meridian-region, x-meridian-attempts, x-meridian-colo, \
-                     x-meridian-cache, age, retry-after"
+                    "x-meridian-deployment, x-meridian-region, x-meridian-attempts, \
+                     x-meridian-colo, x-meridian-cache, age, retry-after"
                         .to_owned()
                 ),
                 ("vary".to_owned(), "Origin".to_owned()),

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod passthrough;
 pub mod platform;
 pub mod providers;
+pub mod ratelimit;
 pub mod routing;
 pub mod sse;
 pub mod translate;

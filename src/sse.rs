@@ -25,6 +25,10 @@ impl SseParser {
 
     pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
         let mut out = Vec::new();
+        // An empty chunk must not forget a pending `\r` (the `\n` may still come).
+        if bytes.is_empty() {
+            return out;
+        }
         let mut rest = bytes;
         if self.after_cr {
             self.after_cr = false;
