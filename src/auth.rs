@@ -1,8 +1,10 @@
 //! Gateway keys: clients present a key, configuration holds only its SHA-256.
 
+use crate::browser_token::{self, Claims};
 use crate::config::{Config, GatewayKey};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::Headers;
+use crate::platform::Platform;
 use sha2::{Digest, Sha256};
 
 #[derive(Clone, PartialEq, Eq)]
@@ -97,6 +99,92 @@ pub fn authenticate<'c>(
     found.ok_or_else(|| {
         GatewayError::new(ErrorKind::Authentication, "invalid gateway key")
             .with_code("invalid_api_key")
+    })
+}
+
+/// Who is calling: a gateway key, or a browser token that inherits a key's policy and narrows it.
+pub struct Principal<'c> {
+    pub key: &'c GatewayKey,
+    pub token: Option<Claims>,
+}
+
+impl Principal<'_> {
+    pub fn allows_model(&self, model: &str) -> bool {
+        let by_key = self
+            .key
+            .models
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|x| x == model));
+        by_key && self.token.as_ref().is_none_or(|t| t.allows_model(model))
+    }
+
+    /// The tighter of the key's and the token's budgets.
+    pub fn rpm(&self) -> Option<u32> {
+        match (self.key.rpm, self.token.as_ref().and_then(|t| t.rpm)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The shared counter this caller's budgets are kept in: per token subject (or token) for browsers, so one
+    /// leaked token cannot spend the whole key's budget.
+    pub fn rate_key(&self) -> String {
+        match &self.token {
+            Some(t) => format!(
+                "token:{}:{}",
+                self.key.name,
+                t.sub
+                    .clone()
+                    .unwrap_or_else(|| format!("exp{}-{}", t.exp, t.origin))
+            ),
+            None => format!("key:{}", self.key.name),
+        }
+    }
+
+    /// Whether a browser at `origin` may read the answer.
+    pub fn cors_allows(&self, config: &Config, origin: &str) -> bool {
+        match &self.token {
+            // The token was only accepted because the request came from its origin.
+            Some(t) => t.origin == origin,
+            None => self.key.cors.allows(origin) || config.cors.allows(origin),
+        }
+    }
+}
+
+/// Authenticates a gateway key or a browser token (`Bearer mrd1.…`, verified against the signing secrets).
+pub fn authorize<'c, P: Platform>(
+    config: &'c Config,
+    platform: &P,
+    headers: &Headers,
+) -> Result<Principal<'c>, GatewayError> {
+    let presented = presented_key(headers).unwrap_or_default();
+    if !browser_token::is_browser_token(presented) {
+        return authenticate(config, headers).map(|key| Principal { key, token: None });
+    }
+    let unauthorized = |msg: String, code: &'static str| {
+        GatewayError::new(ErrorKind::Authentication, msg).with_code(code)
+    };
+    let Some(settings) = &config.tokens else {
+        return Err(unauthorized(
+            "browser tokens are not enabled on this gateway".into(),
+            "invalid_browser_token",
+        ));
+    };
+    let secrets: Vec<(String, String)> = settings
+        .secrets
+        .iter()
+        .filter_map(|(kid, name)| platform.secret(name).map(|s| (kid.clone(), s)))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = secrets
+        .iter()
+        .map(|(k, s)| (k.as_str(), s.as_bytes()))
+        .collect();
+    let now_s = platform.now_ms() / 1000;
+    let claims = browser_token::verify(presented, &refs, now_s, headers.get("origin"))
+        .map_err(|e| unauthorized(format!("browser token rejected: {e}"), e.code()))?;
+    Ok(Principal {
+        key: &config.keys[settings.key],
+        token: Some(claims),
     })
 }
 

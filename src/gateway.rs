@@ -1,18 +1,21 @@
 //! The pure core: one request in, one response out, with all platform access through [`Platform`].
 
-use crate::auth::authenticate;
+use crate::auth::{authenticate, authorize};
 use crate::cache::{self, Cache, Recording, Sink};
 use crate::canonical::{self, StreamEvent};
 use crate::config::{CacheSettings, Model};
 use crate::config::{Config, ConfigError, Deployment, Provider, ProviderKind};
+use crate::cors::{self, CorsPolicy};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Body, ByteStream, Method, Request, Response, StreamError};
 use crate::inbound::{anthropic, openai, Dialect};
+use crate::limits;
 use crate::passthrough::SsePassthrough;
 use crate::platform::{Platform, Timer, UpstreamResponse};
 use crate::providers::bedrock::sigv4;
 use crate::providers::errors::upstream_error;
 use crate::providers::{self, openai_compat, Credentials, Decoder};
+use crate::ratelimit::Decision;
 use crate::routing::{estimator, Location, Policy, Router, Shape};
 use crate::translate::Translate;
 use core::future::Future;
@@ -64,13 +67,28 @@ pub async fn handle<P: Platform>(
     req: Request,
 ) -> Response {
     let dialect = dialect_for(&req.path);
+    let req_origin = req.headers.get("origin").map(str::to_owned);
     let result = match config {
         Ok(config) => route(config, platform, state, dialect, req).await,
         Err(e) => {
             Err(GatewayError::new(ErrorKind::Internal, e.to_string()).with_code("invalid_config"))
         }
     };
-    result.unwrap_or_else(|e| error_response(dialect, &e))
+    let mut resp = result.unwrap_or_else(|e| error_response(dialect, &e));
+    // Browsers may read errors too (a 401 or 429 a frontend must react to), from origins this gateway knows.
+    if let (Some(origin), Ok(config)) = (req_origin, config) {
+        if resp.headers.get("access-control-allow-origin").is_none()
+            && origin_known(config, &origin)
+        {
+            let policy = CorsPolicy {
+                allowed_origins: vec![origin.clone()],
+            };
+            for (n, v) in cors::response_headers(&policy, Some(&origin)) {
+                resp.headers.insert(&n, v);
+            }
+        }
+    }
+    resp
 }
 
 /// Where the caller is: the runtime's view, or (only when configured, for tests and demos) the
@@ -111,8 +129,65 @@ async fn route<P: Platform>(
         (req.method, req.path.as_str()),
         (Method::Post, "/v1/chat/completions" | "/v1/messages")
     );
+    if req.method == Method::Options {
+        return Ok(preflight(config, &req));
+    }
     if chat_route {
-        let key = authenticate(config, &req.headers)?;
+        // Hostile input is refused before it is parsed or any budget is spent.
+        limits::check_body(&req.body, &config.limits)?;
+        let principal = authorize(config, platform, &req.headers)?;
+        let key = principal.key;
+        let inbound = if dialect == Dialect::Anthropic {
+            let value: serde_json::Value = serde_json::from_slice(&req.body).map_err(|e| {
+                GatewayError::invalid(format!("request body is not valid JSON: {e}"))
+            })?;
+            limits::check_request(&value, &config.limits)?;
+            Inbound::Canonical(dialect, Box::new(anthropic::parse_request(&req.body)?))
+        } else {
+            let chat = openai::parse_chat(&req.body)?;
+            limits::check_request_object(&chat.body, &config.limits)?;
+            Inbound::OpenAi(chat)
+        };
+        if !principal.allows_model(inbound.model()) {
+            return Err(GatewayError::new(
+                ErrorKind::Permission,
+                format!("this key may not use model `{}`", inbound.model()),
+            )
+            .with_code("model_not_allowed"));
+        }
+        let (rpm, tpm) = (principal.rpm(), key.tpm);
+        if rpm.is_some() || tpm.is_some() {
+            // Input tokens are estimated from the body (about 4 bytes each) and spent up front.
+            let estimate = (req.body.len() / 4) as u64;
+            match platform
+                .rate_check(
+                    &principal.rate_key(),
+                    config.rate_window_ms,
+                    rpm,
+                    tpm,
+                    estimate,
+                )
+                .await
+            {
+                Ok(Decision::Allowed) => {}
+                Ok(Decision::Limited { retry_after_s }) => {
+                    let mut e = GatewayError::new(
+                        ErrorKind::RateLimited,
+                        format!("rate limit reached; retry in {retry_after_s} s"),
+                    )
+                    .with_code("rate_limit_exceeded");
+                    e.retry_after = Some(retry_after_s.to_string());
+                    return Err(e);
+                }
+                Err(e) => {
+                    return Err(GatewayError::new(
+                        ErrorKind::Internal,
+                        format!("rate limits are configured but cannot be enforced: {e}"),
+                    )
+                    .with_code("rate_limiter_unavailable"))
+                }
+            }
+        }
         let caller = Caller {
             location: location(config, &req),
             key_residency: &key.residency,
@@ -131,21 +206,27 @@ async fn route<P: Platform>(
             cache: cache_control(&req, &key.cache_namespace),
         };
         load_estimates(platform, state, &caller.location).await;
-        let inbound = if dialect == Dialect::Anthropic {
-            Inbound::Canonical(dialect, Box::new(anthropic::parse_request(&req.body)?))
-        } else {
-            Inbound::OpenAi(openai::parse_chat(&req.body)?)
-        };
         let result = complete(config, platform, state, &caller, inbound).await;
         persist_estimates(platform, state, &caller.location);
-        return result;
+        let mut resp = result?;
+        if let Some(origin) = req.headers.get("origin") {
+            if principal.cors_allows(config, origin) {
+                let policy = CorsPolicy {
+                    allowed_origins: vec![origin.to_owned()],
+                };
+                for (n, v) in cors::response_headers(&policy, Some(origin)) {
+                    resp.headers.insert(&n, v);
+                }
+            }
+        }
+        return Ok(resp);
     }
     match (req.method, req.path.as_str()) {
         (Method::Get | Method::Head, "/healthz") => {
             Ok(Response::json(200, br#"{"status":"ok"}"#.to_vec()))
         }
         (Method::Get, "/v1/models") => {
-            authenticate(config, &req.headers)?;
+            authorize(config, platform, &req.headers)?;
             Ok(Response::json(200, openai::models_list(config)))
         }
         (Method::Get, "/_meridian/status") => {
@@ -209,6 +290,42 @@ fn persist_estimates<P: Platform>(platform: &P, state: &State, loc: &Location) {
             PERSIST_TTL_S,
             String::new(),
         );
+    }
+}
+
+/// Origins any key (or a browser token, whose origins are listed globally) may call from.
+fn origin_known(config: &Config, origin: &str) -> bool {
+    config.cors.allows(origin) || config.keys.iter().any(|k| k.cors.allows(origin))
+}
+
+/// `OPTIONS`: browsers ask before sending credentials, so the answer cannot depend on the key.
+fn preflight(config: &Config, req: &Request) -> Response {
+    let origin = req.headers.get("origin").unwrap_or_default();
+    let allowed = !origin.is_empty() && origin_known(config, origin);
+    let answer = allowed.then(|| {
+        let policy = CorsPolicy {
+            allowed_origins: vec![origin.to_owned()],
+        };
+        cors::preflight(
+            &policy,
+            origin,
+            req.headers.get("access-control-request-method"),
+            req.headers.get("access-control-request-headers"),
+        )
+    });
+    match answer.flatten() {
+        Some(headers) => Response {
+            status: 204,
+            headers: headers.into_iter().collect(),
+            body: Body::Empty,
+        },
+        None => Response::json(
+            403,
+            openai::error_body(
+                &GatewayError::new(ErrorKind::Permission, "origin not allowed")
+                    .with_code("cors_origin_not_allowed"),
+            ),
+        ),
     }
 }
 

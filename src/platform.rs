@@ -52,5 +52,15 @@ pub trait Platform {
     /// Writes to KV after the response (`ctx.wait_until`); failures are logged, not surfaced. Owned, because a
     /// streamed answer is only complete (and cacheable) after the handler has returned.
     fn kv_writer(&self) -> KvWriter;
+    /// Admits a request against the caller's shared per-minute budgets (a Durable Object per `key`);
+    /// `tokens` is spent with it. `Err` when no limiter is bound although limits are configured.
+    async fn rate_check(
+        &self,
+        key: &str,
+        window_ms: u64,
+        rpm: Option<u32>,
+        tpm: Option<u64>,
+        tokens: u64,
+    ) -> Result<crate::ratelimit::Decision, String>;
     fn timer(&self) -> Timer;
 }

@@ -1,7 +1,8 @@
 //! Per-key request and token budgets over fixed one-minute windows. The state lives in one Durable Object per
 //! key (a real shared counter, not per-isolate memory); this is its pure logic.
 
-const WINDOW_MS: u64 = 60_000;
+/// The budget window: a minute, unless configured otherwise (tests use seconds).
+pub const DEFAULT_WINDOW_MS: u64 = 60_000;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Window {
@@ -14,14 +15,17 @@ pub struct Window {
 pub enum Decision {
     Allowed,
     /// Over budget: retry after this many seconds (the end of the window).
-    Limited { retry_after_s: u64 },
+    Limited {
+        retry_after_s: u64,
+    },
 }
 
 impl Window {
-    fn roll(&mut self, now_ms: u64) {
-        if now_ms >= self.start_ms + WINDOW_MS || now_ms < self.start_ms {
+    fn roll(&mut self, now_ms: u64, window_ms: u64) {
+        let window_ms = window_ms.max(1);
+        if now_ms >= self.start_ms + window_ms || now_ms < self.start_ms {
             *self = Window {
-                start_ms: now_ms - now_ms % WINDOW_MS,
+                start_ms: now_ms - now_ms % window_ms,
                 requests: 0,
                 tokens: 0,
             };
@@ -29,11 +33,17 @@ impl Window {
     }
 
     /// Admits one request if both budgets have room; an admitted request counts against `rpm` at once.
-    pub fn check(&mut self, now_ms: u64, rpm: Option<u32>, tpm: Option<u64>) -> Decision {
-        self.roll(now_ms);
+    pub fn check(
+        &mut self,
+        now_ms: u64,
+        window_ms: u64,
+        rpm: Option<u32>,
+        tpm: Option<u64>,
+    ) -> Decision {
+        self.roll(now_ms, window_ms);
         let over = rpm.is_some_and(|r| self.requests >= r) || tpm.is_some_and(|t| self.tokens >= t);
         if over {
-            let end = self.start_ms + WINDOW_MS;
+            let end = self.start_ms + window_ms.max(1);
             return Decision::Limited {
                 retry_after_s: (end.saturating_sub(now_ms)).div_ceil(1000).max(1),
             };
@@ -43,8 +53,8 @@ impl Window {
     }
 
     /// Tokens are known only as answers complete; they count against the window they complete in.
-    pub fn spend(&mut self, now_ms: u64, tokens: u64) {
-        self.roll(now_ms);
+    pub fn spend(&mut self, now_ms: u64, window_ms: u64, tokens: u64) {
+        self.roll(now_ms, window_ms);
         self.tokens = self.tokens.saturating_add(tokens);
     }
 }
@@ -58,18 +68,37 @@ mod tests {
         let mut w = Window::default();
         let t0 = 120_000;
         for i in 0..3 {
-            assert_eq!(w.check(t0 + i, Some(3), None), Decision::Allowed);
+            assert_eq!(
+                w.check(t0 + i, DEFAULT_WINDOW_MS, Some(3), None),
+                Decision::Allowed
+            );
         }
-        assert_eq!(w.check(t0 + 10_000, Some(3), None), Decision::Limited { retry_after_s: 50 });
-        assert_eq!(w.check(t0 + 60_000, Some(3), None), Decision::Allowed, "a new window");
+        assert_eq!(
+            w.check(t0 + 10_000, DEFAULT_WINDOW_MS, Some(3), None),
+            Decision::Limited { retry_after_s: 50 }
+        );
+        assert_eq!(
+            w.check(t0 + 60_000, DEFAULT_WINDOW_MS, Some(3), None),
+            Decision::Allowed,
+            "a new window"
+        );
     }
 
     #[test]
     fn tokens_per_minute() {
         let mut w = Window::default();
-        assert_eq!(w.check(0, None, Some(100)), Decision::Allowed);
-        w.spend(1, 150);
-        assert!(matches!(w.check(2, None, Some(100)), Decision::Limited { .. }));
-        assert_eq!(w.check(60_001, None, Some(100)), Decision::Allowed);
+        assert_eq!(
+            w.check(0, DEFAULT_WINDOW_MS, None, Some(100)),
+            Decision::Allowed
+        );
+        w.spend(1, DEFAULT_WINDOW_MS, 150);
+        assert!(matches!(
+            w.check(2, DEFAULT_WINDOW_MS, None, Some(100)),
+            Decision::Limited { .. }
+        ));
+        assert_eq!(
+            w.check(60_001, DEFAULT_WINDOW_MS, None, Some(100)),
+            Decision::Allowed
+        );
     }
 }

@@ -4,6 +4,8 @@
 mod raw;
 
 use crate::auth::KeyHash;
+use crate::cors::CorsPolicy;
+use crate::limits::Limits;
 use raw::RawConfig;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -148,6 +150,20 @@ pub struct GatewayKey {
     pub residency: Vec<String>,
     /// Where this key's cache entries live: its own name unless a shared namespace is configured.
     pub cache_namespace: String,
+    /// `None`: every model.
+    pub models: Option<Vec<String>>,
+    pub rpm: Option<u32>,
+    pub tpm: Option<u64>,
+    pub cors: CorsPolicy,
+}
+
+/// Browser tokens: signed by the backend, verified here, inheriting one key's policy.
+#[derive(Debug)]
+pub struct TokenSettings {
+    /// Index into `Config::keys`.
+    pub key: usize,
+    /// (key id, name of the worker secret holding the signing secret).
+    pub secrets: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -171,6 +187,11 @@ pub struct Config {
     pub models: BTreeMap<String, Model>,
     pub timeouts: Timeouts,
     pub routing: Routing,
+    /// Origins allowed for every key.
+    pub cors: CorsPolicy,
+    pub tokens: Option<TokenSettings>,
+    pub limits: Limits,
+    pub rate_window_ms: u64,
 }
 
 impl Config {
@@ -233,11 +254,26 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             Some(ns) => format!("shared:{ns}"),
             None => format!("key:{}", k.name),
         };
+        let cors = CorsPolicy {
+            allowed_origins: k.cors_origins,
+        };
+        cors.validate()
+            .map_err(|e| err(format_args!("keys[{i}].cors_origins"), e))?;
+        if k.rpm == Some(0) || k.tpm == Some(0) {
+            return Err(err(
+                format_args!("keys[{i}]"),
+                "rpm and tpm must be positive (omit them for no limit)",
+            ));
+        }
         keys.push(GatewayKey {
             name: k.name,
             hash,
             residency: k.residency,
             cache_namespace,
+            models: k.models,
+            rpm: k.rpm,
+            tpm: k.tpm,
+            cors,
         });
     }
 
@@ -410,12 +446,53 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         exploration,
     };
 
+    let cors = CorsPolicy {
+        allowed_origins: raw.cors_origins,
+    };
+    cors.validate().map_err(|e| err("cors_origins", e))?;
+    let tokens = match raw.browser_tokens {
+        None => None,
+        Some(t) => {
+            let key = keys.iter().position(|k| k.name == t.key).ok_or_else(|| {
+                err(
+                    "browser_tokens.key",
+                    format_args!("no gateway key named {:?}", t.key),
+                )
+            })?;
+            if t.secrets.is_empty() || t.secrets.values().any(String::is_empty) {
+                return Err(err(
+                    "browser_tokens.secrets",
+                    "name at least one worker secret per key id",
+                ));
+            }
+            Some(TokenSettings {
+                key,
+                secrets: t.secrets.into_iter().collect(),
+            })
+        }
+    };
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_body_bytes: raw.limits.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+        max_messages: raw.limits.max_messages.unwrap_or(defaults.max_messages),
+        max_tokens: raw.limits.max_tokens.unwrap_or(defaults.max_tokens),
+        ..defaults
+    };
+
     Ok(Config {
         keys,
         providers,
         models,
         timeouts,
         routing,
+        cors,
+        tokens,
+        limits,
+        rate_window_ms: match raw.limits.rate_window_s {
+            None => crate::ratelimit::DEFAULT_WINDOW_MS,
+            Some(s) if (1..=3600).contains(&s) => s * 1000,
+            Some(_) => return Err(err("limits.rate_window_s", "must be between 1 and 3600")),
+        },
     })
 }
 

@@ -19,6 +19,12 @@ pub struct RawConfig {
     /// Regions beyond the built-in cloud table (self-hosted models, other clouds).
     #[serde(default)]
     pub regions: BTreeMap<String, RawRegion>,
+    /// Browser origins allowed for every key (preflights are answered before any key is seen).
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    pub browser_tokens: Option<RawTokens>,
+    #[serde(default)]
+    pub limits: RawLimits,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -48,6 +54,34 @@ pub struct RawKey {
     pub residency: Vec<String>,
     /// Cache namespace shared with other keys that name the same one; by default each key has its own.
     pub cache_namespace: Option<String>,
+    /// Models this key may use (default: all).
+    pub models: Option<Vec<String>>,
+    /// Requests per minute (a shared counter per key).
+    pub rpm: Option<u32>,
+    /// Tokens per minute, input and output.
+    pub tpm: Option<u64>,
+    /// Browser origins allowed to call with this key.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokens {
+    /// The gateway key whose policy browser tokens inherit (models, residency, cache, budgets).
+    pub key: String,
+    /// Signing secrets by key id: the names of worker secrets holding them.
+    pub secrets: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_body_bytes: Option<usize>,
+    pub max_messages: Option<usize>,
+    pub max_tokens: Option<u32>,
+    /// Length of the rpm/tpm window (default 60 s; shorter only for tests).
+    pub rate_window_s: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

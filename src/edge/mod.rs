@@ -16,6 +16,10 @@ use worker::{event, Context, Env};
 const CONFIG_BINDING: &str = "MERIDIAN_CONFIG";
 /// Optional Workers KV namespace: routing estimates persist there per edge location.
 const KV_BINDING: &str = "MERIDIAN_KV";
+/// Durable Object namespace of [`limiter::RateLimiter`], required only when keys have rate limits.
+const LIMITER_BINDING: &str = "MERIDIAN_LIMITER";
+
+mod limiter;
 
 thread_local! {
     // Bindings cannot change within an isolate, so the configuration is parsed once.
@@ -187,6 +191,42 @@ impl Platform for EdgePlatform {
     async fn kv_get(&self, key: &str) -> Option<String> {
         let kv = self.env.kv(KV_BINDING).ok()?;
         kv.get(key).text().await.ok().flatten()
+    }
+
+    async fn rate_check(
+        &self,
+        key: &str,
+        window_ms: u64,
+        rpm: Option<u32>,
+        tpm: Option<u64>,
+        tokens: u64,
+    ) -> Result<crate::ratelimit::Decision, String> {
+        let ns = self
+            .env
+            .durable_object(LIMITER_BINDING)
+            .map_err(|_| format!("the {LIMITER_BINDING} Durable Object binding is missing"))?;
+        let stub = ns
+            .id_from_name(key)
+            .and_then(|id| id.get_stub())
+            .map_err(|e| e.to_string())?;
+        let mut url = format!("https://limiter/check?tokens={tokens}&window_ms={window_ms}");
+        if let Some(r) = rpm {
+            url.push_str(&format!("&rpm={r}"));
+        }
+        if let Some(t) = tpm {
+            url.push_str(&format!("&tpm={t}"));
+        }
+        let mut resp = stub.fetch_with_str(&url).await.map_err(|e| e.to_string())?;
+        let v: serde_json::Value =
+            serde_json::from_str(&resp.text().await.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+        Ok(if v["allowed"].as_bool() == Some(true) {
+            crate::ratelimit::Decision::Allowed
+        } else {
+            crate::ratelimit::Decision::Limited {
+                retry_after_s: v["retry_after_s"].as_u64().unwrap_or(1),
+            }
+        })
     }
 
     fn timer(&self) -> Timer {

@@ -59,6 +59,7 @@ pub struct FakePlatform {
     pub requests: RefCell<Vec<UpstreamRequest>>,
     pub secrets: HashMap<String, String>,
     pub kv: Rc<RefCell<HashMap<String, String>>>,
+    pub windows: RefCell<HashMap<String, crate::ratelimit::Window>>,
     /// Milliseconds added to the fake clock.
     pub clock: std::cell::Cell<u64>,
 }
@@ -122,6 +123,24 @@ impl Platform for FakePlatform {
 
     async fn kv_get(&self, key: &str) -> Option<String> {
         self.kv.borrow().get(key).cloned()
+    }
+
+    async fn rate_check(
+        &self,
+        key: &str,
+        window_ms: u64,
+        rpm: Option<u32>,
+        tpm: Option<u64>,
+        tokens: u64,
+    ) -> Result<crate::ratelimit::Decision, String> {
+        let now = self.now_ms();
+        let mut windows = self.windows.borrow_mut();
+        let w = windows.entry(key.to_owned()).or_default();
+        let d = w.check(now, window_ms, rpm, tpm);
+        if d == crate::ratelimit::Decision::Allowed {
+            w.spend(now, window_ms, tokens);
+        }
+        Ok(d)
     }
 
     fn timer(&self) -> Timer {

@@ -57,7 +57,7 @@ export async function startMock(regions) {
 }
 
 /** Runs the compiled worker in workerd with MERIDIAN_CONFIG (object or string) and extra string bindings. */
-export async function startWorker(config, bindings = {}, { kv = false } = {}) {
+export async function startWorker(config, bindings = {}, { kv = false, limiter = false } = {}) {
   need(WORKER, "run `make build` first");
   // Miniflare 5 (the one wrangler 4.164 ships) takes a new option shape; the v4 shape converts to it.
   const mf = new Miniflare(
@@ -73,6 +73,8 @@ export async function startWorker(config, bindings = {}, { kv = false } = {}) {
       bindings: { MERIDIAN_CONFIG: config, ...bindings },
       // In-memory local KV, as `wrangler dev` provides it.
       ...(kv ? { kvNamespaces: ["MERIDIAN_KV"], kvPersist: false } : {}),
+      // The rate-limit Durable Object class exported by the worker itself.
+      ...(limiter ? { durableObjects: { MERIDIAN_LIMITER: "RateLimiter" }, durableObjectsPersist: false } : {}),
       host: "127.0.0.1",
       port: 0,
     }),
