@@ -319,7 +319,10 @@ async function startChecked(target, tmp, notes) {
     throw e;
   }
   const s = await runStreams({ url: url + PATH, headers: target.headers, body: STREAM_BODY, n: 1, expectContent: S.mock_knobs.reply_words });
-  if (s.failures.length) notes.push(`${target.name}: a streaming request failed its check (${s.failures[0]})${target.instance.child ? `; log: ${logTail(target.instance.child.log, 3)}` : ""}`);
+  if (s.failures.length) {
+    const err = target.instance.child ? logTail(target.instance.child.log, 40).split("\n").filter((l) => /error/i.test(l) && !/^\s+at /.test(l)).pop() : null;
+    notes.push(`${target.name}: a streaming request failed its check (${s.failures[0]})${err ? `; its log says: ${err.trim()}` : ""}`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -615,7 +618,7 @@ async function main() {
   if (T.portkey?.status === "ok" && T.portkey.bundle) {
     notes.push("portkey: @portkey-ai/gateway on npm ships only a Node build; the worker is rebuilt from it (bench/portkey/build.mjs): the bundle minus its Node bootstrap, `export default app`, Node-only packages stubbed, `wrangler deploy --dry-run --minify` with nodejs_compat. Its stream reader waits 25 ms before passing on the first event, by design, so the events that arrive meanwhile go out merged.");
   }
-  if (kvStats) notes.push(`MERIDIAN_KV during the run: ${kvStats.get} gets (${kvStats.hit} hits), ${kvStats.put} puts, ${kvStats.keys} keys (an in-memory workerd service on loopback; production KV is remote and slower)`);
+  if (kvStats && T.meridian) notes.push(`MERIDIAN_KV during the run: ${kvStats.get} gets (${kvStats.hit} hits), ${kvStats.put} puts, ${kvStats.keys} keys (an in-memory workerd service on loopback; production KV is remote and slower)`);
   const foreign = rounds.map((r) => r.foreign_cpu).filter((x) => x !== null);
   if (foreign.length) {
     const worst = Math.max(...foreign);
@@ -638,7 +641,8 @@ async function main() {
   };
   result.goals = goals(summary, T);
   mkdirSync(OUT, { recursive: true });
-  writeFileSync(path.join(OUT, "results.json"), JSON.stringify(result, null, 2) + "\n");
+  const tidy = (_, v) => (typeof v === "number" && !Number.isInteger(v) ? round(v, 4) : v);
+  writeFileSync(path.join(OUT, "results.json"), JSON.stringify(result, tidy, 2) + "\n");
   writeFileSync(path.join(OUT, "results.md"), renderMarkdown(result));
   console.log(renderText(result));
   console.log(`\nwrote bench/out/results.json and bench/out/results.md`);
