@@ -191,9 +191,12 @@ async function defineTargets({ tmp, mock, kv, workerd, notes }) {
         const bundle = await dryRunBundle({ root: ROOT, cwd: ROOT, outdir: dir, log: path.join(tmp, "meridian-wrangler.log") });
         const configFile = path.join(tmp, "meridian-config.json");
         writeFileSync(configFile, JSON.stringify(meridianConfig(mock.url)));
-        T[name] = workerTarget(name, "`wrangler deploy --dry-run` upload of build/, workerd serve, MERIDIAN_CONFIG json binding, MERIDIAN_KV kvNamespace (in-memory KV workerd)", bundle, [
+        const dos = durableObjectBindings(bundle, notes);
+        T[name] = workerTarget(name, "`wrangler deploy --dry-run` upload of build/, workerd serve, MERIDIAN_CONFIG json binding, MERIDIAN_KV kvNamespace (in-memory KV workerd)" +
+          dos.map((d) => `, ${d.name} Durable Object (${d.durableObjectClass}, in memory)`).join(""), bundle, [
           { name: "MERIDIAN_CONFIG", jsonFile: configFile },
           { name: "MERIDIAN_KV", kvService: kv.address },
+          ...dos,
         ]);
       } else if (name === "portkey") {
         const headers = { ...bearer(GATEWAY_KEY), "x-portkey-provider": "openai", "x-portkey-custom-host": `${mock.url}/v1` };
@@ -259,6 +262,28 @@ function portkeyNode(name, headers, mode) {
       pollMs: 2,
     }),
   };
+}
+
+/**
+ * The Durable Object bindings of Meridian's wrangler.toml (top level, before any [env.*]) whose class the upload's
+ * main module exports, as workerd bindings; production has them, so the benchmark does too.
+ */
+function durableObjectBindings(bundle, notes) {
+  const toml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8").split(/^\[env\./m)[0];
+  const main = readFileSync(bundle.modules[0].path, "utf8");
+  const out = [];
+  for (const block of toml.split(/^\[\[durable_objects\.bindings\]\]\s*$/m).slice(1)) {
+    const body = block.split(/^\[/m)[0];
+    const name = /^name\s*=\s*"([^"]+)"/m.exec(body)?.[1];
+    const cls = /^class_name\s*=\s*"([^"]+)"/m.exec(body)?.[1];
+    if (!name || !cls) continue;
+    if (!new RegExp(`export\\s*\\{[^}]*\\b${cls}\\b`).test(main) && !new RegExp(`export\\s+class\\s+${cls}\\b`).test(main)) {
+      notes.push(`meridian: wrangler.toml binds ${name} to class ${cls}, which the upload does not export; left out`);
+      continue;
+    }
+    out.push({ name, durableObjectClass: cls });
+  }
+  return out;
 }
 
 function meridianConfig(mockUrl) {

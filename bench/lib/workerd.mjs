@@ -79,7 +79,8 @@ const capnpString = (s) => JSON.stringify(s); // only ASCII here: JSON escapes a
 
 /**
  * Writes a workerd config into `dir` (modules copied next to it, so `embed` paths are local) and returns its path.
- * bindings: [{name, text} | {name, jsonFile} | {name, kvService}]; kvService names an HTTP address "127.0.0.1:P".
+ * bindings: [{name, text} | {name, jsonFile} | {name, kvService} | {name, durableObjectClass}]; kvService names an
+ * HTTP address "127.0.0.1:P"; durableObjectClass is a class the worker's main module exports.
  */
 export function writeWorkerdConfig({ dir, port, bundle, bindings = [], compatibilityFlags = [] }) {
   mkdirSync(dir, { recursive: true });
@@ -90,11 +91,16 @@ export function writeWorkerdConfig({ dir, port, bundle, bindings = [], compatibi
     `(name = "loopback", network = (allow = ["local", "private"]))`,
   ];
   const bindingText = [];
+  const doClasses = [];
   for (const b of bindings) {
     if (b.text !== undefined) bindingText.push(`(name = ${capnpString(b.name)}, text = ${capnpString(b.text)})`);
     else if (b.jsonFile) {
       copyFileSync(b.jsonFile, path.join(dir, `${b.name}.json`));
       bindingText.push(`(name = ${capnpString(b.name)}, json = embed ${capnpString(`${b.name}.json`)})`);
+    } else if (b.durableObjectClass) {
+      // A Durable Object class the worker exports itself (wrangler.toml's [[durable_objects.bindings]]), in memory.
+      doClasses.push(b.durableObjectClass);
+      bindingText.push(`(name = ${capnpString(b.name)}, durableObjectNamespace = (className = ${capnpString(b.durableObjectClass)}))`);
     } else if (b.kvService) {
       const svc = `kv-${b.name}`;
       services.push(`(name = ${capnpString(svc)}, external = (address = ${capnpString(b.kvService)}, http = ()))`);
@@ -121,7 +127,11 @@ const mainWorker :Workerd.Worker = (
   bindings = [
     ${bindingText.join(",\n    ")}
   ],
-  globalOutbound = "loopback",
+  globalOutbound = "loopback",${doClasses.length ? `
+  durableObjectNamespaces = [
+    ${[...new Set(doClasses)].map((c) => `(className = ${capnpString(c)}, uniqueKey = ${capnpString(`bench-${c}`)}, enableSql = true)`).join(",\n    ")}
+  ],
+  durableObjectStorage = (inMemory = void),` : ""}
 );
 `;
   const file = path.join(dir, "config.capnp");
