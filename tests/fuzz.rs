@@ -919,3 +919,40 @@ proptest! {
         }
     }
 }
+
+/// Re-serialises JSON with every object's keys in reverse order and extra whitespace: the same request.
+fn reordered(v: &Value) -> String {
+    match v {
+        Value::Object(o) => {
+            let parts: Vec<String> = o
+                .iter()
+                .rev()
+                .map(|(k, v)| format!("{} : {}", Value::String(k.clone()), reordered(v)))
+                .collect();
+            format!("{{ {} }}", parts.join(" ,\n "))
+        }
+        Value::Array(a) => format!("[ {} ]", a.iter().map(reordered).collect::<Vec<_>>().join(" , ")),
+        other => other.to_string(),
+    }
+}
+
+fn key_of(body: &[u8]) -> Option<String> {
+    let c = openai_in::parse_chat(body).ok()?.to_canonical().ok()?;
+    Some(meridian::cache::key::cache_key("tenant", "model", &c))
+}
+
+proptest! {
+    /// Cache keys: never a panic on mangled requests, and blind to key order and whitespace.
+    #[test]
+    fn cache_key_canonicalisation(req in request_shaped(), mangling in byte_edits()) {
+        let body = serde_json::to_vec(&req).unwrap();
+        let key = key_of(&body);
+        if let Some(k) = &key {
+            prop_assert!(k.len() <= 512);
+        }
+        prop_assert_eq!(key_of(reordered(&req).as_bytes()), key);
+        let mut mangled = body.clone();
+        mangle(&mut mangled, &mangling);
+        let _ = key_of(&mangled);
+    }
+}
