@@ -225,6 +225,9 @@ async fn route<P: Platform>(
         (Method::Get | Method::Head, "/healthz") => {
             Ok(Response::json(200, br#"{"status":"ok"}"#.to_vec()))
         }
+        (Method::Post, "/_meridian/debug/panic") if config.debug_panic_route => {
+            panic!("deliberate panic from the debug route")
+        }
         (Method::Get, "/v1/models") => {
             authorize(config, platform, &req.headers)?;
             Ok(Response::json(200, openai::models_list(config)))

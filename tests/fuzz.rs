@@ -931,7 +931,10 @@ fn reordered(v: &Value) -> String {
                 .collect();
             format!("{{ {} }}", parts.join(" ,\n "))
         }
-        Value::Array(a) => format!("[ {} ]", a.iter().map(reordered).collect::<Vec<_>>().join(" , ")),
+        Value::Array(a) => format!(
+            "[ {} ]",
+            a.iter().map(reordered).collect::<Vec<_>>().join(" , ")
+        ),
         other => other.to_string(),
     }
 }

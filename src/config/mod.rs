@@ -192,6 +192,7 @@ pub struct Config {
     pub tokens: Option<TokenSettings>,
     pub limits: Limits,
     pub rate_window_ms: u64,
+    pub debug_panic_route: bool,
 }
 
 impl Config {
@@ -488,6 +489,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         cors,
         tokens,
         limits,
+        debug_panic_route: raw.debug_panic_route,
         rate_window_ms: match raw.limits.rate_window_s {
             None => crate::ratelimit::DEFAULT_WINDOW_MS,
             Some(s) if (1..=3600).contains(&s) => s * 1000,

@@ -23,6 +23,9 @@ pub struct RawConfig {
     #[serde(default)]
     pub cors_origins: Vec<String>,
     pub browser_tokens: Option<RawTokens>,
+    /// Tests only: `POST /_meridian/debug/panic` panics, to prove a panic becomes a JSON 500.
+    #[serde(default)]
+    pub debug_panic_route: bool,
     #[serde(default)]
     pub limits: RawLimits,
 }

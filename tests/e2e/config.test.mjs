@@ -39,3 +39,24 @@ test("a config given as a JSON string works like a table", async () => {
   assert.equal(c.status, 502);
   assert.equal((await c.json()).error.code, "upstream_unreachable");
 });
+
+test("a panic becomes a JSON 500 in the caller's dialect, and the isolate keeps serving", async () => {
+  const w = await startWorker({
+    keys: [{ name: "demo", sha256: DEMO_KEY_SHA256 }],
+    providers: { p: { kind: "openai", base_url: "http://127.0.0.1:9/v1" } },
+    models: { fast: { deployments: [{ provider: "p", model: "m", region: "us-east-1" }] } },
+    debug_panic_route: true,
+  });
+  workers.push(w);
+  const r = await fetch(`${w.url}/_meridian/debug/panic`, { method: "POST" });
+  assert.equal(r.status, 500);
+  const body = await r.json();
+  assert.equal(body.error.code, "internal_error");
+  for (let i = 0; i < 3; i++) {
+    const ok = await fetch(`${w.url}/v1/models`, { headers: { authorization: "Bearer demo" } });
+    assert.equal(ok.status, 200, "the next requests are served");
+  }
+  const again = await fetch(`${w.url}/_meridian/debug/panic`, { method: "POST" });
+  assert.equal(again.status, 500);
+  assert.equal((await fetch(`${w.url}/healthz`)).status, 200);
+});

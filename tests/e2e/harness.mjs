@@ -11,6 +11,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const MOCK_BIN = path.join(ROOT, "target/release/meridian-mock");
 const BUILD = path.join(ROOT, "build");
 const WORKER = path.join(BUILD, "index.js");
+const ENTRY = path.join(ROOT, "worker/entry.mjs");
 export const DEMO_KEY = "demo";
 export const DEMO_KEY_SHA256 = "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea";
 
@@ -63,9 +64,10 @@ export async function startWorker(config, bindings = {}, { kv = false, limiter =
   const mf = new Miniflare(
     convertV4MiniflareOptions({
       name: "meridian",
-      // The bundle worker-build writes: an ES module and the wasm it imports as "./index_bg.wasm".
-      modulesRoot: BUILD,
+      // The entry wrapper, the module worker-build writes, and the wasm it imports as "./index_bg.wasm".
+      modulesRoot: ROOT,
       modules: [
+        { type: "ESModule", path: ENTRY },
         { type: "ESModule", path: WORKER },
         { type: "CompiledWasm", path: path.join(BUILD, "index_bg.wasm") },
       ],
