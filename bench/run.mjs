@@ -5,8 +5,8 @@
 //   BENCH_ROUNDS (3)  BENCH_SECONDS (5)  BENCH_STREAM_REQUESTS (50)  BENCH_COLD_RESTARTS (5)  BENCH_WARMUP_SECONDS (2)
 //   BENCH_TARGETS (direct,js-floor,portkey,litellm,meridian; portkey-node is an extra: Portkey's own Node server)
 //   BENCH_KEEP=1 keeps the temporary directory (configs, bundles, logs).
-//   BENCH_CACHE_CONFIG (JSON merged into Meridian's config) + BENCH_CACHE_HIT_HEADER ("name: value"): the cache HIT row,
-//   for when Meridian's cache lands; without them the row says "not implemented yet".
+//   BENCH_CACHE=1 measures the cache HIT row (else it says "not implemented yet"); BENCH_CACHE_CONFIG (JSON deep-merged
+//   into Meridian's config) and BENCH_CACHE_HIT_HEADER ("name: value") override how the cache is turned on and recognised.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 
 import { cpuSnapshot, foreignCpuShare, freePort, logTail, request, startProcess, stopProcess, waitForPort } from "./lib/proc.mjs";
 import { CF_BLOB, CF_BLOB_HEADER, dryRunBundle, workerdBinary, workerdVersion, writeWorkerdConfig } from "./lib/workerd.mjs";
-import { runWrk, writeWrkScript } from "./lib/wrk.mjs";
+import { runWrk, writeWrkScript, writeWrkUniqueScript } from "./lib/wrk.mjs";
 import { MERGED_MS, runStreams } from "./lib/stream.mjs";
 import { median, percentile, round } from "./lib/stats.mjs";
 import { renderMarkdown, renderText } from "./lib/report.mjs";
@@ -184,11 +184,12 @@ async function defineTargets({ tmp, mock, kv, workerd, notes }) {
         mkdirSync(dir, { recursive: true });
         writeFileSync(path.join(dir, "js-floor.mjs"), readFileSync(path.join(BENCH, "workers/js-floor.mjs")));
         writeFileSync(path.join(dir, "wrangler.toml"), `name = "js-floor"\nmain = "js-floor.mjs"\ncompatibility_date = "2026-11-01"\n`);
-        const bundle = await dryRunBundle({ root: ROOT, cwd: dir, outdir: path.join(dir, "upload") });
+        const bundle = await dryRunBundle({ root: ROOT, cwd: dir, outdir: path.join(dir, "upload"), main: "js-floor.mjs" });
         T[name] = workerTarget(name, "bench/workers/js-floor.mjs (pass-through fetch), wrangler dry-run upload, workerd serve", bundle, [{ name: "UPSTREAM", text: mock.url }]);
       } else if (name === "meridian") {
         const dir = path.join(tmp, "meridian-upload");
-        const bundle = await dryRunBundle({ root: ROOT, cwd: ROOT, outdir: dir, log: path.join(tmp, "meridian-wrangler.log") });
+        const main = /^main\s*=\s*"([^"]+)"/m.exec(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))?.[1];
+        const bundle = await dryRunBundle({ root: ROOT, cwd: ROOT, outdir: dir, main, log: path.join(tmp, "meridian-wrangler.log") });
         const configFile = path.join(tmp, "meridian-config.json");
         writeFileSync(configFile, JSON.stringify(meridianConfig(mock.url)));
         const dos = durableObjectBindings(bundle, notes);
@@ -481,16 +482,31 @@ function goals(summary, T) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Cache HIT: Meridian's cache is not implemented yet. When it lands, BENCH_CACHE_CONFIG (JSON merged into Meridian's
-// config) starts a second Meridian instance with the cache on (the main one stays cache-off, so the other rows
-// keep measuring the forwarding path), primes it with one request, checks BENCH_CACHE_HIT_HEADER on the next, and
-// measures identical requests with wrk at c=1 once per round.
+// Cache HIT (off by default: a placeholder row until the cache issue is done). With BENCH_CACHE=1 a second Meridian
+// instance runs with the cache on (the main one stays cache-off, so the other rows keep measuring the forwarding
+// path); it is primed with one request, the hit header is checked on the next, and identical requests are measured
+// with wrk at c=1 once per round, in Meridian's slot.
+// BENCH_CACHE=1 uses the config shape of Meridian's first cache (a per-model `cache` table; requests without a
+// temperature count as sampled, hence nonzero_temperature) and its `x-meridian-cache: HIT` header.
+const CACHE_DEFAULTS = {
+  config: { models: { bench: { cache: { ttl_s: 300, nonzero_temperature: true } } } },
+  hitHeader: "x-meridian-cache: HIT",
+};
+
+function deepMerge(a, b) {
+  if (typeof a !== "object" || a === null || Array.isArray(a) || typeof b !== "object" || b === null || Array.isArray(b)) return b;
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = k in a ? deepMerge(a[k], v) : v;
+  return out;
+}
+
 async function cacheInstance(T, tmp, mock, kv) {
-  const raw = process.env.BENCH_CACHE_CONFIG;
-  if (!raw) return { status: "not implemented yet", note: "Meridian has no cache yet; the row is a placeholder (see BENCH_CACHE_CONFIG in bench/run.mjs)" };
+  const on = process.env.BENCH_CACHE !== "0" || process.env.BENCH_CACHE_CONFIG;
+  if (!on) return { status: "not run (BENCH_CACHE=0)", note: "BENCH_CACHE=0 skips the cache rows" };
   if (T.meridian?.status !== "ok") return { status: `not run: meridian ${T.meridian?.status}` };
+  const extra = process.env.BENCH_CACHE_CONFIG ? JSON.parse(process.env.BENCH_CACHE_CONFIG) : CACHE_DEFAULTS.config;
   const configFile = path.join(tmp, "meridian-cache-config.json");
-  writeFileSync(configFile, JSON.stringify({ ...meridianConfig(mock.url), ...JSON.parse(raw) }));
+  writeFileSync(configFile, JSON.stringify(deepMerge(meridianConfig(mock.url), extra)));
   const target = {
     ...T.meridian,
     name: "meridian-cache",
@@ -502,7 +518,7 @@ async function cacheInstance(T, tmp, mock, kv) {
   };
   const inst = await startInstance(target, tmp);
   const probe = await request(inst.url + PATH, { method: "POST", headers: target.headers, body: BODY });
-  const [hName, hValue] = (process.env.BENCH_CACHE_HIT_HEADER || "").split(":").map((s) => s.trim().toLowerCase());
+  const [hName, hValue] = (process.env.BENCH_CACHE_HIT_HEADER || CACHE_DEFAULTS.hitHeader).split(":").map((s) => s.trim().toLowerCase());
   if (hName && (probe.headers[hName] ?? "").toLowerCase() !== hValue) {
     await stopProcess(inst.child);
     return { status: `not run: second identical request has no "${hName}: ${hValue}" header (got ${JSON.stringify(probe.headers[hName])})` };
@@ -586,6 +602,11 @@ async function main() {
       if (t === "meridian" && cache.status === "running") {
         const script = writeWrkScript(path.join(tmp, "wrk-cache.lua"), { body: BODY, headers: cache.target.headers });
         cache.samples.push(await runWrk({ url: cache.inst.url + PATH, script, seconds: S.seconds, ...S.c1 }).catch((e) => ({ error: e.message })));
+        // MISS overhead: unique prompts against the cache-on instance and, paired, against the cache-off one.
+        const unique = writeWrkUniqueScript(path.join(tmp, `wrk-miss-${r}.lua`), { prefix: `miss-r${r}`, headers: cache.target.headers });
+        const miss = await runWrk({ url: cache.inst.url + PATH, script: unique, seconds: S.seconds, ...S.c1 }).catch((e) => ({ error: e.message }));
+        const plain = await runWrk({ url: T.meridian.instance.url + PATH, script: unique, seconds: S.seconds, ...S.c1 }).catch((e) => ({ error: e.message }));
+        (cache.misses ??= []).push({ miss, plain });
       }
     }
     rounds.push({ index: r + 1, order: roundOrder, foreign_cpu: round(foreignCpuShare(cpu0, cpuSnapshot(), machine.nproc), 3), results });
@@ -595,8 +616,29 @@ async function main() {
   if (cache.status === "running") {
     await stopProcess(cache.inst.child);
     const xs = cache.samples.filter((x) => !x.error);
+    const pairs = (cache.misses ?? []).filter((m) => !m.miss.error && !m.plain.error);
+    const missRow = pairs.length
+      ? {
+          p50: median(pairs.map((m) => m.miss.p50)),
+          p99: median(pairs.map((m) => m.miss.p99)),
+          plain_p50: median(pairs.map((m) => m.plain.p50)),
+          plain_p99: median(pairs.map((m) => m.plain.p99)),
+          overhead_p50: median(pairs.map((m) => m.miss.p50 - m.plain.p50)),
+          overhead_p99: median(pairs.map((m) => m.miss.p99 - m.plain.p99)),
+        }
+      : null;
     cacheSummary = xs.length
-      ? { status: "ok", note: "identical requests to a cache-on Meridian instance", p50: median(xs.map((x) => x.p50)), p90: median(xs.map((x) => x.p90)), p99: median(xs.map((x) => x.p99)), rps: median(xs.map((x) => x.rps)), samples: cache.samples }
+      ? {
+          status: "ok",
+          note: "HIT: identical requests to a cache-on Meridian instance; MISS: a unique prompt per request, cache on vs the cache-off instance, paired per round (overhead = difference of the medians)",
+          p50: median(xs.map((x) => x.p50)),
+          p90: median(xs.map((x) => x.p90)),
+          p99: median(xs.map((x) => x.p99)),
+          rps: median(xs.map((x) => x.rps)),
+          miss: missRow,
+          samples: cache.samples,
+          miss_samples: cache.misses,
+        }
       : { status: `not run: ${cache.samples[0]?.error ?? "no samples"}` };
   }
 

@@ -47,7 +47,7 @@ function sections(result) {
     });
     out.push({
       title: `Streaming: ${result.settings.mock_knobs.reply_words} content chunks ${result.settings.mock_knobs.token_gap_ms} ms apart, ${result.settings.stream_requests} requests per target per round`,
-      note: "TTFB = request start to the first `data:` event; merged = consecutive content events < 1 ms apart; +TTFB over direct, paired per round",
+      note: "TTFB = request start to the first `data:` event; merged = consecutive content events < 1 ms apart; +TTFB over direct, paired per round; stream ms = request start to the end of the stream (p50)",
       head,
       rows,
     });
@@ -56,9 +56,18 @@ function sections(result) {
   {
     const c = summary.cache;
     const rows = c.status === "ok"
-      ? [["meridian (cache HIT)", fmt(c.p50, 3), fmt(c.p90, 3), fmt(c.p99, 3), fmtInt(c.rps)]]
+      ? [
+          ["meridian cache HIT", fmt(c.p50, 3), fmt(c.p90, 3), fmt(c.p99, 3), fmtInt(c.rps)],
+          ...(c.miss
+            ? [
+                ["meridian cache MISS (unique prompts)", fmt(c.miss.p50, 3), "", fmt(c.miss.p99, 3), ""],
+                ["meridian, cache off (same prompts)", fmt(c.miss.plain_p50, 3), "", fmt(c.miss.plain_p99, 3), ""],
+                ["MISS overhead (paired)", `+${fmt(c.miss.overhead_p50, 3)}`, "", `+${fmt(c.miss.overhead_p99, 3)}`, ""],
+              ]
+            : []),
+        ]
       : [{ name: "cache", span: `cache: ${c.status}` }];
-    out.push({ title: "Cache HIT (non-streaming, c=1)", note: c.note, head: ["target", "p50 ms", "p90 ms", "p99 ms", "req/s"], rows });
+    out.push({ title: "Cache (non-streaming, c=1)", note: c.note, head: ["target", "p50 ms", "p90 ms", "p99 ms", "req/s"], rows });
   }
 
   {

@@ -35,9 +35,10 @@ export async function workerdVersion(root) {
 
 /**
  * Runs `wrangler deploy --dry-run --outdir <outdir>` in `cwd` (where wrangler.toml is) and describes the upload:
- * its modules (main ES module first) and raw/gzip sizes, computed like scripts/size (gzip -9 per file).
+ * its modules (the main ES module, named after wrangler.toml's `main`, first) and raw/gzip sizes, computed like
+ * scripts/size (gzip -9 per file).
  */
-export async function dryRunBundle({ root, cwd, outdir, extraArgs = [], log }) {
+export async function dryRunBundle({ root, cwd, outdir, extraArgs = [], log, main }) {
   mkdirSync(outdir, { recursive: true });
   const wrangler = path.join(root, "node_modules/.bin/wrangler");
   let out;
@@ -64,9 +65,11 @@ export async function dryRunBundle({ root, cwd, outdir, extraArgs = [], log }) {
   }
   const esm = modules.filter((m) => m.type === "esModule");
   if (esm.length === 0) throw new Error(`wrangler's dry-run output in ${outdir} has no JavaScript module`);
-  // The main module comes first (workerd's rule); wrangler names it after `main`, usually index.js.
-  esm.sort((a, b) => (a.name === "index.js" ? -1 : b.name === "index.js" ? 1 : 0));
-  const ordered = [...esm, ...modules.filter((m) => m.type !== "esModule")];
+  // The main module comes first (workerd's rule). wrangler names it after `main` (worker/entry.mjs → entry.js).
+  const stem = (f) => path.basename(f).replace(/\.[^.]*$/, "");
+  const first = esm.find((m) => main && stem(m.name) === stem(main)) ?? (esm.length === 1 ? esm[0] : esm.find((m) => m.name === "index.js"));
+  if (!first) throw new Error(`cannot tell the main module among ${esm.map((m) => m.name).join(", ")} in ${outdir}`);
+  const ordered = [first, ...esm.filter((m) => m !== first), ...modules.filter((m) => m.type !== "esModule")];
   return {
     modules: ordered,
     raw: ordered.reduce((s, m) => s + m.raw, 0),

@@ -31,6 +31,22 @@ export function writeWrkScript(file, { body, headers }) {
   return file;
 }
 
+/** Like writeWrkScript, but every request carries a different prompt (`<prefix> <n>`), so none can be a cache hit. */
+export function writeWrkUniqueScript(file, { prefix, headers }) {
+  writeWrkScript(file, { body: "{}", headers });
+  const lines = [
+    `local counter = 0`,
+    `local salt = tostring(math.random(1, 1000000000))`,
+    `request = function()`,
+    `  counter = counter + 1`,
+    `  local body = '{"model":"bench","messages":[{"role":"user","content":"${prefix} ' .. salt .. ' ' .. counter .. '"}]}'`,
+    `  return wrk.format(nil, nil, nil, body)`,
+    `end`,
+  ];
+  writeFileSync(file, lines.join("\n") + "\n", { flag: "a" });
+  return file;
+}
+
 /** Runs wrk; resolves to {rps, p50, p90, p99, p999, mean (ms), requests, errors, non2xx}. */
 export async function runWrk({ url, script, threads, connections, seconds }) {
   const args = [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "--latency", "-s", script, url];

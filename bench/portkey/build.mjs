@@ -59,5 +59,5 @@ compatibility_flags = ["nodejs_compat"]
 "ws" = "./stubs/ws.mjs"
 `,
   );
-  return dryRunBundle({ root, cwd: dir, outdir: path.join(dir, "upload"), extraArgs: ["--minify"], log: path.join(dir, "wrangler.log") });
+  return dryRunBundle({ root, cwd: dir, outdir: path.join(dir, "upload"), extraArgs: ["--minify"], main: "portkey-worker.mjs", log: path.join(dir, "wrangler.log") });
 }

@@ -68,13 +68,7 @@ async fn fetch(
     ctx: Context,
 ) -> worker::Result<worker::Response> {
     let config = config(&env);
-    let location = req
-        .cf()
-        .map(|cf| Location {
-            colo: Some(cf.colo()).filter(|c| !c.is_empty()),
-            lat_lon: cf.coordinates().map(|(a, b)| (f64::from(a), f64::from(b))),
-        })
-        .unwrap_or_default();
+    let location = location_of(&req);
     let core_req = Request {
         method: Method::parse(req.method().as_ref()),
         path: req.path(),
@@ -89,6 +83,33 @@ async fn fetch(
     };
     let resp = gateway::handle(config.as_ref().as_ref(), &platform, &state, core_req).await;
     into_worker_response(resp)
+}
+
+/// `request.cf`, read field by field: the runtime's typed accessors panic on a missing colo or an odd
+/// coordinate, and any client can reach a worker without `cf` (local runtimes, some test setups).
+fn location_of(req: &worker::Request) -> Location {
+    let get = |obj: &JsValue, key: &str| {
+        js_sys::Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+    };
+    let cf = get(req.inner(), "cf");
+    if !cf.is_object() {
+        return Location::default();
+    }
+    let number = |key: &str| {
+        let v = get(&cf, key);
+        v.as_f64()
+            .or_else(|| v.as_string().and_then(|s| s.trim().parse().ok()))
+            .filter(|x: &f64| x.is_finite())
+    };
+    Location {
+        colo: get(&cf, "colo").as_string().filter(|c| {
+            !c.is_empty() && c.len() <= 8 && c.bytes().all(|b| b.is_ascii_alphanumeric())
+        }),
+        lat_lon: match (number("latitude"), number("longitude")) {
+            (Some(a), Some(b)) if a.abs() <= 90.0 && b.abs() <= 180.0 => Some((a, b)),
+            _ => None,
+        },
+    }
 }
 
 fn headers_from(h: &worker::Headers) -> Headers {
