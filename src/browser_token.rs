@@ -39,7 +39,6 @@
 
 use core::fmt;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The token prefix, which is also the version tag covered by the signature.
 pub const PREFIX: &str = "mrd1.";
@@ -282,31 +281,7 @@ fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
         == 0
 }
 
-/// HMAC-SHA256 (RFC 2104 over SHA-256, block size 64 bytes).
-pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut ipad = [0u8; BLOCK];
-    let mut opad = [0u8; BLOCK];
-    for i in 0..BLOCK {
-        ipad[i] = block[i] ^ 0x36;
-        opad[i] = block[i] ^ 0x5c;
-    }
-    let inner = Sha256::new()
-        .chain_update(ipad)
-        .chain_update(msg)
-        .finalize();
-    Sha256::new()
-        .chain_update(opad)
-        .chain_update(inner)
-        .finalize()
-        .into()
-}
+pub use crate::hmac::hmac_sha256;
 
 const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

@@ -11,6 +11,7 @@ pub mod config;
 pub mod cors;
 pub mod error;
 pub mod gateway;
+pub mod hmac;
 pub mod http;
 pub mod inbound;
 pub mod limits;

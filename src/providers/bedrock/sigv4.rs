@@ -2,6 +2,7 @@
 //!
 //! Pure: the caller supplies the time, so signing is deterministic and testable against AWS's published suite.
 
+use crate::hmac::hmac_sha256;
 use crate::http::Headers;
 use sha2::{Digest, Sha256};
 
@@ -303,24 +304,6 @@ fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32
     let k_region = hmac_sha256(&k_date, region.as_bytes());
     let k_service = hmac_sha256(&k_region, service.as_bytes());
     hmac_sha256(&k_service, b"aws4_request")
-}
-
-/// HMAC (RFC 2104) over SHA-256, whose block size is 64 bytes.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block_key = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block_key[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block_key[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block_key.map(|b| b ^ 0x36));
-    inner.update(message);
-    let mut outer = Sha256::new();
-    outer.update(block_key.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
 }
 
 fn hex(bytes: &[u8]) -> String {
