@@ -19,6 +19,9 @@ pub struct UpstreamRequest {
     pub url: String,
     pub headers: Headers,
     pub body: Vec<u8>,
+    /// The answer will be streamed: read it as it arrives. Otherwise the platform may read it in one piece,
+    /// which is cheaper than chunk by chunk.
+    pub stream: bool,
 }
 
 pub struct UpstreamResponse {

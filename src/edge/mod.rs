@@ -179,16 +179,26 @@ impl Platform for EdgePlatform {
         .map_err(|e| FetchError(e.to_string()))?;
         let status = resp.status_code();
         let headers = headers_from(resp.headers());
-        let body = match resp.stream() {
-            Ok(s) => s
-                .map(move |r| {
-                    // The guard lives as long as the body is being read.
-                    let _alive = &guard;
-                    r.map_err(|e| StreamError(e.to_string()))
-                })
-                .boxed_local(),
-            // No body at all (e.g. 204).
-            Err(_) => futures_util::stream::empty().boxed_local(),
+        let body = if req.stream {
+            match resp.stream() {
+                Ok(s) => s
+                    .map(move |r| {
+                        // The guard lives as long as the body is being read.
+                        let _alive = &guard;
+                        r.map_err(|e| StreamError(e.to_string()))
+                    })
+                    .boxed_local(),
+                // No body at all (e.g. 204).
+                Err(_) => futures_util::stream::empty().boxed_local(),
+            }
+        } else {
+            // One ArrayBuffer read instead of a JS/wasm crossing per network chunk; still lazy, so the core's
+            // whole-answer deadline applies to it.
+            futures_util::stream::once(async move {
+                let _alive = guard;
+                resp.bytes().await.map_err(|e| StreamError(e.to_string()))
+            })
+            .boxed_local()
         };
         Ok(UpstreamResponse {
             status,

@@ -147,6 +147,7 @@ pub fn build_request(
         url,
         headers,
         body,
+        stream: req.stream,
     })
 }
 

@@ -38,6 +38,7 @@ pub fn passthrough_request(
         url: super::openai_wire_url(dep),
         headers,
         body: serde_json::to_vec(&body).unwrap_or_default(),
+        stream: chat.stream,
     }
 }
 
