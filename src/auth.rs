@@ -43,13 +43,8 @@ impl KeyHash {
         s
     }
 
-    /// Compares without an early exit, so timing does not reveal how much of a hash matched.
     fn ct_eq(&self, other: &KeyHash) -> bool {
-        self.0
-            .iter()
-            .zip(other.0.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+        crate::hmac::ct_eq(&self.0, &other.0)
     }
 }
 

@@ -274,13 +274,7 @@ fn parse_claims(payload: &[u8]) -> Result<Claims, TokenError> {
     })
 }
 
-fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
+use crate::hmac::ct_eq;
 pub use crate::hmac::hmac_sha256;
 
 const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -168,6 +168,14 @@ pub fn request_body(req: &canonical::ChatRequest, model: &str) -> Vec<u8> {
     serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
 }
 
+/// The string at a JSON pointer, or empty: provider fields that may be missing without making the answer wrong.
+fn text_at(v: &Value, pointer: &str) -> String {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn finish_from(s: &str) -> FinishReason {
     match s {
         "length" => FinishReason::Length,
@@ -214,12 +222,7 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
         .into_iter()
         .flatten()
     {
-        let get = |p: &str| {
-            c.pointer(p)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let get = |p: &str| text_at(c, p);
         content.push(Part::ToolCall {
             id: get("/id"),
             name: get("/function/name"),
@@ -227,16 +230,8 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
         });
     }
     Ok(ChatResponse {
-        id: v
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        model: v
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
+        id: text_at(&v, "/id"),
+        model: text_at(&v, "/model"),
         content,
         finish: finish_from(
             choice
@@ -302,16 +297,8 @@ impl StreamDecoder {
         if !self.started {
             self.started = true;
             out.push(StreamEvent::Start {
-                id: v
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                model: v
-                    .get("model")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
+                id: text_at(v, "/id"),
+                model: text_at(v, "/model"),
             });
         }
         if let Some(choice) = v.pointer("/choices/0") {
@@ -331,16 +318,8 @@ impl StreamDecoder {
                     self.tools_started.push(index);
                     out.push(StreamEvent::ToolCallStart {
                         index: idx,
-                        id: c
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned(),
-                        name: c
-                            .pointer("/function/name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned(),
+                        id: text_at(c, "/id"),
+                        name: text_at(c, "/function/name"),
                     });
                 }
                 if let Some(a) = c.pointer("/function/arguments").and_then(Value::as_str) {
