@@ -15,24 +15,30 @@ function internalError(request) {
   return new Response(JSON.stringify(body), { status: 500, headers: { "content-type": "application/json" } });
 }
 
-/** Resolves when the wasm instance has crashed (the glue sets the flag from its panic hook). */
-function crashed(signal) {
-  const state = globalThis.__worker_init_state;
-  return new Promise((resolve) => {
-    const check = () => {
-      if (state?.criticalError) return resolve(true);
-      if (!signal.done) setTimeout(check, 2);
-    };
-    setTimeout(check, 2);
+// The glue's panic hook sets `criticalError` on this object; a setter turns that into an event, so requests in
+// flight learn of the crash at once, at no cost per request (polling the flag would take a timer per request).
+const state = globalThis.__worker_init_state;
+const waiting = new Set();
+if (state) {
+  let flag = Boolean(state.criticalError);
+  Object.defineProperty(state, "criticalError", {
+    configurable: true,
+    enumerable: true,
+    get: () => flag,
+    set: (v) => {
+      flag = Boolean(v);
+      if (flag) for (const wake of waiting) wake(true);
+    },
   });
 }
 
 export default {
   async fetch(request, env, ctx) {
-    const signal = { done: false };
+    let wake;
     try {
+      const crashed = new Promise((resolve) => waiting.add((wake = resolve)));
       const answer = new Meridian(ctx, env).fetch(request);
-      const first = await Promise.race([answer, crashed(signal)]);
+      const first = await Promise.race([answer, crashed]);
       if (first === true) {
         console.error("meridian: the request panicked");
         return internalError(request);
@@ -42,7 +48,7 @@ export default {
       console.error("meridian: request failed with an internal error:", e);
       return internalError(request);
     } finally {
-      signal.done = true;
+      waiting.delete(wake);
     }
   },
 };

@@ -11,6 +11,8 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 use std::time::Duration;
 use wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys;
 use worker::{event, Context, Env};
 
 const CONFIG_BINDING: &str = "MERIDIAN_CONFIG";
@@ -61,19 +63,62 @@ fn read_config(env: &Env) -> Result<String, ConfigError> {
     )))
 }
 
+/// The JavaScript half of the glue (shim.js): one crossing per platform step instead of one per header or field.
+mod js {
+    use wasm_bindgen::prelude::*;
+    use worker::web_sys;
+
+    #[wasm_bindgen(module = "/src/edge/shim.js")]
+    extern "C" {
+        #[wasm_bindgen(js_name = requestHead)]
+        pub fn request_head(req: &web_sys::Request) -> String;
+        #[wasm_bindgen(js_name = requestBody)]
+        pub fn request_body(req: &web_sys::Request) -> js_sys::Promise;
+        pub fn send(
+            url: &str,
+            method: &str,
+            headers: &str,
+            body: &[u8],
+            signal: Option<&web_sys::AbortSignal>,
+        ) -> js_sys::Promise;
+        #[wasm_bindgen(js_name = responseHead)]
+        pub fn response_head(resp: &JsValue) -> String;
+        #[wasm_bindgen(js_name = responseBytes)]
+        pub fn response_bytes(resp: &JsValue) -> js_sys::Promise;
+        #[wasm_bindgen(js_name = responseStream)]
+        pub fn response_stream(resp: &JsValue) -> Option<web_sys::ReadableStream>;
+        #[wasm_bindgen(js_name = respondBytes)]
+        pub fn respond_bytes(status: u16, headers: &str, body: &[u8]) -> web_sys::Response;
+        #[wasm_bindgen(js_name = respondStream)]
+        pub fn respond_stream(
+            status: u16,
+            headers: &str,
+            body: &web_sys::ReadableStream,
+        ) -> web_sys::Response;
+        #[wasm_bindgen(js_name = respondEmpty)]
+        pub fn respond_empty(status: u16, headers: &str) -> web_sys::Response;
+    }
+}
+
 #[event(fetch)]
-async fn fetch(
-    mut req: worker::Request,
-    env: Env,
-    ctx: Context,
-) -> worker::Result<worker::Response> {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     let config = config(&env);
-    let location = location_of(&req);
+    let head = js::request_head(&req);
+    let mut lines = head.split('\n');
+    let mut next = || lines.next().unwrap_or_default();
+    let method = Method::parse(next());
+    let path = next().to_owned();
+    let location = location_from(next(), next(), next());
+    let headers = headers_from_lines(lines);
+    let body = match JsFuture::from(js::request_body(&req)).await {
+        Ok(b) => js_sys::Uint8Array::from(b).to_vec(),
+        Err(_) => Vec::new(),
+    };
     let core_req = Request {
-        method: Method::parse(req.method().as_ref()),
-        path: req.path(),
-        headers: headers_from(req.headers()),
-        body: req.bytes().await.unwrap_or_default(),
+        method,
+        path,
+        headers,
+        body,
         location,
     };
     let state = STATE.with(Rc::clone);
@@ -82,53 +127,70 @@ async fn fetch(
         ctx: Rc::new(ctx),
     };
     let resp = gateway::handle(config.as_ref().as_ref(), &platform, &state, core_req).await;
-    into_worker_response(resp)
+    Ok(into_js_response(resp))
 }
 
-/// `request.cf`, read field by field: the runtime's typed accessors panic on a missing colo or an odd
-/// coordinate, and any client can reach a worker without `cf` (local runtimes, some test setups).
-fn location_of(req: &worker::Request) -> Location {
-    let get = |obj: &JsValue, key: &str| {
-        js_sys::Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-    };
-    let cf = get(req.inner(), "cf");
-    if !cf.is_object() {
-        return Location::default();
-    }
-    let number = |key: &str| {
-        let v = get(&cf, key);
-        v.as_f64()
-            .or_else(|| v.as_string().and_then(|s| s.trim().parse().ok()))
-            .filter(|x: &f64| x.is_finite())
-    };
+/// `request.cf`'s colo and coordinates, checked: any client can reach a worker without `cf` (local runtimes, some
+/// test setups), and a colo becomes part of a KV key.
+fn location_from(colo: &str, lat: &str, lon: &str) -> Location {
+    let number = |s: &str| s.trim().parse::<f64>().ok().filter(|x| x.is_finite());
     Location {
-        colo: get(&cf, "colo").as_string().filter(|c| {
-            !c.is_empty() && c.len() <= 8 && c.bytes().all(|b| b.is_ascii_alphanumeric())
-        }),
-        lat_lon: match (number("latitude"), number("longitude")) {
+        colo: Some(colo)
+            .filter(|c| {
+                !c.is_empty() && c.len() <= 8 && c.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
+            .map(str::to_owned),
+        lat_lon: match (number(lat), number(lon)) {
             (Some(a), Some(b)) if a.abs() <= 90.0 && b.abs() <= 180.0 => Some((a, b)),
             _ => None,
         },
     }
 }
 
-fn headers_from(h: &worker::Headers) -> Headers {
-    h.entries().collect()
+/// Header pairs from shim.js's "name\nvalue\n" lines.
+fn headers_from_lines<'a>(mut lines: impl Iterator<Item = &'a str>) -> Headers {
+    let mut h = Headers::new();
+    while let (Some(n), Some(v)) = (lines.next(), lines.next()) {
+        h.insert(n, v);
+    }
+    h
 }
 
-fn into_worker_response(resp: Response) -> worker::Result<worker::Response> {
-    let headers = worker::Headers::new();
-    for (n, v) in resp.headers.iter() {
-        headers.append(n, v)?;
+/// A thrown JavaScript value as text: an Error's message, a string as is.
+fn js_message(e: &JsValue) -> String {
+    e.as_string()
+        .or_else(|| {
+            js_sys::Reflect::get(e, &JsValue::from_str("message"))
+                .ok()
+                .and_then(|m| m.as_string())
+        })
+        .unwrap_or_else(|| "unknown JavaScript error".to_owned())
+}
+
+fn header_lines(h: &Headers) -> String {
+    let mut out = String::new();
+    for (n, v) in h.iter() {
+        out.push_str(n);
+        out.push('\n');
+        out.push_str(v);
+        out.push('\n');
     }
-    let out = match resp.body {
-        Body::Empty => worker::Response::empty()?,
-        Body::Bytes(b) => worker::Response::from_body(worker::ResponseBody::Body(b))?,
+    out
+}
+
+fn into_js_response(resp: Response) -> web_sys::Response {
+    let headers = header_lines(&resp.headers);
+    match resp.body {
+        Body::Empty => js::respond_empty(resp.status, &headers),
+        Body::Bytes(b) => js::respond_bytes(resp.status, &headers, &b),
         Body::Stream(s) => {
-            worker::Response::from_stream(s.map_err(|e| worker::Error::RustError(e.0)))?
+            let s = s
+                .map_ok(|chunk| JsValue::from(js_sys::Uint8Array::from(chunk.as_slice())))
+                .map_err(|e| JsValue::from_str(&e.0));
+            let stream = wasm_streams::ReadableStream::from_stream(s).into_raw();
+            js::respond_stream(resp.status, &headers, &stream)
         }
-    };
-    Ok(out.with_status(resp.status).with_headers(headers))
+    }
 }
 
 struct EdgePlatform {
@@ -137,8 +199,15 @@ struct EdgePlatform {
 }
 
 /// Aborts the provider request when dropped before being disarmed: a hedge that lost, or a client that went
-/// away mid-stream, must not keep a provider generating tokens nobody reads.
-struct AbortOnDrop(Option<worker::AbortController>);
+/// away mid-stream, must not keep a provider generating tokens nobody reads. A request that finished is not
+/// aborted (an abort is not free, and there is nothing left to stop).
+struct AbortOnDrop(Option<web_sys::AbortController>);
+
+impl AbortOnDrop {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -150,53 +219,46 @@ impl Drop for AbortOnDrop {
 
 impl Platform for EdgePlatform {
     async fn fetch(&self, req: UpstreamRequest) -> Result<UpstreamResponse, FetchError> {
-        let headers = worker::Headers::new();
-        for (n, v) in req.headers.iter() {
-            headers
-                .append(n, v)
-                .map_err(|e| FetchError(e.to_string()))?;
-        }
-        let mut init = worker::RequestInit::new();
-        init.with_method(match req.method {
-            Method::Get => worker::Method::Get,
-            Method::Head => worker::Method::Head,
-            Method::Options => worker::Method::Options,
-            Method::Post | Method::Other => worker::Method::Post,
-        })
-        .with_headers(headers);
-        if !req.body.is_empty() {
-            init.with_body(Some(js_sys::Uint8Array::from(req.body.as_slice()).into()));
-        }
-        let request = worker::Request::new_with_init(&req.url, &init)
-            .map_err(|e| FetchError(e.to_string()))?;
-        let guard = AbortOnDrop(Some(worker::AbortController::default()));
+        let controller = web_sys::AbortController::new().map_err(|e| FetchError(js_message(&e)))?;
+        let mut guard = AbortOnDrop(Some(controller));
         let signal = guard.0.as_ref().map(|c| c.signal());
-        let fetch = worker::Fetch::Request(request);
-        let mut resp = match &signal {
-            Some(signal) => fetch.send_with_signal(signal).await,
-            None => fetch.send().await,
-        }
-        .map_err(|e| FetchError(e.to_string()))?;
-        let status = resp.status_code();
-        let headers = headers_from(resp.headers());
+        let sent = js::send(
+            &req.url,
+            req.method.as_str(),
+            &header_lines(&req.headers),
+            &req.body,
+            signal.as_ref(),
+        );
+        let resp = JsFuture::from(sent)
+            .await
+            .map_err(|e| FetchError(js_message(&e)))?;
+        let head = js::response_head(&resp);
+        let mut lines = head.split('\n');
+        let status = lines.next().and_then(|s| s.parse().ok()).unwrap_or(502);
+        let headers = headers_from_lines(lines);
         let body = if req.stream {
-            match resp.stream() {
-                Ok(s) => s
+            match js::response_stream(&resp) {
+                Some(raw) => wasm_streams::ReadableStream::from_raw(raw)
+                    .into_stream()
                     .map(move |r| {
                         // The guard lives as long as the body is being read.
                         let _alive = &guard;
-                        r.map_err(|e| StreamError(e.to_string()))
+                        r.map(|chunk| js_sys::Uint8Array::from(chunk).to_vec())
+                            .map_err(|e| StreamError(js_message(&e)))
                     })
                     .boxed_local(),
                 // No body at all (e.g. 204).
-                Err(_) => futures_util::stream::empty().boxed_local(),
+                None => futures_util::stream::empty().boxed_local(),
             }
         } else {
-            // One ArrayBuffer read instead of a JS/wasm crossing per network chunk; still lazy, so the core's
+            // One ArrayBuffer read instead of a crossing per network chunk; still lazy, so the core's
             // whole-answer deadline applies to it.
             futures_util::stream::once(async move {
-                let _alive = guard;
-                resp.bytes().await.map_err(|e| StreamError(e.to_string()))
+                let bytes = JsFuture::from(js::response_bytes(&resp)).await;
+                guard.disarm();
+                bytes
+                    .map(|b| js_sys::Uint8Array::from(b).to_vec())
+                    .map_err(|e| StreamError(js_message(&e)))
             })
             .boxed_local()
         };
