@@ -4,6 +4,7 @@
 // mock provider, records a V8 CPU profile over the inspector protocol, and prints self time per function and per
 // layer (our wasm, the wasm-bindgen glue, workerd built-ins, garbage collection, idle).
 // Function names inside the wasm need a build that keeps them: `MERIDIAN_KEEP_NAMES=1 make build` (make profile does).
+// PROFILE_OFF=1 only measures (wrk, no profiler): a quick A/B of two builds or two workers.
 // Environment: PROFILE_SECONDS (5), PROFILE_CONNECTIONS (1), PROFILE_TOP (40), PROFILE_STREAM=1 profiles streaming
 // requests, PROFILE_OUT (bench/out/meridian.cpuprofile, loadable in Chrome DevTools).
 import { createHash } from "node:crypto";
@@ -171,6 +172,11 @@ async function main() {
     if (first.status !== 200) throw new Error(`first request: ${first.status} ${first.body}\n${logTail(log)}`);
     const script = writeWrkScript(path.join(tmp, "post.lua"), { body, headers });
     await runWrk({ url: `http://127.0.0.1:${port}/v1/chat/completions`, script, threads: 1, connections: CONNECTIONS, seconds: 2 });
+    if (process.env.PROFILE_OFF === "1") {
+      const load = await runWrk({ url: `http://127.0.0.1:${port}/v1/chat/completions`, script, threads: CONNECTIONS > 1 ? 2 : 1, connections: CONNECTIONS, seconds: SECONDS });
+      console.log(`${TARGET}: ${load.requests} requests in ${SECONDS} s at c=${CONNECTIONS}, ${load.rps.toFixed(0)} req/s, p50 ${load.p50.toFixed(3)} ms (no profiler)`);
+      return;
+    }
     const cdp = await inspector(inspPort);
     await cdp.send("Profiler.enable");
     await cdp.send("Profiler.setSamplingInterval", { interval: 50 });

@@ -7,11 +7,13 @@ use crate::config::{CacheSettings, Model};
 use crate::config::{Config, ConfigError, Deployment, Provider, ProviderKind};
 use crate::cors::{self, CorsPolicy};
 use crate::error::{ErrorKind, GatewayError};
-use crate::http::{Body, ByteStream, Method, Request, Response, StreamError};
+use crate::http::{Body, ByteStream, Headers, Method, Request, Response, StreamError};
 use crate::inbound::{anthropic, openai, Dialect};
 use crate::limits;
 use crate::passthrough::SsePassthrough;
-use crate::platform::{Platform, Timer, UpstreamResponse};
+use crate::platform::{
+    BodyFailure, NoResponse, Platform, Timer, UpstreamRequest, UpstreamResponse,
+};
 use crate::providers::bedrock::sigv4;
 use crate::providers::errors::upstream_error;
 use crate::providers::{self, openai_compat, Credentials, Decoder};
@@ -513,6 +515,8 @@ struct Call<'a, P> {
     shape: Shape,
     /// Set when this request leads a cache flight: taken by the attempt that commits.
     sink: RefCell<Option<Sink>>,
+    /// The plan hedges: an attempt may lose and be dropped, and must then be cancelled at the provider.
+    hedging: Cell<bool>,
 }
 
 /// An attempt that did not produce a response: whether another deployment may do better.
@@ -587,6 +591,7 @@ async fn complete<P: Platform>(
         canonical: OnceCell::new(),
         shape,
         sink: RefCell::new(None),
+        hedging: Cell::new(plan.hedge_after_ms.is_some()),
     };
     let mut cache_status = None;
     if let Target::Alias(model) = &target {
@@ -981,28 +986,24 @@ impl<P: Platform> Call<'_, P> {
     ) -> Result<(Response, f64), Failed> {
         let (config, platform) = (self.config, self.platform);
         let creds = credentials(&dep.provider, platform)?;
-        let upstream = match self.inbound {
+        let mut upstream = match self.inbound {
             // Same wire format both sides: forward the client's bytes, no translation.
             Inbound::OpenAi(chat) if self.passthrough(dep) => {
                 openai_compat::passthrough_request(dep, chat, &creds)
             }
             _ => providers::build_request(dep, self.canonical()?, &creds, start_ms)?,
         };
+        upstream.cancel_on_drop |= self.hedging.get();
 
         let first_byte = config.timeouts.first_byte_ms;
+        if !self.inbound.stream() {
+            return self.whole(dep, upstream, start_ms, &creds).await;
+        }
         let resp = match deadline(platform, first_byte, platform.fetch(upstream)).await {
             None => return Err(timeout(dep, first_byte).into()),
-            Some(Err(e)) => {
-                return Err(GatewayError::new(
-                    ErrorKind::Upstream,
-                    format!("could not reach provider {}: {e}", dep.provider.name),
-                )
-                .with_code("upstream_unreachable")
-                .into())
-            }
+            Some(Err(e)) => return Err(unreachable(dep, &e).into()),
             Some(Ok(r)) => r,
         };
-        let headers_ms = platform.now_ms().saturating_sub(start_ms) as f64;
 
         if !(200..300).contains(&resp.status) {
             let UpstreamResponse {
@@ -1017,14 +1018,11 @@ impl<P: Platform> Call<'_, P> {
             return Err(upstream_error(dep, status, &headers, &body, &creds).into());
         }
 
-        let dialect = self.inbound.dialect();
-        let stream = self.inbound.stream();
-        let passthrough = self.passthrough(dep);
         // A cache leader records the stream as it passes; the recording only stores if this attempt commits.
         let mut resp = resp;
-        let slot = if stream && self.sink.borrow().is_some() {
+        let slot = if self.sink.borrow().is_some() {
             let slot = cache::SlotRef::default();
-            let id = response_id(&resp, start_ms);
+            let id = response_id(&resp.headers, start_ms);
             let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
             let body = std::mem::replace(&mut resp.body, Box::pin(stream::empty()));
             resp.body = Box::pin(Recording::new(body, decoder, slot.clone()));
@@ -1032,88 +1030,121 @@ impl<P: Platform> Call<'_, P> {
         } else {
             None
         };
-        let commit = |answer: Option<canonical::ChatResponse>| -> Option<&'static str> {
-            let sink = self.sink.borrow_mut().take()?;
-            match (answer, &slot) {
-                (_, Some(slot)) => {
-                    cache::attach(slot, sink, dep.id());
-                    None
-                }
-                (Some(answer), None) => {
-                    let store = sink.store;
-                    let mut sink = sink;
-                    sink.set_deployment(dep.id());
-                    let stored = sink.complete(answer, false);
-                    (store && !stored).then_some("too-large-to-store")
-                }
-                (None, None) => None,
+        let r = if self.passthrough(dep) {
+            passthrough_stream(platform, dep, first_byte, resp).await?
+        } else {
+            let c = self.canonical()?;
+            let now = platform.now_ms();
+            let id = response_id(&resp.headers, now);
+            let encoder = self
+                .inbound
+                .dialect()
+                .stream_encoder(&c.model, c.include_usage, now);
+            let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
+            translated_stream(platform, dep, first_byte, resp, decoder, encoder).await?
+        };
+        // Committed: the recording may store once the stream completes.
+        if let (Some(sink), Some(slot)) = (self.sink.borrow_mut().take(), &slot) {
+            cache::attach(slot, sink, dep.id());
+        }
+        Ok((r, platform.now_ms().saturating_sub(start_ms) as f64))
+    }
+
+    /// A non-streamed answer: fetched and read whole (one platform step), checked, translated if the client
+    /// speaks another wire format, and stored if this request leads a cache flight. The latency learned is to
+    /// the whole answer, which for a non-streamed answer arrives with (or just after) the headers.
+    async fn whole(
+        &self,
+        dep: &Deployment,
+        upstream: UpstreamRequest,
+        start_ms: u64,
+        creds: &Credentials,
+    ) -> Result<(Response, f64), Failed> {
+        let (config, platform) = (self.config, self.platform);
+        let (first_byte, total) = (config.timeouts.first_byte_ms, config.timeouts.total_ms);
+        let resp = match platform
+            .fetch_whole(upstream, first_byte, total, MAX_RESPONSE_BODY)
+            .await
+        {
+            Err(NoResponse::Timeout) => return Err(timeout(dep, first_byte).into()),
+            Err(NoResponse::Failed(e)) => return Err(unreachable(dep, &e).into()),
+            Ok(r) => r,
+        };
+        let latency_ms = platform.now_ms().saturating_sub(start_ms) as f64;
+        if !(200..300).contains(&resp.status) {
+            let mut body = resp.body.unwrap_or_default();
+            body.truncate(MAX_ERROR_BODY);
+            return Err(upstream_error(dep, resp.status, &resp.headers, &body, creds).into());
+        }
+        let body = match resp.body {
+            Ok(b) => b,
+            Err(BodyFailure::Timeout) => return Err(timeout(dep, total).into()),
+            Err(BodyFailure::Failed(e)) => {
+                return Err(GatewayError::new(
+                    ErrorKind::Upstream,
+                    format!("provider {} response failed: {e}", dep.provider.name),
+                )
+                .with_code("upstream_body_error")
+                .into())
             }
         };
-        let first_content = || platform.now_ms().saturating_sub(start_ms) as f64;
-        Ok(match (passthrough, stream) {
-            (true, true) => {
-                let r = passthrough_stream(platform, dep, first_byte, resp).await?;
-                commit(None);
-                (r, first_content())
+        let commit = |answer: canonical::ChatResponse| -> Option<&'static str> {
+            let mut sink = self.sink.borrow_mut().take()?;
+            let store = sink.store;
+            sink.set_deployment(dep.id());
+            let stored = sink.complete(answer, false);
+            (store && !stored).then_some("too-large-to-store")
+        };
+        let (mut r, note) = if self.passthrough(dep) {
+            // Passed through unparsed, but never as garbage: a 200 must carry a JSON answer.
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+                return Err(GatewayError::new(
+                    ErrorKind::Upstream,
+                    format!(
+                        "provider {} answered a malformed response",
+                        dep.provider.name
+                    ),
+                )
+                .with_code("upstream_malformed")
+                .into());
             }
-            (true, false) => {
-                let body = read_body(platform, config, dep, resp).await?;
-                // Passed through unparsed, but never as garbage: a 200 must carry a JSON answer.
-                if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
-                    return Err(GatewayError::new(
-                        ErrorKind::Upstream,
-                        format!(
-                            "provider {} answered a malformed response",
-                            dep.provider.name
-                        ),
-                    )
-                    .with_code("upstream_malformed")
-                    .into());
-                }
-                let note = if self.sink.borrow().is_some() {
-                    openai_compat::parse_response(&body)
-                        .ok()
-                        .and_then(|a| commit(Some(a)))
-                } else {
-                    None
-                };
-                let mut r = Response::json(200, body);
-                if let Some(n) = note {
-                    r.headers.insert("x-meridian-cache-note", n);
-                }
-                (r, headers_ms)
-            }
-            (false, _) => {
-                let c = self.canonical()?;
-                let now = platform.now_ms();
-                let id = response_id(&resp, now);
-                if stream {
-                    let encoder = dialect.stream_encoder(&c.model, c.include_usage, now);
-                    let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
-                    let r = translated_stream(platform, dep, first_byte, resp, decoder, encoder)
-                        .await?;
-                    commit(None);
-                    (r, first_content())
-                } else {
-                    let body = read_body(platform, config, dep, resp).await?;
-                    let answer = providers::parse_response(dep, &body, &id)?;
-                    let mut r =
-                        Response::json(200, dialect.render_response(&answer, &c.model, now));
-                    if let Some(n) = commit(Some(answer)) {
-                        r.headers.insert("x-meridian-cache-note", n);
-                    }
-                    (r, headers_ms)
-                }
-            }
-        })
+            let note = if self.sink.borrow().is_some() {
+                openai_compat::parse_response(&body).ok().and_then(commit)
+            } else {
+                None
+            };
+            (Response::json(200, body), note)
+        } else {
+            let c = self.canonical()?;
+            let now = platform.now_ms();
+            let id = response_id(&resp.headers, now);
+            let answer = providers::parse_response(dep, &body, &id)?;
+            let rendered = self
+                .inbound
+                .dialect()
+                .render_response(&answer, &c.model, now);
+            (Response::json(200, rendered), commit(answer))
+        };
+        if let Some(n) = note {
+            r.headers.insert("x-meridian-cache-note", n);
+        }
+        Ok((r, latency_ms))
     }
 }
 
+fn unreachable(dep: &Deployment, e: &crate::platform::FetchError) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::Upstream,
+        format!("could not reach provider {}: {e}", dep.provider.name),
+    )
+    .with_code("upstream_unreachable")
+}
+
 /// The provider's request id where it sends one in a header, else one derived from the clock.
-fn response_id(resp: &UpstreamResponse, now_ms: u64) -> String {
+fn response_id(headers: &Headers, now_ms: u64) -> String {
     ["x-amzn-requestid", "request-id", "x-request-id"]
         .iter()
-        .find_map(|h| resp.headers.get(h))
+        .find_map(|h| headers.get(h))
         .filter(|v| {
             v.len() <= 128
                 && v.bytes()
@@ -1121,24 +1152,6 @@ fn response_id(resp: &UpstreamResponse, now_ms: u64) -> String {
         })
         .map(|v| format!("msg_{v}"))
         .unwrap_or_else(|| format!("msg_meridian_{now_ms:x}"))
-}
-
-async fn read_body<P: Platform>(
-    platform: &P,
-    config: &Config,
-    dep: &Deployment,
-    resp: UpstreamResponse,
-) -> Result<Vec<u8>, GatewayError> {
-    let total = config.timeouts.total_ms;
-    match deadline(platform, total, read_all(resp.body, MAX_RESPONSE_BODY)).await {
-        None => Err(timeout(dep, total)),
-        Some(Err(e)) => Err(GatewayError::new(
-            ErrorKind::Upstream,
-            format!("provider {} response failed: {e}", dep.provider.name),
-        )
-        .with_code("upstream_body_error")),
-        Some(Ok(b)) => Ok(b),
-    }
 }
 
 /// Holds the response until the provider has produced content (not just the role chunk), so that a provider

@@ -3,7 +3,10 @@
 
 pub mod fake;
 
-use crate::http::{ByteStream, Headers, Method};
+use crate::http::{ByteStream, Headers, Method, StreamError};
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use std::pin::pin;
 use std::rc::Rc;
 
 /// Writes `(key, value, ttl_s, metadata_json)` to KV in the background.
@@ -22,12 +25,40 @@ pub struct UpstreamRequest {
     /// The answer will be streamed: read it as it arrives. Otherwise the platform may read it in one piece,
     /// which is cheaper than chunk by chunk.
     pub stream: bool,
+    /// Dropping the request before it has been read to the end must cancel it at the provider (a stream the
+    /// client left, a hedge that lost). Otherwise an abandoned request ends with the client's request, and the
+    /// platform may skip the cancellation machinery, which is not free.
+    pub cancel_on_drop: bool,
 }
 
 pub struct UpstreamResponse {
     pub status: u16,
     pub headers: Headers,
     pub body: ByteStream,
+}
+
+/// A non-streamed answer, read whole.
+pub struct WholeResponse {
+    pub status: u16,
+    pub headers: Headers,
+    /// The body, or why it could not be read completely.
+    pub body: Result<Vec<u8>, BodyFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyFailure {
+    /// Not complete within the body deadline.
+    Timeout,
+    /// Failed, or longer than the limit.
+    Failed(StreamError),
+}
+
+/// Why [`Platform::fetch_whole`] has no response at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoResponse {
+    /// No headers within the first-byte deadline.
+    Timeout,
+    Failed(FetchError),
 }
 
 /// The request never produced a response (DNS, connect, TLS, reset before headers).
@@ -44,6 +75,54 @@ impl fmt::Display for FetchError {
 #[allow(async_fn_in_trait)]
 pub trait Platform {
     async fn fetch(&self, req: UpstreamRequest) -> Result<UpstreamResponse, FetchError>;
+    /// Fetches a non-streamed answer and reads it whole: headers within `first_byte_ms`, then the body within
+    /// `body_ms` and at most `limit` bytes. This default composes [`Platform::fetch`] and [`Platform::sleep`]; a
+    /// platform where each awaited step is costly may do it in one (the edge glue does it in JavaScript).
+    async fn fetch_whole(
+        &self,
+        req: UpstreamRequest,
+        first_byte_ms: u64,
+        body_ms: u64,
+        limit: usize,
+    ) -> Result<WholeResponse, NoResponse> {
+        let resp = {
+            let fetch = pin!(self.fetch(req));
+            let timer = pin!(self.sleep(first_byte_ms));
+            match select(fetch, timer).await {
+                Either::Left((r, _)) => r.map_err(NoResponse::Failed)?,
+                Either::Right(_) => return Err(NoResponse::Timeout),
+            }
+        };
+        let UpstreamResponse {
+            status,
+            headers,
+            mut body,
+        } = resp;
+        let read = async {
+            let mut out = Vec::new();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(BodyFailure::Failed)?;
+                if out.len() + chunk.len() > limit {
+                    return Err(BodyFailure::Failed(StreamError(format!(
+                        "body larger than {limit} bytes"
+                    ))));
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(out)
+        };
+        let read = pin!(read);
+        let timer = pin!(self.sleep(body_ms));
+        let body = match select(read, timer).await {
+            Either::Left((r, _)) => r,
+            Either::Right(_) => Err(BodyFailure::Timeout),
+        };
+        Ok(WholeResponse {
+            status,
+            headers,
+            body,
+        })
+    }
     /// A worker secret by name; `None` when unset.
     fn secret(&self, name: &str) -> Option<String>;
     /// Resolves after `ms` milliseconds; used to bound waits on providers.

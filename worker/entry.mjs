@@ -18,6 +18,7 @@ function internalError(request) {
 // The glue's panic hook sets `criticalError` on this object; a setter turns that into an event, so requests in
 // flight learn of the crash at once, at no cost per request (polling the flag would take a timer per request).
 const state = globalThis.__worker_init_state;
+const EMPTY = new Uint8Array(0);
 const waiting = new Set();
 if (state) {
   let flag = Boolean(state.criticalError);
@@ -37,7 +38,10 @@ export default {
     let wake;
     try {
       const crashed = new Promise((resolve) => waiting.add((wake = resolve)));
-      const answer = new Meridian(ctx, env).fetch(request);
+      // The body is read here, in JavaScript, and handed over with the request (src/edge/shim.js): a body the
+      // client fails to send arrives as empty and is refused as invalid JSON.
+      const body = request.body === null ? EMPTY : await request.arrayBuffer().then((b) => new Uint8Array(b), () => EMPTY);
+      const answer = new Meridian(ctx, env).fetch({ request, body });
       const first = await Promise.race([answer, crashed]);
       if (first === true) {
         console.error("meridian: the request panicked");

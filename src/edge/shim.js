@@ -23,23 +23,39 @@ function field(v) {
   return v === undefined || v === null ? "" : String(v);
 }
 
-/** "METHOD\npath\ncolo\nlatitude\nlongitude\n" followed by the header lines; the query string is not part of path. */
-export function requestHead(req) {
+// `request.cf` is rebuilt from its serialized form on every access, which costs more than the rest of this file
+// together. An isolate runs in one data center, so its colo never changes; its coordinates are taken from the
+// first request that carries them and stand for the edge location (routing measures distance from the edge,
+// where the provider call starts, not from the caller).
+let location;
+
+function locationOf(req) {
+  if (location !== undefined) return location;
+  const cf = req.cf;
+  if (!cf || typeof cf !== "object") return "\n\n";
+  location = field(cf.colo) + "\n" + field(cf.latitude) + "\n" + field(cf.longitude);
+  return location;
+}
+
+/**
+ * "METHOD\npath\ncolo\nlatitude\nlongitude\n" followed by the header lines; the query string is not part of path.
+ * `inbound` is what worker/entry.mjs hands to the wasm: `{ request, body }`, the body already read (awaiting it
+ * here, from wasm, would cost a promise round trip through the Rust executor).
+ */
+export function requestHead(inbound) {
+  const req = inbound.request;
   const url = req.url;
   const scheme = url.indexOf("://");
   let start = url.indexOf("/", scheme < 0 ? 0 : scheme + 3);
   let path = start < 0 ? "/" : url.slice(start);
-  const cut = path.search(/[?#]/);
+  const cut = path.indexOf("?");
   if (cut >= 0) path = path.slice(0, cut);
-  const cf = req.cf;
-  const loc = cf && typeof cf === "object" ? field(cf.colo) + "\n" + field(cf.latitude) + "\n" + field(cf.longitude) : "\n\n";
-  return req.method + "\n" + path + "\n" + loc + "\n" + headerLines(req.headers);
+  return req.method + "\n" + path + "\n" + locationOf(req) + "\n" + headerLines(req.headers);
 }
 
 /** The request body as bytes (empty for none). */
-export async function requestBody(req) {
-  if (req.body === null) return new Uint8Array(0);
-  return new Uint8Array(await req.arrayBuffer());
+export function requestBody(inbound) {
+  return inbound.body;
 }
 
 /** Starts a fetch; `body` is a view into wasm memory (copied here), `signal` an AbortSignal or undefined. */
@@ -77,4 +93,33 @@ export function respondStream(status, lines, stream) {
 
 export function respondEmpty(status, lines) {
   return new Response(null, { status, headers: headersFrom(lines) });
+}
+
+/**
+ * A non-streamed exchange in one promise (one await in wasm instead of one per step, and no wasm timers): the
+ * headers within `firstByteMs`, then the whole body within `bodyMs` and `limit` bytes. Never rejects; resolves
+ * to `{ kind, head, bytes, message }`, kind 0 = complete, 1 = no headers in time, 2 = no response (message),
+ * 3 = body not complete in time, 4 = body failed or too long (message). `head` is responseHead's text.
+ */
+export function exchange(url, method, lines, body, signal, firstByteMs, bodyMs, limit) {
+  return new Promise((resolve) => {
+    let head = "";
+    const done = (kind, bytes, message) => {
+      clearTimeout(timer);
+      resolve({ kind, head, bytes, message });
+    };
+    let timer = setTimeout(() => done(1), firstByteMs);
+    send(url, method, lines, body, signal).then(
+      (resp) => {
+        clearTimeout(timer);
+        head = responseHead(resp);
+        timer = setTimeout(() => done(3), bodyMs);
+        responseBytes(resp).then(
+          (bytes) => (bytes.length > limit ? done(4, undefined, `body larger than ${limit} bytes`) : done(0, bytes)),
+          (e) => done(4, undefined, String(e?.message ?? e)),
+        );
+      },
+      (e) => done(2, undefined, String(e?.message ?? e)),
+    );
+  });
 }

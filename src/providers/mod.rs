@@ -148,6 +148,7 @@ pub fn build_request(
         headers,
         body,
         stream: req.stream,
+        cancel_on_drop: req.stream,
     })
 }
 

@@ -39,6 +39,7 @@ pub fn passthrough_request(
         headers,
         body: serde_json::to_vec(&body).unwrap_or_default(),
         stream: chat.stream,
+        cancel_on_drop: chat.stream,
     }
 }
 
