@@ -8,7 +8,7 @@ ENV := . ./.tools/env &&
 WORKER_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 BUNDLE := build/index.js
 
-.PHONY: help bootstrap build mock-bin size run test test-host test-e2e lint fmt clean bench sim
+.PHONY: help bootstrap build mock-bin size run test test-host test-e2e lint fmt clean bench sim profile
 
 help:
 	@echo "make run    build the worker and start it at http://127.0.0.1:8787 with the mock provider (demo key: demo)"
@@ -17,6 +17,7 @@ help:
 	@echo "make build  the worker bundle only"
 	@echo "make bench  latency, throughput, streaming, cold start and size vs a JS floor, Portkey and LiteLLM (bench/README.md)"
 	@echo "make sim    the routing simulation (policy vs oracle, round-robin, LiteLLM-style)"
+	@echo "make profile  a V8 CPU profile of Meridian under load: self time per function and per layer (bench/profile.mjs)"
 
 bootstrap:
 	@scripts/bootstrap
@@ -52,6 +53,14 @@ run: build mock-bin
 bench: build mock-bin
 	@$(ENV) bench/setup
 	@$(ENV) node bench/run.mjs
+
+# A build that keeps wasm function names (then removed again by the next plain build), Meridian under wrk with
+# workerd's inspector on, and the profile summarised. Options: bench/profile.mjs.
+profile: bootstrap mock-bin
+	@$(ENV) MERIDIAN_KEEP_NAMES=1 RUSTUP_TOOLCHAIN=$${MERIDIAN_WASM_TOOLCHAIN:-$${RUSTUP_TOOLCHAIN:-}} scripts/build-worker
+	@touch $(BUNDLE)
+	@$(ENV) node bench/profile.mjs
+	@rm -f $(BUNDLE)
 
 # Routing policy against an oracle, round-robin and LiteLLM-style routing, in simulated time (deterministic).
 sim: bootstrap
