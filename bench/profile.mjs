@@ -4,6 +4,7 @@
 // mock provider, records a V8 CPU profile over the inspector protocol, and prints self time per function and per
 // layer (our wasm, the wasm-bindgen glue, workerd built-ins, garbage collection, idle).
 // Function names inside the wasm need a build that keeps them: `MERIDIAN_KEEP_NAMES=1 make build` (make profile does).
+// PROFILE_COLD=1 profiles only the first request of the fresh process (cold start).
 // PROFILE_OFF=1 only measures (wrk, no profiler): a quick A/B of two builds or two workers.
 // Environment: PROFILE_SECONDS (5), PROFILE_CONNECTIONS (1), PROFILE_TOP (40), PROFILE_STREAM=1 profiles streaming
 // requests, PROFILE_OUT (bench/out/meridian.cpuprofile, loadable in Chrome DevTools).
@@ -11,6 +12,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
@@ -168,6 +170,27 @@ async function main() {
     await waitForPort(port, { child: w, what: "meridian" });
     const headers = { "content-type": "application/json", authorization: "Bearer bench", [CF_BLOB_HEADER]: CF_BLOB };
     const body = JSON.stringify({ model: "bench", ...(STREAM ? { stream: true } : {}), messages: [{ role: "user", content: "hi" }] });
+    if (process.env.PROFILE_COLD === "1") {
+      // The first request of a fresh process, profiled alone (sampling every 20 µs).
+      const cdp = await inspector(inspPort);
+      await cdp.send("Profiler.enable");
+      await cdp.send("Profiler.setSamplingInterval", { interval: 20 });
+      await cdp.send("Profiler.start");
+      const t0 = performance.now();
+      const first = await request(`http://127.0.0.1:${port}/v1/chat/completions`, { method: "POST", headers, body });
+      const ms = performance.now() - t0;
+      const { profile } = await cdp.send("Profiler.stop");
+      cdp.close();
+      if (first.status !== 200) throw new Error(`first request: ${first.status} ${first.body}\n${logTail(log)}`);
+      mkdirSync(path.dirname(OUT), { recursive: true });
+      writeFileSync(OUT, JSON.stringify(profile));
+      const s = summarise(profile);
+      console.log(`first request after start: ${ms.toFixed(1)} ms (profiler on)`);
+      for (const [l, us] of s.layers) console.log(`  ${(us / 1000).toFixed(2).padStart(8)} ms  ${l}`);
+      console.log(`top ${TOP} functions by self time (ms)`);
+      for (const [k, us] of s.fns.slice(0, TOP)) console.log(`  ${(us / 1000).toFixed(2).padStart(8)}  ${k.replace("\t", "  ")}`);
+      return;
+    }
     const first = await request(`http://127.0.0.1:${port}/v1/chat/completions`, { method: "POST", headers, body });
     if (first.status !== 200) throw new Error(`first request: ${first.status} ${first.body}\n${logTail(log)}`);
     const script = writeWrkScript(path.join(tmp, "post.lua"), { body, headers });

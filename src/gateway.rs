@@ -71,7 +71,7 @@ pub async fn handle<P: Platform>(
     let dialect = dialect_for(&req.path);
     let req_origin = req.headers.get("origin").map(str::to_owned);
     let result = match config {
-        Ok(config) => route(config, platform, state, dialect, req).await,
+        Ok(config) => apart(route(config, platform, state, dialect, req)).await,
         Err(e) => {
             Err(GatewayError::new(ErrorKind::Internal, e.to_string()).with_code("invalid_config"))
         }
@@ -140,15 +140,9 @@ async fn route<P: Platform>(
         let principal = authorize(config, platform, &req.headers)?;
         let key = principal.key;
         let inbound = if dialect == Dialect::Anthropic {
-            let value: serde_json::Value = serde_json::from_slice(&req.body).map_err(|e| {
-                GatewayError::invalid(format!("request body is not valid JSON: {e}"))
-            })?;
-            limits::check_request(&value, &config.limits)?;
-            Inbound::Canonical(dialect, Box::new(anthropic::parse_request(&req.body)?))
+            anthropic_inbound(&req.body, &config.limits)?
         } else {
-            let chat = openai::parse_chat(&req.body)?;
-            limits::check_request_object(&chat.body, &config.limits)?;
-            Inbound::OpenAi(chat)
+            openai_inbound(&req.body, &config.limits)?
         };
         if !principal.allows_model(inbound.model()) {
             return Err(GatewayError::new(
@@ -208,7 +202,7 @@ async fn route<P: Platform>(
             cache: cache_control(&req, &key.cache_namespace),
         };
         load_estimates(platform, state, &caller.location).await;
-        let result = complete(config, platform, state, &caller, inbound).await;
+        let result = apart(complete(config, platform, state, &caller, inbound)).await;
         persist_estimates(platform, state, &caller.location);
         let mut resp = result?;
         if let Some(origin) = req.headers.get("origin") {
@@ -223,6 +217,17 @@ async fn route<P: Platform>(
         }
         return Ok(resp);
     }
+    other_route(config, platform, state, &req)
+}
+
+/// Everything but chat: kept out of line, so that a cold isolate's first chat request need not compile it.
+#[inline(never)]
+fn other_route<P: Platform>(
+    config: &Config,
+    platform: &P,
+    state: &State,
+    req: &Request,
+) -> Result<Response, GatewayError> {
     match (req.method, req.path.as_str()) {
         (Method::Get | Method::Head, "/healthz") => {
             Ok(Response::json(200, br#"{"status":"ok"}"#.to_vec()))
@@ -236,7 +241,7 @@ async fn route<P: Platform>(
         }
         (Method::Get, "/_meridian/status") => {
             authenticate(config, &req.headers)?;
-            let loc = location(config, &req);
+            let loc = location(config, req);
             let models = config
                 .models
                 .iter()
@@ -267,6 +272,26 @@ async fn route<P: Platform>(
                 .with_code("not_found"),
         ),
     }
+}
+
+/// Each dialect's parsing and input limits in a function of its own (a cold isolate compiles only the one it
+/// is asked for).
+#[inline(never)]
+fn anthropic_inbound(body: &[u8], limits: &limits::Limits) -> Result<Inbound, GatewayError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
+    limits::check_request(&value, limits)?;
+    Ok(Inbound::Canonical(
+        Dialect::Anthropic,
+        Box::new(anthropic::parse_request(body)?),
+    ))
+}
+
+#[inline(never)]
+fn openai_inbound(body: &[u8], limits: &limits::Limits) -> Result<Inbound, GatewayError> {
+    let chat = openai::parse_chat(body)?;
+    limits::check_request_object(&chat.body, limits)?;
+    Ok(Inbound::OpenAi(chat))
 }
 
 /// A fresh isolate starts from what this location learned before, if KV has it in time.
@@ -596,7 +621,7 @@ async fn complete<P: Platform>(
     let mut cache_status = None;
     if let Target::Alias(model) = &target {
         if let Some(settings) = model.cache {
-            match call.cache_lookup(model, settings, caller).await? {
+            match apart(call.cache_lookup(model, settings, caller)).await? {
                 Lookup::Answered(mut resp) => {
                     resp.headers.insert(
                         "x-meridian-colo",
@@ -632,7 +657,7 @@ async fn complete<P: Platform>(
             _ => None,
         };
         let result = match hedge {
-            Some((after_ms, second)) => match call.hedged(dep, second, after_ms).await {
+            Some((after_ms, second)) => match apart(call.hedged(dep, second, after_ms)).await {
                 (r, true) => {
                     // The second deployment was used up by the hedge: failover continues after it.
                     order.next();
@@ -957,7 +982,7 @@ impl<P: Platform> Call<'_, P> {
     async fn attempt(&self, dep: &Deployment) -> Result<Response, Failed> {
         let now = self.platform.now_ms();
         self.state.router.borrow_mut().started(dep, now);
-        let result = self.try_deployment(dep, now).await;
+        let result = apart(self.try_deployment(dep, now)).await;
         let end = self.platform.now_ms();
         let mut router = self.state.router.borrow_mut();
         match &result {
@@ -978,14 +1003,13 @@ impl<P: Platform> Call<'_, P> {
     }
 
     /// Returns the committed response and the latency to learn from: to the first content for streams, to the
-    /// response headers otherwise.
+    /// whole answer otherwise.
     async fn try_deployment(
         &self,
         dep: &Deployment,
         start_ms: u64,
     ) -> Result<(Response, f64), Failed> {
-        let (config, platform) = (self.config, self.platform);
-        let creds = credentials(&dep.provider, platform)?;
+        let creds = credentials(&dep.provider, self.platform)?;
         let mut upstream = match self.inbound {
             // Same wire format both sides: forward the client's bytes, no translation.
             Inbound::OpenAi(chat) if self.passthrough(dep) => {
@@ -995,10 +1019,24 @@ impl<P: Platform> Call<'_, P> {
         };
         upstream.cancel_on_drop |= self.hedging.get();
 
-        let first_byte = config.timeouts.first_byte_ms;
-        if !self.inbound.stream() {
-            return self.whole(dep, upstream, start_ms, &creds).await;
+        if self.inbound.stream() {
+            apart(self.streamed(dep, upstream, start_ms, &creds)).await
+        } else {
+            apart(self.whole(dep, upstream, start_ms, &creds)).await
         }
+    }
+
+    /// A streamed answer: committed once the provider has produced content, recorded as it passes if this request
+    /// leads a cache flight.
+    async fn streamed(
+        &self,
+        dep: &Deployment,
+        upstream: UpstreamRequest,
+        start_ms: u64,
+        creds: &Credentials,
+    ) -> Result<(Response, f64), Failed> {
+        let (config, platform) = (self.config, self.platform);
+        let first_byte = config.timeouts.first_byte_ms;
         let resp = match deadline(platform, first_byte, platform.fetch(upstream)).await {
             None => return Err(timeout(dep, first_byte).into()),
             Some(Err(e)) => return Err(unreachable(dep, &e).into()),
@@ -1015,7 +1053,7 @@ impl<P: Platform> Call<'_, P> {
                 .await
                 .and_then(Result::ok)
                 .unwrap_or_default();
-            return Err(upstream_error(dep, status, &headers, &body, &creds).into());
+            return Err(upstream_error(dep, status, &headers, &body, creds).into());
         }
 
         // A cache leader records the stream as it passes; the recording only stores if this attempt commits.
@@ -1031,7 +1069,7 @@ impl<P: Platform> Call<'_, P> {
             None
         };
         let r = if self.passthrough(dep) {
-            passthrough_stream(platform, dep, first_byte, resp).await?
+            apart(passthrough_stream(platform, dep, first_byte, resp)).await?
         } else {
             let c = self.canonical()?;
             let now = platform.now_ms();
@@ -1041,7 +1079,10 @@ impl<P: Platform> Call<'_, P> {
                 .dialect()
                 .stream_encoder(&c.model, c.include_usage, now);
             let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
-            translated_stream(platform, dep, first_byte, resp, decoder, encoder).await?
+            apart(translated_stream(
+                platform, dep, first_byte, resp, decoder, encoder,
+            ))
+            .await?
         };
         // Committed: the recording may store once the stream completes.
         if let (Some(sink), Some(slot)) = (self.sink.borrow_mut().take(), &slot) {
@@ -1296,6 +1337,15 @@ fn timeout(dep: &Deployment, ms: u64) -> GatewayError {
         ),
     )
     .with_code("upstream_timeout")
+}
+
+/// Polls `fut` through a vtable, so that its state machine stays a function of its own instead of being inlined
+/// into its caller's. The wasm engine compiles a function whole on its first call: with the paths apart, a
+/// fresh isolate's first request compiles only the ones it takes (cold start), at the cost of one allocation.
+fn apart<'a, T>(
+    fut: impl Future<Output = T> + 'a,
+) -> core::pin::Pin<Box<dyn Future<Output = T> + 'a>> {
+    Box::pin(fut)
 }
 
 /// `Some(output)` if `fut` finishes within `ms`, `None` otherwise.

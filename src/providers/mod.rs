@@ -74,7 +74,9 @@ pub fn add_key_header(kind: &ProviderKind, creds: &Credentials, headers: &mut He
     }
 }
 
-/// The provider request for a canonical chat request.
+/// The provider request for a canonical chat request. Kept out of line: it holds every provider's request
+/// building, which a request that is passed through never runs (and a cold isolate then never compiles).
+#[inline(never)]
 pub fn build_request(
     dep: &Deployment,
     req: &ChatRequest,
