@@ -2,7 +2,7 @@
 // A Rust panic aborts the wasm instance; the glue re-creates it for the next request. The panicking request's
 // promise would never settle (its task died inside wasm), so the runtime would cancel it as hung: this wrapper
 // notices the glue's critical-error flag instead and answers with a JSON error in the caller's dialect.
-import Meridian, { RateLimiter } from "../build/index.js";
+import { Gateway, RateLimiter } from "../build/index.js";
 
 export { RateLimiter };
 
@@ -41,7 +41,7 @@ export default {
       // The body is read here, in JavaScript, and handed over with the request (src/edge/shim.js): a body the
       // client fails to send arrives as empty and is refused as invalid JSON.
       const body = request.body === null ? EMPTY : await request.arrayBuffer().then((b) => new Uint8Array(b), () => EMPTY);
-      const answer = new Meridian(ctx, env).fetch({ request, body });
+      const answer = Gateway.fetch({ request, body }, env, ctx);
       const first = await Promise.race([answer, crashed]);
       if (first === true) {
         console.error("meridian: the request panicked");
