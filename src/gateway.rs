@@ -201,7 +201,12 @@ async fn route<P: Platform>(
             body_len: req.body.len(),
             cache: cache_control(&req, &key.cache_namespace),
         };
-        load_estimates(platform, state, &caller.location).await;
+        // A model with one deployment has nothing to choose: its first request in a fresh isolate does not wait
+        // for what KV knows (a cold KV read is a large share of a cold start).
+        let choice = resolve(config, inbound.model()).is_ok_and(|t| t.deployments().len() > 1);
+        if choice {
+            load_estimates(platform, state, &caller.location).await;
+        }
         let result = apart(complete(config, platform, state, &caller, inbound)).await;
         persist_estimates(platform, state, &caller.location);
         let mut resp = result?;
@@ -309,6 +314,10 @@ async fn load_estimates<P: Platform>(platform: &P, state: &State, loc: &Location
 
 /// Debounced write-back of learned estimates, finished after the response (`wait_until`).
 fn persist_estimates<P: Platform>(platform: &P, state: &State, loc: &Location) {
+    // Not before this isolate has read what the location knows: it would overwrite it with less.
+    if !state.loaded.get() {
+        return;
+    }
     let now = platform.now_ms();
     let mut router = state.router.borrow_mut();
     if router.dirty && now.saturating_sub(router.last_persist_ms) >= PERSIST_EVERY_MS {
