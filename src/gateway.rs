@@ -12,7 +12,7 @@ use crate::inbound::{anthropic, openai, Dialect};
 use crate::limits;
 use crate::passthrough::SsePassthrough;
 use crate::platform::{
-    BodyFailure, NoResponse, Platform, Timer, UpstreamRequest, UpstreamResponse,
+    deadline, read_all, BodyFailure, NoResponse, Platform, Timer, UpstreamRequest, UpstreamResponse,
 };
 use crate::providers::bedrock::sigv4;
 use crate::providers::errors::upstream_error;
@@ -201,12 +201,6 @@ async fn route<P: Platform>(
             body_len: req.body.len(),
             cache: cache_control(&req, &key.cache_namespace),
         };
-        // A model with one deployment has nothing to choose: its first request in a fresh isolate does not wait
-        // for what KV knows (a cold KV read is a large share of a cold start).
-        let choice = resolve(config, inbound.model()).is_ok_and(|t| t.deployments().len() > 1);
-        if choice {
-            load_estimates(platform, state, &caller.location).await;
-        }
         let result = apart(complete(config, platform, state, &caller, inbound)).await;
         persist_estimates(platform, state, &caller.location);
         let mut resp = result?;
@@ -577,6 +571,11 @@ async fn complete<P: Platform>(
 ) -> Result<Response, GatewayError> {
     let target = resolve(config, inbound.model())?;
     let deps = target.deployments();
+    // A model with one deployment has nothing to choose: its first request in a fresh isolate does not wait for
+    // what KV knows (a cold KV read is a large share of a cold start).
+    if deps.len() > 1 {
+        load_estimates(platform, state, &caller.location).await;
+    }
     let allowed: Vec<bool> = deps
         .iter()
         .map(|d| {
@@ -1355,32 +1354,6 @@ fn apart<'a, T>(
     fut: impl Future<Output = T> + 'a,
 ) -> core::pin::Pin<Box<dyn Future<Output = T> + 'a>> {
     Box::pin(fut)
-}
-
-/// `Some(output)` if `fut` finishes within `ms`, `None` otherwise.
-async fn deadline<P: Platform, F: Future>(platform: &P, ms: u64, fut: F) -> Option<F::Output> {
-    let fut = pin!(fut);
-    let timer = pin!(platform.sleep(ms));
-    match select(fut, timer).await {
-        Either::Left((out, _)) => Some(out),
-        Either::Right(_) => None,
-    }
-}
-
-async fn read_all(mut body: ByteStream, limit: usize) -> Result<Vec<u8>, StreamError> {
-    let mut out = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk?;
-        if out.len() + chunk.len() > limit {
-            return Err(StreamError(format!("body larger than {limit} bytes")));
-        }
-        if out.is_empty() {
-            out = chunk;
-        } else {
-            out.extend_from_slice(&chunk);
-        }
-    }
-    Ok(out)
 }
 
 impl Body {

@@ -4,6 +4,7 @@
 pub mod fake;
 
 use crate::http::{ByteStream, Headers, Method, StreamError};
+use core::future::Future;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use std::pin::pin;
@@ -85,37 +86,17 @@ pub trait Platform {
         body_ms: u64,
         limit: usize,
     ) -> Result<WholeResponse, NoResponse> {
-        let resp = {
-            let fetch = pin!(self.fetch(req));
-            let timer = pin!(self.sleep(first_byte_ms));
-            match select(fetch, timer).await {
-                Either::Left((r, _)) => r.map_err(NoResponse::Failed)?,
-                Either::Right(_) => return Err(NoResponse::Timeout),
-            }
-        };
         let UpstreamResponse {
             status,
             headers,
-            mut body,
-        } = resp;
-        let read = async {
-            let mut out = Vec::new();
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(BodyFailure::Failed)?;
-                if out.len() + chunk.len() > limit {
-                    return Err(BodyFailure::Failed(StreamError(format!(
-                        "body larger than {limit} bytes"
-                    ))));
-                }
-                out.extend_from_slice(&chunk);
-            }
-            Ok(out)
-        };
-        let read = pin!(read);
-        let timer = pin!(self.sleep(body_ms));
-        let body = match select(read, timer).await {
-            Either::Left((r, _)) => r,
-            Either::Right(_) => Err(BodyFailure::Timeout),
+            body,
+        } = deadline(self, first_byte_ms, self.fetch(req))
+            .await
+            .ok_or(NoResponse::Timeout)?
+            .map_err(NoResponse::Failed)?;
+        let body = match deadline(self, body_ms, read_all(body, limit)).await {
+            None => Err(BodyFailure::Timeout),
+            Some(r) => r.map_err(BodyFailure::Failed),
         };
         Ok(WholeResponse {
             status,
@@ -145,4 +126,35 @@ pub trait Platform {
         tokens: u64,
     ) -> Result<crate::ratelimit::Decision, String>;
     fn timer(&self) -> Timer;
+}
+
+/// `Some(output)` if `fut` finishes within `ms`, `None` otherwise.
+pub async fn deadline<P: Platform + ?Sized, F: Future>(
+    platform: &P,
+    ms: u64,
+    fut: F,
+) -> Option<F::Output> {
+    let fut = pin!(fut);
+    let timer = pin!(platform.sleep(ms));
+    match select(fut, timer).await {
+        Either::Left((out, _)) => Some(out),
+        Either::Right(_) => None,
+    }
+}
+
+/// The whole body, refused past `limit` bytes.
+pub async fn read_all(mut body: ByteStream, limit: usize) -> Result<Vec<u8>, StreamError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        if out.len() + chunk.len() > limit {
+            return Err(StreamError(format!("body larger than {limit} bytes")));
+        }
+        if out.is_empty() {
+            out = chunk;
+        } else {
+            out.extend_from_slice(&chunk);
+        }
+    }
+    Ok(out)
 }

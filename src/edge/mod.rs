@@ -89,8 +89,6 @@ pub mod js {
         ) -> js_sys::Promise;
         #[wasm_bindgen(js_name = responseHead)]
         pub fn response_head(resp: &JsValue) -> String;
-        #[wasm_bindgen(js_name = responseBytes)]
-        pub fn response_bytes(resp: &JsValue) -> js_sys::Promise;
         #[wasm_bindgen(js_name = responseStream)]
         pub fn response_stream(resp: &JsValue) -> Option<web_sys::ReadableStream>;
         #[wasm_bindgen(js_name = respondBytes)]
@@ -207,6 +205,13 @@ fn js_message(e: &JsValue) -> String {
         .unwrap_or_else(|| "unknown JavaScript error".to_owned())
 }
 
+/// shim.js's responseHead: "status\n" and the header lines.
+fn status_and_headers(head: &str) -> (u16, Headers) {
+    let mut lines = head.split('\n');
+    let status = lines.next().and_then(|s| s.parse().ok()).unwrap_or(502);
+    (status, headers_from_lines(lines))
+}
+
 fn header_lines(h: &Headers) -> String {
     let mut out = String::new();
     for (n, v) in h.iter() {
@@ -244,6 +249,21 @@ struct EdgePlatform {
 struct AbortOnDrop(Option<web_sys::AbortController>);
 
 impl AbortOnDrop {
+    /// A fetch with a signal costs measurably more in workerd, so there is a controller only when the request
+    /// asks to be cancelled on drop; without one, an abandoned fetch is cancelled by the runtime when the
+    /// client's request ends.
+    fn new(cancel_on_drop: bool) -> Result<Self, String> {
+        Ok(AbortOnDrop(if cancel_on_drop {
+            Some(web_sys::AbortController::new().map_err(|e| js_message(&e))?)
+        } else {
+            None
+        }))
+    }
+
+    fn signal(&self) -> Option<web_sys::AbortSignal> {
+        self.0.as_ref().map(|c| c.signal())
+    }
+
     fn disarm(&mut self) {
         self.0 = None;
     }
@@ -259,15 +279,8 @@ impl Drop for AbortOnDrop {
 
 impl Platform for EdgePlatform {
     async fn fetch(&self, req: UpstreamRequest) -> Result<UpstreamResponse, FetchError> {
-        // A fetch with a signal costs measurably more in workerd; without one, an abandoned fetch is cancelled
-        // by the runtime when the client's request ends.
-        let controller = if req.cancel_on_drop {
-            Some(web_sys::AbortController::new().map_err(|e| FetchError(js_message(&e)))?)
-        } else {
-            None
-        };
-        let mut guard = AbortOnDrop(controller);
-        let signal = guard.0.as_ref().map(|c| c.signal());
+        let guard = AbortOnDrop::new(req.cancel_on_drop).map_err(FetchError)?;
+        let signal = guard.signal();
         let sent = js::send(
             &req.url,
             req.method.as_str(),
@@ -278,35 +291,20 @@ impl Platform for EdgePlatform {
         let resp = JsFuture::from(sent)
             .await
             .map_err(|e| FetchError(js_message(&e)))?;
-        let head = js::response_head(&resp);
-        let mut lines = head.split('\n');
-        let status = lines.next().and_then(|s| s.parse().ok()).unwrap_or(502);
-        let headers = headers_from_lines(lines);
-        let body = if req.stream {
-            match js::response_stream(&resp) {
-                Some(raw) => wasm_streams::ReadableStream::from_raw(raw)
-                    .into_stream()
-                    .map(move |r| {
-                        // The guard lives as long as the body is being read.
-                        let _alive = &guard;
-                        r.map(|chunk| js_sys::Uint8Array::from(chunk).to_vec())
-                            .map_err(|e| StreamError(js_message(&e)))
-                    })
-                    .boxed_local(),
-                // No body at all (e.g. 204).
-                None => futures_util::stream::empty().boxed_local(),
-            }
-        } else {
-            // One ArrayBuffer read instead of a crossing per network chunk; still lazy, so the core's
-            // whole-answer deadline applies to it.
-            futures_util::stream::once(async move {
-                let bytes = JsFuture::from(js::response_bytes(&resp)).await;
-                guard.disarm();
-                bytes
-                    .map(|b| js_sys::Uint8Array::from(b).to_vec())
-                    .map_err(|e| StreamError(js_message(&e)))
-            })
-            .boxed_local()
+        let (status, headers) = status_and_headers(&js::response_head(&resp));
+        // Read as it arrives (answers read whole go through `fetch_whole`).
+        let body = match js::response_stream(&resp) {
+            Some(raw) => wasm_streams::ReadableStream::from_raw(raw)
+                .into_stream()
+                .map(move |r| {
+                    // The guard lives as long as the body is being read.
+                    let _alive = &guard;
+                    r.map(|chunk| js_sys::Uint8Array::from(chunk).to_vec())
+                        .map_err(|e| StreamError(js_message(&e)))
+                })
+                .boxed_local(),
+            // No body at all (e.g. 204).
+            None => futures_util::stream::empty().boxed_local(),
         };
         Ok(UpstreamResponse {
             status,
@@ -322,17 +320,10 @@ impl Platform for EdgePlatform {
         body_ms: u64,
         limit: usize,
     ) -> Result<WholeResponse, NoResponse> {
-        let controller = if req.cancel_on_drop {
-            Some(
-                web_sys::AbortController::new()
-                    .map_err(|e| NoResponse::Failed(FetchError(js_message(&e))))?,
-            )
-        } else {
-            None
-        };
         // Dropped (a hedge that lost) or timed out: the provider request is cancelled, if it may be.
-        let mut guard = AbortOnDrop(controller);
-        let signal = guard.0.as_ref().map(|c| c.signal());
+        let mut guard =
+            AbortOnDrop::new(req.cancel_on_drop).map_err(|e| NoResponse::Failed(FetchError(e)))?;
+        let signal = guard.signal();
         let sent = js::exchange(
             &req.url,
             req.method.as_str(),
@@ -359,12 +350,10 @@ impl Platform for EdgePlatform {
             3 => Err(BodyFailure::Timeout),
             _ => Err(BodyFailure::Failed(StreamError(failed()))),
         };
-        let head = out.head();
-        let mut lines = head.split('\n');
-        let status = lines.next().and_then(|s| s.parse().ok()).unwrap_or(502);
+        let (status, headers) = status_and_headers(&out.head());
         Ok(WholeResponse {
             status,
-            headers: headers_from_lines(lines),
+            headers,
             body,
         })
     }
