@@ -5,13 +5,18 @@ use futures_executor::block_on;
 use serde_json::Value;
 
 fn config() -> Config {
-    Config::parse(
-        r#"{
-        "keys": [{"name": "demo", "sha256": "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea"}],
-        "providers": {"up": {"kind": "openai", "base_url": "http://up.test/v1", "api_key_secret": "UP_KEY"}},
-        "models": {"demo": {"deployments": [{"provider": "up", "model": "mock-1", "region": "us-east-1"}]}}
-    }"#,
-    )
+    config_with_deployments(r#"[{"provider": "up", "model": "mock-1", "region": "us-east-1"}]"#)
+}
+
+/// Key `demo`, provider `up`, and model `demo` with these deployments.
+fn config_with_deployments(deployments: &str) -> Config {
+    Config::parse(&format!(
+        r#"{{
+        "keys": [{{"name": "demo", "sha256": "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea"}}],
+        "providers": {{"up": {{"kind": "openai", "base_url": "http://up.test/v1", "api_key_secret": "UP_KEY"}}}},
+        "models": {{"demo": {{"deployments": {deployments}}}}}
+    }}"#
+    ))
     .unwrap()
 }
 
@@ -295,30 +300,29 @@ fn provider_slash_model_addresses_a_provider_directly() {
 
 /// `demo` with two deployments, so that routing has a choice to learn for.
 fn config_with_choice() -> Config {
-    Config::parse(
-        r#"{
-        "keys": [{"name": "demo", "sha256": "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea"}],
-        "providers": {"up": {"kind": "openai", "base_url": "http://up.test/v1", "api_key_secret": "UP_KEY"}},
-        "models": {"demo": {"deployments": [
-            {"provider": "up", "model": "mock-1", "region": "eu-central-1"},
-            {"provider": "up", "model": "mock-2", "region": "us-west-2"}
-        ]}}
-    }"#,
+    config_with_deployments(
+        r#"[{"provider": "up", "model": "mock-1", "region": "eu-central-1"},
+            {"provider": "up", "model": "mock-2", "region": "us-west-2"}]"#,
     )
-    .unwrap()
 }
 
-#[test]
-fn a_model_without_a_choice_neither_waits_for_nor_writes_routing_state() {
-    let cfg = config();
-    let p = FakePlatform::new((0..2).map(|_| Scripted::json(200, r#"{"id":"x","choices":[]}"#)))
+/// A platform whose provider answers `n` requests, and a chat request from Frankfurt (colo FRA).
+fn answering_from_fra(n: usize) -> (FakePlatform, Request) {
+    let p = FakePlatform::new((0..n).map(|_| Scripted::json(200, r#"{"id":"x","choices":[]}"#)))
         .with_secret("UP_KEY", "k");
-    let state = State::new(1);
     let mut req = post(CHAT, Some("demo"));
     req.location = Location {
         colo: Some("FRA".into()),
         lat_lon: Some((50.1, 8.7)),
     };
+    (p, req)
+}
+
+#[test]
+fn a_model_without_a_choice_neither_waits_for_nor_writes_routing_state() {
+    let cfg = config();
+    let (p, req) = answering_from_fra(2);
+    let state = State::new(1);
     block_on(handle(Ok(&cfg), &p, &state, req.clone()));
     assert!(
         !state.loaded.get(),
@@ -335,14 +339,8 @@ fn a_model_without_a_choice_neither_waits_for_nor_writes_routing_state() {
 #[test]
 fn learned_estimates_persist_per_location_and_warm_a_fresh_isolate() {
     let cfg = config_with_choice();
-    let p = FakePlatform::new((0..3).map(|_| Scripted::json(200, r#"{"id":"x","choices":[]}"#)))
-        .with_secret("UP_KEY", "k");
+    let (p, req) = answering_from_fra(3);
     let state = State::new(1);
-    let mut req = post(CHAT, Some("demo"));
-    req.location = Location {
-        colo: Some("FRA".into()),
-        lat_lon: Some((50.1, 8.7)),
-    };
     block_on(handle(Ok(&cfg), &p, &state, req.clone()));
     assert!(p.kv.borrow().is_empty(), "writes are debounced");
     p.clock.set(20_000);
