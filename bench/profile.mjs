@@ -8,17 +8,16 @@
 // PROFILE_OFF=1 only measures (wrk, no profiler): a quick A/B of two builds or two workers.
 // Environment: PROFILE_SECONDS (5), PROFILE_CONNECTIONS (1), PROFILE_TOP (40), PROFILE_STREAM=1 profiles streaming
 // requests, PROFILE_OUT (bench/out/meridian.cpuprofile, loadable in Chrome DevTools).
-import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
 import { freePort, logTail, request, startProcess, stopProcess, waitForPort } from "./lib/proc.mjs";
 import { CF_BLOB, CF_BLOB_HEADER, dryRunBundle, workerdBinary, writeWorkerdConfig } from "./lib/workerd.mjs";
 import { runWrk, writeWrkScript } from "./lib/wrk.mjs";
+import { floorBundle, meridianConfig, startMock } from "./lib/setup.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, "..");
@@ -32,25 +31,6 @@ const STREAM = process.env.PROFILE_STREAM === "1";
 const TARGET = process.env.PROFILE_TARGET || "meridian";
 const FLOOR_FILE = process.env.PROFILE_WORKER ? path.resolve(process.env.PROFILE_WORKER) : path.join(BENCH, "workers/js-floor.mjs");
 const OUT = process.env.PROFILE_OUT || path.join(BENCH, `out/${TARGET}.cpuprofile`);
-const say = (m) => console.error(`profile: ${m}`);
-
-async function startMock(tmp) {
-  const bin = path.join(ROOT, "target/release/meridian-mock");
-  const child = startProcess(bin, ["--regions", JSON.stringify({ regions: { bench: {} } }), "--exit-on-stdin-eof"], {
-    log: path.join(tmp, "mock.log"),
-    stdin: "pipe",
-    stdout: "pipe",
-  });
-  const line = await new Promise((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout });
-    rl.once("line", (l) => (rl.close(), resolve(l)));
-    child.once("exit", (code) => reject(new Error(`meridian-mock exited with ${code}`)));
-  });
-  const { control, regions } = JSON.parse(line);
-  const knobs = STREAM ? { reply_words: 20, token_gap_ms: 1 } : { reply_words: 20, token_gap_ms: 0 };
-  await request(`${control}/_mock/regions/bench`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(knobs) });
-  return { child, url: regions.bench };
-}
 
 /** A minimal Chrome DevTools Protocol client over the inspector's WebSocket. */
 async function inspector(port) {
@@ -124,29 +104,19 @@ async function main() {
   const tmp = mkdtempSync(path.join(os.tmpdir(), "meridian-profile-"));
   const kids = [];
   try {
-    const mock = await startMock(tmp);
+    const knobs = STREAM ? { reply_words: 20, token_gap_ms: 1 } : { reply_words: 20, token_gap_ms: 0 };
+    const mock = await startMock({ bin: path.join(ROOT, "target/release/meridian-mock"), tmp, knobs });
     kids.push(mock.child);
     let bundle;
     let extra = [];
     if (TARGET === "js-floor") {
-      const dir = path.join(tmp, "floor");
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(path.join(dir, "js-floor.mjs"), readFileSync(FLOOR_FILE));
-      writeFileSync(path.join(dir, "wrangler.toml"), `name = "js-floor"\nmain = "js-floor.mjs"\ncompatibility_date = "2026-11-01"\n`);
-      bundle = await dryRunBundle({ root: ROOT, cwd: dir, outdir: path.join(dir, "upload"), main: "js-floor.mjs" });
+      bundle = await floorBundle({ root: ROOT, dir: path.join(tmp, "floor"), file: FLOOR_FILE });
       extra = [{ name: "UPSTREAM", text: mock.url }];
     } else {
       bundle = await dryRunBundle({ root: ROOT, cwd: ROOT, outdir: path.join(tmp, "upload"), main: "worker/entry.mjs" });
     }
     const cfgFile = path.join(tmp, "config.json");
-    writeFileSync(
-      cfgFile,
-      JSON.stringify({
-        keys: [{ name: "bench", sha256: createHash("sha256").update("bench").digest("hex") }],
-        providers: { mock: { kind: "openai", base_url: `${mock.url}/v1` } },
-        models: { bench: { deployments: [{ provider: "mock", model: "mock-1", region: "us-east-1" }] } },
-      }),
-    );
+    writeFileSync(cfgFile, JSON.stringify(meridianConfig(mock.url, "bench")));
     const kvPort = await freePort();
     const kvCfg = writeWorkerdConfig({ dir: path.join(tmp, "kv"), port: kvPort, bundle: { modules: [{ name: "kv.js", path: path.join(BENCH, "workers/kv.mjs"), type: "esModule" }] } });
     const kv = startProcess(workerdBinary(ROOT), ["serve", kvCfg], { log: path.join(tmp, "kv.log") });

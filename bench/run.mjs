@@ -8,12 +8,10 @@
 //   BENCH_CACHE=1 measures the cache HIT row (else it says "not implemented yet"); BENCH_CACHE_CONFIG (JSON deep-merged
 //   into Meridian's config) and BENCH_CACHE_HIT_HEADER ("name: value") override how the cache is turned on and recognised.
 import { execFileSync, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
 import { cpuSnapshot, foreignCpuShare, freePort, logTail, request, startProcess, stopProcess, waitForPort } from "./lib/proc.mjs";
@@ -22,6 +20,7 @@ import { runWrk, writeWrkScript, writeWrkUniqueScript } from "./lib/wrk.mjs";
 import { MERGED_MS, runStreams } from "./lib/stream.mjs";
 import { median, percentile, round } from "./lib/stats.mjs";
 import { renderMarkdown, renderText } from "./lib/report.mjs";
+import { floorBundle, meridianConfig, startMock } from "./lib/setup.mjs";
 import { buildPortkeyWorker, PORTKEY_PKG, portkeyVersion } from "./portkey/build.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
@@ -119,30 +118,6 @@ function machineInfo() {
 
 // ---------------------------------------------------------------------------------------------------------------
 // The mock provider and the KV stand-in: one of each for the whole run.
-async function startMock(tmp) {
-  const child = startProcess(MOCK_BIN, ["--regions", JSON.stringify({ regions: { bench: {} } }), "--exit-on-stdin-eof"], {
-    log: path.join(tmp, "mock.log"),
-    stdin: "pipe",
-    stdout: "pipe",
-  });
-  const line = await new Promise((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout });
-    rl.once("line", (l) => {
-      rl.close();
-      resolve(l);
-    });
-    child.once("exit", (code) => reject(new Error(`meridian-mock exited with ${code} before listening:\n${logTail(child.log)}`)));
-  });
-  const { control, regions } = JSON.parse(line);
-  const r = await request(`${control}/_mock/regions/bench`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(S.mock_knobs),
-  });
-  if (r.status !== 200) throw new Error(`mock knobs: ${r.status} ${r.body}`);
-  return { child, control, url: regions.bench };
-}
-
 async function startKv(tmp, workerd) {
   const dir = path.join(tmp, "kv");
   const port = await freePort();
@@ -180,18 +155,14 @@ async function defineTargets({ tmp, mock, kv, workerd, notes }) {
       if (name === "direct") {
         T[name] = { name, mode: "wrk and the stream client straight to the mock's /v1/chat/completions", status: "ok", headers: bearer(GATEWAY_KEY), url: mock.url };
       } else if (name === "js-floor") {
-        const dir = path.join(tmp, "js-floor-src");
-        mkdirSync(dir, { recursive: true });
-        writeFileSync(path.join(dir, "js-floor.mjs"), readFileSync(path.join(BENCH, "workers/js-floor.mjs")));
-        writeFileSync(path.join(dir, "wrangler.toml"), `name = "js-floor"\nmain = "js-floor.mjs"\ncompatibility_date = "2026-11-01"\n`);
-        const bundle = await dryRunBundle({ root: ROOT, cwd: dir, outdir: path.join(dir, "upload"), main: "js-floor.mjs" });
+        const bundle = await floorBundle({ root: ROOT, dir: path.join(tmp, "js-floor-src"), file: path.join(BENCH, "workers/js-floor.mjs") });
         T[name] = workerTarget(name, "bench/workers/js-floor.mjs (pass-through fetch), wrangler dry-run upload, workerd serve", bundle, [{ name: "UPSTREAM", text: mock.url }]);
       } else if (name === "meridian") {
         const dir = path.join(tmp, "meridian-upload");
         const main = /^main\s*=\s*"([^"]+)"/m.exec(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))?.[1];
         const bundle = await dryRunBundle({ root: ROOT, cwd: ROOT, outdir: dir, main, log: path.join(tmp, "meridian-wrangler.log") });
         const configFile = path.join(tmp, "meridian-config.json");
-        writeFileSync(configFile, JSON.stringify(meridianConfig(mock.url)));
+        writeFileSync(configFile, JSON.stringify(meridianConfig(mock.url, GATEWAY_KEY)));
         const dos = durableObjectBindings(bundle, notes);
         T[name] = workerTarget(name, "`wrangler deploy --dry-run` upload of build/, workerd serve, MERIDIAN_CONFIG json binding, MERIDIAN_KV kvNamespace (in-memory KV workerd)" +
           dos.map((d) => `, ${d.name} Durable Object (${d.durableObjectClass}, in memory)`).join(""), bundle, [
@@ -285,15 +256,6 @@ function durableObjectBindings(bundle, notes) {
     out.push({ name, durableObjectClass: cls });
   }
   return out;
-}
-
-function meridianConfig(mockUrl) {
-  const cfg = {
-    keys: [{ name: "bench", sha256: createHash("sha256").update(GATEWAY_KEY).digest("hex") }],
-    providers: { mock: { kind: "openai", base_url: `${mockUrl}/v1` } },
-    models: { bench: { deployments: [{ provider: "mock", model: "mock-1", region: "us-east-1" }] } },
-  };
-  return cfg;
 }
 
 let machineVersions = {};
@@ -506,7 +468,7 @@ async function cacheInstance(T, tmp, mock, kv) {
   if (T.meridian?.status !== "ok") return { status: `not run: meridian ${T.meridian?.status}` };
   const extra = process.env.BENCH_CACHE_CONFIG ? JSON.parse(process.env.BENCH_CACHE_CONFIG) : CACHE_DEFAULTS.config;
   const configFile = path.join(tmp, "meridian-cache-config.json");
-  writeFileSync(configFile, JSON.stringify(deepMerge(meridianConfig(mock.url), extra)));
+  writeFileSync(configFile, JSON.stringify(deepMerge(meridianConfig(mock.url, GATEWAY_KEY), extra)));
   const target = {
     ...T.meridian,
     name: "meridian-cache",
@@ -539,7 +501,7 @@ async function main() {
   machineVersions = machine.versions;
   say(`${S.targets.length} targets × ${S.rounds} rounds; temporary files in ${tmp}`);
 
-  const mock = await startMock(tmp);
+  const mock = await startMock({ bin: MOCK_BIN, tmp, knobs: S.mock_knobs });
   const kv = await startKv(tmp, workerd);
   say("building the worker uploads (wrangler deploy --dry-run)");
   const T = await defineTargets({ tmp, mock, kv, workerd, notes });
