@@ -65,6 +65,10 @@ struct Stats {
 pub struct Router {
     stats: HashMap<String, Stats>,
     rng: u64,
+    /// Exploration is paced, not drawn: each request adds the probe rate, and a probe is due at 1. A share p
+    /// then means one probe in every 1/p requests, never a run of them (independent draws at 10% put four of
+    /// ten consecutive requests on alternatives about once in eighty windows).
+    explore_credit: f64,
     hedge_tokens: f64,
     /// Learned something since the last persist.
     pub dirty: bool,
@@ -98,13 +102,17 @@ pub fn prior_ms(dep: &Deployment, loc: &Location, model_ms: f64) -> f64 {
 
 impl Router {
     pub fn new(seed: u64) -> Self {
-        Router {
+        let mut router = Router {
             stats: HashMap::new(),
             rng: seed | 1,
+            explore_credit: 0.0,
             hedge_tokens: 1.0,
             dirty: false,
             last_persist_ms: 0,
-        }
+        };
+        // Isolates started together do not all probe on the same request.
+        router.explore_credit = router.random();
+        router
     }
 
     fn random(&mut self) -> f64 {
@@ -205,7 +213,9 @@ impl Router {
             } else {
                 policy.exploration
             };
-            if self.random() < p {
+            self.explore_credit += p;
+            if self.explore_credit >= 1.0 {
+                self.explore_credit -= 1.0;
                 let stalest = (1..healthy.len())
                     .min_by_key(|&k| (sampled[k].0.min(1), sampled[k].1))
                     .unwrap_or(1);
