@@ -198,22 +198,7 @@ pub struct Config {
 impl Config {
     /// Parses and validates JSON configuration.
     pub fn parse(json: &str) -> Result<Config, ConfigError> {
-        let de = &mut serde_json::Deserializer::from_str(json);
-        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            // The path already says where; line and column of generated JSON would only mislead.
-            let inner = match inner.rfind(" at line ") {
-                Some(i) if path != "." => &inner[..i],
-                _ => &inner[..],
-            };
-            if path == "." {
-                ConfigError(inner.to_owned())
-            } else {
-                ConfigError(format!("{path}: {inner}"))
-            }
-        })?;
-        validate(raw)
+        validate(RawConfig::parse(json)?)
     }
 
     pub fn model(&self, name: &str) -> Option<&Model> {

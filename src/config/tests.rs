@@ -143,3 +143,67 @@ fn provider_kinds_check_their_own_settings() {
         "https://api.anthropic.com/v1"
     );
 }
+
+#[test]
+fn reading_names_the_path_of_wrong_types_and_missing_fields() {
+    let dep = r#"{"provider":"p","model":"m","region":"us-east-1"}"#;
+    let cases = [
+        (
+            with(
+                &format!(r#"{{"f":{{"deployments":[{dep}],"max_attempts":-1}}}}"#),
+                PROVIDERS,
+            ),
+            "models.f.max_attempts: expected a non-negative integer, found a number",
+        ),
+        (
+            with(
+                &format!(r#"{{"f":{{"deployments":[{dep}],"max_attempts":4294967296}}}}"#),
+                PROVIDERS,
+            ),
+            "models.f.max_attempts: must be at most 4294967295",
+        ),
+        (
+            with(
+                r#"{"f":{"deployments":[{"provider":"p","region":"us-east-1"}]}}"#,
+                PROVIDERS,
+            ),
+            "models.f.deployments[0]: missing field `model`",
+        ),
+        (
+            with(&format!(r#"{{"f":{{"deployments":{dep}}}}}"#), PROVIDERS),
+            "models.f.deployments: expected an array, found an object",
+        ),
+        (
+            with(
+                &format!(r#"{{"f":{{"deployments":[{dep}],"cache":{{"ttl_s":"60"}}}}}}"#),
+                PROVIDERS,
+            ),
+            "models.f.cache.ttl_s: expected a non-negative integer, found a string",
+        ),
+        ("[]".to_string(), "expected an object, found an array"),
+        (
+            r#"{"keys":[{"name":"k","sha256":"x"}],"colour":1}"#.to_string(),
+            "colour: unknown field `colour`, expected one of `keys`, `providers`",
+        ),
+    ];
+    for (json, want) in cases {
+        let e = Config::parse(&json).unwrap_err();
+        assert!(e.0.starts_with(want), "want {want:?}, got {:?}", e.0);
+    }
+}
+
+#[test]
+fn absent_and_null_fields_take_their_defaults() {
+    let c = Config::parse(&with(
+        r#"{"f":{"deployments":[{"provider":"p","model":"m","region":"us-east-1","tags":null}],"cache":{"ttl_s":null}}}"#,
+        PROVIDERS,
+    ))
+    .unwrap();
+    let m = c.model("f").unwrap();
+    assert!(
+        m.cache.is_some(),
+        "a cache section is enabled unless it says otherwise"
+    );
+    assert!(m.primary().tags.is_empty());
+    assert!(c.keys[0].cors.allowed_origins.is_empty());
+}

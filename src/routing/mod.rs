@@ -7,6 +7,7 @@ pub mod health;
 pub mod regions;
 
 use crate::config::Deployment;
+use crate::small_sort;
 use estimator::{Estimate, BUCKETS};
 use health::{Admission, Breaker};
 use serde_json::{json, Value};
@@ -189,8 +190,9 @@ impl Router {
                 Admission::No => open.push((score, i)),
             }
         }
-        let by_score =
-            |v: &mut Vec<(f64, usize)>| v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let by_score = |v: &mut Vec<(f64, usize)>| {
+            small_sort::sort_by(v, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+        };
         by_score(&mut healthy);
         by_score(&mut trials);
         by_score(&mut open);
@@ -350,18 +352,16 @@ impl Router {
 
     /// Learned estimates, for persisting per location (health is not persisted: it is too short-lived).
     pub fn export(&self) -> String {
-        let m: serde_json::Map<String, Value> = self
-            .stats
-            .iter()
-            .map(|(id, s)| {
-                let e: Vec<Value> = s
-                    .estimates
-                    .iter()
-                    .map(|e| json!([e.mean_ms, e.var_ms2, e.samples, e.last_ms]))
-                    .collect();
-                (id.clone(), Value::Array(e))
-            })
-            .collect();
+        // Inserted one by one: collecting into a map sorts first (kilobytes of wasm per element type).
+        let mut m = serde_json::Map::new();
+        for (id, s) in &self.stats {
+            let e: Vec<Value> = s
+                .estimates
+                .iter()
+                .map(|e| json!([e.mean_ms, e.var_ms2, e.samples, e.last_ms]))
+                .collect();
+            m.insert(id.clone(), Value::Array(e));
+        }
         Value::Object(m).to_string()
     }
 
