@@ -134,6 +134,11 @@ async fn route<P: Platform>(
     if req.method == Method::Options {
         return Ok(preflight(config, &req));
     }
+    if config.debug_panic_route && req.path == "/_meridian/debug/panic-after-await" {
+        // A panic in a request that has already waited once: its answer is owed by a task, not a call.
+        platform.sleep(1).await;
+        panic!("deliberate panic after an await, from the debug route")
+    }
     if chat_route {
         // Hostile input is refused before it is parsed or any budget is spent.
         limits::check_body(&req.body, &config.limits)?;

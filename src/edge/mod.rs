@@ -15,7 +15,6 @@ use std::rc::Rc;
 use std::time::Duration;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
 use worker::{Context, Env};
 
@@ -25,6 +24,7 @@ const KV_BINDING: &str = "MERIDIAN_KV";
 /// Durable Object namespace of [`limiter::RateLimiter`], required only when keys have rate limits.
 const LIMITER_BINDING: &str = "MERIDIAN_LIMITER";
 
+mod executor;
 mod limiter;
 
 thread_local! {
@@ -122,23 +122,27 @@ pub mod js {
         pub fn bytes(this: &Exchange) -> Option<js_sys::Uint8Array>;
         #[wasm_bindgen(method, getter)]
         pub fn message(this: &Exchange) -> Option<String>;
+
+        // The executor's half (executor.rs).
+        pub fn register(settle: &JsValue, poll: &JsValue);
+        pub fn schedule();
+        pub fn watch(promise: &js_sys::Promise, slot: u32);
+        pub fn deferred(id: u32) -> js_sys::Promise;
+        pub fn finish(id: u32, response: &web_sys::Response);
     }
 }
 
 /// The gateway's entry point. worker/entry.mjs calls the static `Gateway.fetch({ request, body }, env, ctx)`:
 /// a static method of an exported class is reached directly, where an `#[event(fetch)]` handler is called
 /// through the bundle's per-request proxy objects (about 6% of throughput in `make profile`'s A/B mode).
+/// It answers with the response, or with a promise of it when the request has to wait (executor.rs).
 #[wasm_bindgen]
 pub struct Gateway {}
 
-#[wasm_bindgen(wasm_bindgen_futures = ::worker::wasm_bindgen_futures)]
+#[wasm_bindgen]
 impl Gateway {
-    pub async fn fetch(
-        req: js::Inbound,
-        env: Env,
-        ctx: worker::worker_sys::Context,
-    ) -> Result<web_sys::Response, JsValue> {
-        Ok(handle(req, env, Context::new(ctx)).await)
+    pub fn fetch(req: js::Inbound, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
+        executor::start(handle(req, env, Context::new(ctx)))
     }
 }
 
@@ -288,7 +292,7 @@ impl Platform for EdgePlatform {
             &req.body,
             signal.as_ref(),
         );
-        let resp = JsFuture::from(sent)
+        let resp = executor::wait(&sent)
             .await
             .map_err(|e| FetchError(js_message(&e)))?;
         let (status, headers) = status_and_headers(&js::response_head(&resp));
@@ -334,7 +338,7 @@ impl Platform for EdgePlatform {
             body_ms as f64,
             limit as f64,
         );
-        let out: js::Exchange = JsFuture::from(sent)
+        let out: js::Exchange = executor::wait(&sent)
             .await
             .map_err(|e| NoResponse::Failed(FetchError(js_message(&e))))?
             .unchecked_into();

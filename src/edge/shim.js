@@ -123,3 +123,68 @@ export function exchange(url, method, lines, body, signal, firstByteMs, bodyMs, 
     );
   });
 }
+
+// The request executor's half (src/edge/executor.rs): settled promises are handed back to the wasm through one
+// callback registered per instance, instead of two wasm-bindgen closures per awaited promise.
+let settleFn = () => {};
+let pollFn = () => {};
+// Task id -> the reject of its answer's promise, kept to fail it if the wasm panics.
+const answers = new Map();
+const resolvers = new Map();
+let crashWatch = false;
+
+/**
+ * Called once per wasm instance. The first call also watches the glue's `criticalError` flag, which its panic
+ * hook sets: a task that panicked after an await would never answer, so every answer still pending is rejected
+ * (worker/entry.mjs turns that into a JSON 500; the instance's state is suspect after a panic).
+ */
+export function register(settle, poll) {
+  settleFn = settle;
+  pollFn = poll;
+  const state = globalThis.__worker_init_state;
+  if (crashWatch || !state) return;
+  crashWatch = true;
+  let flag = Boolean(state.criticalError);
+  Object.defineProperty(state, "criticalError", {
+    configurable: true,
+    enumerable: true,
+    get: () => flag,
+    set: (v) => {
+      flag = Boolean(v);
+      if (!flag) return;
+      const failed = [...answers.values()];
+      answers.clear();
+      resolvers.clear();
+      for (const reject of failed) reject(new Error("the request panicked"));
+    },
+  });
+}
+
+/** Runs the executor's poll loop in a microtask: a task was woken by something other than `watch`. */
+export function schedule() {
+  queueMicrotask(() => pollFn());
+}
+
+/** Reports `promise`'s outcome to the executor as `slot`. */
+export function watch(promise, slot) {
+  const settle = settleFn;
+  promise.then(
+    (v) => settle(slot, true, v),
+    (e) => settle(slot, false, e),
+  );
+}
+
+/** The promise of task `id`'s response, settled by `finish`. */
+export function deferred(id) {
+  return new Promise((resolve, reject) => {
+    resolvers.set(id, resolve);
+    answers.set(id, reject);
+  });
+}
+
+export function finish(id, response) {
+  const resolve = resolvers.get(id);
+  resolvers.delete(id);
+  answers.delete(id);
+  if (resolve) resolve(response);
+}

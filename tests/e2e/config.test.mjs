@@ -59,4 +59,12 @@ test("a panic becomes a JSON 500 in the caller's dialect, and the isolate keeps 
   const again = await fetch(`${w.url}/_meridian/debug/panic`, { method: "POST" });
   assert.equal(again.status, 500);
   assert.equal((await fetch(`${w.url}/healthz`)).status, 200);
+  // A panic after the request has awaited something (its answer is then owed by a task, not by the call).
+  for (let i = 0; i < 2; i++) {
+    const late = await fetch(`${w.url}/_meridian/debug/panic-after-await`, { method: "POST" });
+    assert.equal(late.status, 500);
+    assert.equal((await late.json()).error.code, "internal_error");
+  }
+  const ok = await fetch(`${w.url}/v1/models`, { headers: { authorization: "Bearer demo" } });
+  assert.equal(ok.status, 200, "requests after a late panic are served");
 });
