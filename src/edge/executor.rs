@@ -136,6 +136,8 @@ fn settle(slot: u32, ok: bool, value: JsValue) {
         });
         // No slot: the future that awaited it was dropped (a hedge that lost, a timeout).
         if let Some(Some(w)) = waiting {
+            // The poll loop runs right below: the wake-up joins it instead of scheduling a microtask.
+            ex.draining.set(true);
             w.wake();
         }
         ex.drain();
