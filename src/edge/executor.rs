@@ -20,6 +20,15 @@ use worker::web_sys;
 
 type Task = Pin<Box<dyn Future<Output = ()>>>;
 
+/// How often tasks are checked for having outlived their request (see [`Executor::sweep`]).
+const SWEEP_EVERY_MS: f64 = 60_000.0;
+
+struct Entry {
+    task: Task,
+    started_ms: f64,
+    max_ms: f64,
+}
+
 enum Slot {
     Waiting(Option<Waker>),
     Settled(Result<JsValue, JsValue>),
@@ -27,7 +36,7 @@ enum Slot {
 
 #[derive(Default)]
 struct Executor {
-    tasks: RefCell<HashMap<u32, Task>>,
+    tasks: RefCell<HashMap<u32, Entry>>,
     ready: RefCell<Vec<u32>>,
     slots: RefCell<HashMap<u32, Slot>>,
     next_id: Cell<u32>,
@@ -40,6 +49,7 @@ struct Executor {
     immediate: RefCell<Option<web_sys::Response>>,
     /// The settle and poll callbacks have been handed to shim.js (once per wasm instance).
     registered: Cell<bool>,
+    last_sweep_ms: Cell<f64>,
 }
 
 thread_local! {
@@ -71,20 +81,40 @@ impl Executor {
                 break;
             };
             // Taken out of the table while polled: the poll may start or wake other tasks.
-            let Some(mut task) = self.tasks.borrow_mut().remove(&id) else {
+            let Some(mut entry) = self.tasks.borrow_mut().remove(&id) else {
                 continue;
             };
             let waker = waker(id);
-            if task
-                .as_mut()
-                .poll(&mut Context::from_waker(&waker))
-                .is_pending()
-            {
-                self.tasks.borrow_mut().insert(id, task);
+            let poll = entry.task.as_mut().poll(&mut Context::from_waker(&waker));
+            if poll.is_pending() {
+                self.tasks.borrow_mut().insert(id, entry);
             }
         }
         self.draining.set(false);
         self.scheduled.set(false);
+    }
+
+    /// Drops the tasks older than their bound. A task normally ends by its own deadlines, which are JavaScript
+    /// timers; if the runtime cancels a request whose client went away, those timers and the promises it awaits
+    /// may never fire, and nothing else would ever remove the task from the table.
+    fn sweep(&self, now_ms: f64) {
+        if now_ms - self.last_sweep_ms.get() < SWEEP_EVERY_MS {
+            return;
+        }
+        self.last_sweep_ms.set(now_ms);
+        let stale: Vec<u32> = self
+            .tasks
+            .borrow()
+            .iter()
+            .filter(|(_, e)| now_ms - e.started_ms > e.max_ms)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in stale {
+            // Dropped outside the borrow: dropping a future may run code that touches the executor.
+            let entry = self.tasks.borrow_mut().remove(&id);
+            drop(entry);
+            js::abandon(id);
+        }
     }
 
     fn register(&self) {
@@ -97,10 +127,13 @@ impl Executor {
     }
 }
 
-/// Runs `request`: its response if it finished without waiting, otherwise a promise of it.
-pub fn start(request: impl Future<Output = web_sys::Response> + 'static) -> JsValue {
+/// Runs `request`: its response if it finished without waiting, otherwise a promise of it. A request still
+/// unanswered after `max_ms` is abandoned (its promise rejects): its own deadlines must have ended it by then.
+pub fn start(request: impl Future<Output = web_sys::Response> + 'static, max_ms: f64) -> JsValue {
     EXECUTOR.with(|ex| {
         ex.register();
+        let now_ms = js_sys::Date::now();
+        ex.sweep(now_ms);
         let id = ex.next();
         let task: Task = Box::pin(async move {
             let response = request.await;
@@ -112,7 +145,12 @@ pub fn start(request: impl Future<Output = web_sys::Response> + 'static) -> JsVa
                 }
             });
         });
-        ex.tasks.borrow_mut().insert(id, task);
+        let entry = Entry {
+            task,
+            started_ms: now_ms,
+            max_ms,
+        };
+        ex.tasks.borrow_mut().insert(id, entry);
         ex.starting.set(Some(id));
         ex.ready.borrow_mut().push(id);
         ex.drain();

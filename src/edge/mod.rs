@@ -129,6 +129,10 @@ pub mod js {
         pub fn watch(promise: &js_sys::Promise, slot: u32);
         pub fn deferred(id: u32) -> js_sys::Promise;
         pub fn finish(id: u32, response: &web_sys::Response);
+        pub fn abandon(id: u32);
+        /// `controller.abort()`, never throwing (the request it belongs to may be gone).
+        #[wasm_bindgen(js_name = abortQuietly)]
+        pub fn abort_quietly(controller: &web_sys::AbortController);
     }
 }
 
@@ -142,8 +146,24 @@ pub struct Gateway {}
 #[wasm_bindgen]
 impl Gateway {
     pub fn fetch(req: js::Inbound, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
-        executor::start(handle(req, env, Context::new(ctx)))
+        let max_ms = match config(&env).as_ref() {
+            Ok(c) => lifetime_ms(c),
+            Err(_) => LIFETIME_MARGIN_MS as f64,
+        };
+        executor::start(handle(req, env, Context::new(ctx)), max_ms)
     }
+}
+
+/// Beyond its deadlines, what a request may spend on KV reads and rate-limit checks.
+const LIFETIME_MARGIN_MS: u64 = 60_000;
+
+/// The longest a request can wait for its answer under `config`: failover stops starting attempts after the
+/// overall deadline, and the last attempt may take its first-byte and whole-answer times.
+fn lifetime_ms(config: &Config) -> f64 {
+    let t = &config.timeouts;
+    t.first_byte_ms
+        .saturating_add(t.total_ms.saturating_mul(2))
+        .saturating_add(LIFETIME_MARGIN_MS) as f64
 }
 
 async fn handle(req: js::Inbound, env: Env, ctx: Context) -> web_sys::Response {
@@ -276,7 +296,7 @@ impl AbortOnDrop {
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         if let Some(c) = self.0.take() {
-            c.abort();
+            js::abort_quietly(&c);
         }
     }
 }

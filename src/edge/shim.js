@@ -204,3 +204,23 @@ export function finish(id, response) {
   answers.delete(id);
   if (resolve) resolve(response);
 }
+
+/** Task `id` was dropped without an answer (see executor.rs's sweep). */
+export function abandon(id) {
+  const reject = answers.get(id);
+  resolvers.delete(id);
+  answers.delete(id);
+  try {
+    if (reject) reject(new Error("the request outlived its deadlines and was abandoned"));
+  } catch {
+    // Its request is gone.
+  }
+}
+
+export function abortQuietly(controller) {
+  try {
+    controller.abort();
+  } catch {
+    // Its request is gone.
+  }
+}
