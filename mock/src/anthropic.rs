@@ -118,7 +118,7 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
         reply,
     };
     if obj.get("stream") == Some(&Value::Bool(true)) {
-        stream_response(&plan, Pacing::from_knobs(ctx.knobs))
+        stream_response(&plan, Pacing::from_ctx(ctx))
     } else {
         let message = plan.message();
         stream::json_reply(ctx.knobs, &message).await

@@ -184,7 +184,7 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
         total_tokens: input_tokens + output_tokens,
     };
     if streaming {
-        stream_response(&reply, usage, Pacing::from_knobs(ctx.knobs))
+        stream_response(&reply, usage, Pacing::from_ctx(ctx))
     } else {
         let content = match &reply {
             Reply::Text { pieces, .. } => ContentBlock::Text {

@@ -16,6 +16,8 @@ pub(crate) struct RequestCtx<'a> {
     pub headers: &'a HeaderMap,
     pub body: &'a Bytes,
     pub knobs: &'a Knobs,
+    /// The region's count of streams abandoned by their client.
+    pub abandoned: &'a std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RequestCtx<'_> {

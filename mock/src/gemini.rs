@@ -201,14 +201,14 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
         let body = plan.chunk(part, true);
         return stream::json_reply(ctx.knobs, &body).await;
     }
-    let pacing = Pacing::from_knobs(ctx.knobs);
+    let pacing = Pacing::from_ctx(ctx);
     if query_param(ctx.query, "alt").as_deref() == Some("sse") {
         let mut ev = Events::default();
         if pacing.malformed {
             ev.prelude.push(Bytes::from_static(MALFORMED_EVENT));
         }
         ev.timed = plan
-            .stream_chunks(pacing)
+            .stream_chunks(&pacing)
             .iter()
             .map(|c| sse(None, c, SEP))
             .collect();
@@ -217,7 +217,7 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
         resp
     } else {
         let mut ev = Events::default();
-        for (i, c) in plan.stream_chunks(pacing).iter().enumerate() {
+        for (i, c) in plan.stream_chunks(&pacing).iter().enumerate() {
             let mut buf = Vec::with_capacity(256);
             buf.extend_from_slice(if i == 0 { b"[" } else { b",\r\n" });
             if serde_json::to_writer(&mut buf, c).is_err() {
@@ -277,7 +277,7 @@ impl Plan<'_> {
 
     /// One chunk per piece (at least one); the last carries `finishReason`
     /// and `usageMetadata` unless the stream is going to be cut.
-    fn stream_chunks(&self, pacing: Pacing) -> Vec<GenerateContentResponse<'_>> {
+    fn stream_chunks(&self, pacing: &Pacing) -> Vec<GenerateContentResponse<'_>> {
         let parts: Vec<Part<'_>> = match &self.reply {
             Reply::Text { pieces, .. } if pieces.is_empty() => vec![Part::Text { text: "".into() }],
             Reply::Text { pieces, .. } => pieces

@@ -282,7 +282,7 @@ pub(crate) async fn chat(ctx: &RequestCtx<'_>, deployment: Option<&str>) -> Resp
     let stream = obj.get("stream") == Some(&Value::Bool(true));
     let plan = make_plan(ctx, obj, model, messages);
     if stream {
-        stream_response(plan, Pacing::from_knobs(ctx.knobs))
+        stream_response(plan, Pacing::from_ctx(ctx))
     } else {
         completion_response(ctx, &plan).await
     }

@@ -103,6 +103,7 @@ pub(crate) async fn handle(region: Arc<RegionState>, req: Request<Incoming>) -> 
                 headers: &parts.headers,
                 body: &body,
                 knobs: &knobs,
+                abandoned: &region.abandoned,
             };
             dialect.handle(&ctx).await
         }

@@ -78,6 +78,9 @@ pub(crate) struct RegionState {
     /// Normally handled requests seen while `ttft_jitter_ms` was set; the
     /// seed of the jitter generator.
     jitter_seq: AtomicU64,
+    /// Streams whose client went away before the end: lets a test see that a gateway stops reading (and so
+    /// stops the provider) when its own client leaves.
+    pub abandoned: Arc<AtomicU64>,
     last: Mutex<Option<LastRequest>>,
 }
 
@@ -105,6 +108,7 @@ impl RegionState {
             tail_seq: AtomicU64::new(0),
             tail_hits: AtomicU64::new(0),
             jitter_seq: AtomicU64::new(0),
+            abandoned: Arc::new(AtomicU64::new(0)),
             last: Mutex::new(None),
         }
     }
@@ -193,6 +197,7 @@ impl RegionState {
         self.tail_seq.store(0, Ordering::Relaxed);
         self.tail_hits.store(0, Ordering::Relaxed);
         self.jitter_seq.store(0, Ordering::Relaxed);
+        self.abandoned.store(0, Ordering::Relaxed);
     }
 
     pub fn stats_json(&self) -> Value {
@@ -204,6 +209,10 @@ impl RegionState {
         m.insert(
             "tail_hits".into(),
             Value::from(self.tail_hits.load(Ordering::Relaxed)),
+        );
+        m.insert(
+            "streams_abandoned".into(),
+            Value::from(self.abandoned.load(Ordering::Relaxed)),
         );
         let last = lock(&self.last).as_ref().map(LastRequest::to_json);
         m.insert("last_request".into(), last.unwrap_or(Value::Null));

@@ -13,6 +13,8 @@
 //! With `cut_after: N` the prelude and the first N timed chunks are sent and
 //! then the connection is cut (no tail, no terminating zero-length chunk).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,6 +24,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::body::{abort_error, BodySender, MockBody};
+use crate::dialect::RequestCtx;
 use crate::knobs::Knobs;
 use crate::region::sleep_ms;
 use crate::respond;
@@ -38,17 +41,20 @@ pub(crate) struct Events {
 }
 
 /// Timing and cutting knobs of a stream.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct Pacing {
     pub ttft_ms: u64,
     pub token_gap_ms: u64,
     pub cut_after: Option<usize>,
     pub malformed: bool,
+    abandoned: Arc<AtomicU64>,
 }
 
 impl Pacing {
-    pub fn from_knobs(k: &Knobs) -> Pacing {
+    pub fn from_ctx(ctx: &RequestCtx<'_>) -> Pacing {
+        let k = ctx.knobs;
         Pacing {
+            abandoned: ctx.abandoned.clone(),
             ttft_ms: k.ttft_ms.unwrap_or(0),
             token_gap_ms: k.token_gap_ms.unwrap_or(0),
             cut_after: k.cut_after.map(|n| n as usize),
@@ -109,10 +115,8 @@ async fn produce(
             let _ = tx.send(Err(abort_error())).await;
             return;
         }
-        if !wait_until(&tx, first_at + gap * i as u32).await {
-            return;
-        }
-        if tx.send(Ok(chunk)).await.is_err() {
+        if !wait_until(&tx, first_at + gap * i as u32).await || tx.send(Ok(chunk)).await.is_err() {
+            pacing.abandoned.fetch_add(1, Ordering::Relaxed);
             return;
         }
     }

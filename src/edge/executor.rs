@@ -44,6 +44,8 @@ struct Executor {
     draining: Cell<bool>,
     /// A microtask to run the poll loop is already queued.
     scheduled: Cell<bool>,
+    /// The task being polled (for [`current`]).
+    polling: Cell<u32>,
     /// The task `start` is polling for the first time, and its answer if it finished then.
     starting: Cell<Option<u32>>,
     immediate: RefCell<Option<web_sys::Response>>,
@@ -85,6 +87,7 @@ impl Executor {
                 continue;
             };
             let waker = waker(id);
+            self.polling.set(id);
             let poll = entry.task.as_mut().poll(&mut Context::from_waker(&waker));
             if poll.is_pending() {
                 self.tasks.borrow_mut().insert(id, entry);
@@ -123,7 +126,8 @@ impl Executor {
         }
         let settle = Closure::<dyn Fn(u32, bool, JsValue)>::new(settle).into_js_value();
         let poll = Closure::<dyn Fn()>::new(|| EXECUTOR.with(Executor::drain)).into_js_value();
-        js::register(&settle, &poll);
+        let cancel = Closure::<dyn Fn(u32)>::new(cancel).into_js_value();
+        js::register(&settle, &poll, &cancel);
     }
 }
 
@@ -159,6 +163,36 @@ pub fn start(request: impl Future<Output = web_sys::Response> + 'static, max_ms:
             Some(response) => response.into(),
             None => js::deferred(id).into(),
         }
+    })
+}
+
+/// Runs `task` in the background (a response body being produced); its number is [`current`] inside it.
+pub fn spawn(task: impl Future<Output = ()> + 'static) -> u32 {
+    EXECUTOR.with(|ex| {
+        ex.register();
+        let id = ex.next();
+        let entry = Entry {
+            task: Box::pin(task),
+            started_ms: js_sys::Date::now(),
+            // Ended by its stream's end or by `cancel`: a stream has no overall deadline.
+            max_ms: f64::INFINITY,
+        };
+        ex.tasks.borrow_mut().insert(id, entry);
+        ex.wake(id);
+        id
+    })
+}
+
+/// The number of the task being polled.
+pub fn current() -> u32 {
+    EXECUTOR.with(|ex| ex.polling.get())
+}
+
+/// shim.js's callback for a response body the client no longer reads: its task is dropped.
+fn cancel(id: u32) {
+    EXECUTOR.with(|ex| {
+        let entry = ex.tasks.borrow_mut().remove(&id);
+        drop(entry);
     })
 }
 

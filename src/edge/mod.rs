@@ -89,16 +89,25 @@ pub mod js {
         ) -> js_sys::Promise;
         #[wasm_bindgen(js_name = responseHead)]
         pub fn response_head(resp: &JsValue) -> String;
-        #[wasm_bindgen(js_name = responseStream)]
-        pub fn response_stream(resp: &JsValue) -> Option<web_sys::ReadableStream>;
+        /// A reader of the body, or None for no body.
+        #[wasm_bindgen(js_name = responseReader)]
+        pub fn response_reader(resp: &JsValue) -> Option<web_sys::ReadableStreamDefaultReader>;
+        /// The next chunk (a Uint8Array), or null at the end.
+        #[wasm_bindgen(js_name = readChunk)]
+        pub fn read_chunk(reader: &web_sys::ReadableStreamDefaultReader) -> js_sys::Promise;
+        #[wasm_bindgen(js_name = cancelReader)]
+        pub fn cancel_reader(reader: &web_sys::ReadableStreamDefaultReader);
         #[wasm_bindgen(js_name = respondBytes)]
         pub fn respond_bytes(status: u16, headers: &str, body: &[u8]) -> web_sys::Response;
-        #[wasm_bindgen(js_name = respondStream)]
-        pub fn respond_stream(
-            status: u16,
-            headers: &str,
-            body: &web_sys::ReadableStream,
-        ) -> web_sys::Response;
+        /// A response whose body task `id` pushes chunks into.
+        #[wasm_bindgen(js_name = respondPushed)]
+        pub fn respond_pushed(status: u16, headers: &str, id: u32) -> web_sys::Response;
+        #[wasm_bindgen(js_name = pushChunk)]
+        pub fn push_chunk(id: u32, chunk: &[u8]);
+        #[wasm_bindgen(js_name = failStream)]
+        pub fn fail_stream(id: u32, message: &str);
+        #[wasm_bindgen(js_name = endStream)]
+        pub fn end_stream(id: u32);
         #[wasm_bindgen(js_name = respondEmpty)]
         pub fn respond_empty(status: u16, headers: &str) -> web_sys::Response;
         #[allow(clippy::too_many_arguments)]
@@ -124,7 +133,7 @@ pub mod js {
         pub fn message(this: &Exchange) -> Option<String>;
 
         // The executor's half (executor.rs).
-        pub fn register(settle: &JsValue, poll: &JsValue);
+        pub fn register(settle: &JsValue, poll: &JsValue, cancel: &JsValue);
         pub fn schedule();
         pub fn watch(promise: &js_sys::Promise, slot: u32);
         pub fn deferred(id: u32) -> js_sys::Promise;
@@ -252,12 +261,36 @@ fn into_js_response(resp: Response) -> web_sys::Response {
     match resp.body {
         Body::Empty => js::respond_empty(resp.status, &headers),
         Body::Bytes(b) => js::respond_bytes(resp.status, &headers, &b),
-        Body::Stream(s) => {
-            let s = s
-                .map_ok(|chunk| JsValue::from(js_sys::Uint8Array::from(chunk.as_slice())))
-                .map_err(|e| JsValue::from_str(&e.0));
-            let stream = wasm_streams::ReadableStream::from_stream(s).into_raw();
-            js::respond_stream(resp.status, &headers, &stream)
+        Body::Stream(mut s) => {
+            // A task pushes each chunk into the response's stream as it is produced; the client going away
+            // cancels the stream, and the shim then drops the task (and with it the provider's stream).
+            let id = executor::spawn(async move {
+                let id = executor::current();
+                while let Some(item) = s.next().await {
+                    match item {
+                        Ok(chunk) => js::push_chunk(id, &chunk),
+                        Err(e) => return js::fail_stream(id, &e.0),
+                    }
+                }
+                js::end_stream(id);
+            });
+            js::respond_pushed(resp.status, &headers, id)
+        }
+    }
+}
+
+/// A provider's body being read. Dropped before its end (the client went away, a hedge lost), the read is
+/// cancelled, and the guard aborts the request if it asked to be.
+struct Reader {
+    reader: web_sys::ReadableStreamDefaultReader,
+    done: bool,
+    _guard: AbortOnDrop,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if !self.done {
+            js::cancel_reader(&self.reader);
         }
     }
 }
@@ -317,16 +350,32 @@ impl Platform for EdgePlatform {
             .map_err(|e| FetchError(js_message(&e)))?;
         let (status, headers) = status_and_headers(&js::response_head(&resp));
         // Read as it arrives (answers read whole go through `fetch_whole`).
-        let body = match js::response_stream(&resp) {
-            Some(raw) => wasm_streams::ReadableStream::from_raw(raw)
-                .into_stream()
-                .map(move |r| {
-                    // The guard lives as long as the body is being read.
-                    let _alive = &guard;
-                    r.map(|chunk| js_sys::Uint8Array::from(chunk).to_vec())
-                        .map_err(|e| StreamError(js_message(&e)))
+        let body = match js::response_reader(&resp) {
+            Some(reader) => {
+                let reader = Reader {
+                    reader,
+                    done: false,
+                    _guard: guard,
+                };
+                futures_util::stream::unfold(reader, |mut r| async move {
+                    if r.done {
+                        return None;
+                    }
+                    let item = match executor::wait(&js::read_chunk(&r.reader)).await {
+                        Ok(v) if v.is_null() => {
+                            r.done = true;
+                            return None;
+                        }
+                        Ok(v) => Ok(v.unchecked_into::<js_sys::Uint8Array>().to_vec()),
+                        Err(e) => {
+                            r.done = true;
+                            Err(StreamError(js_message(&e)))
+                        }
+                    };
+                    Some((item, r))
                 })
-                .boxed_local(),
+                .boxed_local()
+            }
             // No body at all (e.g. 204).
             None => futures_util::stream::empty().boxed_local(),
         };

@@ -71,9 +71,18 @@ export function responseHead(resp) {
   return resp.status + "\n" + headerLines(resp.headers);
 }
 
-/** The body stream, or null. */
-export function responseStream(resp) {
-  return resp.body;
+/** A reader of the body, or null when there is none. */
+export function responseReader(resp) {
+  return resp.body === null ? null : resp.body.getReader();
+}
+
+/** The next chunk as a Uint8Array, or null at the end. */
+export function readChunk(reader) {
+  return reader.read().then((r) => (r.done ? null : r.value));
+}
+
+export function cancelReader(reader) {
+  reader.cancel().catch(() => {});
 }
 
 /** A response with a body copied out of wasm memory (`bytes` is a view), a stream, or nothing. */
@@ -81,8 +90,36 @@ export function respondBytes(status, lines, bytes) {
   return new Response(bytes.slice(), { status, headers: headersFrom(lines) });
 }
 
-export function respondStream(status, lines, stream) {
+// Response bodies produced by executor tasks, by task id: the task pushes chunks as they are ready.
+const bodies = new Map();
+
+export function respondPushed(status, lines, id) {
+  const stream = new ReadableStream({
+    start(controller) {
+      bodies.set(id, controller);
+    },
+    cancel() {
+      if (bodies.delete(id)) cancelFn(id);
+    },
+  });
   return new Response(stream, { status, headers: headersFrom(lines) });
+}
+
+/** `chunk` is a view into wasm memory: copied. */
+export function pushChunk(id, chunk) {
+  bodies.get(id)?.enqueue(chunk.slice());
+}
+
+export function failStream(id, message) {
+  const c = bodies.get(id);
+  bodies.delete(id);
+  c?.error(new Error(message));
+}
+
+export function endStream(id) {
+  const c = bodies.get(id);
+  bodies.delete(id);
+  c?.close();
 }
 
 export function respondEmpty(status, lines) {
@@ -144,6 +181,7 @@ export function exchange(url, method, lines, body, signal, firstByteMs, bodyMs, 
 // callback registered per instance, instead of two wasm-bindgen closures per awaited promise.
 let settleFn = () => {};
 let pollFn = () => {};
+let cancelFn = () => {};
 // Task id -> the reject of its answer's promise, kept to fail it if the wasm panics.
 const answers = new Map();
 const resolvers = new Map();
@@ -154,9 +192,10 @@ let crashWatch = false;
  * hook sets: a task that panicked after an await would never answer, so every answer still pending is rejected
  * (worker/entry.mjs turns that into a JSON 500; the instance's state is suspect after a panic).
  */
-export function register(settle, poll) {
+export function register(settle, poll, cancel) {
   settleFn = settle;
   pollFn = poll;
+  cancelFn = cancel;
   const state = globalThis.__worker_init_state;
   if (crashWatch || !state) return;
   crashWatch = true;

@@ -77,6 +77,31 @@ test("stream chunks arrive spread over time as the provider emits them", async (
   assert.ok(content.at(-1).t - content[0].t >= 400, "stream was delivered in one piece");
 });
 
+test("a client that leaves mid-stream stops the provider's stream", async () => {
+  // 20 chunks 200 ms apart: the provider would stream for 4 s; the client leaves after the first event.
+  await mock.set("paced", { ttft_ms: 20, token_gap_ms: 200, reply_words: 20 });
+  const before = (await mock.stats()).regions.paced.streams_abandoned;
+  const ctl = new AbortController();
+  const t0 = performance.now();
+  const r = await fetch(`${worker.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${DEMO_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({ model: "paced", stream: true, messages: MSG }),
+    signal: ctl.signal,
+  });
+  assert.equal(r.status, 200);
+  const reader = r.body.getReader();
+  await reader.read();
+  await reader.cancel();
+  ctl.abort();
+  let after = before;
+  while (after === before && performance.now() - t0 < 3000) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    after = (await mock.stats()).regions.paced.streams_abandoned;
+  }
+  assert.equal(after, before + 1, "the provider kept streaming to a gateway whose client had left");
+});
+
 test("missing and wrong gateway keys are 401 in OpenAI's shape and never reach the provider", async () => {
   for (const key of [null, "not-the-key"]) {
     const r = await chat(worker.url, { model: "fast", messages: MSG }, { key });
