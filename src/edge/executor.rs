@@ -5,8 +5,9 @@
 //! machinery cost more per request than the gateway's own Rust. Here a request is a task in a table, and a
 //! JavaScript promise it awaits is a numbered slot: shim.js attaches plain JavaScript callbacks that hand the
 //! settled value back through one callback registered per instance, and the task is polled again at once, in the
-//! same call. Futures that await through other means (the `worker` crate's KV and Durable Object calls, timers,
-//! body streams) still work: any waker schedules a poll, here through a microtask.
+//! same call. A streamed response body is a task too, pushing chunks into the response's stream. Futures that
+//! await through other means (the `worker` crate's KV and Durable Object calls, timers) still work: any waker
+//! schedules a poll, here through a microtask.
 
 use super::js;
 use std::cell::{Cell, RefCell};
@@ -155,6 +156,8 @@ pub fn start(request: impl Future<Output = web_sys::Response> + 'static, max_ms:
             max_ms,
         };
         ex.tasks.borrow_mut().insert(id, entry);
+        // (A leftover answer can only be from a start that a panic cut short.)
+        ex.immediate.borrow_mut().take();
         ex.starting.set(Some(id));
         ex.ready.borrow_mut().push(id);
         ex.drain();

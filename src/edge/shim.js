@@ -190,7 +190,8 @@ let crashWatch = false;
 /**
  * Called once per wasm instance. The first call also watches the glue's `criticalError` flag, which its panic
  * hook sets: a task that panicked after an await would never answer, so every answer still pending is rejected
- * (worker/entry.mjs turns that into a JSON 500; the instance's state is suspect after a panic).
+ * (worker/entry.mjs turns that into a JSON 500; the instance's state is suspect after a panic), and every body
+ * still being produced fails.
  */
 export function register(settle, poll, cancel) {
   settleFn = settle;
@@ -211,6 +212,16 @@ export function register(settle, poll, cancel) {
       answers.clear();
       resolvers.clear();
       for (const reject of failed) reject(new Error("the request panicked"));
+      // Bodies still being produced would never end: they fail, as a provider's broken stream does.
+      const cut = [...bodies.values()];
+      bodies.clear();
+      for (const c of cut) {
+        try {
+          c.error(new Error("the gateway panicked"));
+        } catch {
+          // Already closed by its reader.
+        }
+      }
     },
   });
 }
