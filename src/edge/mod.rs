@@ -16,7 +16,7 @@ use std::time::Duration;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::web_sys;
-use worker::{Context, Env};
+use worker::Env;
 
 const CONFIG_BINDING: &str = "MERIDIAN_CONFIG";
 /// Optional Workers KV namespace: routing estimates persist there per edge location.
@@ -139,6 +139,20 @@ pub mod js {
         pub fn deferred(id: u32) -> js_sys::Promise;
         pub fn finish(id: u32, response: &web_sys::Response);
         pub fn abandon(id: u32);
+        /// The text stored under `key` in KV namespace `binding`, or null (also without the binding).
+        #[wasm_bindgen(js_name = kvGet)]
+        pub fn kv_get(env: &JsValue, binding: &str, key: &str) -> js_sys::Promise;
+        /// A KV write kept alive past the response with `ctx.waitUntil`; `metadata` is JSON or empty.
+        #[wasm_bindgen(js_name = kvPut)]
+        pub fn kv_put(
+            env: &JsValue,
+            ctx: &JsValue,
+            binding: &str,
+            key: &str,
+            value: &str,
+            ttl_s: f64,
+            metadata: &str,
+        );
         /// `controller.abort()`, never throwing (the request it belongs to may be gone).
         #[wasm_bindgen(js_name = abortQuietly)]
         pub fn abort_quietly(controller: &web_sys::AbortController);
@@ -159,7 +173,7 @@ impl Gateway {
             Ok(c) => lifetime_ms(c),
             Err(_) => LIFETIME_MARGIN_MS as f64,
         };
-        executor::start(handle(req, env, Context::new(ctx)), max_ms)
+        executor::start(handle(req, env, ctx), max_ms)
     }
 }
 
@@ -175,7 +189,7 @@ fn lifetime_ms(config: &Config) -> f64 {
         .saturating_add(LIFETIME_MARGIN_MS) as f64
 }
 
-async fn handle(req: js::Inbound, env: Env, ctx: Context) -> web_sys::Response {
+async fn handle(req: js::Inbound, env: Env, ctx: worker::worker_sys::Context) -> web_sys::Response {
     let config = config(&env);
     let head = js::request_head(&req);
     let mut lines = head.split('\n');
@@ -193,10 +207,7 @@ async fn handle(req: js::Inbound, env: Env, ctx: Context) -> web_sys::Response {
         location,
     };
     let state = STATE.with(Rc::clone);
-    let platform = EdgePlatform {
-        env,
-        ctx: Rc::new(ctx),
-    };
+    let platform = EdgePlatform { env, ctx };
     let resp = gateway::handle(config.as_ref().as_ref(), &platform, &state, core_req).await;
     into_js_response(resp)
 }
@@ -297,7 +308,7 @@ impl Drop for Reader {
 
 struct EdgePlatform {
     env: Env,
-    ctx: Rc<Context>,
+    ctx: worker::worker_sys::Context,
 }
 
 /// Aborts the provider request when dropped before being disarmed: a hedge that lost, or a client that went
@@ -444,8 +455,10 @@ impl Platform for EdgePlatform {
     }
 
     async fn kv_get(&self, key: &str) -> Option<String> {
-        let kv = self.env.kv(KV_BINDING).ok()?;
-        kv.get(key).text().await.ok().flatten()
+        executor::wait(&js::kv_get(&self.env, KV_BINDING, key))
+            .await
+            .ok()?
+            .as_string()
     }
 
     async fn rate_check(
@@ -489,25 +502,18 @@ impl Platform for EdgePlatform {
     }
 
     fn kv_writer(&self) -> KvWriter {
-        let kv = self.env.kv(KV_BINDING).ok();
-        let ctx = self.ctx.clone();
+        let (env, ctx) = (self.env.clone(), self.ctx.clone());
         Rc::new(
             move |key: String, value: String, ttl_s: u64, metadata: String| {
-                let Some(kv) = kv.clone() else { return };
-                ctx.wait_until(async move {
-                    let put = kv.put(&key, value).map(|p| p.expiration_ttl(ttl_s));
-                    let put = match serde_json::from_str::<serde_json::Value>(&metadata) {
-                        Ok(m) if !metadata.is_empty() => put.and_then(|p| p.metadata(m)),
-                        _ => put,
-                    };
-                    let result = match put {
-                        Ok(put) => put.execute().await.map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    if let Err(e) = result {
-                        worker::console_error!("KV write failed: {e}");
-                    }
-                });
+                js::kv_put(
+                    &env,
+                    &ctx,
+                    KV_BINDING,
+                    &key,
+                    &value,
+                    ttl_s as f64,
+                    &metadata,
+                );
             },
         )
     }

@@ -274,3 +274,35 @@ export function abortQuietly(controller) {
     // Its request is gone.
   }
 }
+
+// Workers KV, called directly: the `worker` crate's KV builders convert every value through serde (and with it
+// float formatting) and await through wasm-bindgen closures. KV is an optimisation here (routing estimates,
+// cached answers), so a failing read is a miss and a failing write is logged.
+export function kvGet(env, binding, key) {
+  const kv = env[binding];
+  if (!kv) return Promise.resolve(null);
+  try {
+    return kv.get(key).catch(() => null);
+  } catch {
+    return Promise.resolve(null);
+  }
+}
+
+export function kvPut(env, ctx, binding, key, value, ttlS, metadata) {
+  const kv = env[binding];
+  if (!kv) return;
+  const options = { expirationTtl: ttlS };
+  if (metadata) {
+    try {
+      options.metadata = JSON.parse(metadata);
+    } catch {
+      // Written without it.
+    }
+  }
+  const failed = (e) => console.error(`KV write failed: ${e?.message ?? e}`);
+  try {
+    ctx.waitUntil(kv.put(key, value, options).catch(failed));
+  } catch (e) {
+    failed(e);
+  }
+}

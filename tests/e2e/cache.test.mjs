@@ -81,6 +81,24 @@ async function read(r) {
 const upstream = () => mock.requests("up");
 const ask = (content, extra = {}) => ({ model: "cached", temperature: 0, messages: [{ role: "user", content }], ...extra });
 
+test("a cached answer is written to KV with its TTL metadata", async () => {
+  const first = await openai(ask(fresh("kv")));
+  assert.equal(first.status, "MISS");
+  const kv = await worker.mf.getKVNamespace("MERIDIAN_KV");
+  let keys = [];
+  for (let i = 0; i < 50 && keys.length === 0; i++) {
+    // The write finishes after the response (waitUntil).
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    keys = (await kv.list({ prefix: "cache/" })).keys.filter((k) => k.metadata?.deployment === "up/mock-1");
+  }
+  assert.ok(keys.length >= 1, "no cache entry in KV");
+  const entry = keys.find((k) => k.metadata.usage?.length === 2) ?? keys[0];
+  assert.equal(typeof entry.metadata.created_ms, "number");
+  assert.ok(entry.expiration > Date.now() / 1000 + 500, "the entry carries its ttl_s (600 s)");
+  const stored = JSON.parse(await kv.get(entry.name));
+  assert.equal(stored.v, 1);
+});
+
 test("a repeat is a HIT with no provider call, even with reordered JSON keys", async () => {
   const prompt = fresh("repeat");
   const calls = await upstream();
