@@ -102,8 +102,9 @@ pub mod js {
         /// A response whose body task `id` pushes chunks into.
         #[wasm_bindgen(js_name = respondPushed)]
         pub fn respond_pushed(status: u16, headers: &str, id: u32) -> web_sys::Response;
+        /// False when the body no longer takes chunks (its reader is gone).
         #[wasm_bindgen(js_name = pushChunk)]
-        pub fn push_chunk(id: u32, chunk: &[u8]);
+        pub fn push_chunk(id: u32, chunk: &[u8]) -> bool;
         #[wasm_bindgen(js_name = failStream)]
         pub fn fail_stream(id: u32, message: &str);
         #[wasm_bindgen(js_name = endStream)]
@@ -279,7 +280,9 @@ fn into_js_response(resp: Response) -> web_sys::Response {
                 let id = executor::current();
                 while let Some(item) = s.next().await {
                     match item {
-                        Ok(chunk) => js::push_chunk(id, &chunk),
+                        // Nobody reads any more: dropping the stream stops the provider.
+                        Ok(chunk) if !js::push_chunk(id, &chunk) => return,
+                        Ok(_) => {}
                         Err(e) => return js::fail_stream(id, &e.0),
                     }
                 }

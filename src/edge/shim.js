@@ -105,21 +105,40 @@ export function respondPushed(status, lines, id) {
   return new Response(stream, { status, headers: headersFrom(lines) });
 }
 
-/** `chunk` is a view into wasm memory: copied. */
+/**
+ * `chunk` is a view into wasm memory: copied. False when the body no longer takes chunks (its reader left, or the
+ * runtime closed it): the task then stops. Never throws, since an exception would unwind through the wasm.
+ */
 export function pushChunk(id, chunk) {
-  bodies.get(id)?.enqueue(chunk.slice());
+  const c = bodies.get(id);
+  if (c === undefined) return false;
+  try {
+    c.enqueue(chunk.slice());
+    return true;
+  } catch {
+    bodies.delete(id);
+    return false;
+  }
 }
 
 export function failStream(id, message) {
   const c = bodies.get(id);
   bodies.delete(id);
-  c?.error(new Error(message));
+  try {
+    c?.error(new Error(message));
+  } catch {
+    // Already closed by its reader.
+  }
 }
 
 export function endStream(id) {
   const c = bodies.get(id);
   bodies.delete(id);
-  c?.close();
+  try {
+    c?.close();
+  } catch {
+    // Already closed by its reader.
+  }
 }
 
 export function respondEmpty(status, lines) {
