@@ -23,9 +23,6 @@ pub struct UpstreamRequest {
     pub url: String,
     pub headers: Headers,
     pub body: Vec<u8>,
-    /// The answer will be streamed: read it as it arrives. Otherwise the platform may read it in one piece,
-    /// which is cheaper than chunk by chunk.
-    pub stream: bool,
     /// Dropping the request before it has been read to the end must cancel it at the provider (a stream the
     /// client left, a hedge that lost). Otherwise an abandoned request ends with the client's request, and the
     /// platform may skip the cancellation machinery, which is not free.

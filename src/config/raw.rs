@@ -167,7 +167,7 @@ fn at(path: &str, msg: impl std::fmt::Display) -> ConfigError {
     if path.is_empty() {
         ConfigError(msg.to_string())
     } else {
-        ConfigError(format!("{path}: {msg}"))
+        super::err(path, msg)
     }
 }
 

@@ -114,11 +114,15 @@ impl Executor {
             .map(|(&id, _)| id)
             .collect();
         for id in stale {
-            // Dropped outside the borrow: dropping a future may run code that touches the executor.
-            let entry = self.tasks.borrow_mut().remove(&id);
-            drop(entry);
+            self.drop_task(id);
             js::abandon(id);
         }
+    }
+
+    fn drop_task(&self, id: u32) {
+        // Dropped outside the borrow: dropping a future may run code that touches the executor.
+        let entry = self.tasks.borrow_mut().remove(&id);
+        drop(entry);
     }
 
     fn register(&self) {
@@ -193,10 +197,7 @@ pub fn current() -> u32 {
 
 /// shim.js's callback for a response body the client no longer reads: its task is dropped.
 fn cancel(id: u32) {
-    EXECUTOR.with(|ex| {
-        let entry = ex.tasks.borrow_mut().remove(&id);
-        drop(entry);
-    })
+    EXECUTOR.with(|ex| ex.drop_task(id))
 }
 
 /// shim.js's callback for a settled promise that a task awaits.

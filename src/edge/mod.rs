@@ -9,7 +9,7 @@ use crate::platform::{
     UpstreamResponse, WholeResponse,
 };
 use crate::routing::Location;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use std::cell::OnceCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -170,11 +170,12 @@ pub struct Gateway {}
 #[wasm_bindgen]
 impl Gateway {
     pub fn fetch(req: js::Inbound, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
-        let max_ms = match config(&env).as_ref() {
+        let config = config(&env);
+        let max_ms = match config.as_ref() {
             Ok(c) => lifetime_ms(c),
             Err(_) => LIFETIME_MARGIN_MS as f64,
         };
-        executor::start(handle(req, env, ctx), max_ms)
+        executor::start(handle(req, config, env, ctx), max_ms)
     }
 }
 
@@ -190,8 +191,12 @@ fn lifetime_ms(config: &Config) -> f64 {
         .saturating_add(LIFETIME_MARGIN_MS) as f64
 }
 
-async fn handle(req: js::Inbound, env: Env, ctx: worker::worker_sys::Context) -> web_sys::Response {
-    let config = config(&env);
+async fn handle(
+    req: js::Inbound,
+    config: Rc<Result<Config, ConfigError>>,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+) -> web_sys::Response {
     let head = js::request_head(&req);
     let mut lines = head.split('\n');
     let mut next = || lines.next().unwrap_or_default();
@@ -377,7 +382,9 @@ impl Platform for EdgePlatform {
                     }
                     let item = match executor::wait(&js::read_chunk(&r.reader)).await {
                         Ok(v) if v.is_null() => {
+                            // Ended: dropped without cancelling.
                             r.done = true;
+                            drop(r);
                             return None;
                         }
                         Ok(v) => Ok(v.unchecked_into::<js_sys::Uint8Array>().to_vec()),

@@ -201,9 +201,8 @@ export function exchange(url, method, lines, body, signal, firstByteMs, bodyMs, 
 let settleFn = () => {};
 let pollFn = () => {};
 let cancelFn = () => {};
-// Task id -> the reject of its answer's promise, kept to fail it if the wasm panics.
+// Task id -> { resolve, reject } of its answer's promise.
 const answers = new Map();
-const resolvers = new Map();
 let crashWatch = false;
 
 /**
@@ -227,20 +226,9 @@ export function register(settle, poll, cancel) {
     set: (v) => {
       flag = Boolean(v);
       if (!flag) return;
-      const failed = [...answers.values()];
-      answers.clear();
-      resolvers.clear();
-      for (const reject of failed) reject(new Error("the request panicked"));
+      for (const id of [...answers.keys()]) failAnswer(id, "the request panicked");
       // Bodies still being produced would never end: they fail, as a provider's broken stream does.
-      const cut = [...bodies.values()];
-      bodies.clear();
-      for (const c of cut) {
-        try {
-          c.error(new Error("the gateway panicked"));
-        } catch {
-          // Already closed by its reader.
-        }
-      }
+      for (const id of [...bodies.keys()]) failStream(id, "the gateway panicked");
     },
   });
 }
@@ -261,29 +249,28 @@ export function watch(promise, slot) {
 
 /** The promise of task `id`'s response, settled by `finish`. */
 export function deferred(id) {
-  return new Promise((resolve, reject) => {
-    resolvers.set(id, resolve);
-    answers.set(id, reject);
-  });
+  return new Promise((resolve, reject) => answers.set(id, { resolve, reject }));
 }
 
 export function finish(id, response) {
-  const resolve = resolvers.get(id);
-  resolvers.delete(id);
+  const answer = answers.get(id);
   answers.delete(id);
-  if (resolve) resolve(response);
+  answer?.resolve(response);
+}
+
+function failAnswer(id, message) {
+  const answer = answers.get(id);
+  answers.delete(id);
+  try {
+    answer?.reject(new Error(message));
+  } catch {
+    // Its request is gone.
+  }
 }
 
 /** Task `id` was dropped without an answer (see executor.rs's sweep). */
 export function abandon(id) {
-  const reject = answers.get(id);
-  resolvers.delete(id);
-  answers.delete(id);
-  try {
-    if (reject) reject(new Error("the request outlived its deadlines and was abandoned"));
-  } catch {
-    // Its request is gone.
-  }
+  failAnswer(id, "the request outlived its deadlines and was abandoned");
 }
 
 export function abortQuietly(controller) {

@@ -149,7 +149,7 @@ pub fn build_request(
         url,
         headers,
         body,
-        stream: req.stream,
+        // A stream the client leaves must stop at the provider.
         cancel_on_drop: req.stream,
     })
 }

@@ -38,7 +38,6 @@ pub fn passthrough_request(
         url: super::openai_wire_url(dep),
         headers,
         body: serde_json::to_vec(&body).unwrap_or_default(),
-        stream: chat.stream,
         cancel_on_drop: chat.stream,
     }
 }
