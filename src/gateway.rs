@@ -282,7 +282,7 @@ fn other_route<P: Platform>(
 /// is asked for).
 #[inline(never)]
 fn anthropic_inbound(body: &[u8], limits: &limits::Limits) -> Result<Inbound, GatewayError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
+    let value: crate::json::Value = crate::json::from_slice(body)
         .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
     limits::check_request(&value, limits)?;
     Ok(Inbound::Canonical(
@@ -928,7 +928,7 @@ impl<P: Platform> Call<'_, P> {
             .body
             .get("stream_options")
             .and_then(|o| o.get("include_usage"))
-            .and_then(serde_json::Value::as_bool)
+            .and_then(crate::json::Value::as_bool)
             .unwrap_or(false);
         dep.provider.kind.is_openai_wire()
             && !(chat.stream && !wants_usage && self.sink.borrow().is_some())
@@ -1151,7 +1151,7 @@ impl<P: Platform> Call<'_, P> {
         };
         let (mut r, note) = if self.passthrough(dep) {
             // Passed through unparsed, but never as garbage: a 200 must carry a JSON answer.
-            if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+            if crate::json::validate(&body).is_err() {
                 return Err(GatewayError::new(
                     ErrorKind::Upstream,
                     format!(

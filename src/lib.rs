@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod hmac;
 pub mod http;
 pub mod inbound;
+pub mod json;
 pub mod limits;
 pub mod passthrough;
 pub mod platform;

@@ -5,11 +5,11 @@
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{ByteStream, StreamError};
 use crate::inbound::openai::error_event;
+use crate::json::Value;
 use crate::sse::SseParser;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use futures_util::Stream;
-use serde::de::IgnoredAny;
 
 pub struct SsePassthrough {
     inner: ByteStream,
@@ -19,44 +19,19 @@ pub struct SsePassthrough {
     finished: bool,
 }
 
-/// Just enough of a chunk to see whether it carries content.
-#[derive(serde::Deserialize)]
-struct ChunkHead {
-    #[serde(default)]
-    choices: Vec<ChoiceHead>,
-    #[serde(default)]
-    usage: Option<IgnoredAny>,
-    #[serde(default)]
-    error: Option<IgnoredAny>,
-}
-
-#[derive(serde::Deserialize)]
-struct ChoiceHead {
-    #[serde(default)]
-    delta: Option<DeltaHead>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(serde::Deserialize)]
-struct DeltaHead {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    tool_calls: Option<IgnoredAny>,
-    #[serde(default)]
-    refusal: Option<String>,
-}
-
-impl ChoiceHead {
-    fn has_content(&self) -> bool {
-        self.finish_reason.is_some()
-            || self.delta.as_ref().is_some_and(|d| {
-                d.content.as_deref().is_some_and(|c| !c.is_empty())
-                    || d.tool_calls.is_some()
-                    || d.refusal.as_deref().is_some_and(|r| !r.is_empty())
-            })
-    }
+/// Whether a chunk carries content: a finish reason, text, a tool call, a refusal, or the usage.
+fn has_content(chunk: &Value) -> bool {
+    let nonempty = |v: &Value| v.as_str().is_some_and(|s| !s.is_empty());
+    let choice = |c: &Value| {
+        !c["finish_reason"].is_null()
+            || nonempty(&c["delta"]["content"])
+            || !c["delta"]["tool_calls"].is_null()
+            || nonempty(&c["delta"]["refusal"])
+    };
+    !chunk["usage"].is_null()
+        || chunk["choices"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(choice))
 }
 
 impl SsePassthrough {
@@ -88,17 +63,17 @@ impl SsePassthrough {
                 content = true;
             } else if self.saw_content {
                 // Past the first content only well-formedness matters, and that is cheaper to check.
-                serde_json::from_str::<IgnoredAny>(&ev.data).map_err(|_| malformed())?;
+                crate::json::validate(ev.data.as_bytes()).map_err(|_| malformed())?;
             } else {
-                let v: ChunkHead = serde_json::from_str(&ev.data).map_err(|_| malformed())?;
-                if v.error.is_some() {
+                let v = crate::json::from_str(&ev.data).map_err(|_| malformed())?;
+                if !v["error"].is_null() {
                     return Err(GatewayError::new(
                         ErrorKind::Upstream,
                         "provider stream reported an error",
                     )
                     .with_code("upstream_stream_error"));
                 }
-                if v.choices.iter().any(ChoiceHead::has_content) || v.usage.is_some() {
+                if has_content(&v) {
                     self.saw_content = true;
                     content = true;
                 }

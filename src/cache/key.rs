@@ -3,7 +3,7 @@
 //! `user` and transport headers.
 
 use crate::canonical::{ChatRequest, Image, Part, ResponseFormat, Role, ToolChoice};
-use serde_json::{json, Value};
+use crate::json::{json, Value};
 use sha2::{Digest, Sha256};
 
 /// Bumped whenever the canonical form changes, so old entries are simply never found again.
@@ -11,7 +11,7 @@ const VERSION: u32 = 1;
 
 /// `namespace` scopes entries (a tenant, or an explicitly shared namespace); `model` is the resolved alias.
 pub fn cache_key(namespace: &str, model: &str, req: &ChatRequest) -> String {
-    let canonical = canonical_form(model, req).to_string();
+    let canonical = crate::json::to_string_sorted(&canonical_form(model, req));
     let digest = Sha256::digest(canonical.as_bytes());
     let mut hex = String::with_capacity(64);
     for b in digest {
@@ -28,7 +28,8 @@ pub fn cache_key(namespace: &str, model: &str, req: &ChatRequest) -> String {
     format!("cache/v{VERSION}/{ns}/{hex}")
 }
 
-/// serde_json's map is ordered by key, so serialising this value is deterministic.
+/// Written with sorted keys, so the hash is independent of the order of keys in client-given JSON (tool
+/// schemas, call arguments).
 pub fn canonical_form(model: &str, req: &ChatRequest) -> Value {
     let messages: Vec<Value> = req
         .messages
@@ -93,7 +94,7 @@ fn part(p: &Part) -> Value {
 
 /// Tool-call arguments are JSON text: `{"a": 1}` and `{"a":1}` mean the same.
 fn normalized(arguments: &str) -> Value {
-    serde_json::from_str(arguments).unwrap_or_else(|_| Value::String(arguments.to_owned()))
+    crate::json::from_str(arguments).unwrap_or_else(|_| Value::String(arguments.to_owned()))
 }
 
 #[cfg(test)]

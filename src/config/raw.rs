@@ -1,7 +1,7 @@
 //! Phase one: the configuration exactly as written in `wrangler.toml` (or JSON), rejected on unknown fields.
 
 use super::ConfigError;
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 use std::collections::BTreeMap;
 
 #[derive(Debug)]
@@ -141,7 +141,7 @@ pub struct RawTimeouts {
 impl RawConfig {
     /// Phase one: `json` as written, or an error naming the path of the first offending value.
     pub fn parse(json: &str) -> Result<RawConfig, ConfigError> {
-        let v: Value = serde_json::from_str(json).map_err(|e| ConfigError(e.to_string()))?;
+        let v: Value = crate::json::from_str(json).map_err(|e| ConfigError(e.to_string()))?;
         RawConfig::read(&v, "")
     }
 }
@@ -181,7 +181,7 @@ fn child(path: &str, name: &str) -> String {
 
 /// An object's fields, checked against the names it may have.
 struct Fields<'v> {
-    map: &'v Map<String, Value>,
+    map: &'v Map,
     path: &'v str,
 }
 

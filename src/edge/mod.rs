@@ -495,8 +495,8 @@ impl Platform for EdgePlatform {
             url.push_str(&format!("&tpm={t}"));
         }
         let mut resp = stub.fetch_with_str(&url).await.map_err(|e| e.to_string())?;
-        let v: serde_json::Value =
-            serde_json::from_str(&resp.text().await.map_err(|e| e.to_string())?)
+        let v: crate::json::Value =
+            crate::json::from_str(&resp.text().await.map_err(|e| e.to_string())?)
                 .map_err(|e| e.to_string())?;
         Ok(if v["allowed"].as_bool() == Some(true) {
             crate::ratelimit::Decision::Allowed

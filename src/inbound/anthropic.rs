@@ -6,12 +6,12 @@ use crate::canonical::{
     ToolChoice, Usage,
 };
 use crate::error::{ErrorKind, GatewayError};
-use serde_json::{json, Map, Value};
+use crate::json::{json, Map, Value};
 
-type Object = Map<String, Value>;
+type Object = Map;
 
 pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
-    let value: Value = serde_json::from_slice(body)
+    let value: Value = crate::json::from_slice(body)
         .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
     let Value::Object(body) = value else {
         return Err(GatewayError::invalid("request body must be a JSON object"));
@@ -369,7 +369,7 @@ pub fn render_response(resp: &ChatResponse, model: &str) -> Vec<u8> {
             "output_tokens": resp.usage.output_tokens,
         },
     });
-    serde_json::to_vec(&body).unwrap_or_default()
+    crate::json::to_vec(&body)
 }
 
 /// Answers only hold text and tool calls; anything else is not part of an assistant message.
@@ -392,7 +392,7 @@ fn content_json(part: &Part) -> Option<Value> {
 
 /// `input` must be an object; arguments a model left unparsable (e.g. cut off at the token limit) become `{}`.
 fn tool_input(arguments: &str) -> Value {
-    match serde_json::from_str::<Value>(arguments) {
+    match crate::json::from_str(arguments) {
         Ok(v @ Value::Object(_)) => v,
         _ => json!({}),
     }
@@ -431,7 +431,7 @@ fn error_value(e: &GatewayError) -> Value {
 
 /// `{"type":"error","error":{"type","message"}}`, the shape Anthropic SDKs parse.
 pub fn error_body(e: &GatewayError) -> Vec<u8> {
-    serde_json::to_vec(&error_value(e)).unwrap_or_default()
+    crate::json::to_vec(&error_value(e))
 }
 
 /// Identifies a message when the provider stream never said which (no `Start` arrived). Messages have no
@@ -648,7 +648,7 @@ fn write_event(out: &mut Vec<u8>, event: &str, data: &Value) {
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(event.as_bytes());
     out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(&serde_json::to_vec(data).unwrap_or_default());
+    out.extend_from_slice(&crate::json::to_vec(data));
     out.extend_from_slice(b"\n\n");
 }
 
@@ -755,11 +755,11 @@ mod tests {
     #[test]
     fn fixture_request_passes_through_to_anthropic() {
         let r = parse_request(REQUEST.as_bytes()).unwrap();
-        let body: Value = serde_json::from_slice(
+        let body: Value = crate::json::from_slice(
             &provider::request_body(&r, "claude-sonnet-4-5-20250929").unwrap(),
         )
         .unwrap();
-        let mut want: Value = serde_json::from_str(REQUEST).unwrap();
+        let mut want: Value = crate::json::from_str(REQUEST).unwrap();
         // What canonical requests do not carry: provider-specific extras and the system prompt's block structure.
         want["model"] = "claude-sonnet-4-5-20250929".into();
         want["system"] =
@@ -945,7 +945,7 @@ mod tests {
                 output_tokens: 20,
             },
         };
-        let v: Value = serde_json::from_slice(&render_response(&resp, "my-alias")).unwrap();
+        let v: Value = crate::json::from_slice(&render_response(&resp, "my-alias")).unwrap();
         assert_eq!(
             v,
             json!({
@@ -973,7 +973,7 @@ mod tests {
                 finish,
                 ..resp.clone()
             };
-            let v: Value = serde_json::from_slice(&render_response(&r, "m")).unwrap();
+            let v: Value = crate::json::from_slice(&render_response(&r, "m")).unwrap();
             assert_eq!(v["stop_reason"], want);
         }
     }
@@ -983,8 +983,8 @@ mod tests {
         let fixture = include_str!("../../tests/fixtures/anthropic/tool_use_response.json");
         let resp = provider::parse_response(fixture.as_bytes()).unwrap();
         let got: Value =
-            serde_json::from_slice(&render_response(&resp, "claude-sonnet-4-5-20250929")).unwrap();
-        let mut want: Value = serde_json::from_str(fixture).unwrap();
+            crate::json::from_slice(&render_response(&resp, "claude-sonnet-4-5-20250929")).unwrap();
+        let mut want: Value = crate::json::from_str(fixture).unwrap();
         want["usage"] = json!({"input_tokens": 384 + 16 + 2048, "output_tokens": 73});
         assert_eq!(got, want);
     }
@@ -1030,7 +1030,7 @@ mod tests {
             (GatewayError::new(ErrorKind::Internal, "x"), "api_error"),
         ];
         for (e, want) in cases {
-            let v: Value = serde_json::from_slice(&error_body(&e)).unwrap();
+            let v: Value = crate::json::from_slice(&error_body(&e)).unwrap();
             assert_eq!(
                 v,
                 json!({"type": "error", "error": {"type": want, "message": e.message}})
@@ -1048,7 +1048,7 @@ mod tests {
                 let (event, data) = frame.split_once('\n').unwrap();
                 let event = event.strip_prefix("event: ").unwrap().to_owned();
                 let data: Value =
-                    serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+                    crate::json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
                 assert_eq!(data["type"], event.as_str());
                 (event, data)
             })

@@ -6,7 +6,7 @@ use crate::canonical::{
 };
 use crate::config::Config;
 use crate::error::{ErrorKind, GatewayError};
-use serde_json::{json, Map, Value};
+use crate::json::{json, Map, Value};
 
 const ROLES: &[&str] = &[
     "system",
@@ -22,11 +22,11 @@ const ROLES: &[&str] = &[
 pub struct ChatRequest {
     pub model: String,
     pub stream: bool,
-    pub body: Map<String, Value>,
+    pub body: Map,
 }
 
 pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, GatewayError> {
-    let value: Value = serde_json::from_slice(body)
+    let value: Value = crate::json::from_slice(body)
         .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
     let Value::Object(body) = value else {
         return Err(GatewayError::invalid("request body must be a JSON object"));
@@ -115,7 +115,7 @@ fn error_value(e: &GatewayError) -> Value {
 
 /// `{"error":{"message","type","param","code"}}`, the shape OpenAI SDKs parse.
 pub fn error_body(e: &GatewayError) -> Vec<u8> {
-    serde_json::to_vec(&error_value(e)).unwrap_or_default()
+    crate::json::to_vec(&error_value(e))
 }
 
 /// An error inside an already-started stream, as an SSE event that OpenAI SDKs raise as an exception.
@@ -133,7 +133,7 @@ pub fn models_list(config: &Config) -> Vec<u8> {
         .keys()
         .map(|name| json!({"id": name, "object": "model", "created": 0, "owned_by": "meridian"}))
         .collect();
-    serde_json::to_vec(&json!({"object": "list", "data": data})).unwrap_or_default()
+    crate::json::to_vec(&json!({"object": "list", "data": data}))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ impl ChatRequest {
     }
 }
 
-fn opt_f64(b: &Map<String, Value>, key: &str) -> Result<Option<f64>, GatewayError> {
+fn opt_f64(b: &Map, key: &str) -> Result<Option<f64>, GatewayError> {
     match b.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
@@ -270,7 +270,7 @@ fn opt_f64(b: &Map<String, Value>, key: &str) -> Result<Option<f64>, GatewayErro
     }
 }
 
-fn opt_u32(b: &Map<String, Value>, key: &str) -> Result<Option<u32>, GatewayError> {
+fn opt_u32(b: &Map, key: &str) -> Result<Option<u32>, GatewayError> {
     match b.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
@@ -461,7 +461,7 @@ pub fn render_response(resp: &ChatResponse, created: u64) -> Vec<u8> {
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
     }
-    serde_json::to_vec(&json!({
+    crate::json::to_vec(&json!({
         "id": resp.id,
         "object": "chat.completion",
         "created": created,
@@ -469,7 +469,6 @@ pub fn render_response(resp: &ChatResponse, created: u64) -> Vec<u8> {
         "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(resp.finish), "logprobs": null}],
         "usage": usage_value(&resp.usage),
     }))
-    .unwrap_or_default()
 }
 
 /// Writes canonical stream events as OpenAI `chat.completion.chunk` SSE events.
@@ -506,8 +505,7 @@ impl StreamEncoder {
 
     fn write(&self, v: Value, out: &mut Vec<u8>) {
         out.extend_from_slice(b"data: ");
-        // Serialising a Value cannot fail.
-        let _ = serde_json::to_writer(&mut *out, &v);
+        crate::json::write_value(&v, out);
         out.extend_from_slice(b"\n\n");
     }
 
@@ -626,7 +624,7 @@ mod tests {
     #[test]
     fn error_shape() {
         let e = GatewayError::new(ErrorKind::NotFound, "nope").with_code("model_not_found");
-        let v: Value = serde_json::from_slice(&error_body(&e)).unwrap();
+        let v: Value = crate::json::from_slice(&error_body(&e)).unwrap();
         assert_eq!(v["error"]["message"], "nope");
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["code"], "model_not_found");

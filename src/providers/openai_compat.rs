@@ -9,9 +9,9 @@ use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Headers, Method};
 use crate::inbound::openai::ChatRequest;
+use crate::json::{json, Map, Value};
 use crate::platform::UpstreamRequest;
 use crate::sse::SseParser;
-use serde_json::{json, Map, Value};
 
 /// The client's own OpenAI-dialect body, forwarded untranslated to an OpenAI-wire provider with only the model
 /// name replaced: nothing is lost, and nothing is spent re-encoding.
@@ -37,7 +37,7 @@ pub fn passthrough_request(
         method: Method::Post,
         url: super::openai_wire_url(dep),
         headers,
-        body: serde_json::to_vec(&body).unwrap_or_default(),
+        body: crate::json::to_vec(&body),
         cancel_on_drop: chat.stream,
     }
 }
@@ -165,7 +165,7 @@ pub fn request_body(req: &canonical::ChatRequest, model: &str) -> Vec<u8> {
             }
         }),
     );
-    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+    crate::json::to_vec(&Value::Object(body))
 }
 
 /// The string at a JSON pointer, or empty: provider fields that may be missing without making the answer wrong.
@@ -201,7 +201,7 @@ fn malformed(what: &str) -> GatewayError {
 }
 
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
-    let v: Value = serde_json::from_slice(body).map_err(|_| malformed("response (not JSON)"))?;
+    let v: Value = crate::json::from_slice(body).map_err(|_| malformed("response (not JSON)"))?;
     let choice = v
         .pointer("/choices/0")
         .ok_or_else(|| malformed("response (no choices)"))?;
@@ -244,7 +244,7 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
 }
 
 pub fn error_message(body: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(body).ok()?;
+    let v: Value = crate::json::from_slice(body).ok()?;
     v.pointer("/error/message")
         .and_then(Value::as_str)
         .map(str::to_owned)
@@ -276,7 +276,8 @@ impl StreamDecoder {
                 self.done = true;
                 continue;
             }
-            let v: Value = serde_json::from_str(&ev.data).map_err(|_| malformed("stream event"))?;
+            let v: Value =
+                crate::json::from_str(&ev.data).map_err(|_| malformed("stream event"))?;
             if let Some(err) = v.get("error") {
                 let msg = err
                     .get("message")
@@ -390,7 +391,7 @@ mod tests {
         assert_eq!(r.url, "https://api.example.test/v1/chat/completions");
         assert_eq!(r.headers.get("authorization"), Some("Bearer sk-123"));
         assert_eq!(r.headers.get("accept"), Some("text/event-stream"));
-        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        let v: Value = crate::json::from_slice(&r.body).unwrap();
         assert_eq!(v["model"], "real-model");
         assert_eq!(v["top_p"], 0.5);
         assert_eq!(v["stream"], true);
@@ -459,7 +460,7 @@ mod tests {
         let body = request_body(&c, "fast");
         let again = parse_chat(&body).unwrap().to_canonical().unwrap();
         assert_eq!(again, c);
-        let v: Value = serde_json::from_slice(&body).unwrap();
+        let v: Value = crate::json::from_slice(&body).unwrap();
         // The tool result is a `tool` message right after the assistant's call, as OpenAI requires.
         assert_eq!(v["messages"][2]["role"], "assistant");
         assert_eq!(v["messages"][3]["role"], "tool");

@@ -11,7 +11,7 @@ use crate::canonical::{
     Usage,
 };
 use crate::error::{ErrorKind, GatewayError};
-use serde_json::{json, Map, Value};
+use crate::json::{json, Map, Value};
 
 /// Longest provider message passed on to a client; the rest is noise at best and a leak at worst.
 const MAX_UPSTREAM_MESSAGE: usize = 300;
@@ -52,12 +52,7 @@ pub fn request_body(req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
     if let Some(config) = tool_config(req) {
         body.insert("toolConfig".into(), config);
     }
-    serde_json::to_vec(&body).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::Internal,
-            format!("could not serialize the Bedrock request: {e}"),
-        )
-    })
+    Ok(crate::json::to_vec(&body))
 }
 
 fn message(m: &Message) -> Result<Value, GatewayError> {
@@ -129,7 +124,7 @@ fn image_block(image: &Image) -> Result<Value, GatewayError> {
 /// Converse wants the arguments as a JSON object, while canonical tool calls keep the model's raw text, which may
 /// be cut off or otherwise invalid: those are sent as `{}` rather than failing a whole conversation over history.
 fn tool_input(arguments: &str) -> Value {
-    serde_json::from_str::<Value>(arguments)
+    crate::json::from_str(arguments)
         .ok()
         .filter(Value::is_object)
         .unwrap_or_else(|| json!({}))
@@ -201,7 +196,7 @@ fn has_tool_blocks(req: &ChatRequest) -> bool {
 /// A Converse answer. Bedrock puts no id in the body: `id` is the caller's (e.g. the `x-amzn-requestid` header),
 /// and `model` the model id the request named.
 pub fn parse_response(body: &[u8], id: &str, model: &str) -> Result<ChatResponse, GatewayError> {
-    let v: Value = serde_json::from_slice(body)
+    let v: Value = crate::json::from_slice(body)
         .map_err(|e| upstream(format!("Bedrock answered invalid JSON: {e}")))?;
     let blocks = v
         .pointer("/output/message/content")
@@ -276,7 +271,7 @@ fn usage(usage: Option<&Value>) -> Usage {
 
 /// The message of a Bedrock error body, `{"message": "..."}` (some errors spell it `Message`).
 pub fn error_message(body: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(body).ok()?;
+    let v: Value = crate::json::from_slice(body).ok()?;
     ["message", "Message"]
         .iter()
         .find_map(|key| v.get(*key).and_then(Value::as_str))
@@ -454,7 +449,7 @@ impl StreamDecoder {
 }
 
 fn payload(frame: &Frame) -> Result<Value, GatewayError> {
-    serde_json::from_slice(&frame.payload).map_err(|e| {
+    crate::json::from_slice(&frame.payload).map_err(|e| {
         upstream(format!(
             "Bedrock stream sent a {} event that is not JSON: {e}",
             frame.header_str(":event-type").unwrap_or("?")
@@ -522,7 +517,7 @@ mod tests {
     }
 
     fn json_fixture(name: &str) -> Value {
-        serde_json::from_slice(&fixture(name)).unwrap()
+        crate::json::from_slice(&fixture(name)).unwrap()
     }
 
     fn user(content: Vec<Part>) -> Message {
@@ -560,7 +555,7 @@ mod tests {
     }
 
     fn body(req: &ChatRequest) -> Value {
-        serde_json::from_slice(&request_body(req).unwrap()).unwrap()
+        crate::json::from_slice(&request_body(req).unwrap()).unwrap()
     }
 
     fn full_request() -> ChatRequest {
@@ -846,8 +841,14 @@ mod tests {
 
     /// The fixture's frames, built by the encoder from the JSON events the fixture was generated from.
     fn encoded_fixture_events() -> Vec<u8> {
-        let events: Vec<(String, String)> =
-            serde_json::from_value(json_fixture("converse_stream_events.json")).unwrap();
+        let events = json_fixture("converse_stream_events.json");
+        let pair = |e: &Value| {
+            (
+                e[0].as_str().unwrap().to_owned(),
+                e[1].as_str().unwrap().to_owned(),
+            )
+        };
+        let events: Vec<(String, String)> = events.as_array().unwrap().iter().map(pair).collect();
         events.iter().flat_map(|(t, p)| event(t, p)).collect()
     }
 
