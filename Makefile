@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 # Every recipe that needs the toolchain sources what scripts/bootstrap found or installed.
 ENV := . ./.tools/env &&
-WORKER_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+WORKER_SOURCES := $(shell find src -name '*.rs') src/edge/shim.js Cargo.toml Cargo.lock scripts/build-worker
 BUNDLE := build/index.js
 
 .PHONY: help bootstrap build mock-bin size run test test-host test-e2e lint fmt clean bench sim profile
@@ -22,7 +22,7 @@ help:
 bootstrap:
 	@scripts/bootstrap
 
-# worker-build is slow even when nothing changed (wasm-bindgen + wasm-opt), so it only runs for new sources.
+# The wasm build is slow even when nothing changed (wasm-bindgen + wasm-opt), so it only runs for new sources.
 build: bootstrap $(BUNDLE)
 $(BUNDLE): $(WORKER_SOURCES)
 	@$(ENV) RUSTUP_TOOLCHAIN=$${MERIDIAN_WASM_TOOLCHAIN:-$${RUSTUP_TOOLCHAIN:-}} scripts/build-worker

@@ -1,10 +1,27 @@
 // The worker's entry: the compiled gateway (build/index.js, from `make build`) behind a last line of defence.
-// A Rust panic aborts the wasm call that was running. A panic in the synchronous part of a request throws here; a
-// panic after an await would leave its request unanswered, so src/edge/shim.js watches the glue's critical-error
-// flag and rejects every pending answer. Either way the caller gets a JSON error in its own dialect.
-import { Gateway, RateLimiter } from "../build/index.js";
+// A Rust panic aborts the wasm call that was running, and the next call starts a fresh wasm instance. A panic in
+// the synchronous part of a request throws here; a panic after an await would leave its request unanswered, so
+// the panic hook has src/edge/shim.js reject every pending answer. Either way the caller gets a JSON error in its
+// own dialect.
+import { Gateway, RateWindow } from "../build/index.js";
 
-export { RateLimiter };
+/**
+ * The rate-limit Durable Object: one per budget key, holding its window in the wasm (src/edge/limiter.rs).
+ * A window from a wasm instance that a panic replaced cannot be used any more: it is started afresh.
+ */
+export class RateLimiter {
+  fetch(request) {
+    let answer;
+    try {
+      this.window ??= new RateWindow();
+      answer = this.window.check(request.url, Date.now());
+    } catch {
+      this.window = new RateWindow();
+      answer = this.window.check(request.url, Date.now());
+    }
+    return new Response(answer, { headers: { "content-type": "application/json" } });
+  }
+}
 
 function internalError(request) {
   const anthropic = new URL(request.url).pathname === "/v1/messages";

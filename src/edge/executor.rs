@@ -5,9 +5,9 @@
 //! machinery cost more per request than the gateway's own Rust. Here a request is a task in a table, and a
 //! JavaScript promise it awaits is a numbered slot: shim.js attaches plain JavaScript callbacks that hand the
 //! settled value back through one callback registered per instance, and the task is polled again at once, in the
-//! same call. A streamed response body is a task too, pushing chunks into the response's stream. Futures that
-//! await through other means (the `worker` crate's KV and Durable Object calls, timers) still work: any waker
-//! schedules a poll, here through a microtask.
+//! same call. A streamed response body is a task too, pushing chunks into the response's stream. Futures woken
+//! by other means (a task waiting on another's result) still work: any waker schedules a poll, here through a
+//! microtask.
 
 use super::js;
 use std::cell::{Cell, RefCell};
@@ -17,7 +17,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use wasm_bindgen::prelude::Closure;
 use wasm_bindgen::JsValue;
-use worker::web_sys;
 
 type Task = Pin<Box<dyn Future<Output = ()>>>;
 
@@ -49,7 +48,7 @@ struct Executor {
     polling: Cell<u32>,
     /// The task `start` is polling for the first time, and its answer if it finished then.
     starting: Cell<Option<u32>>,
-    immediate: RefCell<Option<web_sys::Response>>,
+    immediate: RefCell<Option<JsValue>>,
     /// The settle and poll callbacks have been handed to shim.js (once per wasm instance).
     registered: Cell<bool>,
     last_sweep_ms: Cell<f64>,
@@ -138,7 +137,7 @@ impl Executor {
 
 /// Runs `request`: its response if it finished without waiting, otherwise a promise of it. A request still
 /// unanswered after `max_ms` is abandoned (its promise rejects): its own deadlines must have ended it by then.
-pub fn start(request: impl Future<Output = web_sys::Response> + 'static, max_ms: f64) -> JsValue {
+pub fn start(request: impl Future<Output = JsValue> + 'static, max_ms: f64) -> JsValue {
     EXECUTOR.with(|ex| {
         ex.register();
         let now_ms = js_sys::Date::now();

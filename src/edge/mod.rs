@@ -1,5 +1,9 @@
 //! Workers runtime glue, compiled only for wasm32: converts requests and responses and implements
 //! [`Platform`] with `fetch`, secrets and timers. Everything else lives in the core.
+//!
+//! It talks to the runtime through wasm-bindgen, js-sys and its own shim.js only: a full Workers binding crate
+//! brought per-binding classes, conversions and a second executor into the wasm and the glue, paid in every cold
+//! start and in the upload.
 
 use crate::config::{Config, ConfigError};
 use crate::gateway::{self, State};
@@ -12,11 +16,11 @@ use crate::routing::Location;
 use futures_util::StreamExt;
 use std::cell::OnceCell;
 use std::rc::Rc;
-use std::time::Duration;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::web_sys;
-use worker::Env;
+
+/// The worker's `env`: bindings by name.
+type Env = JsValue;
 
 const CONFIG_BINDING: &str = "MERIDIAN_CONFIG";
 /// Optional Workers KV namespace: routing estimates persist there per edge location.
@@ -39,7 +43,7 @@ fn config(env: &Env) -> Rc<Result<Config, ConfigError>> {
         cell.get_or_init(|| {
             let parsed = read_config(env).and_then(|json| Config::parse(&json));
             if let Err(e) = &parsed {
-                worker::console_error!("{e}");
+                js::log_error(&e.to_string());
             }
             Rc::new(parsed)
         })
@@ -70,7 +74,6 @@ fn read_config(env: &Env) -> Result<String, ConfigError> {
 /// The JavaScript half of the glue (shim.js): one crossing per platform step instead of one per header or field.
 pub mod js {
     use wasm_bindgen::prelude::*;
-    use worker::web_sys;
 
     #[wasm_bindgen(module = "/src/edge/shim.js")]
     extern "C" {
@@ -85,23 +88,23 @@ pub mod js {
             method: &str,
             headers: &str,
             body: &[u8],
-            signal: Option<&web_sys::AbortSignal>,
+            controller: &JsValue,
         ) -> js_sys::Promise;
         #[wasm_bindgen(js_name = responseHead)]
         pub fn response_head(resp: &JsValue) -> String;
         /// A reader of the body, or None for no body.
         #[wasm_bindgen(js_name = responseReader)]
-        pub fn response_reader(resp: &JsValue) -> Option<web_sys::ReadableStreamDefaultReader>;
+        pub fn response_reader(resp: &JsValue) -> JsValue;
         /// The next chunk (a Uint8Array), or null at the end.
         #[wasm_bindgen(js_name = readChunk)]
-        pub fn read_chunk(reader: &web_sys::ReadableStreamDefaultReader) -> js_sys::Promise;
+        pub fn read_chunk(reader: &JsValue) -> js_sys::Promise;
         #[wasm_bindgen(js_name = cancelReader)]
-        pub fn cancel_reader(reader: &web_sys::ReadableStreamDefaultReader);
+        pub fn cancel_reader(reader: &JsValue);
         #[wasm_bindgen(js_name = respondBytes)]
-        pub fn respond_bytes(status: u16, headers: &str, body: &[u8]) -> web_sys::Response;
+        pub fn respond_bytes(status: u16, headers: &str, body: &[u8]) -> JsValue;
         /// A response whose body task `id` pushes chunks into.
         #[wasm_bindgen(js_name = respondPushed)]
-        pub fn respond_pushed(status: u16, headers: &str, id: u32) -> web_sys::Response;
+        pub fn respond_pushed(status: u16, headers: &str, id: u32) -> JsValue;
         /// False when the body no longer takes chunks (its reader is gone).
         #[wasm_bindgen(js_name = pushChunk)]
         pub fn push_chunk(id: u32, chunk: &[u8]) -> bool;
@@ -110,14 +113,14 @@ pub mod js {
         #[wasm_bindgen(js_name = endStream)]
         pub fn end_stream(id: u32);
         #[wasm_bindgen(js_name = respondEmpty)]
-        pub fn respond_empty(status: u16, headers: &str) -> web_sys::Response;
+        pub fn respond_empty(status: u16, headers: &str) -> JsValue;
         #[allow(clippy::too_many_arguments)]
         pub fn exchange(
             url: &str,
             method: &str,
             headers: &str,
             body: &[u8],
-            signal: Option<&web_sys::AbortSignal>,
+            controller: &JsValue,
             first_byte_ms: f64,
             body_ms: f64,
             limit: f64,
@@ -138,7 +141,7 @@ pub mod js {
         pub fn schedule();
         pub fn watch(promise: &js_sys::Promise, slot: u32);
         pub fn deferred(id: u32) -> js_sys::Promise;
-        pub fn finish(id: u32, response: &web_sys::Response);
+        pub fn finish(id: u32, response: &JsValue);
         pub fn abandon(id: u32);
         /// The text stored under `key` in KV namespace `binding`, or null (also without the binding).
         #[wasm_bindgen(js_name = kvGet)]
@@ -154,9 +157,26 @@ pub mod js {
             ttl_s: f64,
             metadata: &str,
         );
+        /// A new AbortController.
+        #[wasm_bindgen(js_name = abortController)]
+        pub fn abort_controller() -> JsValue;
         /// `controller.abort()`, never throwing (the request it belongs to may be gone).
         #[wasm_bindgen(js_name = abortQuietly)]
-        pub fn abort_quietly(controller: &web_sys::AbortController);
+        pub fn abort_quietly(controller: &JsValue);
+        /// Resolves after `ms` milliseconds.
+        pub fn sleep(ms: f64) -> js_sys::Promise;
+        /// The rate-limit Durable Object named `name` in namespace `binding` asked for `url`: its body text.
+        #[wasm_bindgen(js_name = limiterCheck)]
+        pub fn limiter_check(
+            env: &JsValue,
+            binding: &str,
+            name: &str,
+            url: &str,
+        ) -> js_sys::Promise;
+        #[wasm_bindgen(js_name = logError)]
+        pub fn log_error(message: &str);
+        /// Fails every answer and body still owed: the instance is about to trap.
+        pub fn panicked();
     }
 }
 
@@ -169,7 +189,7 @@ pub struct Gateway {}
 
 #[wasm_bindgen]
 impl Gateway {
-    pub fn fetch(req: js::Inbound, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
+    pub fn fetch(req: js::Inbound, env: Env, ctx: JsValue) -> JsValue {
         let config = config(&env);
         let max_ms = match config.as_ref() {
             Ok(c) => lifetime_ms(c),
@@ -195,8 +215,8 @@ async fn handle(
     req: js::Inbound,
     config: Rc<Result<Config, ConfigError>>,
     env: Env,
-    ctx: worker::worker_sys::Context,
-) -> web_sys::Response {
+    ctx: JsValue,
+) -> JsValue {
     let head = js::request_head(&req);
     let mut lines = head.split('\n');
     let mut next = || lines.next().unwrap_or_default();
@@ -273,7 +293,7 @@ fn header_lines(h: &Headers) -> String {
     out
 }
 
-fn into_js_response(resp: Response) -> web_sys::Response {
+fn into_js_response(resp: Response) -> JsValue {
     let headers = header_lines(&resp.headers);
     match resp.body {
         Body::Empty => js::respond_empty(resp.status, &headers),
@@ -301,7 +321,7 @@ fn into_js_response(resp: Response) -> web_sys::Response {
 /// A provider's body being read. Dropped before its end (the client went away, a hedge lost), the read is
 /// cancelled, and the guard aborts the request if it asked to be.
 struct Reader {
-    reader: web_sys::ReadableStreamDefaultReader,
+    reader: JsValue,
     done: bool,
     _guard: AbortOnDrop,
 }
@@ -316,28 +336,26 @@ impl Drop for Reader {
 
 struct EdgePlatform {
     env: Env,
-    ctx: worker::worker_sys::Context,
+    ctx: JsValue,
 }
 
 /// Aborts the provider request when dropped before being disarmed: a hedge that lost, or a client that went
 /// away mid-stream, must not keep a provider generating tokens nobody reads. A request that finished is not
 /// aborted (an abort is not free, and there is nothing left to stop).
-struct AbortOnDrop(Option<web_sys::AbortController>);
+struct AbortOnDrop(Option<JsValue>);
 
 impl AbortOnDrop {
     /// A fetch with a signal costs measurably more in workerd, so there is a controller only when the request
     /// asks to be cancelled on drop; without one, an abandoned fetch is cancelled by the runtime when the
     /// client's request ends.
-    fn new(cancel_on_drop: bool) -> Result<Self, String> {
-        Ok(AbortOnDrop(if cancel_on_drop {
-            Some(web_sys::AbortController::new().map_err(|e| js_message(&e))?)
-        } else {
-            None
-        }))
+    fn new(cancel_on_drop: bool) -> Self {
+        AbortOnDrop(cancel_on_drop.then(js::abort_controller))
     }
 
-    fn signal(&self) -> Option<web_sys::AbortSignal> {
-        self.0.as_ref().map(|c| c.signal())
+    /// What shim.js's send and exchange take: the controller, or undefined.
+    fn controller(&self) -> &JsValue {
+        const NONE: &JsValue = &JsValue::UNDEFINED;
+        self.0.as_ref().unwrap_or(NONE)
     }
 
     fn disarm(&mut self) {
@@ -355,21 +373,21 @@ impl Drop for AbortOnDrop {
 
 impl Platform for EdgePlatform {
     async fn fetch(&self, req: UpstreamRequest) -> Result<UpstreamResponse, FetchError> {
-        let guard = AbortOnDrop::new(req.cancel_on_drop).map_err(FetchError)?;
-        let signal = guard.signal();
+        let guard = AbortOnDrop::new(req.cancel_on_drop);
         let sent = js::send(
             &req.url,
             req.method.as_str(),
             &header_lines(&req.headers),
             &req.body,
-            signal.as_ref(),
+            guard.controller(),
         );
         let resp = executor::wait(&sent)
             .await
             .map_err(|e| FetchError(js_message(&e)))?;
         let (status, headers) = status_and_headers(&js::response_head(&resp));
         // Read as it arrives (answers read whole go through `fetch_whole`).
-        let body = match js::response_reader(&resp) {
+        let reader = js::response_reader(&resp);
+        let body = match (!reader.is_null()).then_some(reader) {
             Some(reader) => {
                 let reader = Reader {
                     reader,
@@ -415,15 +433,13 @@ impl Platform for EdgePlatform {
         limit: usize,
     ) -> Result<WholeResponse, NoResponse> {
         // Dropped (a hedge that lost) or timed out: the provider request is cancelled, if it may be.
-        let mut guard =
-            AbortOnDrop::new(req.cancel_on_drop).map_err(|e| NoResponse::Failed(FetchError(e)))?;
-        let signal = guard.signal();
+        let mut guard = AbortOnDrop::new(req.cancel_on_drop);
         let sent = js::exchange(
             &req.url,
             req.method.as_str(),
             &header_lines(&req.headers),
             &req.body,
-            signal.as_ref(),
+            guard.controller(),
             first_byte_ms as f64,
             body_ms as f64,
             limit as f64,
@@ -452,12 +468,15 @@ impl Platform for EdgePlatform {
         })
     }
 
+    /// A secret is a string binding (`wrangler secret put`); anything else under that name is not one.
     fn secret(&self, name: &str) -> Option<String> {
-        self.env.secret(name).ok().map(|s| s.to_string())
+        js_sys::Reflect::get(&self.env, &JsValue::from_str(name))
+            .ok()?
+            .as_string()
     }
 
     async fn sleep(&self, ms: u64) {
-        worker::Delay::from(Duration::from_millis(ms)).await
+        sleep(ms).await
     }
 
     fn now_ms(&self) -> u64 {
@@ -479,14 +498,6 @@ impl Platform for EdgePlatform {
         tpm: Option<u64>,
         tokens: u64,
     ) -> Result<crate::ratelimit::Decision, String> {
-        let ns = self
-            .env
-            .durable_object(LIMITER_BINDING)
-            .map_err(|_| format!("the {LIMITER_BINDING} Durable Object binding is missing"))?;
-        let stub = ns
-            .id_from_name(key)
-            .and_then(|id| id.get_stub())
-            .map_err(|e| e.to_string())?;
         let mut url = format!("https://limiter/check?tokens={tokens}&window_ms={window_ms}");
         if let Some(r) = rpm {
             url.push_str(&format!("&rpm={r}"));
@@ -494,10 +505,12 @@ impl Platform for EdgePlatform {
         if let Some(t) = tpm {
             url.push_str(&format!("&tpm={t}"));
         }
-        let mut resp = stub.fetch_with_str(&url).await.map_err(|e| e.to_string())?;
-        let v: crate::json::Value =
-            crate::json::from_str(&resp.text().await.map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
+        let text = executor::wait(&js::limiter_check(&self.env, LIMITER_BINDING, key, &url))
+            .await
+            .map_err(|e| js_message(&e))?
+            .as_string()
+            .unwrap_or_default();
+        let v = crate::json::from_str(&text).map_err(|e| e.to_string())?;
         Ok(if v["allowed"].as_bool() == Some(true) {
             crate::ratelimit::Decision::Allowed
         } else {
@@ -508,7 +521,7 @@ impl Platform for EdgePlatform {
     }
 
     fn timer(&self) -> Timer {
-        Rc::new(|ms| Box::pin(worker::Delay::from(Duration::from_millis(ms))))
+        Rc::new(|ms| Box::pin(sleep(ms)))
     }
 
     fn kv_writer(&self) -> KvWriter {
@@ -527,4 +540,21 @@ impl Platform for EdgePlatform {
             },
         )
     }
+}
+
+/// A timer in the executor: one awaited JavaScript promise.
+async fn sleep(ms: u64) {
+    // setTimeout's promise never rejects.
+    let _ = executor::wait(&js::sleep(ms as f64)).await;
+}
+
+/// A panic leaves the instance unusable (panics abort): the shim fails what is still owed to callers, and the
+/// next call into the wasm starts a fresh instance (wasm-bindgen's abort handler schedules it).
+#[wasm_bindgen(start, private)]
+fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        js::log_error(&format!("Rust panic: {info}"));
+        js::panicked();
+    }));
+    wasm_bindgen::handler::set_on_abort(wasm_bindgen::handler::schedule_reinit);
 }

@@ -58,11 +58,11 @@ export function requestBody(inbound) {
   return inbound.body;
 }
 
-/** Starts a fetch; `body` is a view into wasm memory (copied here), `signal` an AbortSignal or undefined. */
-export function send(url, method, lines, body, signal) {
+/** Starts a fetch; `body` is a view into wasm memory (copied here), `controller` an AbortController or undefined. */
+export function send(url, method, lines, body, controller) {
   const init = { method, headers: headersFrom(lines) };
   if (body.length > 0) init.body = body.slice();
-  if (signal) init.signal = signal;
+  if (controller) init.signal = controller.signal;
   return fetch(url, init);
 }
 
@@ -156,7 +156,7 @@ export function respondEmpty(status, lines) {
  * still pending when the request ends is dropped by the runtime with the request. (Timers cannot be shared across
  * requests: the runtime cancels a request's timers when it ends.)
  */
-export function exchange(url, method, lines, body, signal, firstByteMs, bodyMs, limit) {
+export function exchange(url, method, lines, body, controller, firstByteMs, bodyMs, limit) {
   return new Promise((resolve) => {
     let head = "";
     let settled = false;
@@ -178,7 +178,7 @@ export function exchange(url, method, lines, body, signal, firstByteMs, bodyMs, 
     };
     setTimeout(check, firstByteMs);
     const failed = (kind) => (e) => done(kind, undefined, String(e?.message ?? e));
-    send(url, method, lines, body, signal).then((resp) => {
+    send(url, method, lines, body, controller).then((resp) => {
       if (settled) return;
       head = responseHead(resp);
       expired = 3;
@@ -203,34 +203,22 @@ let pollFn = () => {};
 let cancelFn = () => {};
 // Task id -> { resolve, reject } of its answer's promise.
 const answers = new Map();
-let crashWatch = false;
 
-/**
- * Called once per wasm instance. The first call also watches the glue's `criticalError` flag, which its panic
- * hook sets: a task that panicked after an await would never answer, so every answer still pending is rejected
- * (worker/entry.mjs turns that into a JSON 500; the instance's state is suspect after a panic), and every body
- * still being produced fails.
- */
+/** Called once per wasm instance (a panic replaces the instance). */
 export function register(settle, poll, cancel) {
   settleFn = settle;
   pollFn = poll;
   cancelFn = cancel;
-  const state = globalThis.__worker_init_state;
-  if (crashWatch || !state) return;
-  crashWatch = true;
-  let flag = Boolean(state.criticalError);
-  Object.defineProperty(state, "criticalError", {
-    configurable: true,
-    enumerable: true,
-    get: () => flag,
-    set: (v) => {
-      flag = Boolean(v);
-      if (!flag) return;
-      for (const id of [...answers.keys()]) failAnswer(id, "the request panicked");
-      // Bodies still being produced would never end: they fail, as a provider's broken stream does.
-      for (const id of [...bodies.keys()]) failStream(id, "the gateway panicked");
-    },
-  });
+}
+
+/**
+ * Called by the panic hook, just before the instance traps: a task that panicked after an await would never
+ * answer, so every answer still pending is rejected (worker/entry.mjs turns that into a JSON 500; the instance's
+ * state is lost with it), and every body still being produced fails, as a provider's broken stream does.
+ */
+export function panicked() {
+  for (const id of [...answers.keys()]) failAnswer(id, "the request panicked");
+  for (const id of [...bodies.keys()]) failStream(id, "the gateway panicked");
 }
 
 /** Runs the executor's poll loop in a microtask: a task was woken by something other than `watch`. */
@@ -273,6 +261,10 @@ export function abandon(id) {
   failAnswer(id, "the request outlived its deadlines and was abandoned");
 }
 
+export function abortController() {
+  return new AbortController();
+}
+
 export function abortQuietly(controller) {
   try {
     controller.abort();
@@ -281,9 +273,33 @@ export function abortQuietly(controller) {
   }
 }
 
-// Workers KV, called directly: the `worker` crate's KV builders convert every value through serde (and with it
-// float formatting) and await through wasm-bindgen closures. KV is an optimisation here (routing estimates,
-// cached answers), so a failing read is a miss and a failing write is logged.
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function logError(message) {
+  console.error(message);
+}
+
+/**
+ * Asks the rate-limit Durable Object `name` of namespace `binding` (src/edge/limiter.rs) for `url`; resolves to
+ * the answer's text, rejects with a message.
+ */
+export function limiterCheck(env, binding, name, url) {
+  try {
+    const ns = env[binding];
+    if (!ns) return Promise.reject(new Error(`the ${binding} Durable Object binding is missing`));
+    return ns
+      .get(ns.idFromName(name))
+      .fetch(url)
+      .then((r) => r.text());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+// Workers KV. It is an optimisation here (routing estimates, cached answers), so a failing read is a miss and a
+// failing write is logged.
 export function kvGet(env, binding, key) {
   const kv = env[binding];
   if (!kv) return Promise.resolve(null);

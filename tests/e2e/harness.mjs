@@ -1,4 +1,4 @@
-// E2E harness: the mock provider and the *compiled* worker (build/worker/shim.mjs) in workerd via Miniflare, on
+// E2E harness: the mock provider and the *compiled* worker (worker/entry.mjs and build/) in workerd via Miniflare, on
 // free loopback ports, started once per test file and torn down after it.
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -64,7 +64,7 @@ export async function startWorker(config, bindings = {}, { kv = false, limiter =
   const mf = new Miniflare(
     convertV4MiniflareOptions({
       name: "meridian",
-      // The entry wrapper, the module worker-build writes, and the wasm it imports as "./index_bg.wasm".
+      // The entry wrapper, the bundle scripts/build-worker writes, and the wasm it imports as "./index_bg.wasm".
       modulesRoot: ROOT,
       modules: [
         { type: "ESModule", path: ENTRY },
