@@ -163,8 +163,10 @@ pub mod js {
         /// `controller.abort()`, never throwing (the request it belongs to may be gone).
         #[wasm_bindgen(js_name = abortQuietly)]
         pub fn abort_quietly(controller: &JsValue);
-        /// Resolves after `ms` milliseconds.
+        /// Resolves after `ms` milliseconds, unless cancelled with `cancelSleep`.
         pub fn sleep(ms: f64) -> js_sys::Promise;
+        #[wasm_bindgen(js_name = cancelSleep)]
+        pub fn cancel_sleep(sleep: &js_sys::Promise);
         /// The rate-limit Durable Object named `name` in namespace `binding` asked for `url`: its body text.
         #[wasm_bindgen(js_name = limiterCheck)]
         pub fn limiter_check(
@@ -542,10 +544,23 @@ impl Platform for EdgePlatform {
     }
 }
 
-/// A timer in the executor: one awaited JavaScript promise.
+/// A timer in the executor: one awaited JavaScript promise. Dropped before it fires (the deadline it guarded was
+/// met), its JavaScript timer is cleared rather than left pending for the rest of the request.
 async fn sleep(ms: u64) {
-    // setTimeout's promise never rejects.
-    let _ = executor::wait(&js::sleep(ms as f64)).await;
+    struct Pending(Option<js_sys::Promise>);
+    impl Drop for Pending {
+        fn drop(&mut self) {
+            if let Some(p) = &self.0 {
+                js::cancel_sleep(p);
+            }
+        }
+    }
+    let mut pending = Pending(Some(js::sleep(ms as f64)));
+    if let Some(p) = &pending.0 {
+        // setTimeout's promise never rejects.
+        let _ = executor::wait(p).await;
+    }
+    pending.0 = None;
 }
 
 /// A panic leaves the instance unusable (panics abort): the shim fails what is still owed to callers, and the

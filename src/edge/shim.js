@@ -274,7 +274,16 @@ export function abortQuietly(controller) {
 }
 
 export function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  let timer;
+  const p = new Promise((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  p.timer = timer;
+  return p;
+}
+
+export function cancelSleep(p) {
+  clearTimeout(p.timer);
 }
 
 export function logError(message) {
