@@ -225,11 +225,16 @@ pub struct Wait {
 }
 
 pub fn wait(promise: &js_sys::Promise) -> Wait {
+    wait_slot(|slot| js::watch(promise, slot))
+}
+
+/// Awaits whatever `start` reports to the executor as the slot it is given (shim.js's `settle` callback).
+pub fn wait_slot(start: impl FnOnce(u32)) -> Wait {
     EXECUTOR.with(|ex| {
         ex.register();
         let slot = ex.next();
         ex.slots.borrow_mut().insert(slot, Slot::Waiting(None));
-        js::watch(promise, slot);
+        start(slot);
         Wait { slot }
     })
 }

@@ -95,9 +95,9 @@ pub mod js {
         /// A reader of the body, or None for no body.
         #[wasm_bindgen(js_name = responseReader)]
         pub fn response_reader(resp: &JsValue) -> JsValue;
-        /// The next chunk (a Uint8Array), or null at the end.
+        /// Reports the next chunk (a Uint8Array, or null at the end) to the executor as `slot`.
         #[wasm_bindgen(js_name = readChunk)]
-        pub fn read_chunk(reader: &JsValue) -> js_sys::Promise;
+        pub fn read_chunk(reader: &JsValue, slot: u32);
         #[wasm_bindgen(js_name = cancelReader)]
         pub fn cancel_reader(reader: &JsValue);
         #[wasm_bindgen(js_name = respondBytes)]
@@ -321,11 +321,11 @@ fn into_js_response(resp: Response) -> JsValue {
 }
 
 /// A provider's body being read. Dropped before its end (the client went away, a hedge lost), the read is
-/// cancelled, and the guard aborts the request if it asked to be.
+/// cancelled, and the guard aborts the request if it asked to be; read to its end, neither.
 struct Reader {
     reader: JsValue,
     done: bool,
-    _guard: AbortOnDrop,
+    guard: AbortOnDrop,
 }
 
 impl Drop for Reader {
@@ -394,25 +394,28 @@ impl Platform for EdgePlatform {
                 let reader = Reader {
                     reader,
                     done: false,
-                    _guard: guard,
+                    guard,
                 };
                 futures_util::stream::unfold(reader, |mut r| async move {
                     if r.done {
                         return None;
                     }
-                    let item = match executor::wait(&js::read_chunk(&r.reader)).await {
-                        Ok(v) if v.is_null() => {
-                            // Ended: dropped without cancelling.
-                            r.done = true;
-                            drop(r);
-                            return None;
-                        }
-                        Ok(v) => Ok(v.unchecked_into::<js_sys::Uint8Array>().to_vec()),
-                        Err(e) => {
-                            r.done = true;
-                            Err(StreamError(js_message(&e)))
-                        }
-                    };
+                    let item =
+                        match executor::wait_slot(|slot| js::read_chunk(&r.reader, slot)).await {
+                            Ok(v) if v.is_null() => {
+                                // Ended: dropped without cancelling or aborting (an abort is not free, and there
+                                // is nothing left to stop).
+                                r.done = true;
+                                r.guard.disarm();
+                                drop(r);
+                                return None;
+                            }
+                            Ok(v) => Ok(v.unchecked_into::<js_sys::Uint8Array>().to_vec()),
+                            Err(e) => {
+                                r.done = true;
+                                Err(StreamError(js_message(&e)))
+                            }
+                        };
                     Some((item, r))
                 })
                 .boxed_local()

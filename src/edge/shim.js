@@ -76,9 +76,13 @@ export function responseReader(resp) {
   return resp.body === null ? null : resp.body.getReader();
 }
 
-/** The next chunk as a Uint8Array, or null at the end. */
-export function readChunk(reader) {
-  return reader.read().then((r) => (r.done ? null : r.value));
+/** Reports the next chunk (a Uint8Array, or null at the end) to the executor as `slot`: one promise per chunk. */
+export function readChunk(reader, slot) {
+  const settle = settleFn;
+  reader.read().then(
+    (r) => settle(slot, true, r.done ? null : r.value),
+    (e) => settle(slot, false, e),
+  );
 }
 
 export function cancelReader(reader) {
