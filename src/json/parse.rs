@@ -413,6 +413,10 @@ fn remove_duplicates(entries: &mut Vec<(String, Value)>, reject: bool) -> bool {
     if n < 2 {
         return false;
     }
+    // The common case, a small object without repeats, costs no allocation.
+    if n <= PAIRWISE_MAX && !(1..n).any(|j| (0..j).any(|i| entries[i].0 == entries[j].0)) {
+        return false;
+    }
     let mut shadowed = vec![false; n];
     let mut any = false;
     if n <= PAIRWISE_MAX {
