@@ -86,16 +86,6 @@ impl<'a, T> IntoIterator for &'a Named<T> {
     }
 }
 
-impl<T> FromIterator<(String, T)> for Named<T> {
-    fn from_iter<I: IntoIterator<Item = (String, T)>>(iter: I) -> Self {
-        let mut n = Named::new();
-        for (k, v) in iter {
-            n.insert(k, v);
-        }
-        n
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -281,7 +281,6 @@ impl<T: Read> Read for Named<T> {
         let Value::Object(map) = v else {
             return Err(invalid(path, "an object", v));
         };
-        // Inserted one by one: collecting into a map sorts first, and that sort is instantiated per value type.
         let mut out = Named::new();
         for (k, item) in map {
             out.insert(k.clone(), T::read(item, &child(path, k))?);

@@ -163,10 +163,10 @@ pub mod js {
         /// `controller.abort()`, never throwing (the request it belongs to may be gone).
         #[wasm_bindgen(js_name = abortQuietly)]
         pub fn abort_quietly(controller: &JsValue);
-        /// Resolves after `ms` milliseconds, unless cancelled with `cancelSleep`.
-        pub fn sleep(ms: f64) -> js_sys::Promise;
+        /// Reports `slot` to the executor after `ms` milliseconds; returns the timer, for `cancelSleep`.
+        pub fn sleep(ms: f64, slot: u32) -> JsValue;
         #[wasm_bindgen(js_name = cancelSleep)]
-        pub fn cancel_sleep(sleep: &js_sys::Promise);
+        pub fn cancel_sleep(timer: &JsValue);
         /// The rate-limit Durable Object named `name` in namespace `binding` asked for `url`: its body text.
         #[wasm_bindgen(js_name = limiterCheck)]
         pub fn limiter_check(
@@ -547,22 +547,20 @@ impl Platform for EdgePlatform {
     }
 }
 
-/// A timer in the executor: one awaited JavaScript promise. Dropped before it fires (the deadline it guarded was
+/// A timer in the executor: one JavaScript timer reporting to a slot. Dropped before it fires (the deadline it guarded was
 /// met), its JavaScript timer is cleared rather than left pending for the rest of the request.
 async fn sleep(ms: u64) {
-    struct Pending(Option<js_sys::Promise>);
+    struct Pending(Option<JsValue>);
     impl Drop for Pending {
         fn drop(&mut self) {
-            if let Some(p) = &self.0 {
-                js::cancel_sleep(p);
+            if let Some(timer) = &self.0 {
+                js::cancel_sleep(timer);
             }
         }
     }
-    let mut pending = Pending(Some(js::sleep(ms as f64)));
-    if let Some(p) = &pending.0 {
-        // setTimeout's promise never rejects.
-        let _ = executor::wait(p).await;
-    }
+    let mut pending = Pending(None);
+    // A timer only ever reports success.
+    let _ = executor::wait_slot(|slot| pending.0 = Some(js::sleep(ms as f64, slot))).await;
     pending.0 = None;
 }
 

@@ -277,17 +277,14 @@ export function abortQuietly(controller) {
   }
 }
 
-export function sleep(ms) {
-  let timer;
-  const p = new Promise((resolve) => {
-    timer = setTimeout(resolve, ms);
-  });
-  p.timer = timer;
-  return p;
+/** Reports `slot` to the executor after `ms` milliseconds; the timer is returned for cancelSleep. */
+export function sleep(ms, slot) {
+  const settle = settleFn;
+  return setTimeout(() => settle(slot, true, undefined), ms);
 }
 
-export function cancelSleep(p) {
-  clearTimeout(p.timer);
+export function cancelSleep(timer) {
+  clearTimeout(timer);
 }
 
 export function logError(message) {

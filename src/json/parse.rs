@@ -329,26 +329,47 @@ impl<'a> Parser<'a> {
             if BUILD {
                 items.push(v);
             }
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.skip_ws();
-                    if self.peek() == Some(b']') {
-                        return Err(self.error("trailing comma"));
-                    }
-                }
-                Some(b']') => {
-                    self.i += 1;
-                    return Ok(if BUILD {
-                        Value::Array(items)
-                    } else {
-                        Value::Null
-                    });
-                }
-                None => return Err(self.error("EOF while parsing a list")),
-                Some(_) => return Err(self.error("expected `,` or `]`")),
+            if self.closed(b']', "EOF while parsing a list", "expected `,` or `]`")? {
+                return Ok(if BUILD {
+                    Value::Array(items)
+                } else {
+                    Value::Null
+                });
             }
+        }
+    }
+
+    /// After a member of an array or object: true past its `close`, false past a comma that another member
+    /// follows.
+    fn closed(&mut self, close: u8, eof: &'static str, other: &'static str) -> Result<bool, Error> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                self.skip_ws();
+                if self.peek() == Some(close) {
+                    return Err(self.error("trailing comma"));
+                }
+                Ok(false)
+            }
+            Some(c) if c == close => {
+                self.i += 1;
+                Ok(true)
+            }
+            None => Err(self.error(eof)),
+            Some(_) => Err(self.error(other)),
+        }
+    }
+
+    /// Steps over `byte`, or says why not.
+    fn expect(&mut self, byte: u8, eof: &'static str, other: &'static str) -> Result<(), Error> {
+        match self.peek() {
+            Some(c) if c == byte => {
+                self.i += 1;
+                Ok(())
+            }
+            None => Err(self.error(eof)),
+            Some(_) => Err(self.error(other)),
         }
     }
 
@@ -360,38 +381,18 @@ impl<'a> Parser<'a> {
             self.i += 1;
             return Ok(Value::Object(Map::new()));
         }
+        const EOF: &str = "EOF while parsing an object";
         loop {
-            match self.peek() {
-                Some(b'"') => self.i += 1,
-                None => return Err(self.error("EOF while parsing an object")),
-                Some(_) => return Err(self.error("key must be a string")),
-            }
+            self.expect(b'"', EOF, "key must be a string")?;
             let key = self.string::<BUILD>()?;
             self.skip_ws();
-            match self.peek() {
-                Some(b':') => self.i += 1,
-                None => return Err(self.error("EOF while parsing an object")),
-                Some(_) => return Err(self.error("expected `:`")),
-            }
+            self.expect(b':', EOF, "expected `:`")?;
             let v = self.value::<BUILD>()?;
             if BUILD {
                 entries.push((key, v));
             }
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.skip_ws();
-                    if self.peek() == Some(b'}') {
-                        return Err(self.error("trailing comma"));
-                    }
-                }
-                Some(b'}') => {
-                    self.i += 1;
-                    break;
-                }
-                None => return Err(self.error("EOF while parsing an object")),
-                Some(_) => return Err(self.error("expected `,` or `}`")),
+            if self.closed(b'}', EOF, "expected `,` or `}`")? {
+                break;
             }
         }
         if !BUILD {

@@ -53,18 +53,6 @@ impl Number {
             N::F(f) => f,
         })
     }
-
-    pub fn is_f64(&self) -> bool {
-        matches!(self.0, N::F(_))
-    }
-}
-
-impl fmt::Display for Number {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = Vec::new();
-        super::write::number(self, &mut out);
-        f.write_str(std::str::from_utf8(&out).unwrap_or_default())
-    }
 }
 
 /// A JSON object: keys in the order they were first inserted, each at most once.
@@ -113,6 +101,18 @@ impl Map {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
+    /// The value of `key`, added as null first if it is missing.
+    fn slot(&mut self, key: &str) -> &mut Value {
+        let i = match self.position(key) {
+            Some(i) => i,
+            None => {
+                self.entries.push((key.to_owned(), Value::Null));
+                self.entries.len() - 1
+            }
+        };
+        &mut self.entries[i].1
+    }
+
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         self.entries
             .iter_mut()
@@ -154,12 +154,6 @@ impl Map {
 
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &Value> + ExactSizeIterator {
         self.entries.iter().map(|(_, v)| v)
-    }
-
-    pub fn values_mut(
-        &mut self,
-    ) -> impl DoubleEndedIterator<Item = &mut Value> + ExactSizeIterator {
-        self.entries.iter_mut().map(|(_, v)| v)
     }
 
     pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut Value) -> bool) {
@@ -229,52 +223,23 @@ pub trait Key {
     fn slot(self, v: &mut Value) -> &mut Value;
 }
 
-impl Key for &str {
+/// Any string-like key (`&str`, `&String`, `&&str`) names an object member.
+impl<T: AsRef<str> + ?Sized> Key for &T {
     fn find(self, v: &Value) -> Option<&Value> {
-        v.as_object()?.get(self)
+        v.as_object()?.get(self.as_ref())
     }
     fn find_mut(self, v: &mut Value) -> Option<&mut Value> {
-        v.as_object_mut()?.get_mut(self)
+        v.as_object_mut()?.get_mut(self.as_ref())
     }
     fn slot(self, v: &mut Value) -> &mut Value {
+        let key = self.as_ref();
         if v.is_null() {
             *v = Value::Object(Map::new());
         }
-        let Value::Object(m) = v else {
-            panic!("cannot index a non-object JSON value by key {self:?}");
-        };
-        let i = match m.position(self) {
-            Some(i) => i,
-            None => {
-                m.entries.push((self.to_owned(), Value::Null));
-                m.entries.len() - 1
-            }
-        };
-        &mut m.entries[i].1
-    }
-}
-
-impl Key for &&str {
-    fn find(self, v: &Value) -> Option<&Value> {
-        Key::find(*self, v)
-    }
-    fn find_mut(self, v: &mut Value) -> Option<&mut Value> {
-        Key::find_mut(*self, v)
-    }
-    fn slot(self, v: &mut Value) -> &mut Value {
-        (*self).slot(v)
-    }
-}
-
-impl Key for &String {
-    fn find(self, v: &Value) -> Option<&Value> {
-        Key::find(self.as_str(), v)
-    }
-    fn find_mut(self, v: &mut Value) -> Option<&mut Value> {
-        Key::find_mut(self.as_str(), v)
-    }
-    fn slot(self, v: &mut Value) -> &mut Value {
-        self.as_str().slot(v)
+        match v {
+            Value::Object(m) => m.slot(key),
+            _ => panic!("cannot index a non-object JSON value by key {key:?}"),
+        }
     }
 }
 
@@ -401,22 +366,6 @@ impl Value {
 
     pub fn is_object(&self) -> bool {
         matches!(self, Value::Object(_))
-    }
-
-    pub fn is_array(&self) -> bool {
-        matches!(self, Value::Array(_))
-    }
-
-    pub fn is_string(&self) -> bool {
-        matches!(self, Value::String(_))
-    }
-
-    pub fn is_number(&self) -> bool {
-        matches!(self, Value::Number(_))
-    }
-
-    pub fn is_boolean(&self) -> bool {
-        matches!(self, Value::Bool(_))
     }
 }
 

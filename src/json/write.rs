@@ -91,7 +91,7 @@ fn object<const SORTED: bool>(m: &Map, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
-pub(super) fn number(n: &Number, out: &mut Vec<u8>) {
+fn number(n: &Number, out: &mut Vec<u8>) {
     match n.0 {
         N::U(u) => unsigned(u, out),
         N::I(i) => {
