@@ -6,6 +6,9 @@
 // Function names inside the wasm need a build that keeps them: `MERIDIAN_KEEP_NAMES=1 make build` (make profile does).
 // PROFILE_COLD=1 profiles only the first request of the fresh process (cold start).
 // PROFILE_OFF=1 only measures (wrk, no profiler): a quick A/B of two builds or two workers.
+// PROFILE_HEAP=1 samples allocations instead of CPU (V8's sampling heap profiler, garbage included): bytes of JS heap
+// allocated per request by function. What a request allocates decides how often the isolate stops for garbage
+// collection, and a full collection pauses every request and stream of the isolate for tens of milliseconds.
 // Environment: PROFILE_SECONDS (5), PROFILE_CONNECTIONS (1), PROFILE_TOP (40), PROFILE_STREAM=1 profiles streaming
 // requests, PROFILE_OUT (bench/out/meridian.cpuprofile, loadable in Chrome DevTools).
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
@@ -26,6 +29,7 @@ const SECONDS = env("PROFILE_SECONDS", 5);
 const CONNECTIONS = env("PROFILE_CONNECTIONS", 1);
 const TOP = env("PROFILE_TOP", 40);
 const STREAM = process.env.PROFILE_STREAM === "1";
+const HEAP = process.env.PROFILE_HEAP === "1";
 // PROFILE_TARGET=js-floor profiles the JavaScript pass-through instead, the same way: the baseline to compare with.
 // PROFILE_WORKER=<file.mjs> swaps in another single-module worker for the floor (it gets the same UPSTREAM binding).
 const TARGET = process.env.PROFILE_TARGET || "meridian";
@@ -91,6 +95,20 @@ function summarise(profile) {
   return { total, fns: [...fns].sort((a, b) => b[1] - a[1]), layers: [...layers].sort((a, b) => b[1] - a[1]) };
 }
 
+/** Sampled allocation bytes per allocating function (with its caller, which tells the glue's helpers apart). */
+function allocations(profile) {
+  const bytes = new Map();
+  const walk = (node, parent) => {
+    const f = node.callFrame;
+    const name = `${f.functionName || "(anonymous)"} ${f.url ? path.basename(f.url) : "(built-in)"}:${f.lineNumber + 1}`;
+    const key = `${name}  <- ${parent}`;
+    if (node.selfSize) bytes.set(key, (bytes.get(key) ?? 0) + node.selfSize);
+    for (const c of node.children ?? []) walk(c, f.functionName || "(anonymous)");
+  };
+  walk(profile.head, "");
+  return [...bytes].sort((a, b) => b[1] - a[1]);
+}
+
 function layerOf(f) {
   const name = f.functionName;
   if (["(idle)", "(program)", "(garbage collector)", "(root)"].includes(name)) return name;
@@ -113,7 +131,7 @@ async function main() {
       bundle = await floorBundle({ root: ROOT, dir: path.join(tmp, "floor"), file: FLOOR_FILE });
       extra = [{ name: "UPSTREAM", text: mock.url }];
     } else {
-      bundle = await dryRunBundle({ root: ROOT, cwd: ROOT, outdir: path.join(tmp, "upload"), main: "worker/entry.mjs" });
+      bundle = await dryRunBundle({ root: ROOT, cwd: ROOT, outdir: path.join(tmp, "upload"), main: "worker/entry.mjs", extraArgs: ["--no-minify"] });
     }
     const cfgFile = path.join(tmp, "config.json");
     writeFileSync(cfgFile, JSON.stringify(meridianConfig(mock.url, "bench")));
@@ -168,6 +186,23 @@ async function main() {
     if (process.env.PROFILE_OFF === "1") {
       const load = await runWrk({ url: `http://127.0.0.1:${port}/v1/chat/completions`, script, threads: CONNECTIONS > 1 ? 2 : 1, connections: CONNECTIONS, seconds: SECONDS });
       console.log(`${TARGET}: ${load.requests} requests in ${SECONDS} s at c=${CONNECTIONS}, ${load.rps.toFixed(0)} req/s, p50 ${load.p50.toFixed(3)} ms (no profiler)`);
+      return;
+    }
+    if (HEAP) {
+      const cdp = await inspector(inspPort);
+      await cdp.send("HeapProfiler.enable");
+      const all = process.env.PROFILE_HEAP_LIVE !== "1";
+      await cdp.send("HeapProfiler.startSampling", { samplingInterval: 256, includeObjectsCollectedByMajorGC: all, includeObjectsCollectedByMinorGC: all });
+      const load = await runWrk({ url: `http://127.0.0.1:${port}/v1/chat/completions`, script, threads: 1, connections: CONNECTIONS, seconds: SECONDS });
+      const { profile } = await cdp.send("HeapProfiler.stopSampling");
+      cdp.close();
+      const rows = allocations(profile);
+      const total = rows.reduce((a, [, b]) => a + b, 0);
+      const perReq = (b) => (b / load.requests).toFixed(0);
+      console.log(`${load.requests} requests in ${SECONDS} s at c=${CONNECTIONS} (${STREAM ? "streaming" : "non-streaming"}), ${load.rps.toFixed(0)} req/s`);
+      console.log(`JS heap allocated: ${perReq(total)} bytes per request (sampled every 256 bytes, collected objects included)`);
+      console.log(`\ntop ${TOP} allocating functions (bytes per request)`);
+      for (const [k, b] of rows.slice(0, TOP)) console.log(`  ${perReq(b).padStart(8)}  ${((100 * b) / total).toFixed(1).padStart(5)}%  ${k.slice(0, 140)}`);
       return;
     }
     const cdp = await inspector(inspPort);

@@ -3,7 +3,7 @@
 // provider on loopback, measured in one invocation with the targets interleaved round by round.
 // Method and how to read the output: bench/README.md. Environment overrides:
 //   BENCH_ROUNDS (3)  BENCH_SECONDS (5)  BENCH_STREAM_REQUESTS (50)  BENCH_COLD_RESTARTS (5)  BENCH_WARMUP_SECONDS (2)
-//   BENCH_TARGETS (direct,js-floor,portkey,litellm,meridian; portkey-node is an extra: Portkey's own Node server)
+//   BENCH_TARGETS (direct,js-floor,js-relay,portkey,litellm,meridian; portkey-node is an extra: Portkey's own Node server)
 //   BENCH_KEEP=1 keeps the temporary directory (configs, bundles, logs).
 //   BENCH_CACHE=1 measures the cache HIT row (else it says "not implemented yet"); BENCH_CACHE_CONFIG (JSON deep-merged
 //   into Meridian's config) and BENCH_CACHE_HIT_HEADER ("name: value") override how the cache is turned on and recognised.
@@ -42,14 +42,14 @@ function die(msg) {
 }
 const say = (msg) => console.error(`bench: ${msg}`);
 
-const ALL_TARGETS = ["direct", "js-floor", "portkey", "litellm", "meridian", "portkey-node"];
+const ALL_TARGETS = ["direct", "js-floor", "js-relay", "portkey", "litellm", "meridian", "portkey-node"];
 const S = {
   rounds: int("BENCH_ROUNDS", 3),
   seconds: int("BENCH_SECONDS", 5),
   stream_requests: int("BENCH_STREAM_REQUESTS", 50),
   cold_restarts: int("BENCH_COLD_RESTARTS", 5),
   warmup_seconds: int("BENCH_WARMUP_SECONDS", 2, 0),
-  targets: (process.env.BENCH_TARGETS || "direct,js-floor,portkey,litellm,meridian").split(",").map((s) => s.trim()).filter(Boolean),
+  targets: (process.env.BENCH_TARGETS || "direct,js-floor,js-relay,portkey,litellm,meridian").split(",").map((s) => s.trim()).filter(Boolean),
   mock_knobs: { reply_words: 20, token_gap_ms: 5 },
   c1: { threads: 1, connections: 1 },
   c32: { threads: 2, connections: 32 },
@@ -157,6 +157,9 @@ async function defineTargets({ tmp, mock, kv, workerd, notes }) {
       } else if (name === "js-floor") {
         const bundle = await floorBundle({ root: ROOT, dir: path.join(tmp, "js-floor-src"), file: path.join(BENCH, "workers/js-floor.mjs") });
         T[name] = workerTarget(name, "bench/workers/js-floor.mjs (pass-through fetch), wrangler dry-run upload, workerd serve", bundle, [{ name: "UPSTREAM", text: mock.url }]);
+      } else if (name === "js-relay") {
+        const bundle = await floorBundle({ root: ROOT, dir: path.join(tmp, "js-relay-src"), file: path.join(BENCH, "workers/js-relay.mjs") });
+        T[name] = workerTarget(name, "bench/workers/js-relay.mjs (reference: reads what it forwards, in JavaScript), wrangler dry-run upload, workerd serve", bundle, [{ name: "UPSTREAM", text: mock.url }]);
       } else if (name === "meridian") {
         const dir = path.join(tmp, "meridian-upload");
         const main = /^main\s*=\s*"([^"]+)"/m.exec(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))?.[1];
