@@ -9,6 +9,7 @@
 // PROFILE_HEAP=1 samples allocations instead of CPU (V8's sampling heap profiler, garbage included): bytes of JS heap
 // allocated per request by function. What a request allocates decides how often the isolate stops for garbage
 // collection, and a full collection pauses every request and stream of the isolate for tens of milliseconds.
+// PROFILE_HEAP_LIVE=1 with it keeps only what was still uncollected when sampling stopped.
 // Environment: PROFILE_SECONDS (5), PROFILE_CONNECTIONS (1), PROFILE_TOP (40), PROFILE_STREAM=1 profiles streaming
 // requests, PROFILE_OUT (bench/out/meridian.cpuprofile, loadable in Chrome DevTools).
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
@@ -30,6 +31,7 @@ const CONNECTIONS = env("PROFILE_CONNECTIONS", 1);
 const TOP = env("PROFILE_TOP", 40);
 const STREAM = process.env.PROFILE_STREAM === "1";
 const HEAP = process.env.PROFILE_HEAP === "1";
+const HEAP_LIVE = process.env.PROFILE_HEAP_LIVE === "1";
 // PROFILE_TARGET=js-floor profiles the JavaScript pass-through instead, the same way: the baseline to compare with.
 // PROFILE_WORKER=<file.mjs> swaps in another single-module worker for the floor (it gets the same UPSTREAM binding).
 const TARGET = process.env.PROFILE_TARGET || "meridian";
@@ -158,6 +160,7 @@ async function main() {
     await waitForPort(port, { child: w, what: "meridian" });
     const headers = { "content-type": "application/json", authorization: "Bearer bench", [CF_BLOB_HEADER]: CF_BLOB };
     const body = JSON.stringify({ model: "bench", ...(STREAM ? { stream: true } : {}), messages: [{ role: "user", content: "hi" }] });
+    const url = `http://127.0.0.1:${port}/v1/chat/completions`;
     if (process.env.PROFILE_COLD === "1") {
       // The first request of a fresh process, profiled alone (sampling every 20 µs).
       const cdp = await inspector(inspPort);
@@ -165,7 +168,7 @@ async function main() {
       await cdp.send("Profiler.setSamplingInterval", { interval: 20 });
       await cdp.send("Profiler.start");
       const t0 = performance.now();
-      const first = await request(`http://127.0.0.1:${port}/v1/chat/completions`, { method: "POST", headers, body });
+      const first = await request(url, { method: "POST", headers, body });
       const ms = performance.now() - t0;
       const { profile } = await cdp.send("Profiler.stop");
       cdp.close();
@@ -179,45 +182,45 @@ async function main() {
       for (const [k, us] of s.fns.slice(0, TOP)) console.log(`  ${(us / 1000).toFixed(2).padStart(8)}  ${k.replace("\t", "  ")}`);
       return;
     }
-    const first = await request(`http://127.0.0.1:${port}/v1/chat/completions`, { method: "POST", headers, body });
+    const first = await request(url, { method: "POST", headers, body });
     if (first.status !== 200) throw new Error(`first request: ${first.status} ${first.body}\n${logTail(log)}`);
     const script = writeWrkScript(path.join(tmp, "post.lua"), { body, headers });
-    await runWrk({ url: `http://127.0.0.1:${port}/v1/chat/completions`, script, threads: 1, connections: CONNECTIONS, seconds: 2 });
+    await runWrk({ url, script, threads: 1, connections: CONNECTIONS, seconds: 2 });
     if (process.env.PROFILE_OFF === "1") {
-      const load = await runWrk({ url: `http://127.0.0.1:${port}/v1/chat/completions`, script, threads: CONNECTIONS > 1 ? 2 : 1, connections: CONNECTIONS, seconds: SECONDS });
+      const load = await runWrk({ url, script, threads: CONNECTIONS > 1 ? 2 : 1, connections: CONNECTIONS, seconds: SECONDS });
       console.log(`${TARGET}: ${load.requests} requests in ${SECONDS} s at c=${CONNECTIONS}, ${load.rps.toFixed(0)} req/s, p50 ${load.p50.toFixed(3)} ms (no profiler)`);
       return;
     }
+    // CPU samples every 50 µs, or (PROFILE_HEAP=1) allocations every 256 bytes, over the same load.
+    const cdp = await inspector(inspPort);
     if (HEAP) {
-      const cdp = await inspector(inspPort);
       await cdp.send("HeapProfiler.enable");
-      const all = process.env.PROFILE_HEAP_LIVE !== "1";
-      await cdp.send("HeapProfiler.startSampling", { samplingInterval: 256, includeObjectsCollectedByMajorGC: all, includeObjectsCollectedByMinorGC: all });
-      const load = await runWrk({ url: `http://127.0.0.1:${port}/v1/chat/completions`, script, threads: 1, connections: CONNECTIONS, seconds: SECONDS });
-      const { profile } = await cdp.send("HeapProfiler.stopSampling");
-      cdp.close();
+      await cdp.send("HeapProfiler.startSampling", { samplingInterval: 256, includeObjectsCollectedByMajorGC: !HEAP_LIVE, includeObjectsCollectedByMinorGC: !HEAP_LIVE });
+    } else {
+      await cdp.send("Profiler.enable");
+      await cdp.send("Profiler.setSamplingInterval", { interval: 50 });
+      await cdp.send("Profiler.start");
+    }
+    const load = await runWrk({ url, script, threads: 1, connections: CONNECTIONS, seconds: SECONDS });
+    const { profile } = await cdp.send(HEAP ? "HeapProfiler.stopSampling" : "Profiler.stop");
+    cdp.close();
+    const mode = `${load.requests} requests in ${SECONDS} s at c=${CONNECTIONS} (${STREAM ? "streaming" : "non-streaming"}), ${load.rps.toFixed(0)} req/s`;
+    if (HEAP) {
       const rows = allocations(profile);
       const total = rows.reduce((a, [, b]) => a + b, 0);
       const perReq = (b) => (b / load.requests).toFixed(0);
-      console.log(`${load.requests} requests in ${SECONDS} s at c=${CONNECTIONS} (${STREAM ? "streaming" : "non-streaming"}), ${load.rps.toFixed(0)} req/s`);
-      console.log(`JS heap allocated: ${perReq(total)} bytes per request (sampled every 256 bytes, collected objects included)`);
+      console.log(mode);
+      console.log(`JS heap allocated: ${perReq(total)} bytes per request (sampled every 256 bytes, ${HEAP_LIVE ? "only what was still uncollected at the end" : "collected objects included"})`);
       console.log(`\ntop ${TOP} allocating functions (bytes per request)`);
       for (const [k, b] of rows.slice(0, TOP)) console.log(`  ${perReq(b).padStart(8)}  ${((100 * b) / total).toFixed(1).padStart(5)}%  ${k.slice(0, 140)}`);
       return;
     }
-    const cdp = await inspector(inspPort);
-    await cdp.send("Profiler.enable");
-    await cdp.send("Profiler.setSamplingInterval", { interval: 50 });
-    await cdp.send("Profiler.start");
-    const load = await runWrk({ url: `http://127.0.0.1:${port}/v1/chat/completions`, script, threads: 1, connections: CONNECTIONS, seconds: SECONDS });
-    const { profile } = await cdp.send("Profiler.stop");
-    cdp.close();
     mkdirSync(path.dirname(OUT), { recursive: true });
     writeFileSync(OUT, JSON.stringify(profile));
     const s = summarise(profile);
     const busy = s.total - (s.layers.find(([l]) => l === "(idle)")?.[1] ?? 0);
     const perReq = (us) => (us / load.requests).toFixed(1);
-    console.log(`${load.requests} requests in ${SECONDS} s at c=${CONNECTIONS} (${STREAM ? "streaming" : "non-streaming"}), ${load.rps.toFixed(0)} req/s, p50 ${load.p50.toFixed(3)} ms`);
+    console.log(`${mode}, p50 ${load.p50.toFixed(3)} ms`);
     console.log(`isolate CPU (not idle): ${(busy / 1000).toFixed(0)} ms = ${perReq(busy)} µs per request (the worker thread only; workerd's HTTP/IO threads are not sampled)`);
     console.log(`\nby layer (µs per request, share of busy time)`);
     for (const [l, us] of s.layers) if (l !== "(idle)") console.log(`  ${perReq(us).padStart(8)}  ${((100 * us) / busy).toFixed(1).padStart(5)}%  ${l}`);

@@ -4,7 +4,7 @@
 // Method and how to read the output: bench/README.md. Environment overrides:
 //   BENCH_ROUNDS (3)  BENCH_SECONDS (5)  BENCH_STREAM_REQUESTS (50)  BENCH_COLD_RESTARTS (5)  BENCH_WARMUP_SECONDS (2)
 //   BENCH_TARGETS (direct,js-floor,js-relay,portkey,litellm,meridian; portkey-node is an extra: Portkey's own Node server)
-//   BENCH_KEEP=1 keeps the temporary directory (configs, bundles, logs).
+//   BENCH_KEEP=1 keeps the temporary directory (configs, bundles, logs). BENCH_V8_FLAGS: V8 flags for every workerd.
 //   BENCH_CACHE=1 measures the cache HIT row (else it says "not implemented yet"); BENCH_CACHE_CONFIG (JSON deep-merged
 //   into Meridian's config) and BENCH_CACHE_HIT_HEADER ("name: value") override how the cache is turned on and recognised.
 import { execFileSync, spawnSync } from "node:child_process";
@@ -43,6 +43,8 @@ function die(msg) {
 const say = (msg) => console.error(`bench: ${msg}`);
 
 const ALL_TARGETS = ["direct", "js-floor", "js-relay", "portkey", "litellm", "meridian", "portkey-node"];
+// The JavaScript workers in bench/workers/ measured as targets, each with an UPSTREAM binding to the mock.
+const JS_REFERENCES = { "js-floor": "pass-through fetch", "js-relay": "reference: reads what it forwards, in JavaScript" };
 const S = {
   rounds: int("BENCH_ROUNDS", 3),
   seconds: int("BENCH_SECONDS", 5),
@@ -154,12 +156,9 @@ async function defineTargets({ tmp, mock, kv, workerd, notes }) {
     try {
       if (name === "direct") {
         T[name] = { name, mode: "wrk and the stream client straight to the mock's /v1/chat/completions", status: "ok", headers: bearer(GATEWAY_KEY), url: mock.url };
-      } else if (name === "js-floor") {
-        const bundle = await floorBundle({ root: ROOT, dir: path.join(tmp, "js-floor-src"), file: path.join(BENCH, "workers/js-floor.mjs") });
-        T[name] = workerTarget(name, "bench/workers/js-floor.mjs (pass-through fetch), wrangler dry-run upload, workerd serve", bundle, [{ name: "UPSTREAM", text: mock.url }]);
-      } else if (name === "js-relay") {
-        const bundle = await floorBundle({ root: ROOT, dir: path.join(tmp, "js-relay-src"), file: path.join(BENCH, "workers/js-relay.mjs") });
-        T[name] = workerTarget(name, "bench/workers/js-relay.mjs (reference: reads what it forwards, in JavaScript), wrangler dry-run upload, workerd serve", bundle, [{ name: "UPSTREAM", text: mock.url }]);
+      } else if (JS_REFERENCES[name]) {
+        const bundle = await floorBundle({ root: ROOT, dir: path.join(tmp, `${name}-src`), file: path.join(BENCH, `workers/${name}.mjs`) });
+        T[name] = workerTarget(name, `bench/workers/${name}.mjs (${JS_REFERENCES[name]}), wrangler dry-run upload, workerd serve`, bundle, [{ name: "UPSTREAM", text: mock.url }]);
       } else if (name === "meridian") {
         const dir = path.join(tmp, "meridian-upload");
         const main = /^main\s*=\s*"([^"]+)"/m.exec(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))?.[1];

@@ -36,9 +36,10 @@ export async function startMock({ bin, tmp, knobs }) {
 /** The `wrangler deploy --dry-run` upload of a single-module worker (`file`), built in `dir`. */
 export async function floorBundle({ root, dir, file }) {
   mkdirSync(dir, { recursive: true });
-  const main = path.basename(file).replace(/\.[^.]*$/, "") + ".mjs";
+  const stem = path.basename(file).replace(/\.[^.]*$/, "");
+  const main = `${stem}.mjs`;
   writeFileSync(path.join(dir, main), readFileSync(file));
-  writeFileSync(path.join(dir, "wrangler.toml"), `name = "${main.replace(/\.mjs$/, "").replace(/[^a-z0-9-]/gi, "-")}"\nmain = "${main}"\ncompatibility_date = "${COMPAT_DATE}"\n`);
+  writeFileSync(path.join(dir, "wrangler.toml"), `name = "${stem.replace(/[^a-z0-9-]/gi, "-")}"\nmain = "${main}"\ncompatibility_date = "${COMPAT_DATE}"\n`);
   return dryRunBundle({ root, cwd: dir, outdir: path.join(dir, "upload"), main });
 }
 
