@@ -97,6 +97,13 @@ export function respondBytes(status, lines, bytes) {
 // Response bodies produced by executor tasks, by task id: the task pushes chunks as they are ready.
 const bodies = new Map();
 
+/** Removes and returns the entry for `id` (undefined when there is none). */
+function take(map, id) {
+  const v = map.get(id);
+  map.delete(id);
+  return v;
+}
+
 export function respondPushed(status, lines, id) {
   const stream = new ReadableStream({
     start(controller) {
@@ -125,24 +132,22 @@ export function pushChunk(id, chunk) {
   }
 }
 
-export function failStream(id, message) {
-  const c = bodies.get(id);
-  bodies.delete(id);
+/** Ends body `id` with `end(controller)`; a body its reader already closed is left as it is. */
+function endBody(id, end) {
+  const c = take(bodies, id);
   try {
-    c?.error(new Error(message));
+    if (c !== undefined) end(c);
   } catch {
     // Already closed by its reader.
   }
 }
 
+export function failStream(id, message) {
+  endBody(id, (c) => c.error(new Error(message)));
+}
+
 export function endStream(id) {
-  const c = bodies.get(id);
-  bodies.delete(id);
-  try {
-    c?.close();
-  } catch {
-    // Already closed by its reader.
-  }
+  endBody(id, (c) => c.close());
 }
 
 export function respondEmpty(status, lines) {
@@ -245,14 +250,11 @@ export function deferred(id) {
 }
 
 export function finish(id, response) {
-  const answer = answers.get(id);
-  answers.delete(id);
-  answer?.resolve(response);
+  take(answers, id)?.resolve(response);
 }
 
 function failAnswer(id, message) {
-  const answer = answers.get(id);
-  answers.delete(id);
+  const answer = take(answers, id);
   try {
     answer?.reject(new Error(message));
   } catch {
