@@ -547,8 +547,8 @@ impl Platform for EdgePlatform {
     }
 }
 
-/// A timer in the executor: one JavaScript timer reporting to a slot. Dropped before it fires (the deadline it guarded was
-/// met), its JavaScript timer is cleared rather than left pending for the rest of the request.
+/// A timer in the executor: one JavaScript timer reporting to a slot. Dropped before it fires (the deadline it
+/// guarded was met), its JavaScript timer is cleared rather than left pending for the rest of the request.
 async fn sleep(ms: u64) {
     struct Pending(Option<JsValue>);
     impl Drop for Pending {
