@@ -166,7 +166,7 @@ pub fn start(request: impl Future<Output = JsValue> + 'static, max_ms: f64) -> J
         ex.drain();
         ex.starting.set(None);
         match ex.immediate.borrow_mut().take() {
-            Some(response) => response.into(),
+            Some(response) => response,
             None => js::deferred(id).into(),
         }
     })
