@@ -369,7 +369,7 @@ fn preflight(config: &Config, req: &Request) -> Response {
 
 /// Errors are answered in the dialect of the endpoint the client called, even before its body is read.
 fn dialect_for(path: &str) -> Dialect {
-    if path == "/v1/messages" {
+    if path == "/v1/messages" || path.starts_with("/v1/messages/") {
         Dialect::Anthropic
     } else {
         Dialect::OpenAi
@@ -1071,6 +1071,8 @@ impl<P: Platform> Call<'_, P> {
 
         // A cache leader records the stream as it passes; the recording only stores if this attempt commits.
         let mut resp = resp;
+        // Every layer above may poll once more after the end; fused, the provider's body stays ended.
+        resp.body = Box::pin(std::mem::replace(&mut resp.body, Box::pin(stream::empty())).fuse());
         let slot = if self.sink.borrow().is_some() {
             let slot = cache::SlotRef::default();
             let id = response_id(&resp.headers, start_ms);
@@ -1222,16 +1224,12 @@ async fn passthrough_stream<P: Platform>(
     let first = async {
         loop {
             match pass.next_raw().await {
-                None => {
-                    return Err(if held.is_empty() {
-                        empty_stream(dep)
-                    } else {
-                        Ok(())
-                    })
-                }
-                Some(Err(e)) => return Err(Err(stream_failed(dep, &e))),
+                // Ended before any content (a JSON body, or only the role chunk): nothing usable was produced,
+                // which is this provider's failure (failover), not an empty answer.
+                None => return Err(empty_stream(dep)),
+                Some(Err(e)) => return Err(stream_failed(dep, &e)),
                 Some(Ok(chunk)) => {
-                    let content = pass.accept(&chunk).map_err(Err)?;
+                    let content = pass.accept(&chunk)?;
                     held.push(chunk);
                     if content {
                         return Ok(());
@@ -1244,23 +1242,21 @@ async fn passthrough_stream<P: Platform>(
         None => return Err(timeout(dep, first_byte)),
         Some(Ok(())) => {}
         // The provider ended (or failed) before any content: an error status, nothing was sent yet.
-        Some(Err(Err(e))) => return Err(e),
-        // Ended after some events but without content (e.g. an empty answer): forward what there is.
-        Some(Err(Ok(()))) => {}
+        Some(Err(e)) => return Err(e),
     }
     let joined: ByteStream = Box::pin(stream::iter(held.into_iter().map(Ok)).chain(pass));
     Ok(Response::event_stream(joined))
 }
 
-fn empty_stream(dep: &Deployment) -> Result<(), GatewayError> {
-    Err(GatewayError::new(
+fn empty_stream(dep: &Deployment) -> GatewayError {
+    GatewayError::new(
         ErrorKind::Upstream,
         format!(
             "provider {} closed the stream without data",
             dep.provider.name
         ),
     )
-    .with_code("upstream_empty_stream"))
+    .with_code("upstream_empty_stream")
 }
 
 /// Decodes until the first canonical events exist (or the provider fails) before committing to a 200.

@@ -18,17 +18,79 @@ impl fmt::Display for StreamError {
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, StreamError>>>>;
 
 /// Header list with lower-cased names, in arrival order.
+///
+/// The one choke point for header values: a header whose name is not an RFC 9110 token, or whose value holds
+/// anything but visible ASCII, space and tab (so never CR, LF or NUL), cannot be put in, whatever its source.
+/// What leaves the gateway is therefore always a valid header, and the line encoding the edge glue uses
+/// ([`Headers::encode_lines`]) cannot be split by a value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers(Vec<(String, String)>);
+
+/// A header that [`Headers`] refuses to hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidHeader(pub String);
+
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+pub fn valid_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+}
 
 impl Headers {
     pub fn new() -> Self {
         Self(Vec::new())
     }
 
-    /// Appends a header; `name` is lower-cased so lookups are case-insensitive.
+    /// Appends a header; `name` is lower-cased so lookups are case-insensitive. An invalid header is refused.
+    pub fn try_insert(
+        &mut self,
+        name: &str,
+        value: impl Into<String>,
+    ) -> Result<(), InvalidHeader> {
+        let value = value.into();
+        if !valid_name(name) {
+            return Err(InvalidHeader(format!("invalid header name {name:?}")));
+        }
+        if !valid_value(&value) {
+            return Err(InvalidHeader(format!("invalid value for header {name}")));
+        }
+        self.0.push((name.to_ascii_lowercase(), value));
+        Ok(())
+    }
+
+    /// Appends a header, dropping it if it is invalid: callers whose values come from outside check them first
+    /// (a client's model name is refused with a 400 long before it could reach a header).
     pub fn insert(&mut self, name: &str, value: impl Into<String>) {
-        self.0.push((name.to_ascii_lowercase(), value.into()));
+        let _ = self.try_insert(name, value);
+    }
+
+    /// The glue's wire form: "name\nvalue\n" per header. Unambiguous because no name or value can hold `\n`.
+    pub fn encode_lines(&self) -> String {
+        let mut out = String::new();
+        for (n, v) in &self.0 {
+            out.push_str(n);
+            out.push('\n');
+            out.push_str(v);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Reads [`Headers::encode_lines`]'s form; pairs that are not valid headers are dropped.
+    pub fn decode_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Headers {
+        let mut lines = lines;
+        let mut h = Headers::new();
+        while let (Some(n), Some(v)) = (lines.next(), lines.next()) {
+            h.insert(n, v);
+        }
+        h
     }
 
     /// The first value for `name` (which must be given lower-case).

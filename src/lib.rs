@@ -24,6 +24,7 @@ pub mod routing;
 pub mod small_sort;
 pub mod sse;
 pub mod translate;
+pub mod url;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

@@ -68,6 +68,13 @@ pub struct Knobs {
     pub error_body: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_headers: Option<BTreeMap<String, String>>,
+    /// A normal request is answered 200 with exactly this body, whatever the dialect and mode: what a broken
+    /// provider sends (a JSON body to a streamed request, a stream that ends after the role chunk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_body: Option<String>,
+    /// `content-type` of a `raw_body` answer (default `text/event-stream`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_content_type: Option<String>,
 }
 
 impl Knobs {
@@ -126,6 +133,11 @@ impl Knobs {
         if let Some(RetryAfter::Text(t)) = &self.retry_after {
             HeaderValue::from_str(t).map_err(|_| {
                 format!("invalid knobs: retry_after {t:?} is not a valid header value")
+            })?;
+        }
+        if let Some(t) = &self.raw_content_type {
+            HeaderValue::from_str(t).map_err(|_| {
+                format!("invalid knobs: raw_content_type {t:?} is not a valid header value")
             })?;
         }
         if let Some(headers) = &self.error_headers {

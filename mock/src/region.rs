@@ -94,6 +94,18 @@ pub(crate) async fn handle(region: Arc<RegionState>, req: Request<Incoming>) -> 
             }
             resp
         }
+        Decision::Normal if knobs.raw_body.is_some() => {
+            sleep_ms(knobs.header_delay_ms).await;
+            let body = knobs.raw_body.clone().unwrap_or_default();
+            let ct = knobs
+                .raw_content_type
+                .as_deref()
+                .and_then(|t| HeaderValue::from_str(t).ok())
+                .unwrap_or(HeaderValue::from_static("text/event-stream"));
+            let mut resp = Response::new(MockBody::full(body));
+            resp.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);
+            resp
+        }
         Decision::Normal => {
             sleep_ms(knobs.header_delay_ms).await;
             let ctx = RequestCtx {

@@ -238,8 +238,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                     "must not be empty",
                 ))
             }
-            Some(ns) => format!("shared:{ns}"),
-            None => format!("key:{}", k.name),
+            // Each component is percent-encoded, so no name can contain the `:` that joins a namespace to the
+            // `x-meridian-cache-namespace` refinement: tenant `a` with refinement `b` is never key `a:b`.
+            Some(ns) => format!("shared:{}", crate::url::segment(&ns)),
+            None => format!("key:{}", crate::url::segment(&k.name)),
         };
         let cors = CorsPolicy {
             allowed_origins: k.cors_origins,

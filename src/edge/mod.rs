@@ -258,12 +258,8 @@ fn location_from(colo: &str, lat: &str, lon: &str) -> Location {
 }
 
 /// Header pairs from shim.js's "name\nvalue\n" lines.
-fn headers_from_lines<'a>(mut lines: impl Iterator<Item = &'a str>) -> Headers {
-    let mut h = Headers::new();
-    while let (Some(n), Some(v)) = (lines.next(), lines.next()) {
-        h.insert(n, v);
-    }
-    h
+fn headers_from_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Headers {
+    Headers::decode_lines(lines)
 }
 
 /// A thrown JavaScript value as text: an Error's message, a string as is.
@@ -285,14 +281,7 @@ fn status_and_headers(head: &str) -> (u16, Headers) {
 }
 
 fn header_lines(h: &Headers) -> String {
-    let mut out = String::new();
-    for (n, v) in h.iter() {
-        out.push_str(n);
-        out.push('\n');
-        out.push_str(v);
-        out.push('\n');
-    }
-    out
+    h.encode_lines()
 }
 
 fn into_js_response(resp: Response) -> JsValue {
@@ -418,6 +407,8 @@ impl Platform for EdgePlatform {
                         };
                     Some((item, r))
                 })
+                // An unfold stream must never be polled after its end; fused, it simply stays ended.
+                .fuse()
                 .boxed_local()
             }
             // No body at all (e.g. 204).

@@ -4,7 +4,8 @@
 // a proxied request crosses about a dozen times instead of about a hundred (bench/profile.mjs shows the split).
 //
 // Header lists travel as one string, "name\nvalue\n" per header: the Fetch standard forbids CR, LF and NUL in
-// header names and values, so the separator cannot occur inside one.
+// header names and values, and the core's Headers (src/http.rs) refuses them, so the separator cannot occur
+// inside one.
 
 function headerLines(headers) {
   let out = "";
@@ -60,10 +61,15 @@ export function requestBody(inbound) {
 
 /** Starts a fetch; `body` is a view into wasm memory (copied here), `controller` an AbortController or undefined. */
 export function send(url, method, lines, body, controller) {
-  const init = { method, headers: headersFrom(lines) };
-  if (body.length > 0) init.body = body.slice();
-  if (controller) init.signal = controller.signal;
-  return fetch(url, init);
+  try {
+    const init = { method, headers: headersFrom(lines) };
+    if (body.length > 0) init.body = body.slice();
+    if (controller) init.signal = controller.signal;
+    return fetch(url, init);
+  } catch (e) {
+    // A rejected promise is a provider failure the core handles; a throw would unwind through the wasm.
+    return Promise.reject(e);
+  }
 }
 
 /** "status\n" followed by the header lines. */
@@ -89,9 +95,31 @@ export function cancelReader(reader) {
   reader.cancel().catch(() => {});
 }
 
+// The last line of defence: building a Response must never throw into the wasm (an exception unwinds through
+// it and leaves the executor's state behind). The core only builds valid headers (src/http.rs); should one
+// still be refused, the caller gets a JSON 500 that both dialects' SDKs can read.
+const INTERNAL_ERROR = JSON.stringify({
+  type: "error",
+  error: {
+    type: "api_error",
+    message: "internal error in the gateway; the request was not completed",
+    param: null,
+    code: "internal_error",
+  },
+});
+
+function respond(body, status, lines) {
+  try {
+    return new Response(body, { status, headers: headersFrom(lines) });
+  } catch (e) {
+    console.error(`meridian: could not build a response: ${e?.message ?? e}`);
+    return new Response(INTERNAL_ERROR, { status: 500, headers: { "content-type": "application/json" } });
+  }
+}
+
 /** A response with a body copied out of wasm memory (`bytes` is a view), a stream, or nothing. */
 export function respondBytes(status, lines, bytes) {
-  return new Response(bytes.slice(), { status, headers: headersFrom(lines) });
+  return respond(bytes.slice(), status, lines);
 }
 
 // Response bodies produced by executor tasks, by task id: the task pushes chunks as they are ready.
@@ -113,7 +141,7 @@ export function respondPushed(status, lines, id) {
       if (bodies.delete(id)) cancelFn(id);
     },
   });
-  return new Response(stream, { status, headers: headersFrom(lines) });
+  return respond(stream, status, lines);
 }
 
 /**
@@ -151,7 +179,7 @@ export function endStream(id) {
 }
 
 export function respondEmpty(status, lines) {
-  return new Response(null, { status, headers: headersFrom(lines) });
+  return respond(null, status, lines);
 }
 
 /**

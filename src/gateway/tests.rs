@@ -287,14 +287,16 @@ fn provider_slash_model_addresses_a_provider_directly() {
     let sent: Value = crate::json::from_slice(&reqs[0].body).unwrap();
     assert_eq!(sent["model"], "gpt-4.1-nano");
 
-    for unknown in ["nope/x", "oa/", "/x"] {
+    // An unknown provider is not found; an empty segment is not a valid model name at all.
+    for (name, status) in [("nope/x", 404), ("oa/", 400), ("/x", 400)] {
         let p = FakePlatform::new([]);
         let (resp, _) = run_with(
             &multi_config(),
             &p,
-            post(&CHAT.replace("demo", unknown), Some("demo")),
+            post(&CHAT.replace("demo", name), Some("demo")),
         );
-        assert_eq!(resp.status, 404, "{unknown}");
+        assert_eq!(resp.status, status, "{name}");
+        assert!(p.requests.borrow().is_empty());
     }
 }
 

@@ -20,6 +20,7 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
     if model.is_empty() {
         return Err(invalid("model", "must be a non-empty string"));
     }
+    super::check_model_name(model).map_err(|why| invalid("model", why))?;
     Ok(ChatRequest {
         model: model.to_owned(),
         system: system(body.get("system"))?,

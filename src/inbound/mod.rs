@@ -13,6 +13,29 @@ pub enum Dialect {
     Anthropic,
 }
 
+/// Longest model name a client may send.
+pub const MAX_MODEL_NAME: usize = 256;
+
+/// A client-supplied model name: 1 to 256 bytes of ASCII letters, digits and `. _ - : / @ +`, with no empty,
+/// `.` or `..` segment between slashes. That covers aliases and every provider's model ids (Bedrock ARNs and
+/// inference profiles, `org/model` hosts, `llama3.1:8b`), and keeps names out of headers and URLs unharmed.
+pub fn check_model_name(model: &str) -> Result<(), &'static str> {
+    if model.is_empty() || model.len() > MAX_MODEL_NAME {
+        return Err("must be 1 to 256 characters long");
+    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b".-_:/@+".contains(&b);
+    if !model.bytes().all(allowed) {
+        return Err("may only contain ASCII letters, digits and . _ - : / @ +");
+    }
+    if model
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err("may not contain empty, `.` or `..` path segments");
+    }
+    Ok(())
+}
+
 impl Dialect {
     pub fn error_body(self, e: &GatewayError) -> Vec<u8> {
         match self {

@@ -32,7 +32,10 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, GatewayError> {
         return Err(GatewayError::invalid("request body must be a JSON object"));
     };
     let model = match body.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        Some(Value::String(m)) if !m.is_empty() => match super::check_model_name(m) {
+            Ok(()) => m.clone(),
+            Err(why) => return Err(param_error("model", format!("`model` {why}"))),
+        },
         Some(_) => return Err(param_error("model", "`model` must be a non-empty string")),
         None => return Err(param_error("model", "missing required parameter `model`")),
     };

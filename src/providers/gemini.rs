@@ -16,6 +16,7 @@ const UNKNOWN_THOUGHT_SIGNATURE: &str = "skip_thought_signature_validator";
 
 /// The request path under a base URL ending in `/v1beta`.
 pub fn path(model: &str, stream: bool) -> String {
+    let model = crate::url::segment(model);
     if stream {
         format!("/models/{model}:streamGenerateContent?alt=sse")
     } else {

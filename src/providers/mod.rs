@@ -55,7 +55,7 @@ pub fn openai_wire_url(dep: &Deployment) -> String {
     match &dep.provider.kind {
         ProviderKind::Azure { api_version } => format!(
             "{base}/openai/deployments/{}/chat/completions?api-version={api_version}",
-            sigv4::encode_path_segment(&dep.model)
+            crate::url::segment(&dep.model)
         ),
         _ => format!("{base}/chat/completions"),
     }

@@ -115,7 +115,7 @@ pub fn amz_date(unix_ms: u64) -> String {
 /// Percent-encodes one path segment: everything but RFC 3986 unreserved characters, so a Bedrock model id such as
 /// `anthropic.claude-3-haiku-20240307-v1:0` (or an ARN, which contains `/`) stays one segment.
 pub fn encode_path_segment(s: &str) -> String {
-    uri_encode(s)
+    crate::url::segment(s)
 }
 
 /// Gregorian (year, month, day) of a day count since 1970-01-01: Howard Hinnant's `civil_from_days`, restricted

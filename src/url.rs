@@ -1,0 +1,33 @@
+//! The one place a URL path segment is built from configuration or a client: every byte outside RFC 3986's
+//! unreserved set is percent-encoded, so a model name can never add segments, a query or a fragment.
+
+/// Percent-encodes one path segment (upper-case hex, as AWS SigV4 also requires).
+pub fn segment(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment;
+
+    #[test]
+    fn nothing_but_unreserved_survives() {
+        assert_eq!(segment("gemini-2.5-flash"), "gemini-2.5-flash");
+        assert_eq!(
+            segment("../../../v1/models#?alt=json&key=x"),
+            "..%2F..%2F..%2Fv1%2Fmodels%23%3Falt%3Djson%26key%3Dx"
+        );
+        assert_eq!(segment("a:0 é"), "a%3A0%20%C3%A9");
+    }
+}
