@@ -61,7 +61,14 @@ impl SsePassthrough {
             if ev.data == "[DONE]" {
                 self.saw_done = true;
                 content = true;
-            } else if self.saw_content {
+            } else if self.saw_done {
+                // Nothing a provider sends after its end marker is part of the answer.
+                return Err(GatewayError::new(
+                    ErrorKind::Upstream,
+                    "provider sent events after the end of its stream",
+                )
+                .with_code("upstream_malformed"));
+            } else if self.saw_content && !ev.data.contains("\"error\"") {
                 // Past the first content only well-formedness matters, and that is cheaper to check.
                 crate::json::validate(ev.data.as_bytes()).map_err(|_| malformed())?;
             } else {
@@ -97,7 +104,9 @@ impl Stream for SsePassthrough {
     type Item = Result<Vec<u8>, StreamError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.finished {
+        // After `[DONE]` the answer is complete: whatever the provider sends later is not forwarded.
+        if self.finished || (self.saw_done && self.sse.is_idle()) {
+            self.finished = true;
             return Poll::Ready(None);
         }
         match self.inner.as_mut().poll_next(cx) {
@@ -158,6 +167,25 @@ mod tests {
             let out = run(vec![Ok(a), Ok(b)]);
             assert_eq!(out.concat(), full, "split {split}");
         }
+    }
+
+    #[test]
+    fn an_error_mid_stream_ends_it_and_nothing_follows_done() {
+        let out = run(vec![
+            Ok("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"),
+            Ok("data: {\"error\":{\"message\":\"overloaded\"}}\n\n"),
+            Ok("data: [DONE]\n\n"),
+        ]);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(out[1].contains("upstream_stream_error"));
+        assert!(!out.concat().contains("[DONE]"));
+        let out = run(vec![
+            Ok("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"),
+            Ok("data: [DONE]\n\n"),
+            Ok("data: {\"choices\":[{\"delta\":{\"content\":\"late\"}}]}\n\n"),
+        ]);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(!out.concat().contains("late"));
     }
 
     #[test]

@@ -3,9 +3,14 @@
 
 /// Percent-encodes one path segment (upper-case hex, as AWS SigV4 also requires).
 pub fn segment(s: &str) -> String {
+    encode_bytes(s.as_bytes())
+}
+
+/// Percent-encodes every byte except RFC 3986 unreserved characters.
+pub fn encode_bytes(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(b));
         } else {

@@ -253,20 +253,9 @@ fn uri_encode(s: &str) -> String {
     uri_encode_bytes(s.as_bytes())
 }
 
-/// Percent-encodes every byte except RFC 3986 unreserved characters, with upper-case hex as AWS requires.
+/// Upper-case hex, as AWS requires: the gateway's one percent-encoder.
 fn uri_encode_bytes(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(bytes.len());
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
-    out
+    crate::url::encode_bytes(bytes)
 }
 
 /// Decodes `%XX` escapes; a `%` not followed by two hex digits is kept literally, as servers do.
