@@ -1152,12 +1152,15 @@ impl<P: Platform> Call<'_, P> {
             (store && !stored).then_some("too-large-to-store")
         };
         let (mut r, note) = if self.passthrough(dep) {
-            // Passed through unparsed, but never as garbage: a 200 must carry a JSON answer.
-            if crate::json::validate(&body).is_err() {
+            // Passed through as the provider's bytes, but never as garbage: a 200 must carry a chat completion
+            // (`{}` or an error object is this provider's failure, and is failed over).
+            let completion = crate::json::from_slice(&body)
+                .is_ok_and(|v| v["choices"].as_array().is_some() && v["error"].is_null());
+            if !completion {
                 return Err(GatewayError::new(
                     ErrorKind::Upstream,
                     format!(
-                        "provider {} answered a malformed response",
+                        "provider {} answered a malformed response (not a chat completion)",
                         dep.provider.name
                     ),
                 )

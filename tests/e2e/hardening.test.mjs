@@ -1,7 +1,7 @@
 // Hardening (issue 14): what a hostile client or a broken provider tried, each against the compiled worker.
 // Findings covered here: 1 (client-controlled headers), 2 (a bad header must not cut other streams),
 // 3 (a provider stream without content must not panic the instance), 5 (URL injection through provider/model),
-// 11 (cache namespaces cannot collide across tenants), 18 (errors reach the client as JSON in its dialect) and
+// 6 (a 200 that is no answer), 11 (cache namespaces cannot collide across tenants), 18 (errors reach the client as JSON in its dialect) and
 // 20's unknown /v1/messages paths.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -38,7 +38,7 @@ before(async () => {
         broken: { deployments: [{ provider: "mock-broken", model: "mock-1", region: "us-east-1" }] },
         // One alias per case, so that what routing learned from one case does not decide the order in the next.
         ...Object.fromEntries(
-          ["fo-1", "fo-2"].map((id) => [
+          ["fo-1", "fo-2", "fo-3"].map((id) => [
             id,
             {
               deployments: [
@@ -167,6 +167,25 @@ test("finding 3: a stream without content is a provider failure: failover, else 
   const text = JSON.stringify(status);
   assert.ok(text.includes("mock-broken"), text);
   assert.ok(/"failures":[1-9]/.test(text) || /"consecutive_failures":[1-9]/.test(text) || text.includes("open"), text);
+});
+
+test("finding 6: a non-streamed 200 that is not a chat completion is a provider failure", async () => {
+  for (const raw of ["{}", '{"error":{"message":"quota","type":"insufficient_quota"}}']) {
+    await mock.set("broken", { raw_body: raw, raw_content_type: "application/json" });
+    const alone = await chat(worker.url, { model: "broken", messages: hi });
+    assert.equal(alone.status, 502, raw);
+    assert.equal((await alone.json()).error.code, "upstream_malformed");
+  }
+  let failedOver = 0;
+  for (let i = 0; i < 4; i++) {
+    const r = await chat(worker.url, { model: "fo-3", messages: [{ role: "user", content: "whole answer" }] });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("x-meridian-deployment"), "mock-us/fo-3");
+    if (r.headers.get("x-meridian-attempts") === "2") failedOver++;
+    assert.equal((await r.json()).choices[0].message.content, "Echo: whole answer");
+  }
+  assert.ok(failedOver >= 1, "the broken deployment was tried and failed over");
+  await mock.set("broken", { raw_body: null, raw_content_type: null });
 });
 
 test("finding 5: provider/model cannot reach another Gemini path or add query parameters", async () => {
