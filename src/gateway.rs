@@ -1053,7 +1053,11 @@ impl<P: Platform> Call<'_, P> {
         let resp = match deadline(platform, first_byte, platform.fetch(upstream)).await {
             None => return Err(timeout(dep, first_byte).into()),
             Some(Err(e)) => return Err(unreachable(dep, &e).into()),
-            Some(Ok(r)) => r,
+            // Every layer above may poll once more after the end; fused, the provider's body stays ended.
+            Some(Ok(r)) => UpstreamResponse {
+                body: Box::pin(r.body.fuse()),
+                ..r
+            },
         };
 
         if !(200..300).contains(&resp.status) {
@@ -1071,8 +1075,6 @@ impl<P: Platform> Call<'_, P> {
 
         // A cache leader records the stream as it passes; the recording only stores if this attempt commits.
         let mut resp = resp;
-        // Every layer above may poll once more after the end; fused, the provider's body stays ended.
-        resp.body = Box::pin(std::mem::replace(&mut resp.body, Box::pin(stream::empty())).fuse());
         let slot = if self.sink.borrow().is_some() {
             let slot = cache::SlotRef::default();
             let id = response_id(&resp.headers, start_ms);

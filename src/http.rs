@@ -84,8 +84,7 @@ impl Headers {
     }
 
     /// Reads [`Headers::encode_lines`]'s form; pairs that are not valid headers are dropped.
-    pub fn decode_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Headers {
-        let mut lines = lines;
+    pub fn decode_lines<'a>(mut lines: impl Iterator<Item = &'a str>) -> Headers {
         let mut h = Headers::new();
         while let (Some(n), Some(v)) = (lines.next(), lines.next()) {
             h.insert(n, v);

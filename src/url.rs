@@ -1,7 +1,8 @@
 //! The one place a URL path segment is built from configuration or a client: every byte outside RFC 3986's
 //! unreserved set is percent-encoded, so a model name can never add segments, a query or a fragment.
 
-/// Percent-encodes one path segment (upper-case hex, as AWS SigV4 also requires).
+/// Percent-encodes one path segment (upper-case hex, as AWS SigV4 also requires), so a Bedrock model id such as
+/// `anthropic.claude-3-haiku-20240307-v1:0`, or an ARN, which contains `/`, stays one segment.
 pub fn segment(s: &str) -> String {
     encode_bytes(s.as_bytes())
 }

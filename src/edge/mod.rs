@@ -225,7 +225,7 @@ async fn handle(
     let method = Method::parse(next());
     let path = next().to_owned();
     let location = location_from(next(), next(), next());
-    let headers = headers_from_lines(lines);
+    let headers = Headers::decode_lines(lines);
     let body = js::request_body(&req).to_vec();
     let core_req = Request {
         method,
@@ -257,11 +257,6 @@ fn location_from(colo: &str, lat: &str, lon: &str) -> Location {
     }
 }
 
-/// Header pairs from shim.js's "name\nvalue\n" lines.
-fn headers_from_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Headers {
-    Headers::decode_lines(lines)
-}
-
 /// A thrown JavaScript value as text: an Error's message, a string as is.
 fn js_message(e: &JsValue) -> String {
     e.as_string()
@@ -277,15 +272,11 @@ fn js_message(e: &JsValue) -> String {
 fn status_and_headers(head: &str) -> (u16, Headers) {
     let mut lines = head.split('\n');
     let status = lines.next().and_then(|s| s.parse().ok()).unwrap_or(502);
-    (status, headers_from_lines(lines))
-}
-
-fn header_lines(h: &Headers) -> String {
-    h.encode_lines()
+    (status, Headers::decode_lines(lines))
 }
 
 fn into_js_response(resp: Response) -> JsValue {
-    let headers = header_lines(&resp.headers);
+    let headers = resp.headers.encode_lines();
     match resp.body {
         Body::Empty => js::respond_empty(resp.status, &headers),
         Body::Bytes(b) => js::respond_bytes(resp.status, &headers, &b),
@@ -368,7 +359,7 @@ impl Platform for EdgePlatform {
         let sent = js::send(
             &req.url,
             req.method.as_str(),
-            &header_lines(&req.headers),
+            &req.headers.encode_lines(),
             &req.body,
             guard.controller(),
         );
@@ -407,8 +398,6 @@ impl Platform for EdgePlatform {
                         };
                     Some((item, r))
                 })
-                // An unfold stream must never be polled after its end; fused, it simply stays ended.
-                .fuse()
                 .boxed_local()
             }
             // No body at all (e.g. 204).
@@ -433,7 +422,7 @@ impl Platform for EdgePlatform {
         let sent = js::exchange(
             &req.url,
             req.method.as_str(),
-            &header_lines(&req.headers),
+            &req.headers.encode_lines(),
             &req.body,
             guard.controller(),
             first_byte_ms as f64,

@@ -133,26 +133,33 @@ const ROLE_ONLY =
 const JSON_BODY =
   '{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":"stop"}]}';
 
+/**
+ * Sends `model` (the broken deployment and a healthy one) four times: every answer comes from the healthy one,
+ * checked whole by `checkBody`, and at least one failed over from the broken one (routing may try either first).
+ */
+async function assertFailsOver(model, stream, checkBody) {
+  let failedOver = 0;
+  for (let i = 0; i < 4; i++) {
+    const r = await chat(worker.url, { model, stream, messages: [{ role: "user", content: "after failover" }] });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("x-meridian-deployment"), `mock-us/${model}`);
+    if (r.headers.get("x-meridian-attempts") === "2") failedOver++;
+    await checkBody(r);
+  }
+  assert.ok(failedOver >= 1, `the broken deployment was tried and failed over (it saw ${await mock.requests("broken")})`);
+}
+
 test("finding 3: a stream without content is a provider failure: failover, else 502, never a panic", async () => {
   for (const [raw, ct, model] of [
     [JSON_BODY, "application/json", "fo-1"],
     [ROLE_ONLY, "text/event-stream", "fo-2"],
   ]) {
     await mock.set("broken", { raw_body: raw, raw_content_type: ct });
-    // With another deployment: failed over before the client saw a byte (routing may try either first).
-    let failedOver = 0;
-    for (let i = 0; i < 4; i++) {
-      const r = await chat(
-        worker.url,
-        { model, stream: true, messages: [{ role: "user", content: "after failover" }] },
-      );
-      assert.equal(r.status, 200);
-      assert.equal(r.headers.get("x-meridian-deployment"), `mock-us/${model}`);
-      if (r.headers.get("x-meridian-attempts") === "2") failedOver++;
+    // With another deployment: failed over before the client saw a byte.
+    await assertFailsOver(model, true, async (r) => {
       const { events } = await readEvents(r);
       assert.equal(events.at(-1).data, "[DONE]");
-    }
-    assert.ok(failedOver >= 1, `the broken deployment was tried and failed over (broken saw ${await mock.requests("broken")})`);
+    });
     // Alone: a 502 in the caller's dialect.
     const alone = await chat(worker.url, { model: "broken", stream: true, messages: hi });
     assert.equal(alone.status, 502);
@@ -176,15 +183,9 @@ test("finding 6: a non-streamed 200 that is not a chat completion is a provider 
     assert.equal(alone.status, 502, raw);
     assert.equal((await alone.json()).error.code, "upstream_malformed");
   }
-  let failedOver = 0;
-  for (let i = 0; i < 4; i++) {
-    const r = await chat(worker.url, { model: "fo-3", messages: [{ role: "user", content: "whole answer" }] });
-    assert.equal(r.status, 200);
-    assert.equal(r.headers.get("x-meridian-deployment"), "mock-us/fo-3");
-    if (r.headers.get("x-meridian-attempts") === "2") failedOver++;
-    assert.equal((await r.json()).choices[0].message.content, "Echo: whole answer");
-  }
-  assert.ok(failedOver >= 1, "the broken deployment was tried and failed over");
+  await assertFailsOver("fo-3", false, async (r) => {
+    assert.equal((await r.json()).choices[0].message.content, "Echo: after failover");
+  });
   await mock.set("broken", { raw_body: null, raw_content_type: null });
 });
 

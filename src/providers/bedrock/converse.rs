@@ -5,7 +5,6 @@
 //! prompt), `seed` and `user`.
 
 use super::eventstream::{self, Message as Frame};
-use super::sigv4::encode_path_segment;
 use crate::canonical::{
     ChatRequest, ChatResponse, FinishReason, Image, Message, Part, Role, StreamEvent, ToolChoice,
     Usage,
@@ -24,7 +23,7 @@ pub fn path(model_id: &str, stream: bool) -> String {
     } else {
         "converse"
     };
-    format!("/model/{}/{operation}", encode_path_segment(model_id))
+    format!("/model/{}/{operation}", crate::url::segment(model_id))
 }
 
 /// The Converse / ConverseStream JSON body (the model id travels in the URL, see [`path`]). Fails on content

@@ -43,7 +43,7 @@ const SIGNING_HEADERS: [&str; 4] = [
 /// credentials have a session token) and `authorization` to `headers`.
 ///
 /// `url` is absolute (`https://host/path?query`) and must be exactly what will be fetched: its path is signed as
-/// sent, so build it with [`encode_path_segment`]. The host is taken from it and signed without being added to
+/// sent, so build it with [`crate::url::segment`]. The host is taken from it and signed without being added to
 /// `headers` (fetch sets it), unless `headers` already carries one. Every other header present in `headers` is
 /// signed too. `amz_date` is `YYYYMMDDTHHMMSSZ`, see [`amz_date`].
 #[allow(clippy::too_many_arguments)]
@@ -110,12 +110,6 @@ pub fn amz_date(unix_ms: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// Percent-encodes one path segment: everything but RFC 3986 unreserved characters, so a Bedrock model id such as
-/// `anthropic.claude-3-haiku-20240307-v1:0` (or an ARN, which contains `/`) stays one segment.
-pub fn encode_path_segment(s: &str) -> String {
-    crate::url::segment(s)
 }
 
 /// Gregorian (year, month, day) of a day count since 1970-01-01: Howard Hinnant's `civil_from_days`, restricted
@@ -187,7 +181,7 @@ fn canonical_uri(path: &str) -> String {
     let mut out = String::with_capacity(path.len() + 1);
     for segment in &segments {
         out.push('/');
-        out.push_str(&uri_encode(segment));
+        out.push_str(&crate::url::segment(segment));
     }
     if out.is_empty() || trailing_slash {
         out.push('/');
@@ -203,8 +197,8 @@ fn canonical_query(query: &str) -> String {
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             (
-                uri_encode_bytes(&percent_decode(name)),
-                uri_encode_bytes(&percent_decode(value)),
+                crate::url::encode_bytes(&percent_decode(name)),
+                crate::url::encode_bytes(&percent_decode(value)),
             )
         })
         .collect();
@@ -247,15 +241,6 @@ fn canonical_headers(headers: &Headers, url_host: &str) -> (String, String) {
 /// Trims a header value and collapses inner runs of spaces to one, as the canonical form requires.
 fn trim_all(value: &str) -> String {
     value.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn uri_encode(s: &str) -> String {
-    uri_encode_bytes(s.as_bytes())
-}
-
-/// Upper-case hex, as AWS requires: the gateway's one percent-encoder.
-fn uri_encode_bytes(bytes: &[u8]) -> String {
-    crate::url::encode_bytes(bytes)
 }
 
 /// Decodes `%XX` escapes; a `%` not followed by two hex digits is kept literally, as servers do.
@@ -617,10 +602,10 @@ mod tests {
 
     #[test]
     fn bedrock_model_ids_are_encoded_in_the_url_and_again_in_the_signature() {
-        let segment = encode_path_segment("anthropic.claude-3-haiku-20240307-v1:0");
+        let segment = crate::url::segment("anthropic.claude-3-haiku-20240307-v1:0");
         assert_eq!(segment, "anthropic.claude-3-haiku-20240307-v1%3A0");
         assert_eq!(
-            encode_path_segment("arn:aws:bedrock:us-east-1:1:inference-profile/x y"),
+            crate::url::segment("arn:aws:bedrock:us-east-1:1:inference-profile/x y"),
             "arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fx%20y"
         );
         assert_eq!(
