@@ -7,12 +7,14 @@ use crate::config::{CacheSettings, Model};
 use crate::config::{Config, ConfigError, Deployment, Provider, ProviderKind};
 use crate::cors::{self, CorsPolicy};
 use crate::error::{ErrorKind, GatewayError};
-use crate::http::{Body, ByteStream, Headers, Method, Request, Response, StreamError};
+use crate::http::{Body, Headers, Method, Request, Response, StreamError};
+use crate::idle::IdleLimit;
 use crate::inbound::{anthropic, openai, Dialect};
 use crate::limits;
 use crate::passthrough::SsePassthrough;
 use crate::platform::{
-    deadline, read_all, BodyFailure, NoResponse, Platform, Timer, UpstreamRequest, UpstreamResponse,
+    deadline, read_all, BodyFailure, Deadline, NoResponse, Platform, Timer, UpstreamRequest,
+    UpstreamResponse,
 };
 use crate::providers::bedrock::sigv4;
 use crate::providers::errors::upstream_error;
@@ -1049,13 +1051,21 @@ impl<P: Platform> Call<'_, P> {
         creds: &Credentials,
     ) -> Result<(Response, f64), Failed> {
         let (config, platform) = (self.config, self.platform);
-        let first_byte = config.timeouts.first_byte_ms;
-        let resp = match deadline(platform, first_byte, platform.fetch(upstream)).await {
-            None => return Err(timeout(dep, first_byte).into()),
+        let until = Deadline {
+            start_ms,
+            ms: config.timeouts.first_byte_ms,
+        };
+        let resp = match until.run(platform, platform.fetch(upstream)).await {
+            None => return Err(timeout(dep, until.ms).into()),
             Some(Err(e)) => return Err(unreachable(dep, &e).into()),
-            // Every layer above may poll once more after the end; fused, the provider's body stays ended.
+            // Once begun, a stream is bounded by its silence. Every layer above may poll once more after the
+            // end; fused, the provider's body stays ended.
             Some(Ok(r)) => UpstreamResponse {
-                body: Box::pin(r.body.fuse()),
+                body: Box::pin(IdleLimit::new(
+                    Box::pin(r.body.fuse()),
+                    config.timeouts.idle_ms,
+                    platform.timer(),
+                )),
                 ..r
             },
         };
@@ -1066,7 +1076,8 @@ impl<P: Platform> Call<'_, P> {
                 headers,
                 body,
             } = resp;
-            let body = deadline(platform, first_byte, read_all(body, MAX_ERROR_BODY))
+            let body = until
+                .run(platform, read_all(body, MAX_ERROR_BODY))
                 .await
                 .and_then(Result::ok)
                 .unwrap_or_default();
@@ -1086,7 +1097,7 @@ impl<P: Platform> Call<'_, P> {
             None
         };
         let r = if self.passthrough(dep) {
-            apart(passthrough_stream(platform, dep, first_byte, resp)).await?
+            apart(passthrough_stream(platform, dep, until, resp)).await?
         } else {
             let c = self.canonical()?;
             let now = platform.now_ms();
@@ -1097,7 +1108,7 @@ impl<P: Platform> Call<'_, P> {
                 .stream_encoder(&c.model, c.include_usage, now);
             let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
             apart(translated_stream(
-                platform, dep, first_byte, resp, decoder, encoder,
+                platform, dep, until, resp, decoder, encoder,
             ))
             .await?
         };
@@ -1221,11 +1232,10 @@ fn response_id(headers: &Headers, now_ms: u64) -> String {
 async fn passthrough_stream<P: Platform>(
     platform: &P,
     dep: &Deployment,
-    first_byte: u64,
+    until: Deadline,
     resp: UpstreamResponse,
 ) -> Result<Response, GatewayError> {
     let mut pass = SsePassthrough::new(resp.body);
-    let mut held = Vec::new();
     let first = async {
         loop {
             match pass.next_raw().await {
@@ -1234,23 +1244,21 @@ async fn passthrough_stream<P: Platform>(
                 None => return Err(empty_stream(dep)),
                 Some(Err(e)) => return Err(stream_failed(dep, &e)),
                 Some(Ok(chunk)) => {
-                    let content = pass.accept(&chunk)?;
-                    held.push(chunk);
-                    if content {
+                    if pass.accept(&chunk)? {
                         return Ok(());
                     }
                 }
             }
         }
     };
-    match deadline(platform, first_byte, first).await {
-        None => return Err(timeout(dep, first_byte)),
+    match until.run(platform, first).await {
+        None => return Err(timeout(dep, until.ms)),
         Some(Ok(())) => {}
         // The provider ended (or failed) before any content: an error status, nothing was sent yet.
         Some(Err(e)) => return Err(e),
     }
-    let joined: ByteStream = Box::pin(stream::iter(held.into_iter().map(Ok)).chain(pass));
-    Ok(Response::event_stream(joined))
+    // What was checked so far is held by `pass`, and forwarded first.
+    Ok(Response::event_stream(Box::pin(pass)))
 }
 
 fn empty_stream(dep: &Deployment) -> GatewayError {
@@ -1268,7 +1276,7 @@ fn empty_stream(dep: &Deployment) -> GatewayError {
 async fn translated_stream<P: Platform>(
     platform: &P,
     dep: &Deployment,
-    first_byte: u64,
+    until: Deadline,
     resp: UpstreamResponse,
     mut decoder: Decoder,
     mut encoder: crate::inbound::Encoder,
@@ -1296,8 +1304,8 @@ async fn translated_stream<P: Platform>(
             }
         }
     };
-    let ended = match deadline(platform, first_byte, first).await {
-        None => return Err(timeout(dep, first_byte)),
+    let ended = match until.run(platform, first).await {
+        None => return Err(timeout(dep, until.ms)),
         Some(r) => r?,
     };
     if events.is_empty() {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod gateway;
 pub mod hmac;
 pub mod http;
+pub mod idle;
 pub mod inbound;
 pub mod json;
 pub mod limits;

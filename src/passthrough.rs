@@ -1,6 +1,7 @@
-//! Forwards an OpenAI-format SSE body chunk by chunk, untouched, while checking it: every event must be JSON (or
-//! the `[DONE]` marker). A stream that carries garbage, fails, or ends before `data: [DONE]` gets a final error
-//! event instead of looking complete, and the garbage itself is never forwarded.
+//! Forwards an OpenAI-format SSE body untouched, event by event, while checking it: every event must be JSON (or
+//! the `[DONE]` marker). Only whole, checked events are forwarded, so a stream that carries garbage, fails, or
+//! ends before `data: [DONE]` gets a final error event that starts on an event boundary, and neither the garbage
+//! nor half an event ever reaches the client. Nothing after `[DONE]` is forwarded.
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{ByteStream, StreamError};
@@ -14,8 +15,15 @@ use futures_util::Stream;
 pub struct SsePassthrough {
     inner: ByteStream,
     sse: SseParser,
+    /// Bytes taken from the provider and not yet forwarded: checked events, then the event being read.
+    pending: Vec<u8>,
+    /// Stream offset of `pending[0]`, and of the end of what has been checked.
+    pending_at: u64,
+    checked_to: u64,
     saw_done: bool,
     saw_content: bool,
+    /// Why the stream is being ended: sent as an error event once the checked events before it are out.
+    failure: Option<GatewayError>,
     finished: bool,
 }
 
@@ -34,41 +42,47 @@ fn has_content(chunk: &Value) -> bool {
             .is_some_and(|a| a.iter().any(choice))
 }
 
+fn malformed() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::Upstream,
+        "provider sent a malformed stream event",
+    )
+    .with_code("upstream_malformed")
+}
+
 impl SsePassthrough {
     pub fn new(inner: ByteStream) -> Self {
         SsePassthrough {
             inner,
             sse: SseParser::new(),
+            pending: Vec::new(),
+            pending_at: 0,
+            checked_to: 0,
             saw_done: false,
             saw_content: false,
+            failure: None,
             finished: false,
         }
     }
 
-    /// Checks a chunk before it is forwarded; says whether it carried content (text, a tool call or the finish).
-    /// The gateway calls this itself until the first content, so that a provider sending garbage or nothing
-    /// from the start still gets an error status rather than a 200.
+    /// Takes a chunk and checks the events it completes; says whether one carried content (text, a tool call or
+    /// the finish). The gateway calls this itself until the first content, so that a provider sending garbage or
+    /// nothing from the start still gets an error status rather than a 200. Events before a bad one stay
+    /// forwardable.
     pub fn accept(&mut self, chunk: &[u8]) -> Result<bool, GatewayError> {
-        let malformed = || {
-            GatewayError::new(
-                ErrorKind::Upstream,
-                "provider sent a malformed stream event",
-            )
-            .with_code("upstream_malformed")
-        };
+        if self.saw_done {
+            // Nothing a provider sends after its end marker is part of the answer.
+            return Ok(false);
+        }
+        self.pending.extend_from_slice(chunk);
         let mut content = false;
-        for ev in self.sse.push(chunk) {
+        for ev in self.sse.push(chunk)? {
             if ev.data == "[DONE]" {
                 self.saw_done = true;
-                content = true;
-            } else if self.saw_done {
-                // Nothing a provider sends after its end marker is part of the answer.
-                return Err(GatewayError::new(
-                    ErrorKind::Upstream,
-                    "provider sent events after the end of its stream",
-                )
-                .with_code("upstream_malformed"));
-            } else if self.saw_content && !ev.data.contains("\"error\"") {
+                self.checked_to = ev.end;
+                return Ok(true);
+            }
+            if self.saw_content && !ev.data.contains("\"error\"") {
                 // Past the first content only well-formedness matters, and that is cheaper to check.
                 crate::json::validate(ev.data.as_bytes()).map_err(|_| malformed())?;
             } else {
@@ -85,18 +99,27 @@ impl SsePassthrough {
                     content = true;
                 }
             }
+            self.checked_to = ev.end;
         }
+        // Comments and empty events between checked events go along with them.
+        self.checked_to = self.sse.boundary();
         Ok(content)
+    }
+
+    /// The checked bytes not yet forwarded.
+    fn take_checked(&mut self) -> Vec<u8> {
+        let n = (self.checked_to - self.pending_at) as usize;
+        self.pending_at = self.checked_to;
+        if n == self.pending.len() {
+            std::mem::take(&mut self.pending)
+        } else {
+            self.pending.drain(..n).collect()
+        }
     }
 
     /// The next chunk from the provider, unchecked (the gateway checks it with [`SsePassthrough::accept`]).
     pub async fn next_raw(&mut self) -> Option<Result<Vec<u8>, StreamError>> {
         futures_util::StreamExt::next(&mut self.inner).await
-    }
-
-    fn end_with(&mut self, err: GatewayError) -> Poll<Option<Result<Vec<u8>, StreamError>>> {
-        self.finished = true;
-        Poll::Ready(Some(Ok(error_event(&err))))
     }
 }
 
@@ -104,32 +127,40 @@ impl Stream for SsePassthrough {
     type Item = Result<Vec<u8>, StreamError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // After `[DONE]` the answer is complete: whatever the provider sends later is not forwarded.
-        if self.finished || (self.saw_done && self.sse.is_idle()) {
-            self.finished = true;
-            return Poll::Ready(None);
-        }
-        match self.inner.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(chunk))) => match self.accept(&chunk) {
-                Ok(_) => Poll::Ready(Some(Ok(chunk))),
-                Err(e) => self.end_with(e),
-            },
-            Poll::Ready(Some(Err(e))) => self.end_with(
-                GatewayError::new(ErrorKind::Upstream, format!("provider stream failed: {e}"))
-                    .with_code("upstream_stream_error"),
-            ),
-            Poll::Ready(None) if self.saw_done => {
-                self.finished = true;
-                Poll::Ready(None)
+        loop {
+            if self.finished {
+                return Poll::Ready(None);
             }
-            Poll::Ready(None) => self.end_with(
-                GatewayError::new(
+            if self.checked_to > self.pending_at {
+                return Poll::Ready(Some(Ok(self.take_checked())));
+            }
+            if let Some(e) = self.failure.take() {
+                self.finished = true;
+                self.pending = Vec::new();
+                return Poll::Ready(Some(Ok(error_event(&e))));
+            }
+            if self.saw_done {
+                self.finished = true;
+                self.pending = Vec::new();
+                return Poll::Ready(None);
+            }
+            let failure = match self.inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => match self.accept(&chunk) {
+                    Ok(_) => continue,
+                    Err(e) => e,
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    GatewayError::new(ErrorKind::Upstream, format!("provider stream failed: {e}"))
+                        .with_code("upstream_stream_error")
+                }
+                Poll::Ready(None) => GatewayError::new(
                     ErrorKind::Upstream,
                     "provider stream ended before completion",
                 )
                 .with_code("upstream_stream_truncated"),
-            ),
+            };
+            self.failure = Some(failure);
         }
     }
 }
@@ -211,5 +242,49 @@ mod tests {
             !out.concat().contains("not json"),
             "garbage is never forwarded"
         );
+    }
+
+    #[test]
+    fn half_an_event_is_never_forwarded_and_the_error_starts_on_a_boundary() {
+        let good = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n";
+        for bad in ["data: {notdata\n\n", "data: {\"choices\":[{\"delta\":"] {
+            let full = format!("{good}{bad}");
+            for split in 0..=full.len() {
+                let (a, b) = full.split_at(split);
+                let a: &'static str = Box::leak(a.to_owned().into_boxed_str());
+                let b: &'static str = Box::leak(b.to_owned().into_boxed_str());
+                let out = run(vec![Ok(a), Ok(b)]).concat();
+                assert!(out.starts_with(good), "split {split}: {out}");
+                let rest = &out[good.len()..];
+                assert!(rest.starts_with("data: {\"error\""), "split {split}: {out}");
+                assert!(rest.ends_with("\n\n") && rest.matches("\n\n").count() == 1);
+            }
+        }
+    }
+
+    #[test]
+    fn the_end_marker_ends_the_stream_within_its_chunk() {
+        let out = run(vec![Ok(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: [DONE]\n\ndata: {\"late\":1}\n\n",
+        )]);
+        let out = out.concat();
+        assert!(out.ends_with("data: [DONE]\n\n"), "{out}");
+        assert!(!out.contains("late"));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_end_the_stream_with_an_error() {
+        let inner = stream::iter([
+            Ok(b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n".to_vec()),
+            Ok(b"data: {\"choices\":[{\"delta\":{\"content\":\"\xff\"}}]}\n\n".to_vec()),
+        ]);
+        let out: Vec<_> = block_on(SsePassthrough::new(Box::pin(inner)).collect());
+        let last = out.last().unwrap().as_ref().unwrap();
+        assert!(String::from_utf8(last.clone())
+            .unwrap()
+            .contains("not UTF-8"));
+        assert!(out
+            .iter()
+            .all(|c| std::str::from_utf8(c.as_ref().unwrap()).is_ok()));
     }
 }

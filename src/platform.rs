@@ -139,6 +139,32 @@ pub async fn deadline<P: Platform + ?Sized, F: Future>(
     }
 }
 
+/// One deadline for a sequence of waits (the headers, then the first content): each wait gets what is left of
+/// `ms` counted from `start_ms`, so that no stage restarts the clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub start_ms: u64,
+    pub ms: u64,
+}
+
+impl Deadline {
+    pub fn left(&self, now_ms: u64) -> u64 {
+        self.start_ms.saturating_add(self.ms).saturating_sub(now_ms)
+    }
+
+    /// `fut`'s output, or `None` once the deadline has passed.
+    pub async fn run<P: Platform + ?Sized, F: Future>(
+        &self,
+        platform: &P,
+        fut: F,
+    ) -> Option<F::Output> {
+        match self.left(platform.now_ms()) {
+            0 => None,
+            left => deadline(platform, left, fut).await,
+        }
+    }
+}
+
 /// The whole body, refused past `limit` bytes.
 pub async fn read_all(mut body: ByteStream, limit: usize) -> Result<Vec<u8>, StreamError> {
     let mut out = Vec::new();

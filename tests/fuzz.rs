@@ -16,7 +16,7 @@ use meridian::inbound::{anthropic as anthropic_in, openai as openai_in};
 use meridian::limits::{self, Limits};
 use meridian::providers::bedrock::{converse, eventstream};
 use meridian::providers::{anthropic, gemini, openai_compat};
-use meridian::sse::{SseEvent, SseParser};
+use meridian::sse::{SseError, SseEvent, SseParser};
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use serde_json::{Map, Value};
@@ -433,8 +433,8 @@ fn cuts() -> impl Strategy<Value = Vec<Index>> {
 /// An SSE stream as (event name, data) pairs, read with the parser itself.
 fn sse_events(text: &str) -> Vec<SseEvent> {
     let mut p = SseParser::new();
-    let mut events = p.push(text.as_bytes());
-    events.extend(p.push(b"\n\n"));
+    let mut events = p.push(text.as_bytes()).unwrap();
+    events.extend(p.push(b"\n\n").unwrap());
     events
 }
 
@@ -603,14 +603,18 @@ proptest! {
 // ---------------------------------------------------------------------------------------------------------------
 // (c): the SSE parser gives the same events for any chunking of any input as for the whole input.
 
-/// Events and final idleness for `chunks` pushed in order.
-fn sse_all(chunks: &[&[u8]]) -> (Vec<SseEvent>, bool) {
+/// Events, final idleness and boundary for `chunks` pushed in order, or the error that stopped the parser:
+/// whether the input is refused (not UTF-8) does not depend on how it is cut either.
+/// (An event's `end` may fall between the `\r` and `\n` of its last line when a cut does; the final boundary
+/// may not.)
+type Parsed = (Vec<(Option<String>, String)>, bool, u64);
+fn sse_all(chunks: &[&[u8]]) -> Result<Parsed, SseError> {
     let mut p = SseParser::new();
     let mut events = Vec::new();
     for c in chunks {
-        events.extend(p.push(c));
+        events.extend(p.push(c)?.into_iter().map(|e| (e.event, e.data)));
     }
-    (events, p.is_idle())
+    Ok((events, p.is_idle(), p.boundary()))
 }
 
 /// Chunked parsing, empty chunks included, gives exactly what whole parsing gives.

@@ -72,9 +72,42 @@ pub struct Knobs {
     /// provider sends (a JSON body to a streamed request, a stream that ends after the role chunk).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_body: Option<String>,
-    /// `content-type` of a `raw_body` answer (default `text/event-stream`).
+    /// `content-type` of a `raw_body` or `raw_chunks` answer (default `text/event-stream`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_content_type: Option<String>,
+    /// A normal request is answered 200 with these pieces, each written and flushed on its own after its
+    /// delay: how a test splits an event across reads, sends bytes that are not UTF-8, stalls mid-stream or
+    /// sends megabytes to a slow reader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_chunks: Option<Vec<RawChunk>>,
+    /// After the last of `raw_chunks`, close the connection abruptly instead of ending the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_cut: Option<bool>,
+}
+
+/// One piece of a `raw_chunks` answer: `text` (UTF-8) or `bytes` (any octets), sent `repeat` times
+/// (default 1), the first after `delay_ms`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChunk {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+}
+
+impl RawChunk {
+    pub(crate) fn data(&self) -> Vec<u8> {
+        match (&self.text, &self.bytes) {
+            (Some(t), _) => t.as_bytes().to_vec(),
+            (None, Some(b)) => b.clone(),
+            (None, None) => Vec::new(),
+        }
+    }
 }
 
 impl Knobs {
@@ -139,6 +172,18 @@ impl Knobs {
             HeaderValue::from_str(t).map_err(|_| {
                 format!("invalid knobs: raw_content_type {t:?} is not a valid header value")
             })?;
+        }
+        if let Some(chunks) = &self.raw_chunks {
+            if self.raw_body.is_some() {
+                return Err("invalid knobs: raw_body and raw_chunks cannot both be set".into());
+            }
+            for (i, c) in chunks.iter().enumerate() {
+                if c.text.is_some() == c.bytes.is_some() {
+                    return Err(format!(
+                        "invalid knobs: raw_chunks[{i}] needs exactly one of text and bytes"
+                    ));
+                }
+            }
         }
         if let Some(headers) = &self.error_headers {
             for (name, value) in headers {

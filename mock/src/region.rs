@@ -8,8 +8,11 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 
-use crate::body::MockBody;
+use std::sync::atomic::Ordering;
+
+use crate::body::{abort_error, MockBody};
 use crate::dialect::{Dialect, RequestCtx};
+use crate::knobs::Knobs;
 use crate::state::{Decision, LastRequest, RegionState};
 
 pub(crate) const REGION_HEADER: HeaderName = HeaderName::from_static("x-mock-region");
@@ -94,16 +97,16 @@ pub(crate) async fn handle(region: Arc<RegionState>, req: Request<Incoming>) -> 
             }
             resp
         }
+        Decision::Normal if knobs.raw_chunks.is_some() => {
+            sleep_ms(knobs.header_delay_ms).await;
+            raw_chunks(&knobs, &region)
+        }
         Decision::Normal if knobs.raw_body.is_some() => {
             sleep_ms(knobs.header_delay_ms).await;
             let body = knobs.raw_body.clone().unwrap_or_default();
-            let ct = knobs
-                .raw_content_type
-                .as_deref()
-                .and_then(|t| HeaderValue::from_str(t).ok())
-                .unwrap_or(HeaderValue::from_static("text/event-stream"));
             let mut resp = Response::new(MockBody::full(body));
-            resp.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);
+            resp.headers_mut()
+                .insert(hyper::header::CONTENT_TYPE, raw_content_type(&knobs));
             resp
         }
         Decision::Normal => {
@@ -122,5 +125,45 @@ pub(crate) async fn handle(region: Arc<RegionState>, req: Request<Incoming>) -> 
     };
     resp.headers_mut()
         .insert(REGION_HEADER, region.header_value.clone());
+    resp
+}
+
+fn raw_content_type(knobs: &Knobs) -> HeaderValue {
+    knobs
+        .raw_content_type
+        .as_deref()
+        .and_then(|t| HeaderValue::from_str(t).ok())
+        .unwrap_or(HeaderValue::from_static("text/event-stream"))
+}
+
+/// Streams the `raw_chunks` pieces one write each; the channel holds one piece, so a client that reads
+/// slowly holds the mock back and `raw_bytes_sent` shows how far the client has really read.
+fn raw_chunks(knobs: &Knobs, region: &Arc<RegionState>) -> Response<MockBody> {
+    let chunks = knobs.raw_chunks.clone().unwrap_or_default();
+    let cut = knobs.raw_cut == Some(true);
+    let (tx, body) = MockBody::channel(1);
+    let sent = region.raw_bytes_sent.clone();
+    let abandoned = region.abandoned.clone();
+    tokio::spawn(async move {
+        for chunk in &chunks {
+            let data = bytes::Bytes::from(chunk.data());
+            for i in 0..chunk.repeat.unwrap_or(1) {
+                if i == 0 {
+                    sleep_ms(chunk.delay_ms).await;
+                }
+                if tx.send(Ok(data.clone())).await.is_err() {
+                    abandoned.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                sent.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        if cut {
+            let _ = tx.send(Err(abort_error())).await;
+        }
+    });
+    let mut resp = Response::new(body);
+    resp.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, raw_content_type(knobs));
     resp
 }

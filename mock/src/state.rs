@@ -81,6 +81,8 @@ pub(crate) struct RegionState {
     /// Streams whose client went away before the end: lets a test see that a gateway stops reading (and so
     /// stops the provider) when its own client leaves.
     pub abandoned: Arc<AtomicU64>,
+    /// Bytes of `raw_chunks` answers handed to the connection (at most one piece ahead of the client).
+    pub raw_bytes_sent: Arc<AtomicU64>,
     last: Mutex<Option<LastRequest>>,
 }
 
@@ -109,6 +111,7 @@ impl RegionState {
             tail_hits: AtomicU64::new(0),
             jitter_seq: AtomicU64::new(0),
             abandoned: Arc::new(AtomicU64::new(0)),
+            raw_bytes_sent: Arc::new(AtomicU64::new(0)),
             last: Mutex::new(None),
         }
     }
@@ -198,6 +201,7 @@ impl RegionState {
         self.tail_hits.store(0, Ordering::Relaxed);
         self.jitter_seq.store(0, Ordering::Relaxed);
         self.abandoned.store(0, Ordering::Relaxed);
+        self.raw_bytes_sent.store(0, Ordering::Relaxed);
     }
 
     pub fn stats_json(&self) -> Value {
@@ -213,6 +217,10 @@ impl RegionState {
         m.insert(
             "streams_abandoned".into(),
             Value::from(self.abandoned.load(Ordering::Relaxed)),
+        );
+        m.insert(
+            "raw_bytes_sent".into(),
+            Value::from(self.raw_bytes_sent.load(Ordering::Relaxed)),
         );
         let last = lock(&self.last).as_ref().map(LastRequest::to_json);
         m.insert("last_request".into(), last.unwrap_or(Value::Null));

@@ -17,8 +17,8 @@ async fn counters_last_request_and_reset() {
     assert_eq!(
         stats,
         json!({"regions":{
-            "us-east":{"requests":0,"tail_hits":0,"streams_abandoned":0,"last_request":null},
-            "eu-west":{"requests":0,"tail_hits":0,"streams_abandoned":0,"last_request":null}}})
+            "us-east":{"requests":0,"tail_hits":0,"streams_abandoned":0,"raw_bytes_sent":0,"last_request":null},
+            "eu-west":{"requests":0,"tail_hits":0,"streams_abandoned":0,"raw_bytes_sent":0,"last_request":null}}})
     );
 
     let addr = mock.region_addr("us-east").unwrap();
@@ -76,11 +76,11 @@ async fn counters_last_request_and_reset() {
     let stats = control(&mock, "GET", "/_mock/stats", None).await.json();
     assert_eq!(
         stats["regions"]["us-east"],
-        json!({"requests":0,"tail_hits":0,"streams_abandoned":0,"last_request":null})
+        json!({"requests":0,"tail_hits":0,"streams_abandoned":0,"raw_bytes_sent":0,"last_request":null})
     );
     assert_eq!(
         stats["regions"]["eu-west"],
-        json!({"requests":0,"tail_hits":0,"streams_abandoned":0,"last_request":null})
+        json!({"requests":0,"tail_hits":0,"streams_abandoned":0,"raw_bytes_sent":0,"last_request":null})
     );
     let all = control(&mock, "GET", "/_mock/regions", None).await.json();
     assert_eq!(

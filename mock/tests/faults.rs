@@ -231,3 +231,57 @@ async fn hang_holds_the_request_but_others_are_served() {
         .unwrap();
     assert!(res.is_err(), "connection closed without a response");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_chunks_arrive_as_separate_writes_in_order_and_can_be_cut() {
+    let mock = start(r#"{"regions":{"a":{}}}"#).await;
+    set_knobs(
+        &mock,
+        "a",
+        json!({"raw_chunks": [
+            {"text": "data: {\"a\""},
+            {"text": ":1}\n\n", "delay_ms": 80},
+            {"bytes": [100, 97, 116, 97, 58, 32, 255, 10, 10], "repeat": 2, "delay_ms": 80}
+        ]}),
+    )
+    .await;
+    let r = chat(&mock, "a", &user_body("x", true)).await;
+    assert_eq!(r.status, 200);
+    assert!(r.complete);
+    let mut expect = b"data: {\"a\":1}\n\n".to_vec();
+    expect.extend_from_slice(b"data: \xff\n\ndata: \xff\n\n");
+    assert_eq!(r.body, expect);
+    // The pieces came in separate reads, spaced by their delays.
+    assert!(r.marks.len() >= 3, "{:?}", r.marks);
+    assert!(r.marks.last().unwrap().0 >= Duration::from_millis(150));
+    let stats = control(&mock, "GET", "/_mock/stats", None).await.json();
+    assert_eq!(stats["regions"]["a"]["raw_bytes_sent"], expect.len());
+
+    set_knobs(
+        &mock,
+        "a",
+        json!({"raw_chunks": [{"text": "data: {}\n\n"}], "raw_cut": true}),
+    )
+    .await;
+    let r = chat(&mock, "a", &user_body("x", true)).await;
+    assert!(!r.complete, "cut, not terminated");
+    assert_eq!(r.body, b"data: {}\n\n");
+
+    // Exactly one of text and bytes; not together with raw_body.
+    let bad = control(
+        &mock,
+        "POST",
+        "/_mock/regions/a",
+        Some(r#"{"raw_chunks":[{"text":"a","bytes":[1]}]}"#),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    let bad = control(
+        &mock,
+        "POST",
+        "/_mock/regions/a",
+        Some(r#"{"raw_chunks":[],"raw_body":"x"}"#),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+}

@@ -150,7 +150,7 @@ async fn reset_restarts_the_tail_counter() {
     let stats = control(&mock, "GET", "/_mock/stats", None).await.json();
     assert_eq!(
         stats["regions"]["a"],
-        json!({"requests":0,"tail_hits":0,"streams_abandoned":0,"last_request":null})
+        json!({"requests":0,"tail_hits":0,"streams_abandoned":0,"raw_bytes_sent":0,"last_request":null})
     );
 
     // Counting starts over: the 4th request before the reset would have made

@@ -157,6 +157,17 @@ impl Drop for Sink {
 pub struct Slot {
     sink: Option<Sink>,
     early: Vec<crate::canonical::StreamEvent>,
+    /// How the stream ended, when it ended before the sink arrived (a short answer, whole before the commit).
+    outcome: Option<Result<ChatResponse, GatewayError>>,
+}
+
+fn settle(sink: Sink, outcome: Result<ChatResponse, GatewayError>) {
+    match outcome {
+        Ok(answer) => {
+            sink.complete(answer, true);
+        }
+        Err(e) => sink.fail(e),
+    }
 }
 
 pub type SlotRef = Rc<RefCell<Slot>>;
@@ -167,17 +178,21 @@ pub fn attach(slot: &SlotRef, mut sink: Sink, deployment: String) {
     let mut s = slot.borrow_mut();
     let early = std::mem::take(&mut s.early);
     sink.flight.borrow_mut().push(&early);
-    s.sink = Some(sink);
+    match s.outcome.take() {
+        Some(outcome) => settle(sink, outcome),
+        None => s.sink = Some(sink),
+    }
 }
 
 /// Passes a provider stream through unchanged while decoding a copy into the answer to cache. Only a stream
-/// that ends with the provider's own completion is stored; errors, truncation and cancellation store nothing.
+/// that ends with the provider's own completion is stored (its end marker where its wire format has one: the
+/// forwarder stops reading there); errors, truncation and cancellation store nothing.
 pub struct Recording {
     inner: ByteStream,
     decoder: Decoder,
     recorder: Recorder,
     slot: SlotRef,
-    failed: bool,
+    settled: bool,
 }
 
 impl Recording {
@@ -187,14 +202,21 @@ impl Recording {
             decoder,
             recorder: Recorder::default(),
             slot,
-            failed: false,
+            settled: false,
         }
     }
 
-    fn fail(&mut self, err: GatewayError) {
-        self.failed = true;
-        if let Some(s) = self.slot.borrow_mut().sink.take() {
-            s.fail(err);
+    fn settle(&mut self, outcome: Result<ChatResponse, GatewayError>) {
+        if std::mem::replace(&mut self.settled, true) {
+            return;
+        }
+        let mut slot = self.slot.borrow_mut();
+        match slot.sink.take() {
+            Some(sink) => {
+                drop(slot);
+                settle(sink, outcome);
+            }
+            None => slot.outcome = Some(outcome),
         }
     }
 
@@ -208,6 +230,24 @@ impl Recording {
             None => slot.early.extend(events),
         }
     }
+
+    /// The provider's stream is over (its end marker, or the end of the body): whole, or not.
+    fn end(&mut self) {
+        match self.decoder.end() {
+            Ok(events) => self.record(events),
+            Err(e) => return self.settle(Err(e)),
+        }
+        let outcome = std::mem::take(&mut self.recorder)
+            .into_answer()
+            .ok_or_else(|| {
+                GatewayError::new(
+                    ErrorKind::Upstream,
+                    "provider stream ended before completion",
+                )
+                .with_code("upstream_stream_truncated")
+            });
+        self.settle(outcome);
+    }
 }
 
 impl Stream for Recording {
@@ -218,42 +258,30 @@ impl Stream for Recording {
         match this.inner.as_mut().poll_next(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(chunk))) => {
-                if !this.failed {
+                if !this.settled {
                     match this.decoder.push(&chunk) {
-                        Ok(events) => this.record(events),
-                        Err(e) => this.fail(e),
+                        Ok(events) => {
+                            this.record(events);
+                            if this.decoder.saw_end_marker() {
+                                this.end();
+                            }
+                        }
+                        Err(e) => this.settle(Err(e)),
                     }
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {
-                this.fail(
-                    GatewayError::new(ErrorKind::Upstream, format!("provider stream failed: {e}"))
-                        .with_code("upstream_stream_error"),
-                );
+                this.settle(Err(GatewayError::new(
+                    ErrorKind::Upstream,
+                    format!("provider stream failed: {e}"),
+                )
+                .with_code("upstream_stream_error")));
                 Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => {
-                if !this.failed {
-                    match this.decoder.end() {
-                        Ok(events) => this.record(events),
-                        Err(e) => this.fail(e),
-                    }
-                }
-                let sink = this.slot.borrow_mut().sink.take();
-                if let Some(sink) = sink {
-                    match std::mem::take(&mut this.recorder).into_answer() {
-                        Some(answer) => {
-                            sink.complete(answer, true);
-                        }
-                        None => sink.fail(
-                            GatewayError::new(
-                                ErrorKind::Upstream,
-                                "provider stream ended before completion",
-                            )
-                            .with_code("upstream_stream_truncated"),
-                        ),
-                    }
+                if !this.settled {
+                    this.end();
                 }
                 Poll::Ready(None)
             }

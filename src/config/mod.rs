@@ -14,6 +14,8 @@ use std::rc::Rc;
 
 const DEFAULT_FIRST_BYTE_MS: u64 = 30_000;
 const DEFAULT_TOTAL_MS: u64 = 300_000;
+/// Reasoning models may go quiet for minutes mid-answer; a stream silent for longer than this is dead.
+const DEFAULT_IDLE_MS: u64 = 300_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -179,6 +181,8 @@ pub struct Timeouts {
     pub first_byte_ms: u64,
     /// Until a non-streaming body is complete.
     pub total_ms: u64,
+    /// The longest a stream may go without a chunk once it has begun.
+    pub idle_ms: u64,
 }
 
 #[derive(Debug)]
@@ -424,6 +428,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "timeouts.first_byte_ms",
         )?,
         total_ms: positive(raw.timeouts.total_ms, DEFAULT_TOTAL_MS, "timeouts.total_ms")?,
+        idle_ms: positive(raw.timeouts.idle_ms, DEFAULT_IDLE_MS, "timeouts.idle_ms")?,
     };
 
     let exploration = raw.routing.exploration.unwrap_or(0.05);

@@ -131,6 +131,7 @@ pub struct RawPrice {
 pub struct RawTimeouts {
     pub first_byte_ms: Option<u64>,
     pub total_ms: Option<u64>,
+    pub idle_ms: Option<u64>,
 }
 
 // Reading is written out by hand over a parsed `Value` rather than derived: the derived code (and a crate to track
@@ -488,10 +489,11 @@ impl Read for RawPrice {
 
 impl Read for RawTimeouts {
     fn read(v: &Value, path: &str) -> Result<Self, ConfigError> {
-        let f = Fields::new(v, path, &["first_byte_ms", "total_ms"])?;
+        let f = Fields::new(v, path, &["first_byte_ms", "total_ms", "idle_ms"])?;
         Ok(RawTimeouts {
             first_byte_ms: f.opt("first_byte_ms")?,
             total_ms: f.opt("total_ms")?,
+            idle_ms: f.opt("idle_ms")?,
         })
     }
 }

@@ -323,10 +323,14 @@ impl StreamDecoder {
 
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamEvent>, GatewayError> {
         let mut out = Vec::new();
-        for event in self.sse.push(bytes) {
+        for event in self.sse.push(bytes)? {
             self.event(&event, &mut out)?;
         }
         Ok(out)
+    }
+
+    pub fn saw_stop(&self) -> bool {
+        self.stopped
     }
 
     /// The body ended. Anthropic always closes a complete answer with `message_stop`; without it the connection

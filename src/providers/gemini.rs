@@ -382,7 +382,7 @@ impl StreamDecoder {
 
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamEvent>, GatewayError> {
         let mut out = Vec::new();
-        for event in self.sse.push(bytes) {
+        for event in self.sse.push(bytes)? {
             if event.data.trim().is_empty() {
                 continue;
             }

@@ -212,6 +212,16 @@ impl Decoder {
         }
     }
 
+    /// The provider's own end marker has been seen: the answer is whole, and nothing after it is part of it.
+    /// Gemini and Bedrock streams end with the body instead.
+    pub fn saw_end_marker(&self) -> bool {
+        match self {
+            Decoder::OpenAi(d) => d.saw_done(),
+            Decoder::Anthropic(d) => d.saw_stop(),
+            Decoder::Gemini(_) | Decoder::Bedrock(_) => false,
+        }
+    }
+
     pub fn end(&mut self) -> Result<Vec<StreamEvent>, GatewayError> {
         match self {
             Decoder::OpenAi(d) => d.end(),

@@ -268,7 +268,7 @@ impl StreamDecoder {
 
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamEvent>, GatewayError> {
         let mut out = Vec::new();
-        for ev in self.sse.push(bytes) {
+        for ev in self.sse.push(bytes)? {
             if self.done {
                 break;
             }
@@ -345,8 +345,14 @@ impl StreamDecoder {
     }
 
     /// The upstream closed: complete only if it said so.
+    pub fn saw_done(&self) -> bool {
+        self.done
+    }
+
+    /// The body ended. OpenAI-wire providers close a whole answer with `data: [DONE]`; without it the answer is
+    /// incomplete even after a finish reason (the passthrough path says the same to its clients).
     pub fn end(&mut self) -> Result<Vec<StreamEvent>, GatewayError> {
-        if self.done || self.finished {
+        if self.done {
             Ok(Vec::new())
         } else {
             Err(GatewayError::new(
