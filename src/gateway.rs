@@ -765,10 +765,17 @@ impl<P: Platform> Call<'_, P> {
         let c = self.canonical()?;
         let sampled = c.temperature.is_none_or(|t| t != 0.0);
         let ctl = &caller.cache;
-        if (sampled && !settings.nonzero_temperature) || (ctl.no_cache && ctl.no_store) {
+        let openai_body = match self.inbound {
+            Inbound::OpenAi(chat) => Some(&chat.body),
+            Inbound::Canonical(..) => None,
+        };
+        if (sampled && !settings.nonzero_temperature)
+            || (ctl.no_cache && ctl.no_store)
+            || openai_body.and_then(cache::key::unreplayable).is_some()
+        {
             return Ok(Lookup::Bypass);
         }
-        let key = cache::key::cache_key(&ctl.namespace, &model.name, c);
+        let key = cache::key::cache_key(&ctl.namespace, &model.name, c, openai_body);
         let now = self.platform.now_ms();
         let dialect = self.inbound.dialect();
         let hit = |entry: &cache::answer::Entry| {

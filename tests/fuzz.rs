@@ -944,8 +944,14 @@ fn reordered(v: &Value) -> String {
 }
 
 fn key_of(body: &[u8]) -> Option<String> {
-    let c = openai_in::parse_chat(body).ok()?.to_canonical().ok()?;
-    Some(meridian::cache::key::cache_key("tenant", "model", &c))
+    let chat = openai_in::parse_chat(body).ok()?;
+    let c = chat.to_canonical().ok()?;
+    Some(meridian::cache::key::cache_key(
+        "tenant",
+        "model",
+        &c,
+        Some(&chat.body),
+    ))
 }
 
 proptest! {
@@ -962,4 +968,103 @@ proptest! {
         mangle(&mut mangled, &mangling);
         let _ = key_of(&mangled);
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The cache key changes when any field that is forwarded changes: one leaf of a request that uses every kind of
+// field is changed at a time (strings grow, numbers move, booleans flip); whatever still parses must get another
+// key. Only the fields that never change the answer (model, stream, stream_options, user) are exempt.
+
+const RICH_REQUEST: &str = r#"{
+  "model": "m", "temperature": 0, "top_p": 0.9, "max_tokens": 64, "seed": 7, "stop": ["END", "STOP"],
+  "n": 1, "logprobs": false, "presence_penalty": 0.1, "frequency_penalty": 0.2, "logit_bias": {"50256": -100},
+  "reasoning_effort": "low", "parallel_tool_calls": true, "service_tier": "auto", "metadata": {"team": "a"},
+  "prediction": {"type": "content", "content": "draft"}, "user": "u-1", "stream": true,
+  "stream_options": {"include_usage": true},
+  "response_format": {"type": "json_schema", "json_schema": {"name": "r", "strict": true, "schema": {"type": "object"}}},
+  "tools": [{"type": "function", "function": {"name": "f", "description": "d", "strict": true,
+             "parameters": {"type": "object", "properties": {"a": {"type": "integer", "minimum": 1}}}}}],
+  "tool_choice": {"type": "function", "function": {"name": "f"}},
+  "messages": [
+    {"role": "developer", "content": "be terse"},
+    {"role": "system", "content": [{"type": "text", "text": "metric units"}]},
+    {"role": "user", "name": "ann", "content": [{"type": "text", "text": "hi"},
+      {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "low"}}]},
+    {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+      "function": {"name": "f", "arguments": "{\"a\": 1}"}}]},
+    {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+    {"role": "user", "content": "and now?"}
+  ]
+}"#;
+
+fn leaf_pointers(root: &Value) -> Vec<String> {
+    pointers(root)
+        .into_iter()
+        .filter(|p| !matches!(root.pointer(p), Some(Value::Array(_) | Value::Object(_))))
+        .collect()
+}
+
+fn changed_leaf(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(format!("{s}x")),
+        Value::Bool(b) => Value::Bool(!b),
+        Value::Number(n) => {
+            let f = n.as_f64().unwrap_or(0.0);
+            match n.as_i64() {
+                Some(i) => Value::from(i + 1),
+                None => Value::from(f + 1.0),
+            }
+        }
+        Value::Null => Value::from(1),
+        other => other.clone(),
+    }
+}
+
+proptest! {
+    #[test]
+    fn cache_key_changes_with_any_forwarded_field(pick in any::<Index>()) {
+        let base: Value = serde_json::from_str(RICH_REQUEST).unwrap();
+        let key = key_of(RICH_REQUEST.as_bytes()).expect("the fixture is a valid request");
+        let leaves = leaf_pointers(&base);
+        let ptr = &leaves[pick.index(leaves.len())];
+        let mut changed = base.clone();
+        let node = changed.pointer_mut(ptr).unwrap();
+        *node = changed_leaf(node);
+        let exempt = ["/model", "/stream", "/stream_options", "/user"]
+            .iter()
+            .any(|e| ptr == e || ptr.starts_with(&format!("{e}/")));
+        if let Some(k) = key_of(&serde_json::to_vec(&changed).unwrap()) {
+            if exempt {
+                prop_assert_eq!(&k, &key, "{} does not change the answer", ptr);
+            } else {
+                prop_assert_ne!(&k, &key, "changing {} must change the key", ptr);
+            }
+        }
+    }
+}
+
+#[test]
+fn cache_key_changes_with_any_forwarded_field_exhaustively() {
+    // The same, every leaf in turn: the property above samples, this proves the fixture whole.
+    let base: Value = serde_json::from_str(RICH_REQUEST).unwrap();
+    let key = key_of(RICH_REQUEST.as_bytes()).unwrap();
+    let mut checked = 0;
+    for ptr in leaf_pointers(&base) {
+        if ["/model", "/stream", "/user"].contains(&ptr.as_str())
+            || ptr.starts_with("/stream_options")
+        {
+            continue;
+        }
+        let mut changed = base.clone();
+        let node = changed.pointer_mut(&ptr).unwrap();
+        *node = changed_leaf(node);
+        if let Some(k) = key_of(&serde_json::to_vec(&changed).unwrap()) {
+            assert_ne!(k, key, "changing {ptr} must change the key");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 40,
+        "most leaves still parse when changed ({checked})"
+    );
 }

@@ -59,6 +59,11 @@ impl LastRequest {
         );
         m.insert("headers".into(), Value::Object(headers));
         m.insert("body".into(), body);
+        // The bytes as sent, for what parsing would normalize (number text, member order).
+        m.insert(
+            "body_text".into(),
+            Value::String(String::from_utf8_lossy(&self.body).into_owned()),
+        );
         Value::Object(m)
     }
 }

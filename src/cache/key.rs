@@ -1,17 +1,35 @@
 //! Cache keys: a SHA-256 over a canonical form of everything that changes the answer, scoped by namespace.
 //! Independent of JSON key order, whitespace and the client's dialect; blind to `stream`, `stream_options`,
 //! `user` and transport headers.
+//!
+//! An OpenAI-dialect body may be forwarded to the provider as it is, so every field of it must count, not only
+//! those the canonical request carries. It does without adding anything when it is exactly what the canonical
+//! request renders to (then the same question asked in another dialect still meets it); otherwise the body
+//! itself is part of the key.
 
-use crate::canonical::{ChatRequest, Image, Part, ResponseFormat, Role, ToolChoice};
-use crate::json::{json, Value};
+use crate::canonical::{ChatRequest, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice};
+use crate::json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 /// Bumped whenever the canonical form changes, so old entries are simply never found again.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
-/// `namespace` scopes entries (a tenant, or an explicitly shared namespace); `model` is the resolved alias.
-pub fn cache_key(namespace: &str, model: &str, req: &ChatRequest) -> String {
-    let canonical = crate::json::to_string_sorted(&canonical_form(model, req));
+/// Fields of an OpenAI body that never change the answer (the model is the resolved alias, keyed apart).
+const UNKEYED: &[&str] = &["model", "stream", "stream_options", "user"];
+
+/// `namespace` scopes entries (a tenant, or an explicitly shared namespace); `model` is the resolved alias;
+/// `openai_body` is the client's body when it spoke the OpenAI dialect.
+pub fn cache_key(
+    namespace: &str,
+    model: &str,
+    req: &ChatRequest,
+    openai_body: Option<&Map>,
+) -> String {
+    let mut form = canonical_form(model, req);
+    if let Some(body) = openai_body.and_then(|b| beyond_canonical(req, b)) {
+        form["body"] = body;
+    }
+    let canonical = crate::json::to_string_sorted(&form);
     let digest = Sha256::digest(canonical.as_bytes());
     let mut hex = String::with_capacity(64);
     for b in digest {
@@ -28,45 +46,145 @@ pub fn cache_key(namespace: &str, model: &str, req: &ChatRequest) -> String {
     format!("cache/v{VERSION}/{ns}/{hex}")
 }
 
+/// A request the cached answer cannot reproduce (several choices, log probabilities) is not cached at all.
+pub fn unreplayable(openai_body: &Map) -> Option<&'static str> {
+    let set = |k: &str| openai_body.get(k).is_some_and(|v| !v.is_null());
+    if set("n") && openai_body.get("n").and_then(Value::as_u64) != Some(1) {
+        return Some("n");
+    }
+    if openai_body.get("logprobs").and_then(Value::as_bool) == Some(true) || set("top_logprobs") {
+        return Some("logprobs");
+    }
+    None
+}
+
+/// The client's body, normalized, unless it is what the canonical request renders to anyway.
+fn beyond_canonical(req: &ChatRequest, body: &Map) -> Option<Value> {
+    let rendered = crate::json::from_slice(&crate::providers::openai_compat::request_body(req, ""))
+        .ok()
+        .and_then(|v| match v {
+            Value::Object(m) => Some(m),
+            _ => None,
+        })
+        .map(|m| normalized_body(&m));
+    let mut own = body.clone();
+    // Either name of the token limit renders as `max_completion_tokens`.
+    if !own.contains_key("max_completion_tokens") {
+        if let Some(v) = own.remove("max_tokens") {
+            own.insert("max_completion_tokens".into(), v);
+        }
+    }
+    if let Some(Value::String(s)) = own.get("stop") {
+        let one = Value::Array(vec![Value::String(s.clone())]);
+        own.insert("stop".into(), one);
+    }
+    let own = normalized_body(&own);
+    match rendered {
+        Some(r) if same(&r, &own) => None,
+        _ => Some(own),
+    }
+}
+
+/// Without the unkeyed fields, and with `null` members dropped (`null` asks for the default, as absence does).
+fn normalized_body(body: &Map) -> Value {
+    let mut m = body.clone();
+    for k in UNKEYED {
+        m.remove(k);
+    }
+    drop_nulls(Value::Object(m))
+}
+
+fn drop_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut out = Map::new();
+            for (k, v) in m.iter() {
+                if !v.is_null() {
+                    out.insert(k.clone(), drop_nulls(v.clone()));
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(drop_nulls).collect()),
+        other => other,
+    }
+}
+
+/// Equal as JSON: members in any order, numbers by value.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w))
+        }
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
 /// Written with sorted keys, so the hash is independent of the order of keys in client-given JSON (tool
-/// schemas, call arguments).
+/// schemas, call arguments). Every field is named here, none skipped with `..`: a field added to the canonical
+/// request does not compile until it is keyed or declared irrelevant.
 pub fn canonical_form(model: &str, req: &ChatRequest) -> Value {
-    let messages: Vec<Value> = req
-        .messages
+    let ChatRequest {
+        model: _,
+        system,
+        messages,
+        tools,
+        tool_choice,
+        response_format,
+        temperature,
+        top_p,
+        max_tokens,
+        stop,
+        seed,
+        // Abuse tracking and transport: the same answer either way.
+        user: _,
+        stream: _,
+        include_usage: _,
+    } = req;
+    let messages: Vec<Value> = messages
         .iter()
-        .map(|m| {
+        .map(|Message { role, content }| {
             json!({
-                "role": match m.role { Role::User => "user", Role::Assistant => "assistant" },
-                "content": m.content.iter().map(part).collect::<Vec<_>>(),
+                "role": match role { Role::User => "user", Role::Assistant => "assistant" },
+                "content": content.iter().map(part).collect::<Vec<_>>(),
             })
         })
         .collect();
-    let tools: Vec<Value> = req
-        .tools
+    let tools: Vec<Value> = tools
         .iter()
-        .map(|t| json!({"name": t.name, "description": t.description, "parameters": t.parameters}))
+        .map(
+            |Tool {
+                 name,
+                 description,
+                 parameters,
+             }| json!({"name": name, "description": description, "parameters": parameters}),
+        )
         .collect();
     json!({
         "v": VERSION,
         "model": model,
-        "system": req.system,
+        "system": system,
         "messages": messages,
         "tools": tools,
-        "tool_choice": req.tool_choice.as_ref().map(|c| match c {
+        "tool_choice": tool_choice.as_ref().map(|c| match c {
             ToolChoice::Auto => json!("auto"),
             ToolChoice::None => json!("none"),
             ToolChoice::Required => json!("required"),
             ToolChoice::Tool(n) => json!({"tool": n}),
         }),
-        "response_format": req.response_format.as_ref().map(|f| match f {
+        "response_format": response_format.as_ref().map(|f| match f {
             ResponseFormat::JsonObject => json!("json_object"),
             ResponseFormat::JsonSchema { name, schema, strict } => json!({"name": name, "schema": schema, "strict": strict}),
         }),
-        "temperature": req.temperature,
-        "top_p": req.top_p,
-        "max_tokens": req.max_tokens,
-        "stop": req.stop,
-        "seed": req.seed,
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_tokens": max_tokens,
+        "stop": stop,
+        "seed": seed,
     })
 }
 
@@ -103,11 +221,13 @@ mod tests {
     use crate::inbound::{anthropic, openai};
 
     fn openai_key(body: &str) -> String {
-        let c = openai::parse_chat(body.as_bytes())
-            .unwrap()
-            .to_canonical()
-            .unwrap();
-        cache_key("tenant", "fast", &c)
+        let chat = openai::parse_chat(body.as_bytes()).unwrap();
+        cache_key(
+            "tenant",
+            "fast",
+            &chat.to_canonical().unwrap(),
+            Some(&chat.body),
+        )
     }
 
     #[test]
@@ -120,7 +240,7 @@ mod tests {
                  "user": "u-1", "messages": [ { "content": "hi", "role": "user" } ], "model": "fast" }"#,
         );
         assert_eq!(a, b);
-        assert!(a.starts_with("cache/v1/tenant/") && a.len() == "cache/v1/tenant/".len() + 64);
+        assert!(a.starts_with("cache/v2/tenant/") && a.len() == "cache/v2/tenant/".len() + 64);
     }
 
     #[test]
@@ -138,12 +258,10 @@ mod tests {
         ] {
             assert_ne!(openai_key(changed), k, "{changed}");
         }
-        let c = openai::parse_chat(base.as_bytes())
-            .unwrap()
-            .to_canonical()
-            .unwrap();
-        assert_ne!(cache_key("other-tenant", "fast", &c), k);
-        assert_ne!(cache_key("tenant", "slow", &c), k);
+        let chat = openai::parse_chat(base.as_bytes()).unwrap();
+        let c = chat.to_canonical().unwrap();
+        assert_ne!(cache_key("other-tenant", "fast", &c, Some(&chat.body)), k);
+        assert_ne!(cache_key("tenant", "slow", &c, Some(&chat.body)), k);
     }
 
     #[test]
@@ -155,7 +273,18 @@ mod tests {
             br#"{"model":"fast","max_tokens":64,"system":"terse","messages":[{"role":"user","content":"hi"}]}"#,
         )
         .unwrap();
-        assert_eq!(cache_key("tenant", "fast", &a), o);
+        assert_eq!(cache_key("tenant", "fast", &a, None), o);
+        // With a temperature, stop sequences and tools too.
+        let o = openai_key(
+            r#"{"model":"fast","max_tokens":64,"temperature":0,"stop":"END","messages":[{"role":"system","content":"terse"},{"role":"user","content":"hi"}],
+                "tools":[{"type":"function","function":{"name":"f","description":"d","parameters":{"type":"object"}}}]}"#,
+        );
+        let a = anthropic::parse_request(
+            br#"{"model":"fast","max_tokens":64,"temperature":0,"stop_sequences":["END"],"system":"terse","messages":[{"role":"user","content":"hi"}],
+                 "tools":[{"name":"f","description":"d","input_schema":{"type":"object"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(cache_key("tenant", "fast", &a, None), o);
     }
 
     #[test]
@@ -172,8 +301,59 @@ mod tests {
             .to_canonical()
             .unwrap();
         for ns in ["a/b", &"x".repeat(600), "sp ace", "new\nline"] {
-            let k = cache_key(ns, "m", &c);
+            let k = cache_key(ns, "m", &c, None);
             assert!(k.len() <= 512 && k.split('/').count() == 4, "{k}");
         }
+    }
+
+    #[test]
+    fn every_forwarded_field_counts_and_so_does_the_place_of_the_system_message() {
+        let base = r#"{"model":"fast","temperature":0,"messages":[{"role":"system","content":"s"},{"role":"user","content":"hi"}]}"#;
+        let k = openai_key(base);
+        for extra in [
+            r#""n":2"#,
+            r#""logprobs":true"#,
+            r#""top_logprobs":2"#,
+            r#""presence_penalty":0.5"#,
+            r#""frequency_penalty":0.5"#,
+            r#""logit_bias":{"50256":-100}"#,
+            r#""reasoning_effort":"high""#,
+            r#""parallel_tool_calls":false"#,
+            r#""service_tier":"flex""#,
+            r#""some_future_field":1"#,
+        ] {
+            let changed = base.replacen('{', &format!("{{{extra},"), 1);
+            assert_ne!(openai_key(&changed), k, "{extra}");
+        }
+        let moved = r#"{"model":"fast","temperature":0,"messages":[{"role":"user","content":"hi"},{"role":"system","content":"s"}]}"#;
+        assert_ne!(openai_key(moved), k, "the system message's position");
+        let developer = base.replace(r#""role":"system""#, r#""role":"developer""#);
+        assert_ne!(openai_key(&developer), k, "the system message's role");
+        // Nulls ask for the default, as absence does.
+        assert_eq!(openai_key(&base.replacen('{', r#"{"n":null,"#, 1)), k);
+        assert_eq!(
+            openai_key(&base.replacen('{', r#"{"user":"u","stream":true,"#, 1)),
+            k
+        );
+    }
+
+    #[test]
+    fn answers_the_cache_cannot_replay_are_not_cached() {
+        let body = |extra: &str| {
+            openai::parse_chat(
+                format!(r#"{{{extra}"model":"m","messages":[{{"role":"user","content":"x"}}]}}"#)
+                    .as_bytes(),
+            )
+            .unwrap()
+            .body
+        };
+        assert_eq!(unreplayable(&body("")), None);
+        assert_eq!(unreplayable(&body(r#""n":1,"logprobs":false,"#)), None);
+        assert_eq!(unreplayable(&body(r#""n":3,"#)), Some("n"));
+        assert_eq!(unreplayable(&body(r#""logprobs":true,"#)), Some("logprobs"));
+        assert_eq!(
+            unreplayable(&body(r#""top_logprobs":1,"#)),
+            Some("logprobs")
+        );
     }
 }

@@ -198,10 +198,7 @@ impl<'a> Parser<'a> {
         // Only ASCII digits, signs, dots and exponents were accepted above.
         let text = std::str::from_utf8(&self.b[start..self.i]).unwrap_or_default();
         let n = if integer && negative {
-            text.parse::<i64>().ok().map(|i| match i {
-                0 => N::F(-0.0),
-                _ => N::I(i),
-            })
+            text.parse::<i64>().ok().filter(|&i| i != 0).map(N::I)
         } else if integer {
             text.parse::<u64>().ok().map(N::U)
         } else {
@@ -210,7 +207,7 @@ impl<'a> Parser<'a> {
         let n = match n {
             Some(n) => n,
             None => match text.parse::<f64>() {
-                Ok(f) if f.is_finite() => N::F(f),
+                Ok(f) if f.is_finite() => N::Text(f, text.into()),
                 _ => return Err(self.error("number out of range")),
             },
         };

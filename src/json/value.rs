@@ -14,15 +14,30 @@ pub enum Value {
     Object(Map),
 }
 
-/// A JSON number as the narrowest of u64, i64 or f64 that holds it (integers stay exact).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A JSON number as the narrowest of u64, i64 or f64 that holds it (integers stay exact). A parsed number that
+/// is not a plain integer also keeps its text, written back as it came: a gateway forwards `1.10`, `-0` and
+/// `123456789012345678901234567890` as the client wrote them, not as a float would print them.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Number(pub(super) N);
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub(super) enum N {
     U(u64),
     I(i64),
     F(f64),
+    Text(f64, Box<str>),
+}
+
+/// Equal numbers are equal however they were written (`1.5` and `1.50`); integers and floats stay apart.
+impl PartialEq for N {
+    fn eq(&self, other: &N) -> bool {
+        match (self, other) {
+            (N::U(a), N::U(b)) => a == b,
+            (N::I(a), N::I(b)) => a == b,
+            (N::F(a) | N::Text(a, _), N::F(b) | N::Text(b, _)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl Number {
@@ -34,7 +49,7 @@ impl Number {
     pub fn as_u64(&self) -> Option<u64> {
         match self.0 {
             N::U(u) => Some(u),
-            N::I(_) | N::F(_) => None,
+            N::I(_) | N::F(_) | N::Text(..) => None,
         }
     }
 
@@ -42,7 +57,7 @@ impl Number {
         match self.0 {
             N::U(u) => i64::try_from(u).ok(),
             N::I(i) => Some(i),
-            N::F(_) => None,
+            N::F(_) | N::Text(..) => None,
         }
     }
 
@@ -50,7 +65,7 @@ impl Number {
         Some(match self.0 {
             N::U(u) => u as f64,
             N::I(i) => i as f64,
-            N::F(f) => f,
+            N::F(f) | N::Text(f, _) => f,
         })
     }
 }
@@ -454,7 +469,7 @@ impl ToJson for Map {
 
 impl ToJson for Number {
     fn to_json(&self) -> Value {
-        Value::Number(*self)
+        Value::Number(self.clone())
     }
 }
 

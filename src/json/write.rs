@@ -92,16 +92,17 @@ fn object<const SORTED: bool>(m: &Map, out: &mut Vec<u8>) {
 }
 
 fn number(n: &Number, out: &mut Vec<u8>) {
-    match n.0 {
-        N::U(u) => unsigned(u, out),
+    match &n.0 {
+        N::U(u) => unsigned(*u, out),
         N::I(i) => {
-            if i < 0 {
+            if *i < 0 {
                 out.push(b'-');
             }
             unsigned(i.unsigned_abs(), out);
         }
         // The shortest text that reads back as the same number.
-        N::F(f) => out.extend_from_slice(zmij::Buffer::new().format(f).as_bytes()),
+        N::F(f) => out.extend_from_slice(zmij::Buffer::new().format(*f).as_bytes()),
+        N::Text(_, text) => out.extend_from_slice(text.as_bytes()),
     }
 }
 

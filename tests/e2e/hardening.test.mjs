@@ -1,7 +1,8 @@
 // Hardening (issue 14): what a hostile client or a broken provider tried, each against the compiled worker.
 // Findings covered here: 1 (client-controlled headers), 2 (a bad header must not cut other streams),
 // 3 (a provider stream without content must not panic the instance), 5 (URL injection through provider/model),
-// 6 (a 200 that is no answer), 11 (cache namespaces cannot collide across tenants), 18 (errors reach the client as JSON in its dialect) and
+// 6 (a 200 that is no answer), 10 (the cache key covers every forwarded field), 11 (cache namespaces cannot
+// collide across tenants), 15 (number text is kept), 18 (errors reach the client as JSON in its dialect) and
 // 20's unknown /v1/messages paths.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -222,6 +223,68 @@ test("finding 11: a tenant's namespace refinement never reaches another tenant's
   assert.equal(other.status, 200);
   assert.equal(other.headers.get("x-meridian-cache"), "MISS", "key `tenant-b:eu` has its own namespace");
   await other.arrayBuffer();
+});
+
+test("finding 10: every forwarded field and the system message's place are part of the cache key", async () => {
+  const base = {
+    model: "cached",
+    temperature: 0,
+    messages: [
+      { role: "system", content: "be brief" },
+      { role: "user", content: "finding 10 question" },
+    ],
+  };
+  const status = async (body) => {
+    const r = await chat(worker.url, body);
+    assert.equal(r.status, 200);
+    await r.arrayBuffer();
+    return r.headers.get("x-meridian-cache");
+  };
+  assert.equal(await status(base), "MISS");
+  assert.equal(await status(base), "HIT");
+  const variants = {
+    presence_penalty: 0.5,
+    frequency_penalty: 0.5,
+    logit_bias: { 50256: -100 },
+    reasoning_effort: "high",
+    parallel_tool_calls: false,
+    a_field_added_next_year: true,
+  };
+  for (const [field, value] of Object.entries(variants)) {
+    const body = { ...base, [field]: value };
+    assert.equal(await status(body), "MISS", field);
+    assert.equal(await status(body), "HIT", `${field} has an entry of its own`);
+  }
+  // Answers a cached entry cannot reproduce are not cached.
+  for (const extra of [{ n: 2 }, { logprobs: true }, { logprobs: true, top_logprobs: 2 }]) {
+    assert.equal(await status({ ...base, ...extra }), "BYPASS", JSON.stringify(extra));
+  }
+  const moved = { ...base, messages: [base.messages[1], base.messages[0]] };
+  assert.equal(await status(moved), "MISS", "the system message after the question is another request");
+  const developer = { ...base, messages: [{ role: "developer", content: "be brief" }, base.messages[1]] };
+  assert.equal(await status(developer), "MISS", "a developer message is another request");
+  // What never changes the answer still shares the entry.
+  assert.equal(await status({ ...base, user: "someone" }), "HIT");
+});
+
+test("finding 15: forwarded JSON keeps every number's text, both ways", async () => {
+  const text =
+    '{"model":"us","messages":[{"role":"user","content":"n"}],"temperature":1.10,"x_big":123456789012345678901234567890,"x_zero":-0,"x_exp":2.5E-3}';
+  const r = await chat(worker.url, text);
+  assert.equal(r.status, 200);
+  await r.arrayBuffer();
+  const sent = (await mock.stats()).regions.us.last_request.body_text;
+  for (const n of ['"temperature":1.10', '"x_big":123456789012345678901234567890', '"x_zero":-0,', '"x_exp":2.5E-3']) {
+    assert.ok(sent.includes(n), `${n} in ${sent}`);
+  }
+  // A provider's answer reaches the client as it was written.
+  const answer =
+    '{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":"stop","logprobs":{"x":123456789012345678901234567890,"y":-0,"z":1.50}}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}';
+  await mock.set("broken", { raw_body: answer, raw_content_type: "application/json" });
+  const b = await chat(worker.url, { model: "broken", messages: hi });
+  assert.equal(b.status, 200);
+  assert.equal(await b.text(), answer);
+  await mock.set("broken", { raw_body: null, raw_content_type: null });
 });
 
 test("finding 20: unknown paths under /v1/messages answer 404 in the Anthropic shape", async () => {
