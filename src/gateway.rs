@@ -21,6 +21,7 @@ use crate::providers::errors::upstream_error;
 use crate::providers::{self, openai_compat, Credentials, Decoder};
 use crate::ratelimit::Decision;
 use crate::routing::{estimator, Location, Policy, Router, Shape};
+use crate::scrub::Scrubber;
 use crate::translate::Translate;
 use core::future::Future;
 use core::pin::pin;
@@ -40,6 +41,8 @@ pub struct State {
     pub cache: Rc<Cache>,
     /// Persisted estimates have been looked for in KV.
     loaded: Cell<bool>,
+    /// Built on the first request: configuration and secrets cannot change within an isolate.
+    scrubber: OnceCell<Rc<Scrubber>>,
 }
 
 impl State {
@@ -48,6 +51,7 @@ impl State {
             router: RefCell::new(Router::new(seed)),
             cache: Rc::default(),
             loaded: Cell::new(false),
+            scrubber: OnceCell::new(),
         }
     }
 }
@@ -91,6 +95,13 @@ pub async fn handle<P: Platform>(
                 resp.headers.insert(&n, v);
             }
         }
+    }
+    // The one place every answer passes on its way out, errors and streams included.
+    if let Ok(config) = config {
+        state
+            .scrubber
+            .get_or_init(|| Rc::new(Scrubber::for_config(config, platform)))
+            .response(&mut resp);
     }
     resp
 }

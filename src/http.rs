@@ -100,6 +100,14 @@ impl Headers {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Rewrites every value. A rewritten value that could not be sent (CR, LF, NUL) drops the header.
+    pub fn map_values(&mut self, mut f: impl FnMut(&str) -> String) {
+        let old = std::mem::take(&mut self.0);
+        for (n, v) in old {
+            let _ = self.try_insert(&n, f(&v));
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }

@@ -22,6 +22,7 @@ pub mod platform;
 pub mod providers;
 pub mod ratelimit;
 pub mod routing;
+pub mod scrub;
 pub mod small_sort;
 pub mod sse;
 pub mod translate;

@@ -80,6 +80,9 @@ pub struct Knobs {
     /// sends megabytes to a slow reader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_chunks: Option<Vec<RawChunk>>,
+    /// Extra headers on a `raw_body` or `raw_chunks` answer (what a provider says beside its body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_headers: Option<BTreeMap<String, String>>,
     /// After the last of `raw_chunks`, close the connection abruptly instead of ending the body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_cut: Option<bool>,
@@ -185,21 +188,24 @@ impl Knobs {
                 }
             }
         }
-        if let Some(headers) = &self.error_headers {
+        for (field, headers) in [
+            ("error_headers", &self.error_headers),
+            ("raw_headers", &self.raw_headers),
+        ] {
+            let Some(headers) = headers else { continue };
             for (name, value) in headers {
-                let parsed = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                    format!("invalid knobs: bad header name {name:?} in error_headers")
-                })?;
+                let parsed = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| format!("invalid knobs: bad header name {name:?} in {field}"))?;
                 if parsed == hyper::header::CONTENT_LENGTH
                     || parsed == hyper::header::TRANSFER_ENCODING
                     || parsed == hyper::header::CONNECTION
                 {
                     return Err(format!(
-                        "invalid knobs: framing header {name:?} is not allowed in error_headers"
+                        "invalid knobs: framing header {name:?} is not allowed in {field}"
                     ));
                 }
                 HeaderValue::from_str(value).map_err(|_| {
-                    format!("invalid knobs: bad value for header {name:?} in error_headers")
+                    format!("invalid knobs: bad value for header {name:?} in {field}")
                 })?;
             }
         }

@@ -85,16 +85,7 @@ pub(crate) async fn handle(region: Arc<RegionState>, req: Request<Incoming>) -> 
                 headers.insert(RETRY_AFTER_MS, HeaderValue::from(ms));
                 headers.insert(MS_RETRY_AFTER_MS, HeaderValue::from(ms));
             }
-            if let Some(extra) = &knobs.error_headers {
-                for (name, value) in extra {
-                    if let (Ok(n), Ok(v)) = (
-                        HeaderName::from_bytes(name.as_bytes()),
-                        HeaderValue::from_str(value),
-                    ) {
-                        headers.insert(n, v);
-                    }
-                }
-            }
+            add_headers(&mut resp, knobs.error_headers.as_ref());
             resp
         }
         Decision::Normal if knobs.raw_chunks.is_some() => {
@@ -107,6 +98,7 @@ pub(crate) async fn handle(region: Arc<RegionState>, req: Request<Incoming>) -> 
             let mut resp = Response::new(MockBody::full(body));
             resp.headers_mut()
                 .insert(hyper::header::CONTENT_TYPE, raw_content_type(&knobs));
+            add_headers(&mut resp, knobs.raw_headers.as_ref());
             resp
         }
         Decision::Normal => {
@@ -165,5 +157,21 @@ fn raw_chunks(knobs: &Knobs, region: &Arc<RegionState>) -> Response<MockBody> {
     let mut resp = Response::new(body);
     resp.headers_mut()
         .insert(hyper::header::CONTENT_TYPE, raw_content_type(knobs));
+    add_headers(&mut resp, knobs.raw_headers.as_ref());
     resp
+}
+
+/// Headers a knob adds (validated when the knob was set), overriding defaults such as `content-type`.
+fn add_headers(
+    resp: &mut Response<MockBody>,
+    extra: Option<&std::collections::BTreeMap<String, String>>,
+) {
+    for (name, value) in extra.into_iter().flatten() {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            resp.headers_mut().insert(n, v);
+        }
+    }
 }

@@ -66,11 +66,10 @@ pub fn retry_after_seconds(headers: &Headers) -> Option<String> {
     Some(ms.div_ceil(1000).to_string())
 }
 
+/// Scrubbed here as well as on the way out: shortening first could cut a secret in half, and half a secret is
+/// no longer found.
 fn redact(detail: &str, secrets: &[&str]) -> String {
-    let mut s = detail.to_owned();
-    for secret in secrets.iter().filter(|k| k.len() >= 4) {
-        s = s.replace(secret, "[redacted]");
-    }
+    let mut s = crate::scrub::Scrubber::new(secrets).text(detail);
     if s.len() > MAX_UPSTREAM_MESSAGE {
         let mut cut = MAX_UPSTREAM_MESSAGE;
         while !s.is_char_boundary(cut) {
