@@ -1109,7 +1109,12 @@ impl<P: Platform> Call<'_, P> {
             let id = response_id(&resp.headers, start_ms);
             let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
             let body = std::mem::replace(&mut resp.body, Box::pin(stream::empty()));
-            resp.body = Box::pin(Recording::new(body, decoder, slot.clone()));
+            resp.body = Box::pin(Recording::new(
+                body,
+                decoder,
+                slot.clone(),
+                platform.background(),
+            ));
             Some(slot)
         } else {
             None

@@ -13,6 +13,13 @@ use std::rc::Rc;
 /// Writes `(key, value, ttl_s, metadata_json)` to KV in the background.
 pub type KvWriter = Rc<dyn Fn(String, String, u64, String)>;
 
+/// Runs a future to its end in the background, keeping the request it came from alive meanwhile
+/// (`ctx.wait_until`): a coalesced stream whose leading client went away is read on for its followers.
+pub type Background = Rc<dyn Fn(Work)>;
+
+/// A piece of background work.
+pub type Work = core::pin::Pin<Box<dyn core::future::Future<Output = ()>>>;
+
 /// An owned timer (`'static`), for waits that outlive the handler, such as a follower's stream.
 pub type Timer = Rc<dyn Fn(u64) -> core::pin::Pin<Box<dyn core::future::Future<Output = ()>>>>;
 use core::fmt;
@@ -123,6 +130,7 @@ pub trait Platform {
         tokens: u64,
     ) -> Result<crate::ratelimit::Decision, String>;
     fn timer(&self) -> Timer;
+    fn background(&self) -> Background;
 }
 
 /// `Some(output)` if `fut` finishes within `ms`, `None` otherwise.

@@ -16,6 +16,9 @@ use std::rc::Rc;
 pub struct Flight {
     events: Vec<StreamEvent>,
     outcome: Option<Result<(), GatewayError>>,
+    /// Requests following this one now: while there are any, the leader's provider stream is read to its end
+    /// even if the leading client goes away.
+    followers: usize,
 }
 
 pub type FlightRef = Rc<RefCell<Flight>>;
@@ -25,6 +28,10 @@ impl Flight {
         if self.outcome.is_none() && !events.is_empty() {
             self.events.extend_from_slice(events);
         }
+    }
+
+    pub fn followed(&self) -> bool {
+        self.followers > 0
     }
 
     pub fn finish(&mut self, outcome: Result<(), GatewayError>) {
@@ -43,11 +50,19 @@ pub struct Follow {
 
 impl Follow {
     pub fn new(flight: FlightRef) -> Self {
+        flight.borrow_mut().followers += 1;
         Follow {
             flight,
             next: 0,
             done: false,
         }
+    }
+}
+
+impl Drop for Follow {
+    fn drop(&mut self) {
+        let mut f = self.flight.borrow_mut();
+        f.followers = f.followers.saturating_sub(1);
     }
 }
 

@@ -10,7 +10,7 @@ pub mod memory;
 use crate::canonical::ChatResponse;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{ByteStream, StreamError};
-use crate::platform::KvWriter;
+use crate::platform::{Background, KvWriter};
 use crate::providers::Decoder;
 use answer::{Entry, Recorder};
 use core::pin::Pin;
@@ -193,16 +193,19 @@ pub struct Recording {
     recorder: Recorder,
     slot: SlotRef,
     settled: bool,
+    /// Where the rest of the stream is read if the leading client goes away while others follow.
+    background: Option<Background>,
 }
 
 impl Recording {
-    pub fn new(inner: ByteStream, decoder: Decoder, slot: SlotRef) -> Self {
+    pub fn new(inner: ByteStream, decoder: Decoder, slot: SlotRef, background: Background) -> Self {
         Recording {
             inner,
             decoder,
             recorder: Recorder::default(),
             slot,
             settled: false,
+            background: Some(background),
         }
     }
 
@@ -250,6 +253,41 @@ impl Recording {
     }
 }
 
+/// The leading client went away. With followers, and once this attempt has committed, the provider's stream is
+/// read on in the background so that they get the whole answer (and the cache its entry); otherwise dropping it
+/// stops the provider.
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let followed = self
+            .slot
+            .borrow()
+            .sink
+            .as_ref()
+            .is_some_and(|s| s.flight.borrow().followed());
+        let Some(background) = self.background.take().filter(|_| followed) else {
+            return;
+        };
+        let rest = Recording {
+            inner: std::mem::replace(&mut self.inner, Box::pin(futures_util::stream::empty())),
+            decoder: std::mem::replace(
+                &mut self.decoder,
+                Decoder::OpenAi(crate::providers::openai_compat::StreamDecoder::new()),
+            ),
+            recorder: std::mem::take(&mut self.recorder),
+            slot: self.slot.clone(),
+            settled: false,
+            background: None,
+        };
+        background(Box::pin(async move {
+            let mut rest = rest;
+            while futures_util::StreamExt::next(&mut rest).await.is_some() {}
+        }));
+    }
+}
+
 impl Stream for Recording {
     type Item = Result<Vec<u8>, StreamError>;
 
@@ -286,5 +324,73 @@ impl Stream for Recording {
                 Poll::Ready(None)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::fake::FakePlatform;
+    use crate::platform::Platform;
+    use futures_util::{stream, StreamExt};
+
+    const CHUNKS: [&str; 4] = [
+        "data: {\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+        "data: {\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+        "data: {\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n",
+    ];
+
+    /// A committed leader's recording with the flight it feeds, stopped after its first chunk.
+    fn leader(p: &FakePlatform, cache: &Rc<Cache>) -> (Recording, FlightRef) {
+        let sink = Sink::start(
+            cache.clone(),
+            p.kv_writer(),
+            "k".into(),
+            60,
+            String::new(),
+            0,
+            true,
+        );
+        let flight = sink.flight.clone();
+        let body = stream::iter(CHUNKS.map(|c| Ok(c.as_bytes().to_vec())));
+        let slot = SlotRef::default();
+        let decoder = Decoder::OpenAi(crate::providers::openai_compat::StreamDecoder::new());
+        let mut rec = Recording::new(Box::pin(body), decoder, slot.clone(), p.background());
+        attach(&slot, sink, "d".into());
+        assert!(futures_util::FutureExt::now_or_never(rec.next()).is_some());
+        (rec, flight)
+    }
+
+    #[test]
+    fn a_followed_stream_is_read_to_its_end_after_the_leader_goes_away() {
+        let (p, cache) = (FakePlatform::new([]), Rc::new(Cache::default()));
+        let (rec, flight) = leader(&p, &cache);
+        let follower = flight::Follow::new(flight.clone());
+        drop(rec);
+        assert!(p.run_background());
+        let events: Vec<_> =
+            futures_util::FutureExt::now_or_never(follower.collect::<Vec<_>>()).unwrap();
+        assert!(events.iter().all(Result::is_ok), "{events:?}");
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Ok(crate::canonical::StreamEvent::Text(t)) if t == "Hi")));
+        assert!(cache.memory.borrow().get("k", 0).is_some(), "and stored");
+    }
+
+    #[test]
+    fn an_unfollowed_stream_stops_with_its_client() {
+        let (p, cache) = (FakePlatform::new([]), Rc::new(Cache::default()));
+        let (rec, flight) = leader(&p, &cache);
+        drop(rec);
+        assert!(p.background.borrow().is_empty(), "nothing read on");
+        let follower = flight::Follow::new(flight);
+        let events: Vec<_> =
+            futures_util::FutureExt::now_or_never(follower.collect::<Vec<_>>()).unwrap();
+        assert!(
+            matches!(events.last(), Some(Err(_))),
+            "a late follower sees the failure"
+        );
+        assert!(cache.memory.borrow().get("k", 0).is_none());
     }
 }

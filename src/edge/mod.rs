@@ -9,7 +9,7 @@ use crate::config::{Config, ConfigError};
 use crate::gateway::{self, State};
 use crate::http::{Body, Headers, Method, Request, Response, StreamError};
 use crate::platform::{
-    BodyFailure, FetchError, KvWriter, NoResponse, Platform, Timer, UpstreamRequest,
+    Background, BodyFailure, FetchError, KvWriter, NoResponse, Platform, Timer, UpstreamRequest,
     UpstreamResponse, WholeResponse,
 };
 use crate::routing::Location;
@@ -175,6 +175,9 @@ pub mod js {
             name: &str,
             url: &str,
         ) -> js_sys::Promise;
+        /// `ctx.waitUntil` a promise that `finish(id, …)` settles.
+        #[wasm_bindgen(js_name = waitForTask)]
+        pub fn wait_for_task(ctx: &JsValue, id: u32);
         #[wasm_bindgen(js_name = logError)]
         pub fn log_error(message: &str);
         /// Fails every answer and body still owed: the instance is about to trap.
@@ -507,6 +510,17 @@ impl Platform for EdgePlatform {
 
     fn timer(&self) -> Timer {
         Rc::new(|ms| Box::pin(sleep(ms)))
+    }
+
+    fn background(&self) -> Background {
+        let ctx = self.ctx.clone();
+        Rc::new(move |work| {
+            let id = executor::spawn(async move {
+                work.await;
+                js::finish(executor::current(), &JsValue::UNDEFINED);
+            });
+            js::wait_for_task(&ctx, id);
+        })
     }
 
     fn kv_writer(&self) -> KvWriter {

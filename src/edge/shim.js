@@ -317,6 +317,18 @@ export function cancelSleep(timer) {
   clearTimeout(timer);
 }
 
+/**
+ * Keeps the request alive (ctx.waitUntil) until background task `id` reports its end with `finish`: JavaScript,
+ * because the context object is the runtime's and waitUntil is its method.
+ */
+export function waitForTask(ctx, id) {
+  try {
+    ctx.waitUntil(deferred(id));
+  } catch (e) {
+    console.error(`meridian: could not keep the request alive: ${e?.message ?? e}`);
+  }
+}
+
 export function logError(message) {
   console.error(message);
 }

@@ -1,6 +1,6 @@
 //! In-memory [`Platform`] for host tests: scripted upstream answers, recorded requests, instant timers.
 
-use super::{FetchError, KvWriter, Platform, Timer, UpstreamRequest, UpstreamResponse};
+use super::{Background, FetchError, KvWriter, Platform, Timer, UpstreamRequest, UpstreamResponse};
 use crate::http::{Headers, StreamError};
 use futures_util::stream;
 use std::cell::RefCell;
@@ -62,6 +62,7 @@ pub struct FakePlatform {
     pub windows: RefCell<HashMap<String, crate::ratelimit::Window>>,
     /// Milliseconds added to the fake clock.
     pub clock: std::cell::Cell<u64>,
+    pub background: Rc<RefCell<Vec<super::Work>>>,
 }
 
 impl FakePlatform {
@@ -75,6 +76,20 @@ impl FakePlatform {
     pub fn with_secret(mut self, name: &str, value: &str) -> Self {
         self.secrets.insert(name.into(), value.into());
         self
+    }
+
+    /// Runs the queued background work; says whether all of it finished (fake bodies never wait, so it does).
+    pub fn run_background(&self) -> bool {
+        let mut all = true;
+        loop {
+            let queued = std::mem::take(&mut *self.background.borrow_mut());
+            if queued.is_empty() {
+                return all;
+            }
+            for fut in queued {
+                all &= futures_util::FutureExt::now_or_never(fut).is_some();
+            }
+        }
     }
 }
 
@@ -145,6 +160,12 @@ impl Platform for FakePlatform {
 
     fn timer(&self) -> Timer {
         Rc::new(|_ms| Box::pin(std::future::ready(())))
+    }
+
+    /// Background work is queued; [`FakePlatform::run_background`] runs it.
+    fn background(&self) -> Background {
+        let queue = self.background.clone();
+        Rc::new(move |fut| queue.borrow_mut().push(fut))
     }
 
     fn kv_writer(&self) -> KvWriter {

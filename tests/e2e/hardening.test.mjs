@@ -1,7 +1,7 @@
 // Hardening (issue 14): what a hostile client or a broken provider tried, each against the compiled worker.
 // Findings covered here: 1 (client-controlled headers), 2 (a bad header must not cut other streams),
 // 3 (a provider stream without content must not panic the instance), 5 (URL injection through provider/model),
-// 6 (a 200 that is no answer), 10 (the cache key covers every forwarded field), 11 (cache namespaces cannot
+// 6 (a 200 that is no answer), 9 (coalesced followers outlive their leader), 10 (the cache key covers every forwarded field), 11 (cache namespaces cannot
 // collide across tenants), 15 (number text is kept), 18 (errors reach the client as JSON in its dialect) and
 // 20's unknown /v1/messages paths.
 import { test, before, after } from "node:test";
@@ -35,6 +35,10 @@ before(async () => {
       models: {
         us: { deployments: [{ provider: "mock-us", model: "mock-1", region: "us-east-1" }] },
         cached: { cache: { ttl_s: 3600 }, deployments: [{ provider: "mock-us", model: "mock-1", region: "us-east-1" }] },
+        "cached-slow": {
+          cache: { ttl_s: 3600 },
+          deployments: [{ provider: "mock-slow", model: "mock-1", region: "us-east-1" }],
+        },
         slow: { deployments: [{ provider: "mock-slow", model: "mock-1", region: "us-east-1" }] },
         broken: { deployments: [{ provider: "mock-broken", model: "mock-1", region: "us-east-1" }] },
         // One alias per case, so that what routing learned from one case does not decide the order in the next.
@@ -285,6 +289,42 @@ test("finding 15: forwarded JSON keeps every number's text, both ways", async ()
   assert.equal(b.status, 200);
   assert.equal(await b.text(), answer);
   await mock.set("broken", { raw_body: null, raw_content_type: null });
+});
+
+test("finding 9: followers of a coalesced stream get the whole answer when the leading client goes away", async () => {
+  const body = {
+    model: "cached-slow",
+    temperature: 0,
+    stream: true,
+    messages: [{ role: "user", content: "one two three four five six seven eight nine ten" }],
+  };
+  const before = await mock.requests("slow");
+  const leader = await chat(worker.url, body);
+  assert.equal(leader.headers.get("x-meridian-cache"), "MISS");
+  const reader = leader.body.getReader();
+  await reader.read();
+  const followers = await Promise.all([chat(worker.url, body), chat(worker.url, body)]);
+  for (const f of followers) assert.equal(f.headers.get("x-meridian-cache"), "COALESCED");
+  // The leading client goes away mid-answer.
+  await reader.cancel();
+  for (const f of followers) {
+    const { events, rest } = await readEvents(f);
+    assert.equal(rest, "");
+    const text = events.map((e) => e.data);
+    assert.equal(text.at(-1), "[DONE]", "a whole answer, not an error");
+    assert.ok(!text.some((d) => d.includes('"error"')), text.join("\n"));
+    const content = text
+      .filter((d) => d !== "[DONE]")
+      .map((d) => JSON.parse(d).choices?.[0]?.delta?.content ?? "")
+      .join("");
+    assert.equal(content, "Echo: one two three four five six seven eight nine ten");
+  }
+  assert.equal(await mock.requests("slow"), before + 1, "one provider call for all three");
+  // And the answer read on for them was stored.
+  await new Promise((r) => setTimeout(r, 200));
+  const again = await chat(worker.url, body);
+  assert.equal(again.headers.get("x-meridian-cache"), "HIT");
+  await again.arrayBuffer();
 });
 
 test("finding 20: unknown paths under /v1/messages answer 404 in the Anthropic shape", async () => {
