@@ -105,9 +105,12 @@ pub mod js {
         /// A response whose body task `id` pushes chunks into.
         #[wasm_bindgen(js_name = respondPushed)]
         pub fn respond_pushed(status: u16, headers: &str, id: u32) -> JsValue;
-        /// False when the body no longer takes chunks (its reader is gone).
+        /// 0 when the body no longer takes chunks (its reader is gone), 1 when it takes more, 2 when it is full.
         #[wasm_bindgen(js_name = pushChunk)]
-        pub fn push_chunk(id: u32, chunk: &[u8]) -> bool;
+        pub fn push_chunk(id: u32, chunk: &[u8]) -> u8;
+        /// Reports `slot` to the executor once body `id` has room again.
+        #[wasm_bindgen(js_name = whenDrained)]
+        pub fn when_drained(id: u32, slot: u32);
         #[wasm_bindgen(js_name = failStream)]
         pub fn fail_stream(id: u32, message: &str);
         #[wasm_bindgen(js_name = endStream)]
@@ -284,14 +287,19 @@ fn into_js_response(resp: Response) -> JsValue {
         Body::Empty => js::respond_empty(resp.status, &headers),
         Body::Bytes(b) => js::respond_bytes(resp.status, &headers, &b),
         Body::Stream(mut s) => {
-            // A task pushes each chunk into the response's stream as it is produced; the client going away
-            // cancels the stream, and the shim then drops the task (and with it the provider's stream).
+            // A task pushes each chunk into the response's stream as it is produced, waiting while the stream
+            // holds its high-water mark; the client going away cancels the stream, and the shim then drops the
+            // task (and with it the provider's stream).
             let id = executor::spawn(async move {
                 let id = executor::current();
                 while let Some(item) = s.next().await {
-                    match item {
+                    match item.map(|chunk| js::push_chunk(id, &chunk)) {
                         // Nobody reads any more: dropping the stream stops the provider.
-                        Ok(chunk) if !js::push_chunk(id, &chunk) => return,
+                        Ok(0) => return,
+                        // The reader is behind: wait for it rather than read the provider on.
+                        Ok(2) => {
+                            let _ = executor::wait_slot(|slot| js::when_drained(id, slot)).await;
+                        }
                         Ok(_) => {}
                         Err(e) => return js::fail_stream(id, &e.0),
                     }

@@ -132,36 +132,67 @@ function take(map, id) {
   return v;
 }
 
+// Bytes a response body holds ahead of its reader before the task producing it waits: a slow reader holds the
+// provider back (through our reads of its body) instead of the isolate buffering the whole answer.
+const BODY_HIGH_WATER = 256 * 1024;
+// Body id -> the executor slot of its task, waiting for room.
+const drainWaiters = new Map();
+
+function wakeProducer(id) {
+  const slot = take(drainWaiters, id);
+  if (slot !== undefined) settleFn(slot, true, undefined);
+}
+
 export function respondPushed(status, lines, id) {
-  const stream = new ReadableStream({
-    start(controller) {
-      bodies.set(id, controller);
+  const stream = new ReadableStream(
+    {
+      start(controller) {
+        bodies.set(id, controller);
+      },
+      // Called whenever the queue has room again.
+      pull() {
+        wakeProducer(id);
+      },
+      cancel() {
+        drainWaiters.delete(id);
+        if (bodies.delete(id)) cancelFn(id);
+      },
     },
-    cancel() {
-      if (bodies.delete(id)) cancelFn(id);
-    },
-  });
+    { highWaterMark: BODY_HIGH_WATER, size: (chunk) => chunk.byteLength },
+  );
   return respond(stream, status, lines);
 }
 
 /**
- * `chunk` is a view into wasm memory: copied. False when the body no longer takes chunks (its reader left, or the
- * runtime closed it): the task then stops. Never throws, since an exception would unwind through the wasm.
+ * `chunk` is a view into wasm memory: copied. 0 when the body no longer takes chunks (its reader left, or the
+ * runtime closed it): the task then stops; 1 when it has room for more; 2 when it is full, and the task waits
+ * (`whenDrained`) before it reads on. Never throws, since an exception would unwind through the wasm.
  */
 export function pushChunk(id, chunk) {
   const c = bodies.get(id);
-  if (c === undefined) return false;
+  if (c === undefined) return 0;
   try {
     c.enqueue(chunk.slice());
-    return true;
+    return c.desiredSize > 0 ? 1 : 2;
   } catch {
     bodies.delete(id);
-    return false;
+    return 0;
+  }
+}
+
+/** Reports `slot` once body `id` has room (or is gone); from a microtask, never inside the wasm's call. */
+export function whenDrained(id, slot) {
+  const c = bodies.get(id);
+  if (c === undefined || c.desiredSize > 0) {
+    queueMicrotask(() => settleFn(slot, true, undefined));
+  } else {
+    drainWaiters.set(id, slot);
   }
 }
 
 /** Ends body `id` with `end(controller)`; a body its reader already closed is left as it is. */
 function endBody(id, end) {
+  drainWaiters.delete(id);
   const c = take(bodies, id);
   try {
     if (c !== undefined) end(c);

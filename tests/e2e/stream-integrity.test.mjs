@@ -2,9 +2,11 @@
 // to a client. The mock's `raw_chunks` knob sends exactly the bytes of each case, one flushed write per piece.
 // Findings covered here: 7 (checking after the first content, nothing after [DONE]), 8 (only whole events, the
 // error event on a fresh boundary), 12 (a failed stream is not cached), 13 (idle timeout), 14 (one first-content
-// deadline), 16 (a cap per event) and 17 (invalid UTF-8).
+// deadline), 16 (a cap per event), 17 (invalid UTF-8) and 20 (a slow reader holds the provider back).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { startMock, startWorker, chat, DEMO_KEY } from "./harness.mjs";
 
 const FIRST_BYTE_MS = 2000;
@@ -23,7 +25,7 @@ before(async () => {
     providers: { "mock-us": p("us"), "mock-broken": p("broken") },
     models: {
       // One model id per case: what routing learns from one case must not steer the next.
-      ...Object.fromEntries(["f7", "f8", "f13", "f14", "f16", "f17"].map((m) => [m, one(m)])),
+      ...Object.fromEntries(["f7", "f8", "f13", "f14", "f16", "f17", "f20"].map((m) => [m, one(m)])),
       f12: one("f12", { cache: { ttl_s: 3600 } }),
       "f17-before": {
         deployments: [
@@ -233,4 +235,50 @@ test("finding 17: bytes that are not UTF-8 become an error event, or a failover 
   assert.equal(fo.headers.get("x-meridian-attempts"), "2");
   const t = await fo.text();
   assert.ok(t.endsWith(DONE) && !t.includes("\ufffd"), t);
+});
+
+/** Resident memory of the workerd processes this test started (children of this process), in bytes. */
+function workerdRss() {
+  const out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)], { encoding: "utf8" });
+  let total = 0;
+  for (const line of out.trim().split("\n")) {
+    const [pid, comm] = line.trim().split(/\s+/);
+    if (!comm?.includes("workerd")) continue;
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    total += Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]) * 1024;
+  }
+  return total;
+}
+
+test("finding 20: a slow reader holds the provider back; the isolate does not buffer the stream", async () => {
+  const MiB = 1024 * 1024;
+  const event = chunk({ content: "x".repeat(16 * 1024 - 120) });
+  const total = 6144 * event.length; // 96 MiB
+  await raw([ROLE, { text: event, repeat: 6144 }, STOP, DONE]);
+  const rssBefore = workerdRss();
+  assert.ok(rssBefore > 0, "found the workerd process");
+  const r = await chat(worker.url, { model: "f20", stream: true, messages: hi });
+  assert.equal(r.status, 200);
+  const reader = r.body.getReader();
+  let read = 0;
+  while (read < MiB) {
+    const { value, done } = await reader.read();
+    assert.ok(!done);
+    read += value.length;
+  }
+  // The client stops reading for a while; whatever the gateway does meanwhile shows in what the provider sent.
+  await new Promise((res) => setTimeout(res, 1500));
+  const sent = (await mock.stats()).regions.broken.raw_bytes_sent;
+  const grown = workerdRss() - rssBefore;
+  // What the sockets between the mock, workerd and this client hold (several MiB each on loopback) is the
+  // slack; without backpressure the gateway reads the whole stream and workerd grows by twice its size.
+  assert.ok(sent - read < 40 * MiB, `provider sent ${sent} bytes while the client had read ${read} (of ${total})`);
+  assert.ok(grown < 64 * MiB, `workerd grew by ${grown} bytes`);
+  // Then it reads the rest, and gets all of it.
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    read += value.length;
+  }
+  assert.ok(read > total, `read ${read}`);
 });
