@@ -14,13 +14,19 @@ pub struct CorsPolicy {
 
 /// Methods browsers may use.
 pub const ALLOWED_METHODS: &str = "POST, GET, OPTIONS";
-/// Request headers browsers may send (lower-case), as far as a preflight asks for them.
+/// Request headers browsers may send (lower-case), as far as a preflight asks for them: the gateway's own, and
+/// what the official OpenAI and Anthropic JavaScript SDKs send in browser mode.
 pub const ALLOWED_HEADERS: &[&str] = &[
     "authorization",
     "content-type",
+    "accept",
     "x-api-key",
     "anthropic-version",
     "anthropic-beta",
+    "anthropic-dangerous-direct-browser-access",
+    "openai-organization",
+    "openai-project",
+    "openai-beta",
     "x-meridian-residency",
     "cache-control",
     "x-meridian-cache-ttl",
@@ -120,19 +126,26 @@ pub fn response_headers(policy: &CorsPolicy, origin: Option<&str>) -> Vec<(Strin
     }
 }
 
+/// The SDKs' telemetry headers (`x-stainless-lang`, `-os`, `-retry-count`, `-timeout`, ...): a family that grows
+/// with each SDK release, allowed by prefix. They carry nothing the gateway acts on.
+pub const ALLOWED_HEADER_PREFIX: &str = "x-stainless-";
+
 /// The requested header names (comma-separated, any case) that are allowed, lower-cased, deduplicated, in
 /// request order.
 fn allowed_request_headers(requested: &str) -> String {
-    let mut out: Vec<&'static str> = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     for name in requested.split(',') {
-        let name = name.trim();
-        if let Some(&allowed) = ALLOWED_HEADERS
-            .iter()
-            .find(|h| h.eq_ignore_ascii_case(name))
-        {
-            if !out.contains(&allowed) {
-                out.push(allowed);
-            }
+        let name = name.trim().to_ascii_lowercase();
+        let listed = ALLOWED_HEADERS.contains(&name.as_str());
+        // Reflected only as a plain header name of modest length.
+        let family = name.len() > ALLOWED_HEADER_PREFIX.len()
+            && name.len() <= 64
+            && name.starts_with(ALLOWED_HEADER_PREFIX)
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if (listed || family) && !out.contains(&name) {
+            out.push(name);
         }
     }
     out.join(", ")
@@ -211,13 +224,20 @@ mod tests {
             Some("POST"),
             Some(
                 "Content-Type,x-evil , AUTHORIZATION, x-meridian-cache-ttl,content-type, ,\
-                 x-stainless-os",
+                 X-Stainless-OS, x-stainless-, x-stainless-a\u{1}b, x-stainless-retry-count",
             ),
         )
         .unwrap();
         assert_eq!(
             get(&h, "access-control-allow-headers"),
-            Some("content-type, authorization, x-meridian-cache-ttl")
+            Some("content-type, authorization, x-meridian-cache-ttl, x-stainless-os, x-stainless-retry-count")
+        );
+        let long = format!("x-stainless-{}", "a".repeat(60));
+        let h = preflight(&p, APP, Some("POST"), Some(&long)).unwrap();
+        assert_eq!(
+            get(&h, "access-control-allow-headers"),
+            None,
+            "too long to reflect"
         );
         let all = ALLOWED_HEADERS.join(",");
         let h = preflight(&p, APP, Some("POST"), Some(&all)).unwrap();
