@@ -1068,3 +1068,142 @@ fn cache_key_changes_with_any_forwarded_field_exhaustively() {
         "most leaves still parse when changed ({checked})"
     );
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Every decoder ended early at every boundary: a provider's connection can close after any byte. None may panic,
+// and a stream cut before its end marker must never decode as complete. Each cut is also split once more inside,
+// so that the state carried between two pushes is exercised at every point.
+
+/// Pushes `stream[..cut]` in two pieces (split at `split`), then ends the decoder: whether it ended complete.
+macro_rules! ended_early {
+    ($decoder:expr, $stream:expr, $cut:expr, $split:expr) => {{
+        let mut d = $decoder;
+        let prefix = &$stream[..$cut];
+        let (a, b) = prefix.split_at($split.min(prefix.len()));
+        d.push(a).is_ok() && d.push(b).is_ok() && d.end().is_ok()
+    }};
+}
+
+/// Offset just past the last complete event: a cut before it loses the end marker.
+fn last_event_start(stream: &[u8]) -> usize {
+    let text = std::str::from_utf8(stream).unwrap();
+    let trimmed = text.trim_end_matches(['\n', '\r']);
+    trimmed
+        .rfind("\n\n")
+        .or_else(|| trimmed.rfind("\r\n\r\n"))
+        .unwrap()
+}
+
+#[test]
+fn sse_decoders_ended_at_every_boundary() {
+    for (name, fixture) in [
+        ("openai", OPENAI_STREAM),
+        ("anthropic text", ANTHROPIC_STREAM_TEXT),
+        ("anthropic tools", ANTHROPIC_STREAM_TOOLS),
+        ("gemini", GEMINI_STREAM),
+    ] {
+        let s = fixture.as_bytes();
+        let end_marker_from = last_event_start(s);
+        for cut in 0..=s.len() {
+            for split in [0, cut / 3, cut / 2, cut.saturating_sub(1)] {
+                let complete = match name {
+                    "openai" => ended_early!(openai_compat::StreamDecoder::new(), s, cut, split),
+                    "gemini" => ended_early!(
+                        gemini::StreamDecoder::new("id".into(), "m".into()),
+                        s,
+                        cut,
+                        split
+                    ),
+                    _ => ended_early!(anthropic::StreamDecoder::new(), s, cut, split),
+                };
+                if cut <= end_marker_from {
+                    assert!(
+                        !complete,
+                        "{name}: cut at {cut} (split {split}) decoded as complete"
+                    );
+                }
+            }
+        }
+        let whole = match name {
+            "openai" => ended_early!(openai_compat::StreamDecoder::new(), s, s.len(), 0),
+            "gemini" => ended_early!(
+                gemini::StreamDecoder::new("id".into(), "m".into()),
+                s,
+                s.len(),
+                0
+            ),
+            _ => ended_early!(anthropic::StreamDecoder::new(), s, s.len(), 0),
+        };
+        assert!(whole, "{name}: the whole fixture is complete");
+    }
+}
+
+#[test]
+fn bedrock_decoder_ended_at_every_boundary() {
+    let s = BEDROCK_STREAM;
+    // A frame's first four bytes are its total length: the last frame starts where the others end.
+    let mut last_frame = 0;
+    while last_frame
+        + u32::from_be_bytes(s[last_frame..last_frame + 4].try_into().unwrap()) as usize
+        != s.len()
+    {
+        last_frame +=
+            u32::from_be_bytes(s[last_frame..last_frame + 4].try_into().unwrap()) as usize;
+    }
+    for cut in 0..=s.len() {
+        for split in [0, cut / 2, cut.saturating_sub(1)] {
+            let complete = ended_early!(
+                converse::StreamDecoder::new("id".into(), "m".into()),
+                s,
+                cut,
+                split
+            );
+            // The message is whole at `messageStop`; only the `metadata` frame (usage) follows it.
+            if cut < last_frame {
+                assert!(
+                    !complete,
+                    "cut at {cut} (split {split}) decoded as complete"
+                );
+            }
+        }
+    }
+    assert!(ended_early!(
+        converse::StreamDecoder::new("id".into(), "m".into()),
+        s,
+        s.len(),
+        0
+    ));
+}
+
+#[test]
+fn passthrough_ended_at_every_boundary_forwards_only_whole_events_then_an_error() {
+    use futures_util::StreamExt;
+    use meridian::passthrough::SsePassthrough;
+    let s = OPENAI_STREAM.as_bytes();
+    let whole = sse_events(OPENAI_STREAM).len();
+    for cut in 0..s.len() {
+        for split in [0, cut / 2] {
+            let (a, b) = s[..cut].split_at(split);
+            let body = futures_util::stream::iter([Ok(a.to_vec()), Ok(b.to_vec())]);
+            let out: Vec<_> =
+                futures_executor::block_on(SsePassthrough::new(Box::pin(body)).collect());
+            let text =
+                String::from_utf8(out.into_iter().flat_map(Result::unwrap).collect()).unwrap();
+            let forwarded = text
+                .strip_suffix("\n\n")
+                .and_then(|t| t.rsplit_once("\n\n"));
+            let error = text.rsplit("\n\n").nth(1).unwrap_or(&text);
+            assert!(
+                error.starts_with("data: {\"error\""),
+                "cut {cut}: ends with an error event: {text}"
+            );
+            if let Some((before, _)) = forwarded {
+                assert!(
+                    s.starts_with(format!("{before}\n\n").as_bytes()),
+                    "cut {cut}: a prefix of whole events"
+                );
+            }
+            assert!(sse_events(&text).len() <= whole);
+        }
+    }
+}
