@@ -37,8 +37,8 @@
 //!
 //! Example claims: `{"exp":1767225600,"iat":1767225000,"models":["fast"],"origin":"https://app.example.com"}`.
 
-use crate::json::{Map, Value};
 use core::fmt;
+use serde::{Deserialize, Serialize};
 
 /// The token prefix, which is also the version tag covered by the signature.
 pub const PREFIX: &str = "mrd1.";
@@ -55,85 +55,23 @@ pub const MAX_SECRETS_WITHOUT_KID: usize = 8;
 /// The claims a token carries. See the module documentation for their meaning.
 /// In JSON the optional claims are left out when absent (and read as absent when null); any other member is
 /// an error.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Claims {
     pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
     pub models: Vec<String>,
     pub origin: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpm: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kid: Option<String>,
 }
 
 impl Claims {
-    fn to_json(&self) -> Map {
-        let mut m = Map::new();
-        let mut set = |k: &str, v: Value| {
-            m.insert(k.to_owned(), v);
-        };
-        set("exp", crate::json::json!(self.exp));
-        if let Some(iat) = self.iat {
-            set("iat", crate::json::json!(iat));
-        }
-        set("models", crate::json::json!(self.models));
-        set("origin", crate::json::json!(self.origin));
-        if let Some(rpm) = self.rpm {
-            set("rpm", crate::json::json!(rpm));
-        }
-        if let Some(sub) = &self.sub {
-            set("sub", crate::json::json!(sub));
-        }
-        if let Some(kid) = &self.kid {
-            set("kid", crate::json::json!(kid));
-        }
-        m
-    }
-
-    fn from_json(m: &Map) -> Result<Claims, &'static str> {
-        const MISSING: &str = "a required claim (exp, models, origin) is missing";
-        const WRONG: &str = "a claim has the wrong type or is out of range";
-        if m.keys().any(|k| {
-            !matches!(
-                k.as_str(),
-                "exp" | "iat" | "models" | "origin" | "rpm" | "sub" | "kid"
-            )
-        }) {
-            return Err("unknown claim");
-        }
-        // Absent and null are the same for optional claims; a present claim must have its type.
-        let opt = |k: &str| m.get(k).filter(|v| !v.is_null());
-        let int = |k: &str| opt(k).map(|v| v.as_u64().ok_or(WRONG)).transpose();
-        let text = |k: &str| {
-            opt(k)
-                .map(|v| v.as_str().map(str::to_owned).ok_or(WRONG))
-                .transpose()
-        };
-        let models = match m.get("models").ok_or(MISSING)? {
-            Value::Array(a) => a
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned).ok_or(WRONG))
-                .collect::<Result<Vec<_>, _>>()?,
-            _ => return Err(WRONG),
-        };
-        Ok(Claims {
-            exp: m.get("exp").ok_or(MISSING)?.as_u64().ok_or(WRONG)?,
-            iat: int("iat")?,
-            models,
-            origin: m
-                .get("origin")
-                .ok_or(MISSING)?
-                .as_str()
-                .ok_or(WRONG)?
-                .to_owned(),
-            rpm: int("rpm")?
-                .map(|r| u32::try_from(r).map_err(|_| WRONG))
-                .transpose()?,
-            sub: text("sub")?,
-            kid: text("kid")?,
-        })
-    }
-
     /// Whether the token allows `model` (exact name, or `"*"` among its models).
     pub fn allows_model(&self, model: &str) -> bool {
         self.models.iter().any(|m| m == "*" || m == model)
@@ -234,7 +172,7 @@ pub fn is_browser_token(bearer: &str) -> bool {
 
 /// Signs `claims` with `secret`. The claims are not validated; see [`Claims::validate`].
 pub fn mint(secret: &[u8], claims: &Claims) -> String {
-    let json = crate::json::to_vec(&claims.to_json());
+    let json = serde_json::to_vec(claims).unwrap_or_default();
     let mut token = String::with_capacity(PREFIX.len() + json.len() * 4 / 3 + 48);
     token.push_str(PREFIX);
     b64url_encode_into(&json, &mut token);
@@ -316,11 +254,25 @@ pub fn verify(
 }
 
 fn parse_claims(payload: &[u8]) -> Result<Claims, TokenError> {
-    match crate::json::from_slice_unique(payload) {
-        Ok(Value::Object(m)) => Claims::from_json(&m).map_err(TokenError::InvalidClaims),
-        Err(e) if e.is_duplicate_key() => Err(TokenError::InvalidClaims("duplicate claim")),
-        Ok(_) | Err(_) => Err(TokenError::Malformed),
-    }
+    use serde_json::error::Category;
+    serde_json::from_slice::<Claims>(payload).map_err(|e| {
+        if e.classify() != Category::Data {
+            return TokenError::Malformed;
+        }
+        // The derived reader names what was wrong; the kinds, not serde's wording, are the error.
+        let what = e.to_string();
+        TokenError::InvalidClaims(if what.contains("duplicate field") {
+            "duplicate claim"
+        } else if what.contains("unknown field") {
+            "unknown claim"
+        } else if what.contains("missing field") {
+            "a required claim (exp, models, origin) is missing"
+        } else if what.contains("expected struct Claims") {
+            return TokenError::Malformed;
+        } else {
+            "a claim has the wrong type or is out of range"
+        })
+    })
 }
 
 use crate::hmac::ct_eq;

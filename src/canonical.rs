@@ -1,7 +1,7 @@
 //! The one shape every client dialect and every provider wire format converts to and from. Dialects and providers
 //! never convert into each other directly: N + M conversions instead of N × M.
 
-use crate::json::Value;
+use serde_json::Value;
 
 /// A chat request after parsing, whatever dialect it arrived in.
 #[derive(Debug, Clone, PartialEq, Default)]

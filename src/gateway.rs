@@ -295,7 +295,7 @@ fn other_route<P: Platform>(
 /// is asked for).
 #[inline(never)]
 fn anthropic_inbound(body: &[u8], limits: &limits::Limits) -> Result<Inbound, GatewayError> {
-    let value: crate::json::Value = crate::json::from_slice(body)
+    let value: serde_json::Value = serde_json::from_slice::<serde_json::Value>(body)
         .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
     limits::check_request(&value, limits)?;
     Ok(Inbound::Canonical(
@@ -948,7 +948,7 @@ impl<P: Platform> Call<'_, P> {
             .body
             .get("stream_options")
             .and_then(|o| o.get("include_usage"))
-            .and_then(crate::json::Value::as_bool)
+            .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
         dep.provider.kind.is_openai_wire()
             && !(chat.stream && !wants_usage && self.sink.borrow().is_some())
@@ -1190,7 +1190,7 @@ impl<P: Platform> Call<'_, P> {
         let (mut r, note) = if self.passthrough(dep) {
             // Passed through as the provider's bytes, but never as garbage: a 200 must carry a chat completion
             // (`{}` or an error object is this provider's failure, and is failed over).
-            let completion = crate::json::from_slice(&body)
+            let completion = serde_json::from_slice::<serde_json::Value>(&body)
                 .is_ok_and(|v| v["choices"].as_array().is_some() && v["error"].is_null());
             if !completion {
                 return Err(GatewayError::new(

@@ -15,7 +15,6 @@ pub mod hmac;
 pub mod http;
 pub mod idle;
 pub mod inbound;
-pub mod json;
 pub mod limits;
 pub mod passthrough;
 pub mod platform;

@@ -2,8 +2,8 @@
 //! parse, hold or forward unbounded input.
 
 use crate::error::GatewayError;
-use crate::json::{Map, Value};
 use core::fmt;
+use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -156,7 +156,7 @@ pub fn check_request(v: &Value, limits: &Limits) -> Result<(), LimitError> {
 
 /// [`check_request`] for a body already held as an object, such as
 /// [`crate::inbound::openai::ChatRequest::body`].
-pub fn check_request_object(obj: &Map, limits: &Limits) -> Result<(), LimitError> {
+pub fn check_request_object(obj: &Map<String, Value>, limits: &Limits) -> Result<(), LimitError> {
     if let Some(Value::Array(messages)) = obj.get("messages") {
         if messages.len() > limits.max_messages {
             return Err(LimitError::TooManyMessages {
@@ -219,7 +219,7 @@ fn check_strings<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::json;
+    use serde_json::json;
 
     fn small() -> Limits {
         Limits {

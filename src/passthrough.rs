@@ -6,11 +6,11 @@
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{ByteStream, StreamError};
 use crate::inbound::openai::error_event;
-use crate::json::Value;
 use crate::sse::SseParser;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use futures_util::Stream;
+use serde_json::Value;
 
 pub struct SsePassthrough {
     inner: ByteStream,
@@ -84,9 +84,10 @@ impl SsePassthrough {
             }
             if self.saw_content && !ev.data.contains("\"error\"") {
                 // Past the first content only well-formedness matters, and that is cheaper to check.
-                crate::json::validate(ev.data.as_bytes()).map_err(|_| malformed())?;
+                serde_json::from_slice::<serde::de::IgnoredAny>(ev.data.as_bytes())
+                    .map_err(|_| malformed())?;
             } else {
-                let v = crate::json::from_str(&ev.data).map_err(|_| malformed())?;
+                let v = serde_json::from_str::<Value>(&ev.data).map_err(|_| malformed())?;
                 if !v["error"].is_null() {
                     return Err(GatewayError::new(
                         ErrorKind::Upstream,

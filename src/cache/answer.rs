@@ -2,7 +2,7 @@
 //! either a response or a stream in any dialect.
 
 use crate::canonical::{ChatResponse, FinishReason, Part, StreamEvent, Usage};
-use crate::json::{json, Value};
+use serde_json::{json, Value};
 
 /// A cached answer and where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +53,7 @@ impl Entry {
 
     /// `None` for anything unreadable: a corrupt entry is a miss, never an error.
     pub fn from_json(s: &str) -> Option<Entry> {
-        let v: Value = crate::json::from_str(s).ok()?;
+        let v: Value = serde_json::from_str::<Value>(s).ok()?;
         if v.get("v")?.as_u64()? != 1 {
             return None;
         }

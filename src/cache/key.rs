@@ -8,7 +8,7 @@
 //! itself is part of the key.
 
 use crate::canonical::{ChatRequest, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice};
-use crate::json::{json, Map, Value};
+use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 /// Bumped whenever the canonical form changes, so old entries are simply never found again.
@@ -23,13 +23,14 @@ pub fn cache_key(
     namespace: &str,
     model: &str,
     req: &ChatRequest,
-    openai_body: Option<&Map>,
+    openai_body: Option<&Map<String, Value>>,
 ) -> String {
     let mut form = canonical_form(model, req);
     if let Some(body) = openai_body.and_then(|b| beyond_canonical(req, b)) {
         form["body"] = body;
     }
-    let canonical = crate::json::to_string_sorted(&form);
+    form.sort_all_objects();
+    let canonical = form.to_string();
     let digest = Sha256::digest(canonical.as_bytes());
     let mut hex = String::with_capacity(64);
     for b in digest {
@@ -47,7 +48,7 @@ pub fn cache_key(
 }
 
 /// A request the cached answer cannot reproduce (several choices, log probabilities) is not cached at all.
-pub fn unreplayable(openai_body: &Map) -> Option<&'static str> {
+pub fn unreplayable(openai_body: &Map<String, Value>) -> Option<&'static str> {
     let set = |k: &str| openai_body.get(k).is_some_and(|v| !v.is_null());
     if set("n") && openai_body.get("n").and_then(Value::as_u64) != Some(1) {
         return Some("n");
@@ -59,14 +60,15 @@ pub fn unreplayable(openai_body: &Map) -> Option<&'static str> {
 }
 
 /// The client's body, normalized, unless it is what the canonical request renders to anyway.
-fn beyond_canonical(req: &ChatRequest, body: &Map) -> Option<Value> {
-    let rendered = crate::json::from_slice(&crate::providers::openai_compat::request_body(req, ""))
-        .ok()
-        .and_then(|v| match v {
-            Value::Object(m) => Some(m),
-            _ => None,
-        })
-        .map(|m| normalized_body(&m));
+fn beyond_canonical(req: &ChatRequest, body: &Map<String, Value>) -> Option<Value> {
+    let rendered =
+        serde_json::from_slice::<Value>(&crate::providers::openai_compat::request_body(req, ""))
+            .ok()
+            .and_then(|v| match v {
+                Value::Object(m) => Some(m),
+                _ => None,
+            })
+            .map(|m| normalized_body(&m));
     let mut own = body.clone();
     // Either name of the token limit renders as `max_completion_tokens`.
     if !own.contains_key("max_completion_tokens") {
@@ -86,10 +88,10 @@ fn beyond_canonical(req: &ChatRequest, body: &Map) -> Option<Value> {
 }
 
 /// Without the unkeyed fields, and with `null` members dropped (`null` asks for the default, as absence does).
-fn normalized_body(body: &Map) -> Value {
+fn normalized_body(body: &Map<String, Value>) -> Value {
     let mut m = body.clone();
     for k in UNKEYED {
-        m.remove(k);
+        m.shift_remove(*k);
     }
     drop_nulls(Value::Object(m))
 }
@@ -212,7 +214,7 @@ fn part(p: &Part) -> Value {
 
 /// Tool-call arguments are JSON text: `{"a": 1}` and `{"a":1}` mean the same.
 fn normalized(arguments: &str) -> Value {
-    crate::json::from_str(arguments).unwrap_or_else(|_| Value::String(arguments.to_owned()))
+    serde_json::from_str::<Value>(arguments).unwrap_or_else(|_| Value::String(arguments.to_owned()))
 }
 
 #[cfg(test)]

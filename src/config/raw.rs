@@ -2,7 +2,7 @@
 
 use super::ConfigError;
 use crate::config::named::Named;
-use crate::json::{Map, Value};
+use serde_json::{Map, Value};
 
 #[derive(Debug)]
 pub struct RawConfig {
@@ -142,7 +142,8 @@ pub struct RawTimeouts {
 impl RawConfig {
     /// Phase one: `json` as written, or an error naming the path of the first offending value.
     pub fn parse(json: &str) -> Result<RawConfig, ConfigError> {
-        let v: Value = crate::json::from_str(json).map_err(|e| ConfigError(e.to_string()))?;
+        let v: Value =
+            serde_json::from_str::<Value>(json).map_err(|e| ConfigError(e.to_string()))?;
         RawConfig::read(&v, "")
     }
 }
@@ -182,7 +183,7 @@ fn child(path: &str, name: &str) -> String {
 
 /// An object's fields, checked against the names it may have.
 struct Fields<'v> {
-    map: &'v Map,
+    map: &'v Map<String, Value>,
     path: &'v str,
 }
 

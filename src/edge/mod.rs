@@ -506,7 +506,7 @@ impl Platform for EdgePlatform {
             .map_err(|e| js_message(&e))?
             .as_string()
             .unwrap_or_default();
-        let v = crate::json::from_str(&text).map_err(|e| e.to_string())?;
+        let v = serde_json::from_str::<serde_json::Value>(&text).map_err(|e| e.to_string())?;
         Ok(if v["allowed"].as_bool() == Some(true) {
             crate::ratelimit::Decision::Allowed
         } else {

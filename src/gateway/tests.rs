@@ -1,8 +1,8 @@
 use super::*;
 use crate::http::Headers;
-use crate::json::Value;
 use crate::platform::fake::{FakePlatform, Piece, Scripted};
 use futures_executor::block_on;
+use serde_json::Value;
 
 fn config() -> Config {
     config_with_deployments(r#"[{"provider": "up", "model": "mock-1", "region": "us-east-1"}]"#)
@@ -51,7 +51,7 @@ fn run(p: &FakePlatform, req: Request) -> (Response, Vec<u8>) {
 }
 
 fn error_of(body: &[u8]) -> Value {
-    let v: Value = crate::json::from_slice(body).unwrap();
+    let v: Value = serde_json::from_slice::<Value>(body).unwrap();
     v["error"].clone()
 }
 
@@ -67,7 +67,7 @@ fn non_streaming_forwards_with_key_and_model() {
     let reqs = p.requests.borrow();
     assert_eq!(reqs[0].url, "http://up.test/v1/chat/completions");
     assert_eq!(reqs[0].headers.get("authorization"), Some("Bearer sk-up"));
-    let sent: Value = crate::json::from_slice(&reqs[0].body).unwrap();
+    let sent: Value = serde_json::from_slice::<Value>(&reqs[0].body).unwrap();
     assert_eq!(sent["model"], "mock-1");
 }
 
@@ -136,7 +136,7 @@ fn models_are_listed() {
     req.path = "/v1/models".into();
     let (resp, body) = run(&p, req);
     assert_eq!(resp.status, 200);
-    let v: Value = crate::json::from_slice(&body).unwrap();
+    let v: Value = serde_json::from_slice::<Value>(&body).unwrap();
     assert_eq!(v["data"][0]["id"], "demo");
 }
 
@@ -284,7 +284,7 @@ fn provider_slash_model_addresses_a_provider_directly() {
     assert_eq!(resp.headers.get("x-meridian-region"), Some("us-east-1"));
     let reqs = p.requests.borrow();
     assert_eq!(reqs[0].url, "https://api.openai.com/v1/chat/completions");
-    let sent: Value = crate::json::from_slice(&reqs[0].body).unwrap();
+    let sent: Value = serde_json::from_slice::<Value>(&reqs[0].body).unwrap();
     assert_eq!(sent["model"], "gpt-4.1-nano");
 
     // An unknown provider is not found; an empty segment is not a valid model name at all.

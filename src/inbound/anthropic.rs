@@ -6,12 +6,12 @@ use crate::canonical::{
     ToolChoice, Usage,
 };
 use crate::error::{ErrorKind, GatewayError};
-use crate::json::{json, Map, Value};
+use serde_json::{json, Map, Value};
 
-type Object = Map;
+type Object = Map<String, Value>;
 
 pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
-    let value: Value = crate::json::from_slice(body)
+    let value: Value = serde_json::from_slice::<Value>(body)
         .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
     let Value::Object(body) = value else {
         return Err(GatewayError::invalid("request body must be a JSON object"));
@@ -370,7 +370,7 @@ pub fn render_response(resp: &ChatResponse, model: &str) -> Vec<u8> {
             "output_tokens": resp.usage.output_tokens,
         },
     });
-    crate::json::to_vec(&body)
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// Answers only hold text and tool calls; anything else is not part of an assistant message.
@@ -393,7 +393,7 @@ fn content_json(part: &Part) -> Option<Value> {
 
 /// `input` must be an object; arguments a model left unparsable (e.g. cut off at the token limit) become `{}`.
 fn tool_input(arguments: &str) -> Value {
-    match crate::json::from_str(arguments) {
+    match serde_json::from_str::<Value>(arguments) {
         Ok(v @ Value::Object(_)) => v,
         _ => json!({}),
     }
@@ -432,7 +432,7 @@ fn error_value(e: &GatewayError) -> Value {
 
 /// `{"type":"error","error":{"type","message"}}`, the shape Anthropic SDKs parse.
 pub fn error_body(e: &GatewayError) -> Vec<u8> {
-    crate::json::to_vec(&error_value(e))
+    serde_json::to_vec(&error_value(e)).unwrap_or_default()
 }
 
 /// Identifies a message when the provider stream never said which (no `Start` arrived). Messages have no
@@ -649,7 +649,7 @@ fn write_event(out: &mut Vec<u8>, event: &str, data: &Value) {
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(event.as_bytes());
     out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(&crate::json::to_vec(data));
+    out.extend_from_slice(&serde_json::to_vec(data).unwrap_or_default());
     out.extend_from_slice(b"\n\n");
 }
 
@@ -756,11 +756,11 @@ mod tests {
     #[test]
     fn fixture_request_passes_through_to_anthropic() {
         let r = parse_request(REQUEST.as_bytes()).unwrap();
-        let body: Value = crate::json::from_slice(
+        let body: Value = serde_json::from_slice::<Value>(
             &provider::request_body(&r, "claude-sonnet-4-5-20250929").unwrap(),
         )
         .unwrap();
-        let mut want: Value = crate::json::from_str(REQUEST).unwrap();
+        let mut want: Value = serde_json::from_str::<Value>(REQUEST).unwrap();
         // What canonical requests do not carry: provider-specific extras and the system prompt's block structure.
         want["model"] = "claude-sonnet-4-5-20250929".into();
         want["system"] =
@@ -946,7 +946,8 @@ mod tests {
                 output_tokens: 20,
             },
         };
-        let v: Value = crate::json::from_slice(&render_response(&resp, "my-alias")).unwrap();
+        let v: Value =
+            serde_json::from_slice::<Value>(&render_response(&resp, "my-alias")).unwrap();
         assert_eq!(
             v,
             json!({
@@ -974,7 +975,7 @@ mod tests {
                 finish,
                 ..resp.clone()
             };
-            let v: Value = crate::json::from_slice(&render_response(&r, "m")).unwrap();
+            let v: Value = serde_json::from_slice::<Value>(&render_response(&r, "m")).unwrap();
             assert_eq!(v["stop_reason"], want);
         }
     }
@@ -984,8 +985,9 @@ mod tests {
         let fixture = include_str!("../../tests/fixtures/anthropic/tool_use_response.json");
         let resp = provider::parse_response(fixture.as_bytes()).unwrap();
         let got: Value =
-            crate::json::from_slice(&render_response(&resp, "claude-sonnet-4-5-20250929")).unwrap();
-        let mut want: Value = crate::json::from_str(fixture).unwrap();
+            serde_json::from_slice::<Value>(&render_response(&resp, "claude-sonnet-4-5-20250929"))
+                .unwrap();
+        let mut want: Value = serde_json::from_str::<Value>(fixture).unwrap();
         want["usage"] = json!({"input_tokens": 384 + 16 + 2048, "output_tokens": 73});
         assert_eq!(got, want);
     }
@@ -1031,7 +1033,7 @@ mod tests {
             (GatewayError::new(ErrorKind::Internal, "x"), "api_error"),
         ];
         for (e, want) in cases {
-            let v: Value = crate::json::from_slice(&error_body(&e)).unwrap();
+            let v: Value = serde_json::from_slice::<Value>(&error_body(&e)).unwrap();
             assert_eq!(
                 v,
                 json!({"type": "error", "error": {"type": want, "message": e.message}})
@@ -1049,7 +1051,7 @@ mod tests {
                 let (event, data) = frame.split_once('\n').unwrap();
                 let event = event.strip_prefix("event: ").unwrap().to_owned();
                 let data: Value =
-                    crate::json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+                    serde_json::from_str::<Value>(data.strip_prefix("data: ").unwrap()).unwrap();
                 assert_eq!(data["type"], event.as_str());
                 (event, data)
             })

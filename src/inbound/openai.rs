@@ -6,7 +6,7 @@ use crate::canonical::{
 };
 use crate::config::Config;
 use crate::error::{ErrorKind, GatewayError};
-use crate::json::{json, Map, Value};
+use serde_json::{json, Map, Value};
 
 const ROLES: &[&str] = &[
     "system",
@@ -22,11 +22,13 @@ const ROLES: &[&str] = &[
 pub struct ChatRequest {
     pub model: String,
     pub stream: bool,
-    pub body: Map,
+    pub body: Map<String, Value>,
+    /// The body as the client sent it: what passthrough forwards, member values byte for byte.
+    pub raw: Vec<u8>,
 }
 
-pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, GatewayError> {
-    let value: Value = crate::json::from_slice(body)
+pub fn parse_chat(raw: &[u8]) -> Result<ChatRequest, GatewayError> {
+    let value: Value = serde_json::from_slice::<Value>(raw)
         .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
     let Value::Object(body) = value else {
         return Err(GatewayError::invalid("request body must be a JSON object"));
@@ -79,6 +81,7 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, GatewayError> {
         model,
         stream,
         body,
+        raw: raw.to_vec(),
     })
 }
 
@@ -118,7 +121,7 @@ fn error_value(e: &GatewayError) -> Value {
 
 /// `{"error":{"message","type","param","code"}}`, the shape OpenAI SDKs parse.
 pub fn error_body(e: &GatewayError) -> Vec<u8> {
-    crate::json::to_vec(&error_value(e))
+    serde_json::to_vec(&error_value(e)).unwrap_or_default()
 }
 
 /// An error inside an already-started stream, as an SSE event that OpenAI SDKs raise as an exception.
@@ -136,7 +139,7 @@ pub fn models_list(config: &Config) -> Vec<u8> {
         .keys()
         .map(|name| json!({"id": name, "object": "model", "created": 0, "owned_by": "meridian"}))
         .collect();
-    crate::json::to_vec(&json!({"object": "list", "data": data}))
+    serde_json::to_vec(&json!({"object": "list", "data": data})).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -263,7 +266,7 @@ impl ChatRequest {
     }
 }
 
-fn opt_f64(b: &Map, key: &str) -> Result<Option<f64>, GatewayError> {
+fn opt_f64(b: &Map<String, Value>, key: &str) -> Result<Option<f64>, GatewayError> {
     match b.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
@@ -273,7 +276,7 @@ fn opt_f64(b: &Map, key: &str) -> Result<Option<f64>, GatewayError> {
     }
 }
 
-fn opt_u32(b: &Map, key: &str) -> Result<Option<u32>, GatewayError> {
+fn opt_u32(b: &Map<String, Value>, key: &str) -> Result<Option<u32>, GatewayError> {
     match b.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
@@ -464,7 +467,7 @@ pub fn render_response(resp: &ChatResponse, created: u64) -> Vec<u8> {
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
     }
-    crate::json::to_vec(&json!({
+    serde_json::to_vec(&json!({
         "id": resp.id,
         "object": "chat.completion",
         "created": created,
@@ -472,6 +475,7 @@ pub fn render_response(resp: &ChatResponse, created: u64) -> Vec<u8> {
         "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(resp.finish), "logprobs": null}],
         "usage": usage_value(&resp.usage),
     }))
+    .unwrap_or_default()
 }
 
 /// Writes canonical stream events as OpenAI `chat.completion.chunk` SSE events.
@@ -508,7 +512,8 @@ impl StreamEncoder {
 
     fn write(&self, v: Value, out: &mut Vec<u8>) {
         out.extend_from_slice(b"data: ");
-        crate::json::write_value(&v, out);
+        // Writing a `Value` into a vector cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &v);
         out.extend_from_slice(b"\n\n");
     }
 
@@ -627,7 +632,7 @@ mod tests {
     #[test]
     fn error_shape() {
         let e = GatewayError::new(ErrorKind::NotFound, "nope").with_code("model_not_found");
-        let v: Value = crate::json::from_slice(&error_body(&e)).unwrap();
+        let v: Value = serde_json::from_slice::<Value>(&error_body(&e)).unwrap();
         assert_eq!(v["error"]["message"], "nope");
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["code"], "model_not_found");

@@ -6,8 +6,8 @@ use crate::canonical::{
     StreamEvent, Tool, ToolChoice, Usage,
 };
 use crate::error::{ErrorKind, GatewayError};
-use crate::json::{json, Map, Value};
 use crate::sse::{SseEvent, SseParser};
+use serde_json::{json, Map, Value};
 
 /// Anthropic requires `max_tokens` while other dialects make it optional; this is sent when the client set none.
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
@@ -48,7 +48,7 @@ pub fn request_body(req: &ChatRequest, model: &str) -> Result<Vec<u8>, GatewayEr
     if req.stream {
         body.insert("stream".into(), true.into());
     }
-    Ok(crate::json::to_vec(&Value::Object(body)))
+    Ok(serde_json::to_vec(&Value::Object(body)).unwrap_or_default())
 }
 
 /// System instructions as the single string Anthropic takes, with the JSON-output instruction appended.
@@ -149,7 +149,7 @@ fn tool_input(arguments: &str, id: &str, message: usize) -> Result<Value, Gatewa
     if arguments.trim().is_empty() {
         return Ok(json!({}));
     }
-    match crate::json::from_str(arguments) {
+    match serde_json::from_str::<Value>(arguments) {
         Ok(v @ Value::Object(_)) => Ok(v),
         _ => Err(GatewayError::invalid(format!(
             "messages[{message}]: the arguments of tool call {id:?} are not a JSON object"
@@ -208,7 +208,7 @@ fn tool_choice(req: &ChatRequest) -> Option<Value> {
 }
 
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
-    let v: Value = crate::json::from_slice(body)
+    let v: Value = serde_json::from_slice::<Value>(body)
         .map_err(|e| upstream(format!("Anthropic response is not valid JSON: {e}")))?;
     if v.get("type").and_then(Value::as_str) == Some("error") {
         return Err(upstream_error_event(&v));
@@ -282,7 +282,7 @@ fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
 
 /// The provider's own message from an error body, `{"type":"error","error":{"type","message"}}`.
 pub fn error_message(body: &[u8]) -> Option<String> {
-    let v: Value = crate::json::from_slice(body).ok()?;
+    let v: Value = serde_json::from_slice::<Value>(body).ok()?;
     v.pointer("/error/message")?.as_str().map(str::to_owned)
 }
 
@@ -347,7 +347,7 @@ impl StreamDecoder {
         if event.data.trim().is_empty() {
             return Ok(());
         }
-        let v: Value = crate::json::from_str(&event.data)
+        let v: Value = serde_json::from_str::<Value>(&event.data)
             .map_err(|e| upstream(format!("Anthropic sent an unreadable stream event: {e}")))?;
         let kind = v
             .get("type")
@@ -480,7 +480,7 @@ mod tests {
     }
 
     fn body_json(req: &ChatRequest, model: &str) -> Value {
-        crate::json::from_slice(&request_body(req, model).unwrap()).unwrap()
+        serde_json::from_slice::<Value>(&request_body(req, model).unwrap()).unwrap()
     }
 
     fn decode(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, GatewayError> {

@@ -6,8 +6,8 @@ use crate::canonical::{
     StreamEvent, Tool, ToolChoice, Usage,
 };
 use crate::error::{ErrorKind, GatewayError};
-use crate::json::{json, Map, Value};
 use crate::sse::SseParser;
+use serde_json::{json, Map, Value};
 
 /// Gemini 3 rejects replayed function calls without the thought signature it attached to them, and canonical
 /// messages cannot carry signatures. Google documents this value as the way to replay calls whose signature is
@@ -56,7 +56,7 @@ pub fn request_body(req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
     if !config.is_empty() {
         body.insert("generationConfig".into(), Value::Object(config));
     }
-    Ok(crate::json::to_vec(&Value::Object(body)))
+    Ok(serde_json::to_vec(&Value::Object(body)).unwrap_or_default())
 }
 
 /// Consecutive messages of one role are merged into one content: parallel function responses belong together,
@@ -137,7 +137,7 @@ fn function_args(arguments: &str, id: &str, message: usize) -> Result<Value, Gat
     if arguments.trim().is_empty() {
         return Ok(json!({}));
     }
-    match crate::json::from_str(arguments) {
+    match serde_json::from_str::<Value>(arguments) {
         Ok(v @ Value::Object(_)) => Ok(v),
         _ => Err(GatewayError::invalid(format!(
             "messages[{message}]: the arguments of tool call {id:?} are not a JSON object"
@@ -199,7 +199,7 @@ fn function_calling_config(choice: &ToolChoice) -> Value {
     }
 }
 
-fn generation_config(req: &ChatRequest) -> Map {
+fn generation_config(req: &ChatRequest) -> Map<String, Value> {
     let mut g = Map::new();
     if let Some(t) = req.temperature {
         g.insert("temperature".into(), t.into());
@@ -233,7 +233,7 @@ fn generation_config(req: &ChatRequest) -> Map {
 
 /// A complete answer. `id` is used when Gemini sends no `responseId`.
 pub fn parse_response(body: &[u8], id: &str) -> Result<ChatResponse, GatewayError> {
-    let v: Value = crate::json::from_slice(body)
+    let v: Value = serde_json::from_slice::<Value>(body)
         .map_err(|e| upstream(format!("Gemini response is not valid JSON: {e}")))?;
     if let Some(e) = error_in(&v) {
         return Err(e);
@@ -336,7 +336,7 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
 
 /// The provider's own message from an error body, `{"error":{"code","message","status"}}`.
 pub fn error_message(body: &[u8]) -> Option<String> {
-    let v: Value = crate::json::from_slice(body).ok()?;
+    let v: Value = serde_json::from_slice::<Value>(body).ok()?;
     str_at(&v, "/error/message").map(str::to_owned)
 }
 
@@ -386,7 +386,7 @@ impl StreamDecoder {
             if event.data.trim().is_empty() {
                 continue;
             }
-            let v: Value = crate::json::from_str(&event.data)
+            let v: Value = serde_json::from_str::<Value>(&event.data)
                 .map_err(|e| upstream(format!("Gemini sent an unreadable stream chunk: {e}")))?;
             self.chunk(&v, &mut out)?;
         }
@@ -479,7 +479,7 @@ mod tests {
     }
 
     fn body_json(req: &ChatRequest) -> Value {
-        crate::json::from_slice(&request_body(req).unwrap()).unwrap()
+        serde_json::from_slice::<Value>(&request_body(req).unwrap()).unwrap()
     }
 
     fn decode(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, GatewayError> {

@@ -9,9 +9,43 @@ use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Headers, Method};
 use crate::inbound::openai::ChatRequest;
-use crate::json::{json, Map, Value};
 use crate::platform::UpstreamRequest;
 use crate::sse::SseParser;
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+
+/// The client's own OpenAI-dialect body with the model name replaced: every other member's value goes out as
+/// the client wrote it (numbers, escapes and all), in the client's order.
+pub fn passthrough_body(raw: &[u8], model: &str) -> Vec<u8> {
+    // `parse_chat` accepted these bytes as an object, so they read as members again.
+    let members: indexmap::IndexMap<String, &RawValue> =
+        serde_json::from_slice(raw).unwrap_or_default();
+    let mut out = Vec::with_capacity(raw.len() + model.len());
+    out.push(b'{');
+    let mut model_written = false;
+    for (i, (k, v)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut out, k);
+        out.push(b':');
+        if k == "model" {
+            let _ = serde_json::to_writer(&mut out, model);
+            model_written = true;
+        } else {
+            out.extend_from_slice(v.get().as_bytes());
+        }
+    }
+    if !model_written {
+        if !members.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"model\":");
+        let _ = serde_json::to_writer(&mut out, model);
+    }
+    out.push(b'}');
+    out
+}
 
 /// The client's own OpenAI-dialect body, forwarded untranslated to an OpenAI-wire provider with only the model
 /// name replaced: nothing is lost, and nothing is spent re-encoding.
@@ -20,8 +54,7 @@ pub fn passthrough_request(
     chat: &ChatRequest,
     creds: &Credentials,
 ) -> UpstreamRequest {
-    let mut body = chat.body.clone();
-    body.insert("model".into(), Value::String(dep.model.clone()));
+    let body = passthrough_body(&chat.raw, &dep.model);
     let mut headers = Headers::new();
     headers.insert("content-type", "application/json");
     headers.insert(
@@ -37,7 +70,7 @@ pub fn passthrough_request(
         method: Method::Post,
         url: super::openai_wire_url(dep),
         headers,
-        body: crate::json::to_vec(&body),
+        body,
         cancel_on_drop: chat.stream,
     }
 }
@@ -165,7 +198,7 @@ pub fn request_body(req: &canonical::ChatRequest, model: &str) -> Vec<u8> {
             }
         }),
     );
-    crate::json::to_vec(&Value::Object(body))
+    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
 }
 
 /// The string at a JSON pointer, or empty: provider fields that may be missing without making the answer wrong.
@@ -201,7 +234,8 @@ fn malformed(what: &str) -> GatewayError {
 }
 
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
-    let v: Value = crate::json::from_slice(body).map_err(|_| malformed("response (not JSON)"))?;
+    let v: Value =
+        serde_json::from_slice::<Value>(body).map_err(|_| malformed("response (not JSON)"))?;
     let choice = v
         .pointer("/choices/0")
         .ok_or_else(|| malformed("response (no choices)"))?;
@@ -244,7 +278,7 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
 }
 
 pub fn error_message(body: &[u8]) -> Option<String> {
-    let v: Value = crate::json::from_slice(body).ok()?;
+    let v: Value = serde_json::from_slice::<Value>(body).ok()?;
     v.pointer("/error/message")
         .and_then(Value::as_str)
         .map(str::to_owned)
@@ -277,7 +311,7 @@ impl StreamDecoder {
                 continue;
             }
             let v: Value =
-                crate::json::from_str(&ev.data).map_err(|_| malformed("stream event"))?;
+                serde_json::from_str::<Value>(&ev.data).map_err(|_| malformed("stream event"))?;
             if let Some(err) = v.get("error") {
                 let msg = err
                     .get("message")
@@ -367,6 +401,18 @@ impl StreamDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passthrough_keeps_every_value_as_written_and_replaces_only_the_model() {
+        let raw = br#"{ "model" : "alias", "temperature":1.10,"x":2.5E-3, "big":123456789012345678901234567890,
+            "s":"\u00e9\/", "o":{"b":1,"a":[1 , 2]} }"#;
+        let out = String::from_utf8(passthrough_body(raw, "gpt-4o")).unwrap();
+        assert_eq!(
+            out,
+            r#"{"model":"gpt-4o","temperature":1.10,"x":2.5E-3,"big":123456789012345678901234567890,"s":"\u00e9\/","o":{"b":1,"a":[1 , 2]}}"#
+        );
+        assert_eq!(passthrough_body(b"{}", "m"), br#"{"model":"m"}"#);
+    }
     use crate::config::{Provider, ProviderKind};
     use crate::inbound::openai::parse_chat;
     use std::rc::Rc;
@@ -397,7 +443,7 @@ mod tests {
         assert_eq!(r.url, "https://api.example.test/v1/chat/completions");
         assert_eq!(r.headers.get("authorization"), Some("Bearer sk-123"));
         assert_eq!(r.headers.get("accept"), Some("text/event-stream"));
-        let v: Value = crate::json::from_slice(&r.body).unwrap();
+        let v: Value = serde_json::from_slice::<Value>(&r.body).unwrap();
         assert_eq!(v["model"], "real-model");
         assert_eq!(v["top_p"], 0.5);
         assert_eq!(v["stream"], true);
@@ -466,7 +512,7 @@ mod tests {
         let body = request_body(&c, "fast");
         let again = parse_chat(&body).unwrap().to_canonical().unwrap();
         assert_eq!(again, c);
-        let v: Value = crate::json::from_slice(&body).unwrap();
+        let v: Value = serde_json::from_slice::<Value>(&body).unwrap();
         // The tool result is a `tool` message right after the assistant's call, as OpenAI requires.
         assert_eq!(v["messages"][2]["role"], "assistant");
         assert_eq!(v["messages"][3]["role"], "tool");

@@ -7,10 +7,10 @@ pub mod health;
 pub mod regions;
 
 use crate::config::Deployment;
-use crate::json::{json, Value};
 use crate::small_sort;
 use estimator::{Estimate, BUCKETS};
 use health::{Admission, Breaker};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// Where the caller is, as the edge runtime reports it.
@@ -311,7 +311,7 @@ impl Router {
         loc: &Location,
         now_ms: u64,
     ) -> Value {
-        let mut out = crate::json::Map::new();
+        let mut out = serde_json::Map::new();
         for (name, deps) in models {
             let shape = Shape {
                 stream: true,
@@ -353,7 +353,7 @@ impl Router {
     /// Learned estimates, for persisting per location (health is not persisted: it is too short-lived).
     pub fn export(&self) -> String {
         // Inserted one by one: collecting into a map sorts first (kilobytes of wasm per element type).
-        let mut m = crate::json::Map::new();
+        let mut m = serde_json::Map::new();
         for (id, s) in &self.stats {
             let e: Vec<Value> = s
                 .estimates
@@ -367,7 +367,7 @@ impl Router {
 
     /// Merges persisted estimates into deployments this isolate has not measured itself yet.
     pub fn import(&mut self, json: &str) {
-        let Ok(Value::Object(m)) = crate::json::from_str(json) else {
+        let Ok(Value::Object(m)) = serde_json::from_str::<Value>(json) else {
             return;
         };
         for (id, v) in m {

@@ -10,7 +10,7 @@ use crate::canonical::{
     Usage,
 };
 use crate::error::{ErrorKind, GatewayError};
-use crate::json::{json, Map, Value};
+use serde_json::{json, Map, Value};
 
 /// Longest provider message passed on to a client; the rest is noise at best and a leak at worst.
 const MAX_UPSTREAM_MESSAGE: usize = 300;
@@ -51,7 +51,7 @@ pub fn request_body(req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
     if let Some(config) = tool_config(req) {
         body.insert("toolConfig".into(), config);
     }
-    Ok(crate::json::to_vec(&body))
+    Ok(serde_json::to_vec(&body).unwrap_or_default())
 }
 
 fn message(m: &Message) -> Result<Value, GatewayError> {
@@ -123,7 +123,7 @@ fn image_block(image: &Image) -> Result<Value, GatewayError> {
 /// Converse wants the arguments as a JSON object, while canonical tool calls keep the model's raw text, which may
 /// be cut off or otherwise invalid: those are sent as `{}` rather than failing a whole conversation over history.
 fn tool_input(arguments: &str) -> Value {
-    crate::json::from_str(arguments)
+    serde_json::from_str::<Value>(arguments)
         .ok()
         .filter(Value::is_object)
         .unwrap_or_else(|| json!({}))
@@ -195,7 +195,7 @@ fn has_tool_blocks(req: &ChatRequest) -> bool {
 /// A Converse answer. Bedrock puts no id in the body: `id` is the caller's (e.g. the `x-amzn-requestid` header),
 /// and `model` the model id the request named.
 pub fn parse_response(body: &[u8], id: &str, model: &str) -> Result<ChatResponse, GatewayError> {
-    let v: Value = crate::json::from_slice(body)
+    let v: Value = serde_json::from_slice::<Value>(body)
         .map_err(|e| upstream(format!("Bedrock answered invalid JSON: {e}")))?;
     let blocks = v
         .pointer("/output/message/content")
@@ -270,7 +270,7 @@ fn usage(usage: Option<&Value>) -> Usage {
 
 /// The message of a Bedrock error body, `{"message": "..."}` (some errors spell it `Message`).
 pub fn error_message(body: &[u8]) -> Option<String> {
-    let v: Value = crate::json::from_slice(body).ok()?;
+    let v: Value = serde_json::from_slice::<Value>(body).ok()?;
     ["message", "Message"]
         .iter()
         .find_map(|key| v.get(*key).and_then(Value::as_str))
@@ -448,7 +448,7 @@ impl StreamDecoder {
 }
 
 fn payload(frame: &Frame) -> Result<Value, GatewayError> {
-    crate::json::from_slice(&frame.payload).map_err(|e| {
+    serde_json::from_slice::<Value>(&frame.payload).map_err(|e| {
         upstream(format!(
             "Bedrock stream sent a {} event that is not JSON: {e}",
             frame.header_str(":event-type").unwrap_or("?")
@@ -516,7 +516,7 @@ mod tests {
     }
 
     fn json_fixture(name: &str) -> Value {
-        crate::json::from_slice(&fixture(name)).unwrap()
+        serde_json::from_slice::<Value>(&fixture(name)).unwrap()
     }
 
     fn user(content: Vec<Part>) -> Message {
@@ -554,7 +554,7 @@ mod tests {
     }
 
     fn body(req: &ChatRequest) -> Value {
-        crate::json::from_slice(&request_body(req).unwrap()).unwrap()
+        serde_json::from_slice::<Value>(&request_body(req).unwrap()).unwrap()
     }
 
     fn full_request() -> ChatRequest {
