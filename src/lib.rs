@@ -22,7 +22,6 @@ pub mod providers;
 pub mod ratelimit;
 pub mod routing;
 pub mod scrub;
-pub mod small_sort;
 pub mod sse;
 pub mod translate;
 pub mod url;

@@ -1,14 +1,13 @@
 //! Configuration in two phases: [`raw`] parses strictly, [`Config::parse`] validates into types that cannot be
 //! invalid, with errors that name the offending path.
 
-pub mod named;
 mod raw;
 
 use crate::auth::KeyHash;
-use crate::config::named::Named;
 use crate::cors::CorsPolicy;
 use crate::limits::Limits;
 use raw::RawConfig;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::Rc;
 
@@ -188,8 +187,8 @@ pub struct Timeouts {
 #[derive(Debug)]
 pub struct Config {
     pub keys: Vec<GatewayKey>,
-    pub providers: Named<Rc<Provider>>,
-    pub models: Named<Model>,
+    pub providers: BTreeMap<String, Rc<Provider>>,
+    pub models: BTreeMap<String, Model>,
     pub timeouts: Timeouts,
     pub routing: Routing,
     /// Origins allowed for every key.
@@ -278,7 +277,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             ));
         }
     }
-    let mut providers = Named::new();
+    let mut providers = BTreeMap::new();
     for (name, p) in raw.providers {
         let provider = validate_provider(&format!("providers.{name}"), name.clone(), p)?;
         providers.insert(name, Rc::new(provider));
@@ -287,7 +286,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if raw.models.is_empty() {
         return Err(err("models", "at least one model is required"));
     }
-    let mut models = Named::new();
+    let mut models = BTreeMap::new();
     for (name, m) in raw.models {
         let path = format!("models.{name}");
         if m.deployments.is_empty() {
@@ -612,7 +611,7 @@ fn validate_provider(
 }
 
 /// Coordinates of a region: configured ones first, then the built-in cloud table.
-fn region_coords(custom: &Named<raw::RawRegion>, id: &str) -> Option<(f64, f64)> {
+fn region_coords(custom: &BTreeMap<String, raw::RawRegion>, id: &str) -> Option<(f64, f64)> {
     if let Some(r) = custom.get(id) {
         return Some((r.lat, r.lon));
     }

@@ -1,18 +1,18 @@
 //! Phase one: the configuration exactly as written in `wrangler.toml` (or JSON), rejected on unknown fields.
 
 use super::ConfigError;
-use crate::config::named::Named;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 #[derive(Debug)]
 pub struct RawConfig {
     pub keys: Vec<RawKey>,
-    pub providers: Named<RawProvider>,
-    pub models: Named<RawModel>,
+    pub providers: BTreeMap<String, RawProvider>,
+    pub models: BTreeMap<String, RawModel>,
     pub timeouts: RawTimeouts,
     pub routing: RawRouting,
     /// Regions beyond the built-in cloud table (self-hosted models, other clouds).
-    pub regions: Named<RawRegion>,
+    pub regions: BTreeMap<String, RawRegion>,
     /// Browser origins allowed for every key (preflights are answered before any key is seen).
     pub cors_origins: Vec<String>,
     pub browser_tokens: Option<RawTokens>,
@@ -58,7 +58,7 @@ pub struct RawTokens {
     /// The gateway key whose policy browser tokens inherit (models, residency, cache, budgets).
     pub key: String,
     /// Signing secrets by key id: the names of worker secrets holding them.
-    pub secrets: Named<String>,
+    pub secrets: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default)]
@@ -278,12 +278,12 @@ impl<T: Read> Read for Vec<T> {
     }
 }
 
-impl<T: Read> Read for Named<T> {
+impl<T: Read> Read for BTreeMap<String, T> {
     fn read(v: &Value, path: &str) -> Result<Self, ConfigError> {
         let Value::Object(map) = v else {
             return Err(invalid(path, "an object", v));
         };
-        let mut out = Named::new();
+        let mut out = BTreeMap::new();
         for (k, item) in map {
             out.insert(k.clone(), T::read(item, &child(path, k))?);
         }

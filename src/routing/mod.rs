@@ -7,7 +7,6 @@ pub mod health;
 pub mod regions;
 
 use crate::config::Deployment;
-use crate::small_sort;
 use estimator::{Estimate, BUCKETS};
 use health::{Admission, Breaker};
 use serde_json::{json, Value};
@@ -190,9 +189,8 @@ impl Router {
                 Admission::No => open.push((score, i)),
             }
         }
-        let by_score = |v: &mut Vec<(f64, usize)>| {
-            small_sort::sort_by(v, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
-        };
+        let by_score =
+            |v: &mut Vec<(f64, usize)>| v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         by_score(&mut healthy);
         by_score(&mut trials);
         by_score(&mut open);

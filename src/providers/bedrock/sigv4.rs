@@ -202,7 +202,7 @@ fn canonical_query(query: &str) -> String {
             )
         })
         .collect();
-    crate::small_sort::sort_by(&mut pairs, Ord::cmp);
+    pairs.sort();
     let encoded: Vec<String> = pairs
         .into_iter()
         .map(|(name, value)| format!("{name}={value}"))
@@ -226,7 +226,7 @@ fn canonical_headers(headers: &Headers, url_host: &str) -> (String, String) {
             None => merged.push((name, value)),
         }
     }
-    crate::small_sort::sort_by(&mut merged, |a, b| a.0.cmp(b.0));
+    merged.sort_by(|a, b| a.0.cmp(b.0));
     let mut lines = String::new();
     for (name, value) in &merged {
         lines.push_str(name);
