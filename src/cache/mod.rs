@@ -154,7 +154,7 @@ impl Drop for Sink {
 /// Shared between a [`Recording`] and the gateway: the sink arrives only if this attempt commits (a failed or
 /// losing hedged attempt never gets one), and events seen before that are kept for it.
 #[derive(Default)]
-pub struct Slot {
+pub struct Handoff {
     sink: Option<Sink>,
     early: Vec<crate::canonical::StreamEvent>,
     /// How the stream ended, when it ended before the sink arrived (a short answer, whole before the commit).
@@ -170,10 +170,10 @@ fn settle(sink: Sink, outcome: Result<ChatResponse, GatewayError>) {
     }
 }
 
-pub type SlotRef = Rc<RefCell<Slot>>;
+pub type HandoffRef = Rc<RefCell<Handoff>>;
 
 /// Hands the flight's sink to the attempt that committed; followers get what it has seen so far at once.
-pub fn attach(slot: &SlotRef, mut sink: Sink, deployment: String) {
+pub fn attach(slot: &HandoffRef, mut sink: Sink, deployment: String) {
     sink.set_deployment(deployment);
     let mut s = slot.borrow_mut();
     let early = std::mem::take(&mut s.early);
@@ -191,14 +191,19 @@ pub struct Recording {
     inner: ByteStream,
     decoder: Decoder,
     recorder: Recorder,
-    slot: SlotRef,
+    slot: HandoffRef,
     settled: bool,
     /// Where the rest of the stream is read if the leading client goes away while others follow.
     background: Option<Background>,
 }
 
 impl Recording {
-    pub fn new(inner: ByteStream, decoder: Decoder, slot: SlotRef, background: Background) -> Self {
+    pub fn new(
+        inner: ByteStream,
+        decoder: Decoder,
+        slot: HandoffRef,
+        background: Background,
+    ) -> Self {
         Recording {
             inner,
             decoder,
@@ -354,7 +359,7 @@ mod tests {
         );
         let flight = sink.flight.clone();
         let body = stream::iter(CHUNKS.map(|c| Ok(c.as_bytes().to_vec())));
-        let slot = SlotRef::default();
+        let slot = HandoffRef::default();
         let decoder = Decoder::OpenAi(crate::providers::openai_compat::StreamDecoder::new());
         let mut rec = Recording::new(Box::pin(body), decoder, slot.clone(), p.background());
         attach(&slot, sink, "d".into());

@@ -78,11 +78,11 @@ pub mod js {
     #[wasm_bindgen(module = "/src/edge/shim.js")]
     extern "C" {
         /// worker/entry.mjs's `{ request, body }`.
-        pub type Inbound;
+        pub type IncomingRequest;
         #[wasm_bindgen(js_name = requestHead)]
-        pub fn request_head(req: &Inbound) -> String;
+        pub fn request_head(req: &IncomingRequest) -> String;
         #[wasm_bindgen(js_name = requestBody)]
-        pub fn request_body(req: &Inbound) -> js_sys::Uint8Array;
+        pub fn request_body(req: &IncomingRequest) -> js_sys::Uint8Array;
         pub fn send(
             url: &str,
             method: &str,
@@ -197,7 +197,7 @@ pub struct Gateway {}
 
 #[wasm_bindgen]
 impl Gateway {
-    pub fn fetch(req: js::Inbound, env: Env, ctx: JsValue) -> JsValue {
+    pub fn fetch(req: js::IncomingRequest, env: Env, ctx: JsValue) -> JsValue {
         let config = config(&env);
         let max_ms = match config.as_ref() {
             Ok(c) => lifetime_ms(c),
@@ -220,7 +220,7 @@ fn lifetime_ms(config: &Config) -> f64 {
 }
 
 async fn handle(
-    req: js::Inbound,
+    req: js::IncomingRequest,
     config: Rc<Result<Config, ConfigError>>,
     env: Env,
     ctx: JsValue,

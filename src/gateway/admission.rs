@@ -1,0 +1,188 @@
+//! Admission: what a request is (dialect, parsed body, model), who sends it (keys, tokens, CORS), and what it
+//! may use (resolution of the model, residency, cache controls).
+
+use super::*;
+
+/// Each dialect's parsing and input limits in a function of its own (a cold isolate compiles only the one it
+/// is asked for).
+#[inline(never)]
+pub(super) fn anthropic_inbound(
+    body: &[u8],
+    limits: &limits::Limits,
+) -> Result<ClientRequest, GatewayError> {
+    let value: serde_json::Value = serde_json::from_slice::<serde_json::Value>(body)
+        .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
+    limits::check_request(&value, limits)?;
+    Ok(ClientRequest::Canonical(
+        Dialect::Anthropic,
+        Box::new(anthropic::parse_request(body)?),
+    ))
+}
+
+#[inline(never)]
+pub(super) fn openai_inbound(
+    body: &[u8],
+    limits: &limits::Limits,
+) -> Result<ClientRequest, GatewayError> {
+    let chat = openai::parse_chat(body)?;
+    limits::check_request_object(&chat.body, limits)?;
+    Ok(ClientRequest::OpenAi(chat))
+}
+
+/// Origins any key (or a browser token, whose origins are listed globally) may call from.
+pub(super) fn origin_known(config: &Config, origin: &str) -> bool {
+    config.cors.allows(origin) || config.keys.iter().any(|k| k.cors.allows(origin))
+}
+
+/// `OPTIONS`: browsers ask before sending credentials, so the answer cannot depend on the key.
+pub(super) fn preflight(config: &Config, req: &Request) -> Response {
+    let origin = req.headers.get("origin").unwrap_or_default();
+    let allowed = !origin.is_empty() && origin_known(config, origin);
+    let answer = allowed.then(|| {
+        let policy = CorsPolicy {
+            allowed_origins: vec![origin.to_owned()],
+        };
+        cors::preflight(
+            &policy,
+            origin,
+            req.headers.get("access-control-request-method"),
+            req.headers.get("access-control-request-headers"),
+        )
+    });
+    match answer.flatten() {
+        Some(headers) => Response {
+            status: 204,
+            headers: headers.into_iter().collect(),
+            body: Body::Empty,
+        },
+        None => Response::json(
+            403,
+            openai::error_body(
+                &GatewayError::new(ErrorKind::Permission, "origin not allowed")
+                    .with_code("cors_origin_not_allowed"),
+            ),
+        ),
+    }
+}
+
+/// A chat request as it arrived: OpenAI-dialect bodies stay raw so they can pass through untouched.
+pub(super) enum ClientRequest {
+    OpenAi(openai::ChatRequest),
+    Canonical(Dialect, Box<canonical::ChatRequest>),
+}
+
+impl ClientRequest {
+    pub(super) fn model(&self) -> &str {
+        match self {
+            ClientRequest::OpenAi(c) => &c.model,
+            ClientRequest::Canonical(_, c) => &c.model,
+        }
+    }
+
+    pub(super) fn stream(&self) -> bool {
+        match self {
+            ClientRequest::OpenAi(c) => c.stream,
+            ClientRequest::Canonical(_, c) => c.stream,
+        }
+    }
+
+    pub(super) fn dialect(&self) -> Dialect {
+        match self {
+            ClientRequest::OpenAi(_) => Dialect::OpenAi,
+            ClientRequest::Canonical(d, _) => *d,
+        }
+    }
+}
+
+/// The deployments a model name stands for: a configured alias, or `provider/model` to address a configured
+/// provider directly.
+pub(super) fn resolve<'c>(config: &'c Config, name: &str) -> Result<Target<'c>, GatewayError> {
+    if let Some(model) = config.model(name) {
+        return Ok(Target::Alias(model));
+    }
+    if let Some((provider, model)) = name.split_once('/') {
+        if let (Some(p), false) = (config.provider(provider), model.is_empty()) {
+            return Ok(Target::Direct([p.direct(model)]));
+        }
+    }
+    Err(GatewayError::new(
+        ErrorKind::NotFound,
+        format!("model `{name}` does not exist; GET /v1/models lists the models served here"),
+    )
+    .with_code("model_not_found"))
+}
+
+pub(super) enum Target<'c> {
+    Alias(&'c Model),
+    Direct([Deployment; 1]),
+}
+
+impl Target<'_> {
+    pub(super) fn deployments(&self) -> &[Deployment] {
+        match self {
+            Target::Alias(m) => m.deployments(),
+            Target::Direct(d) => d,
+        }
+    }
+}
+
+/// Who is asking and from where: what routing needs beyond the request body.
+pub struct Caller<'a> {
+    pub location: Location,
+    /// Residency tags required by the key's policy (empty: none).
+    pub key_residency: &'a [String],
+    /// Residency tags requested with `x-meridian-residency` (empty: none).
+    pub requested_residency: Vec<String>,
+    pub body_len: usize,
+    pub cache: CacheControl,
+}
+
+/// The caller's say over the cache.
+#[derive(Debug, Default, Clone)]
+pub struct CacheControl {
+    /// `Cache-Control: no-cache`: do not answer from the cache.
+    pub no_cache: bool,
+    /// `Cache-Control: no-store`: do not store the answer.
+    pub no_store: bool,
+    /// `x-meridian-cache-ttl` (seconds).
+    pub ttl_s: Option<u64>,
+    /// The key's namespace, refined by `x-meridian-cache-namespace`.
+    pub namespace: String,
+}
+
+pub(super) fn cache_control(req: &Request, key_namespace: &str) -> CacheControl {
+    let directives = req
+        .headers
+        .get("cache-control")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let has = |d: &str| directives.split(',').any(|x| x.trim() == d);
+    let sub = req
+        .headers
+        .get("x-meridian-cache-namespace")
+        .map(str::trim)
+        .filter(|n| {
+            !n.is_empty()
+                && n.len() <= 64
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        });
+    CacheControl {
+        no_cache: has("no-cache"),
+        no_store: has("no-store"),
+        ttl_s: req
+            .headers
+            .get("x-meridian-cache-ttl")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|t| t.clamp(cache::MIN_TTL_S, cache::MAX_TTL_S)),
+        // Still inside the key's own namespace: a header can narrow the scope, never cross tenants.
+        namespace: match sub {
+            Some(sub) => format!("{key_namespace}:{sub}"),
+            None => key_namespace.to_owned(),
+        },
+    }
+}
+
+pub(super) fn residency_ok(dep: &Deployment, required: &[String]) -> bool {
+    required.is_empty() || dep.tags.iter().any(|t| required.contains(t))
+}
