@@ -5,57 +5,8 @@ use crate::config::{Config, GatewayKey};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::Headers;
 use crate::platform::Platform;
-use sha2::{Digest, Sha256};
 
-#[derive(Clone, PartialEq, Eq)]
-pub struct KeyHash([u8; 32]);
-
-impl core::fmt::Debug for KeyHash {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("KeyHash(..)")
-    }
-}
-
-impl KeyHash {
-    pub fn of(key: &str) -> Self {
-        KeyHash(Sha256::digest(key.as_bytes()).into())
-    }
-
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        let bytes = hex.as_bytes();
-        if bytes.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-        }
-        Some(KeyHash(out))
-    }
-
-    pub fn to_hex(&self) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push(HEX[(b >> 4) as usize] as char);
-            s.push(HEX[(b & 15) as usize] as char);
-        }
-        s
-    }
-
-    fn ct_eq(&self, other: &KeyHash) -> bool {
-        crate::hmac::ct_eq(&self.0, &other.0)
-    }
-}
-
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
+pub use crate::key_hash::KeyHash;
 
 /// The key a client presented: `Authorization: Bearer …` (OpenAI SDKs) or `x-api-key` (Anthropic SDKs).
 fn presented_key(headers: &Headers) -> Option<&str> {

@@ -99,10 +99,31 @@ pub async fn handle<P: Platform>(
     if let Ok(config) = config {
         state
             .scrubber
-            .get_or_init(|| Rc::new(Scrubber::for_config(config, platform)))
+            .get_or_init(|| Rc::new(scrubber_for(config, platform)))
             .response(&mut resp);
     }
     resp
+}
+
+/// The scrubber for the secrets the configuration names, read from the platform.
+fn scrubber_for<P: Platform + ?Sized>(config: &Config, platform: &P) -> Scrubber {
+    let mut names: Vec<&str> = Vec::new();
+    for p in config.providers.values() {
+        if let Some(n) = &p.api_key_secret {
+            names.push(n);
+        }
+        if let ProviderKind::Bedrock { credentials, .. } = &p.kind {
+            names.push(&credentials.access_key_id);
+            names.push(&credentials.secret_access_key);
+            if let Some(t) = &credentials.session_token {
+                names.push(t);
+            }
+        }
+    }
+    if let Some(t) = &config.tokens {
+        names.extend(t.secrets.iter().map(|(_, n)| n.as_str()));
+    }
+    Scrubber::new(names.into_iter().filter_map(|n| platform.secret(n)))
 }
 
 /// Where the caller is: the runtime's view, or (only when configured, for tests and demos) the

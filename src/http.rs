@@ -163,7 +163,7 @@ pub struct Request {
     pub headers: Headers,
     pub body: Vec<u8>,
     /// Where the runtime says the caller is.
-    pub location: crate::routing::Location,
+    pub location: Location,
 }
 
 pub enum Body {
@@ -210,4 +210,12 @@ impl Response {
             body: Body::Stream(stream),
         }
     }
+}
+
+/// Where the caller is, as the edge runtime reports it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Location {
+    /// The edge data centre (IATA code), e.g. "FRA".
+    pub colo: Option<String>,
+    pub lat_lon: Option<(f64, f64)>,
 }

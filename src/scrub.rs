@@ -3,9 +3,7 @@
 //! the key, a header, an echoed request). Each secret is looked for as it is and in the forms JSON text can carry
 //! it in (escaped quotes, backslashes and slashes, `\uXXXX`).
 
-use crate::config::{Config, ProviderKind};
 use crate::http::{Body, Response};
-use crate::platform::Platform;
 use futures_util::StreamExt;
 use memchr::memmem::Finder;
 use std::rc::Rc;
@@ -44,27 +42,6 @@ impl Scrubber {
                 .map(|f| Finder::new(&f).into_owned())
                 .collect(),
         }
-    }
-
-    /// The secrets the configuration names, read from the platform.
-    pub fn for_config<P: Platform + ?Sized>(config: &Config, platform: &P) -> Self {
-        let mut names: Vec<&str> = Vec::new();
-        for p in config.providers.values() {
-            if let Some(n) = &p.api_key_secret {
-                names.push(n);
-            }
-            if let ProviderKind::Bedrock { credentials, .. } = &p.kind {
-                names.push(&credentials.access_key_id);
-                names.push(&credentials.secret_access_key);
-                if let Some(t) = &credentials.session_token {
-                    names.push(t);
-                }
-            }
-        }
-        if let Some(t) = &config.tokens {
-            names.extend(t.secrets.iter().map(|(_, n)| n.as_str()));
-        }
-        Scrubber::new(names.into_iter().filter_map(|n| platform.secret(n)))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -24,9 +24,7 @@ use std::rc::Rc;
 
 /// Workers KV's value limit; larger answers are served but not cached.
 pub const MAX_VALUE_BYTES: usize = 25 * 1024 * 1024;
-/// KV's minimum expiration TTL.
-pub const MIN_TTL_S: u64 = 60;
-pub const MAX_TTL_S: u64 = 30 * 24 * 3600;
+pub use crate::config::{MAX_TTL_S, MIN_TTL_S};
 
 /// Per-isolate cache state.
 #[derive(Default)]

@@ -3,8 +3,8 @@
 
 mod raw;
 
-use crate::auth::KeyHash;
 use crate::cors::CorsPolicy;
+use crate::key_hash::KeyHash;
 use crate::limits::Limits;
 use raw::RawConfig;
 use std::collections::BTreeMap;
@@ -13,6 +13,9 @@ use std::rc::Rc;
 
 const DEFAULT_FIRST_BYTE_MS: u64 = 30_000;
 const DEFAULT_TOTAL_MS: u64 = 300_000;
+/// KV's minimum expiration TTL, and the longest a cached answer is kept.
+pub const MIN_TTL_S: u64 = 60;
+pub const MAX_TTL_S: u64 = 30 * 24 * 3600;
 /// Reasoning models may go quiet for minutes mid-answer; a stream silent for longer than this is dead.
 const DEFAULT_IDLE_MS: u64 = 300_000;
 
@@ -86,7 +89,7 @@ impl Provider {
             provider: self.clone(),
             model: model.to_owned(),
             region: self.region.clone(),
-            coords: crate::routing::regions::lookup(&self.region).map(|r| (r.lat, r.lon)),
+            coords: crate::regions::lookup(&self.region).map(|r| (r.lat, r.lon)),
             tags: Vec::new(),
             weight: 1.0,
             price: None,
@@ -395,7 +398,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         let cache = match m.cache {
             Some(c) if c.enabled => {
                 let ttl_s = c.ttl_s.unwrap_or(3600);
-                if !(crate::cache::MIN_TTL_S..=crate::cache::MAX_TTL_S).contains(&ttl_s) {
+                if !(MIN_TTL_S..=MAX_TTL_S).contains(&ttl_s) {
                     return Err(err(
                         format_args!("{path}.cache.ttl_s"),
                         "must be between 60 and 2592000 seconds",
@@ -615,7 +618,7 @@ fn region_coords(custom: &BTreeMap<String, raw::RawRegion>, id: &str) -> Option<
     if let Some(r) = custom.get(id) {
         return Some((r.lat, r.lon));
     }
-    crate::routing::regions::lookup(id).map(|r| (r.lat, r.lon))
+    crate::regions::lookup(id).map(|r| (r.lat, r.lon))
 }
 
 /// `us-east-1`, `eu-central-2`, `ap-southeast-4`, `us-gov-west-1`: lower-case words and a final number.

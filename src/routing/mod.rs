@@ -4,7 +4,7 @@
 
 pub mod estimator;
 pub mod health;
-pub mod regions;
+pub use crate::regions;
 
 use crate::config::Deployment;
 use estimator::{Estimate, BUCKETS};
@@ -12,13 +12,7 @@ use health::{Admission, Breaker};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-/// Where the caller is, as the edge runtime reports it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Location {
-    /// The edge data centre (IATA code), e.g. "FRA".
-    pub colo: Option<String>,
-    pub lat_lon: Option<(f64, f64)>,
-}
+pub use crate::http::Location;
 
 /// What kind of latency a request will show: time to first token for streams, time to the whole answer's
 /// headers otherwise, each growing with the prompt.
