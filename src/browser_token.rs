@@ -277,71 +277,18 @@ fn parse_claims(payload: &[u8]) -> Result<Claims, TokenError> {
 
 use crate::hmac::ct_eq;
 pub use crate::hmac::hmac_sha256;
-
-const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 
 /// Appends the unpadded base64url encoding of `bytes` to `out`.
 fn b64url_encode_into(bytes: &[u8], out: &mut String) {
-    let sym = |v: u32, shift: u32| char::from(B64URL[((v >> shift) & 63) as usize]);
-    let mut chunks = bytes.chunks_exact(3);
-    for c in &mut chunks {
-        let v = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
-        out.extend([sym(v, 18), sym(v, 12), sym(v, 6), sym(v, 0)]);
-    }
-    match *chunks.remainder() {
-        [a] => {
-            let v = u32::from(a) << 16;
-            out.extend([sym(v, 18), sym(v, 12)]);
-        }
-        [a, b] => {
-            let v = u32::from(a) << 16 | u32::from(b) << 8;
-            out.extend([sym(v, 18), sym(v, 12), sym(v, 6)]);
-        }
-        _ => {}
-    }
+    URL_SAFE_NO_PAD.encode_string(bytes, out);
 }
 
-/// Decodes unpadded base64url; `None` for any other character, an impossible length or non-zero trailing bits
-/// (so every byte string has exactly one accepted encoding).
+/// Decodes unpadded base64url; `None` for any other character, padding, an impossible length or non-zero
+/// trailing bits (so every byte string has exactly one accepted encoding).
 fn b64url_decode(s: &str) -> Option<Vec<u8>> {
-    fn val(c: u8) -> Option<u32> {
-        Some(u32::from(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        }))
-    }
-    let bytes = s.as_bytes();
-    if bytes.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3 + 2);
-    let mut chunks = bytes.chunks_exact(4);
-    for c in &mut chunks {
-        let v = val(c[0])? << 18 | val(c[1])? << 12 | val(c[2])? << 6 | val(c[3])?;
-        out.extend_from_slice(&[(v >> 16) as u8, (v >> 8) as u8, v as u8]);
-    }
-    match *chunks.remainder() {
-        [a, b] => {
-            let v = val(a)? << 18 | val(b)? << 12;
-            if v & 0xffff != 0 {
-                return None;
-            }
-            out.push((v >> 16) as u8);
-        }
-        [a, b, c] => {
-            let v = val(a)? << 18 | val(b)? << 12 | val(c)? << 6;
-            if v & 0xff != 0 {
-                return None;
-            }
-            out.extend_from_slice(&[(v >> 16) as u8, (v >> 8) as u8]);
-        }
-        _ => {}
-    }
-    Some(out)
+    URL_SAFE_NO_PAD.decode(s).ok()
 }
 
 #[cfg(test)]

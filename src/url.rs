@@ -1,26 +1,24 @@
 //! The one place a URL path segment is built from configuration or a client: every byte outside RFC 3986's
 //! unreserved set is percent-encoded, so a model name can never add segments, a query or a fragment.
 
+use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
 /// Percent-encodes one path segment (upper-case hex, as AWS SigV4 also requires), so a Bedrock model id such as
 /// `anthropic.claude-3-haiku-20240307-v1:0`, or an ARN, which contains `/`, stays one segment.
 pub fn segment(s: &str) -> String {
     encode_bytes(s.as_bytes())
 }
 
+/// Every byte except RFC 3986's unreserved characters (ALPHA / DIGIT / "-" / "." / "_" / "~").
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes every byte except RFC 3986 unreserved characters.
 pub fn encode_bytes(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(bytes.len());
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
-    out
+    percent_encode(bytes, NOT_UNRESERVED).to_string()
 }
 
 #[cfg(test)]
