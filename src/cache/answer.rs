@@ -2,7 +2,8 @@
 //! either a response or a stream in any dialect.
 
 use crate::canonical::{ChatResponse, FinishReason, Part, StreamEvent, Usage};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// A cached answer and where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,78 +13,169 @@ pub struct Entry {
     pub created_ms: u64,
 }
 
+/// An entry as stored in KV (version 1). A missing or mistyped field makes the whole entry unreadable: a corrupt
+/// entry is a miss, never an error.
+#[derive(Serialize, Deserialize)]
+struct Stored<'a> {
+    v: u32,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    content: Vec<StoredPart<'a>>,
+    finish: StoredFinish,
+    /// Input and output tokens.
+    usage: [u64; 2],
+    #[serde(borrow)]
+    deployment: Cow<'a, str>,
+    created_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredPart<'a> {
+    Text {
+        #[serde(borrow)]
+        text: Cow<'a, str>,
+    },
+    ToolCall {
+        #[serde(borrow)]
+        id: Cow<'a, str>,
+        #[serde(borrow)]
+        name: Cow<'a, str>,
+        #[serde(borrow)]
+        arguments: Cow<'a, str>,
+    },
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredFinish {
+    Stop,
+    StopSequence,
+    Length,
+    ToolCalls,
+    ContentFilter,
+}
+
+impl From<FinishReason> for StoredFinish {
+    fn from(f: FinishReason) -> Self {
+        match f {
+            FinishReason::Stop => StoredFinish::Stop,
+            FinishReason::StopSequence => StoredFinish::StopSequence,
+            FinishReason::Length => StoredFinish::Length,
+            FinishReason::ToolCalls => StoredFinish::ToolCalls,
+            FinishReason::ContentFilter => StoredFinish::ContentFilter,
+        }
+    }
+}
+
+impl From<StoredFinish> for FinishReason {
+    fn from(f: StoredFinish) -> Self {
+        match f {
+            StoredFinish::Stop => FinishReason::Stop,
+            StoredFinish::StopSequence => FinishReason::StopSequence,
+            StoredFinish::Length => FinishReason::Length,
+            StoredFinish::ToolCalls => FinishReason::ToolCalls,
+            StoredFinish::ContentFilter => FinishReason::ContentFilter,
+        }
+    }
+}
+
+/// KV metadata (at most 1024 bytes): enough to inspect entries without reading them.
+#[derive(Serialize)]
+struct Metadata<'a> {
+    created_ms: u64,
+    deployment: &'a str,
+    usage: [u64; 2],
+}
+
 impl Entry {
     pub fn to_json(&self) -> String {
-        let content: Vec<Value> = self
-            .answer
+        let a = &self.answer;
+        let content = a
             .content
             .iter()
             .filter_map(|p| match p {
-                Part::Text(t) => Some(json!({"text": t})),
+                Part::Text(t) => Some(StoredPart::Text { text: t.into() }),
                 Part::ToolCall {
                     id,
                     name,
                     arguments,
-                } => Some(json!({"id": id, "name": name, "arguments": arguments})),
+                } => Some(StoredPart::ToolCall {
+                    id: id.into(),
+                    name: name.into(),
+                    arguments: arguments.into(),
+                }),
+                // Images and tool results are never part of an answer.
                 _ => None,
             })
             .collect();
-        json!({
-            "v": 1,
-            "id": self.answer.id,
-            "model": self.answer.model,
-            "content": content,
-            "finish": finish_name(self.answer.finish),
-            "usage": [self.answer.usage.input_tokens, self.answer.usage.output_tokens],
-            "deployment": self.deployment,
-            "created_ms": self.created_ms,
-        })
-        .to_string()
+        let stored = Stored {
+            v: 1,
+            id: a.id.as_str().into(),
+            model: a.model.as_str().into(),
+            content,
+            finish: a.finish.into(),
+            usage: [a.usage.input_tokens, a.usage.output_tokens],
+            deployment: self.deployment.as_str().into(),
+            created_ms: self.created_ms,
+        };
+        serde_json::to_string(&stored).unwrap_or_default()
     }
 
-    /// KV metadata (at most 1024 bytes): enough to inspect entries without reading them.
     pub fn metadata(&self) -> String {
-        json!({
-            "created_ms": self.created_ms,
-            "deployment": self.deployment.chars().take(200).collect::<String>(),
-            "usage": [self.answer.usage.input_tokens, self.answer.usage.output_tokens],
+        let end = self
+            .deployment
+            .char_indices()
+            .nth(200)
+            .map_or(self.deployment.len(), |(i, _)| i);
+        serde_json::to_string(&Metadata {
+            created_ms: self.created_ms,
+            deployment: &self.deployment[..end],
+            usage: [
+                self.answer.usage.input_tokens,
+                self.answer.usage.output_tokens,
+            ],
         })
-        .to_string()
+        .unwrap_or_default()
     }
 
     /// `None` for anything unreadable: a corrupt entry is a miss, never an error.
     pub fn from_json(s: &str) -> Option<Entry> {
-        let v: Value = serde_json::from_str::<Value>(s).ok()?;
-        if v.get("v")?.as_u64()? != 1 {
+        let stored: Stored = serde_json::from_str(s).ok()?;
+        if stored.v != 1 {
             return None;
         }
-        let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-        let mut content = Vec::new();
-        for p in v.get("content")?.as_array()? {
-            if let Some(t) = str_of(p, "text") {
-                content.push(Part::Text(t));
-            } else {
-                content.push(Part::ToolCall {
-                    id: str_of(p, "id")?,
-                    name: str_of(p, "name")?,
-                    arguments: str_of(p, "arguments")?,
-                });
-            }
-        }
-        let usage = v.get("usage")?.as_array()?;
+        let content = stored
+            .content
+            .into_iter()
+            .map(|p| match p {
+                StoredPart::Text { text } => Part::Text(text.into_owned()),
+                StoredPart::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                } => Part::ToolCall {
+                    id: id.into_owned(),
+                    name: name.into_owned(),
+                    arguments: arguments.into_owned(),
+                },
+            })
+            .collect();
         Some(Entry {
             answer: ChatResponse {
-                id: str_of(&v, "id")?,
-                model: str_of(&v, "model")?,
+                id: stored.id.into_owned(),
+                model: stored.model.into_owned(),
                 content,
-                finish: finish_from(v.get("finish")?.as_str()?)?,
+                finish: stored.finish.into(),
                 usage: Usage {
-                    input_tokens: usage.first()?.as_u64()?,
-                    output_tokens: usage.get(1)?.as_u64()?,
+                    input_tokens: stored.usage[0],
+                    output_tokens: stored.usage[1],
                 },
             },
-            deployment: str_of(&v, "deployment")?,
-            created_ms: v.get("created_ms")?.as_u64()?,
+            deployment: stored.deployment.into_owned(),
+            created_ms: stored.created_ms,
         })
     }
 
@@ -136,27 +228,6 @@ fn pieces(t: &str) -> impl Iterator<Item = &str> {
         let (piece, tail) = rest.split_at(cut);
         rest = tail;
         Some(piece)
-    })
-}
-
-fn finish_name(f: FinishReason) -> &'static str {
-    match f {
-        FinishReason::Stop => "stop",
-        FinishReason::StopSequence => "stop_sequence",
-        FinishReason::Length => "length",
-        FinishReason::ToolCalls => "tool_calls",
-        FinishReason::ContentFilter => "content_filter",
-    }
-}
-
-fn finish_from(s: &str) -> Option<FinishReason> {
-    Some(match s {
-        "stop" => FinishReason::Stop,
-        "stop_sequence" => FinishReason::StopSequence,
-        "length" => FinishReason::Length,
-        "tool_calls" => FinishReason::ToolCalls,
-        "content_filter" => FinishReason::ContentFilter,
-        _ => return None,
     })
 }
 
@@ -279,9 +350,25 @@ mod tests {
             "[]",
             r#"{"v":2}"#,
             &e.to_json().replace("tool_calls", "bogus"),
+            &e.to_json().replace(r#""usage":[3,7]"#, r#""usage":[3]"#),
         ] {
             assert_eq!(Entry::from_json(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn entries_stored_before_the_typed_format_still_read() {
+        // Written by the hand-built writer this format replaced: same fields, another member order and escapes.
+        let old = r#"{"created_ms":42,"deployment":"p/m","usage":[3,4],"finish":"tool_calls","v":1,
+            "content":[{"text":"Echo: \u0068i"},{"id":"c1","name":"f","arguments":"{\"a\":1}"}],"model":"m","id":"x"}"#;
+        let e = Entry::from_json(old).unwrap();
+        assert_eq!(e.answer.content[0], Part::Text("Echo: hi".into()));
+        assert_eq!(e.answer.finish, FinishReason::ToolCalls);
+        assert_eq!(
+            (e.answer.usage.input_tokens, e.answer.usage.output_tokens),
+            (3, 4)
+        );
+        assert_eq!(Entry::from_json(&e.to_json()), Some(e));
     }
 
     #[test]
