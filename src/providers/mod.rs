@@ -7,6 +7,7 @@ pub mod bedrock;
 pub mod errors;
 pub mod gemini;
 pub mod openai_compat;
+pub mod openai_wire;
 
 use crate::canonical::{ChatRequest, ChatResponse, StreamEvent};
 use crate::config::{Deployment, ProviderKind};

@@ -1,5 +1,6 @@
 //! OpenAI Chat Completions and every host that speaks it (Groq, Mistral, DeepSeek, Together, vLLM, Ollama, ...).
 
+use super::openai_wire::{self as wire, Completion, WireUsage};
 use super::Credentials;
 use crate::canonical::{
     self, ChatResponse, FinishReason, Image, Part, ResponseFormat, Role, StreamEvent, ToolChoice,
@@ -13,6 +14,7 @@ use crate::platform::UpstreamRequest;
 use crate::sse::SseParser;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 
 /// The client's own OpenAI-dialect body with the model name replaced: every other member's value goes out as
 /// the client wrote it (numbers, escapes and all), in the client's order.
@@ -201,14 +203,6 @@ pub fn request_body(req: &canonical::ChatRequest, model: &str) -> Vec<u8> {
     serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
 }
 
-/// The string at a JSON pointer, or empty: provider fields that may be missing without making the answer wrong.
-fn text_at(v: &Value, pointer: &str) -> String {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn finish_from(s: &str) -> FinishReason {
     match s {
         "length" => FinishReason::Length,
@@ -218,10 +212,10 @@ fn finish_from(s: &str) -> FinishReason {
     }
 }
 
-fn usage_from(v: &Value) -> Option<Usage> {
+fn usage_from(u: &WireUsage) -> Option<Usage> {
     Some(Usage {
-        input_tokens: v.get("prompt_tokens")?.as_u64()?,
-        output_tokens: v.get("completion_tokens")?.as_u64()?,
+        input_tokens: u.prompt_tokens?,
+        output_tokens: u.completion_tokens?,
     })
 }
 
@@ -234,54 +228,41 @@ fn malformed(what: &str) -> GatewayError {
 }
 
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
-    let v: Value =
-        serde_json::from_slice::<Value>(body).map_err(|_| malformed("response (not JSON)"))?;
+    let v: Completion =
+        serde_json::from_slice(body).map_err(|_| malformed("response (not a chat completion)"))?;
     let choice = v
-        .pointer("/choices/0")
+        .choices
+        .as_ref()
+        .and_then(|c| c.first())
         .ok_or_else(|| malformed("response (no choices)"))?;
     let msg = choice
-        .get("message")
+        .message
+        .as_ref()
         .ok_or_else(|| malformed("response (no message)"))?;
     let mut content = Vec::new();
-    if let Some(t) = msg
-        .get("content")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-    {
+    if let Some(t) = msg.content.as_deref().filter(|t| !t.is_empty()) {
         content.push(Part::Text(t.to_owned()));
     }
-    for c in msg
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let get = |p: &str| text_at(c, p);
+    for c in msg.tool_calls.iter().flatten() {
+        let f = c.function.as_ref();
         content.push(Part::ToolCall {
-            id: get("/id"),
-            name: get("/function/name"),
-            arguments: get("/function/arguments"),
+            id: wire::text(&c.id),
+            name: f.map(|f| wire::text(&f.name)).unwrap_or_default(),
+            arguments: f.map(|f| wire::text(&f.arguments)).unwrap_or_default(),
         });
     }
     Ok(ChatResponse {
-        id: text_at(&v, "/id"),
-        model: text_at(&v, "/model"),
+        id: wire::text(&v.id),
+        model: wire::text(&v.model),
         content,
-        finish: finish_from(
-            choice
-                .get("finish_reason")
-                .and_then(Value::as_str)
-                .unwrap_or("stop"),
-        ),
-        usage: v.get("usage").and_then(usage_from).unwrap_or_default(),
+        finish: finish_from(choice.finish_reason.as_deref().unwrap_or("stop")),
+        usage: v.usage.as_ref().and_then(usage_from).unwrap_or_default(),
     })
 }
 
 pub fn error_message(body: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice::<Value>(body).ok()?;
-    v.pointer("/error/message")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+    let v: Completion = serde_json::from_slice(body).ok()?;
+    v.error?.message.map(Cow::into_owned)
 }
 
 /// Decodes a Chat Completions SSE stream into canonical events.
@@ -310,13 +291,10 @@ impl StreamDecoder {
                 self.done = true;
                 continue;
             }
-            let v: Value =
-                serde_json::from_str::<Value>(&ev.data).map_err(|_| malformed("stream event"))?;
-            if let Some(err) = v.get("error") {
-                let msg = err
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown error");
+            let v: Completion =
+                serde_json::from_str(&ev.data).map_err(|_| malformed("stream event"))?;
+            if let Some(err) = &v.error {
+                let msg = err.message.as_deref().unwrap_or("unknown error");
                 return Err(GatewayError::new(
                     ErrorKind::Upstream,
                     format!("provider stream failed: {msg}"),
@@ -328,36 +306,38 @@ impl StreamDecoder {
         Ok(out)
     }
 
-    fn chunk(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
+    fn chunk(&mut self, v: &Completion, out: &mut Vec<StreamEvent>) {
         if !self.started {
             self.started = true;
             out.push(StreamEvent::Start {
-                id: text_at(v, "/id"),
-                model: text_at(v, "/model"),
+                id: wire::text(&v.id),
+                model: wire::text(&v.model),
             });
         }
-        if let Some(choice) = v.pointer("/choices/0") {
-            let delta = choice.get("delta");
-            if let Some(t) = delta.and_then(|d| d.get("content")).and_then(Value::as_str) {
+        if let Some(choice) = v.choices.as_ref().and_then(|c| c.first()) {
+            let delta = choice.delta.as_ref();
+            if let Some(t) = delta.and_then(|d| d.content.as_deref()) {
                 if !t.is_empty() {
                     out.push(StreamEvent::Text(t.to_owned()));
                 }
             }
-            let calls = delta
-                .and_then(|d| d.get("tool_calls"))
-                .and_then(Value::as_array);
-            for c in calls.into_iter().flatten() {
-                let index = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+            for c in delta
+                .and_then(|d| d.tool_calls.as_ref())
+                .into_iter()
+                .flatten()
+            {
+                let index = c.index.unwrap_or(0);
                 let idx = u32::try_from(index).unwrap_or(u32::MAX);
+                let f = c.function.as_ref();
                 if !self.tools_started.contains(&index) {
                     self.tools_started.push(index);
                     out.push(StreamEvent::ToolCallStart {
                         index: idx,
-                        id: text_at(c, "/id"),
-                        name: text_at(c, "/function/name"),
+                        id: wire::text(&c.id),
+                        name: f.map(|f| wire::text(&f.name)).unwrap_or_default(),
                     });
                 }
-                if let Some(a) = c.pointer("/function/arguments").and_then(Value::as_str) {
+                if let Some(a) = f.and_then(|f| f.arguments.as_deref()) {
                     if !a.is_empty() {
                         out.push(StreamEvent::ToolCallArgs {
                             index: idx,
@@ -366,14 +346,14 @@ impl StreamDecoder {
                     }
                 }
             }
-            if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+            if let Some(f) = choice.finish_reason.as_deref() {
                 if !self.finished {
                     self.finished = true;
                     out.push(StreamEvent::Finish(finish_from(f)));
                 }
             }
         }
-        if let Some(u) = v.get("usage").and_then(usage_from) {
+        if let Some(u) = v.usage.as_ref().and_then(usage_from) {
             out.push(StreamEvent::Usage(u));
         }
     }

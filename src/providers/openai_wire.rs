@@ -1,0 +1,79 @@
+//! The Chat Completions answer as providers send it (OpenAI, Azure, compatible hosts): a whole completion, and the
+//! chunks of a stream. Lenient where hosts differ (any field may be missing or null; unknown fields are
+//! ignored), typed where Meridian reads. Strings borrow from the body unless they carry escapes.
+
+use serde::Deserialize;
+use std::borrow::Cow;
+
+/// A `chat.completion` or a `chat.completion.chunk`: the same shape, with `message` in one and `delta` in the
+/// other.
+#[derive(Debug, Default, Deserialize)]
+pub struct Completion<'a> {
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub choices: Option<Vec<Choice<'a>>>,
+    #[serde(default)]
+    pub usage: Option<WireUsage>,
+    /// An error object where an answer was expected (some hosts answer 200 with one, or send it mid-stream).
+    #[serde(default, borrow)]
+    pub error: Option<WireError<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Choice<'a> {
+    #[serde(default, borrow)]
+    pub message: Option<Message<'a>>,
+    #[serde(default, borrow)]
+    pub delta: Option<Message<'a>>,
+    #[serde(default, borrow)]
+    pub finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Message<'a> {
+    #[serde(default, borrow)]
+    pub content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub tool_calls: Option<Vec<ToolCall<'a>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ToolCall<'a> {
+    /// Streams only: which call a delta continues.
+    #[serde(default)]
+    pub index: Option<u64>,
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub function: Option<Function<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Function<'a> {
+    #[serde(default, borrow)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub arguments: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub struct WireUsage {
+    #[serde(default)]
+    pub prompt_tokens: Option<u64>,
+    #[serde(default)]
+    pub completion_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct WireError<'a> {
+    #[serde(default, borrow)]
+    pub message: Option<Cow<'a, str>>,
+}
+
+/// The text of an optional string field, empty when absent.
+pub fn text(s: &Option<Cow<'_, str>>) -> String {
+    s.as_deref().unwrap_or_default().to_owned()
+}
