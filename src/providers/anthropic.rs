@@ -207,41 +207,143 @@ fn tool_choice(req: &ChatRequest) -> Option<Value> {
     })
 }
 
+/// The Messages API's answers as Anthropic sends them: a whole message, and the events of a stream. One flat
+/// shape serves every event (internally tagged enums would buffer, and lose numbers' text); fields a type does not
+/// carry stay `None`, fields added later are ignored.
+mod wire {
+    use serde::Deserialize;
+    use serde_json::value::RawValue;
+    use std::borrow::Cow;
+
+    #[derive(Debug, Default, Deserialize)]
+    pub struct Body<'a> {
+        #[serde(default, borrow, rename = "type")]
+        pub kind: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub id: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub model: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub content: Option<Vec<Block<'a>>>,
+        #[serde(default, borrow)]
+        pub stop_reason: Option<Cow<'a, str>>,
+        #[serde(default)]
+        pub usage: Option<Usage>,
+        #[serde(default, borrow)]
+        pub error: Option<Error<'a>>,
+        // Stream events.
+        #[serde(default, borrow)]
+        pub message: Option<Box<Body<'a>>>,
+        #[serde(default)]
+        pub index: Option<u64>,
+        #[serde(default, borrow)]
+        pub content_block: Option<Block<'a>>,
+        #[serde(default, borrow)]
+        pub delta: Option<Delta<'a>>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    pub struct Block<'a> {
+        #[serde(default, borrow, rename = "type")]
+        pub kind: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub text: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub id: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub name: Option<Cow<'a, str>>,
+        /// A tool call's arguments, as the JSON text the model wrote.
+        #[serde(default, borrow)]
+        pub input: Option<&'a RawValue>,
+    }
+
+    /// A `content_block_delta`'s or a `message_delta`'s delta.
+    #[derive(Debug, Default, Deserialize)]
+    pub struct Delta<'a> {
+        #[serde(default, borrow, rename = "type")]
+        pub kind: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub text: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub partial_json: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub stop_reason: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Debug, Default, Clone, Copy, Deserialize)]
+    pub struct Usage {
+        #[serde(default)]
+        pub input_tokens: Option<u64>,
+        #[serde(default)]
+        pub output_tokens: Option<u64>,
+        #[serde(default)]
+        pub cache_creation_input_tokens: Option<u64>,
+        #[serde(default)]
+        pub cache_read_input_tokens: Option<u64>,
+    }
+
+    /// An error answer: only its `error` member is read, whatever else a proxy on the way added.
+    #[derive(Debug, Default, Deserialize)]
+    pub struct ErrorBody<'a> {
+        #[serde(default, borrow)]
+        pub error: Option<Error<'a>>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    pub struct Error<'a> {
+        #[serde(default, borrow, rename = "type")]
+        pub kind: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub message: Option<Cow<'a, str>>,
+    }
+
+    pub fn text(s: &Option<Cow<'_, str>>) -> String {
+        s.as_deref().unwrap_or_default().to_owned()
+    }
+}
+
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
-    let v: Value = serde_json::from_slice::<Value>(body)
-        .map_err(|e| upstream(format!("Anthropic response is not valid JSON: {e}")))?;
-    if v.get("type").and_then(Value::as_str) == Some("error") {
+    let v: wire::Body = serde_json::from_slice(body).map_err(|e| {
+        upstream(match e.classify() {
+            serde_json::error::Category::Data => format!("Anthropic response is malformed: {e}"),
+            _ => format!("Anthropic response is not valid JSON: {e}"),
+        })
+    })?;
+    if v.kind.as_deref() == Some("error") {
         return Err(upstream_error_event(&v));
     }
     let blocks = v
-        .get("content")
-        .and_then(Value::as_array)
+        .content
+        .as_ref()
         .ok_or_else(|| upstream("Anthropic response has no `content` array"))?;
+    let usage = v.usage.unwrap_or_default();
     Ok(ChatResponse {
-        id: str_field(&v, "id").to_owned(),
-        model: str_field(&v, "model").to_owned(),
+        id: wire::text(&v.id),
+        model: wire::text(&v.model),
         content: blocks.iter().filter_map(response_part).collect(),
         finish: v
-            .get("stop_reason")
-            .and_then(Value::as_str)
+            .stop_reason
+            .as_deref()
             .map_or(FinishReason::Stop, finish_reason),
         usage: Usage {
-            input_tokens: v.get("usage").map_or(0, input_tokens),
-            output_tokens: v.pointer("/usage/output_tokens").map_or(0, as_count),
+            input_tokens: input_tokens(&usage),
+            output_tokens: usage.output_tokens.unwrap_or(0),
         },
     })
 }
 
 /// Text and tool calls; thinking and server-tool blocks have no canonical form and are dropped.
-fn response_part(block: &Value) -> Option<Part> {
-    match block.get("type")?.as_str()? {
-        "text" => Some(Part::Text(str_field(block, "text").to_owned())),
+fn response_part(block: &wire::Block) -> Option<Part> {
+    match block.kind.as_deref()? {
+        "text" => Some(Part::Text(wire::text(&block.text))),
         "tool_use" => Some(Part::ToolCall {
-            id: str_field(block, "id").to_owned(),
-            name: str_field(block, "name").to_owned(),
+            id: wire::text(&block.id),
+            name: wire::text(&block.name),
+            // Compact, as OpenAI-wire arguments are; member order and number text stay the model's.
             arguments: block
-                .get("input")
-                .map_or_else(|| "{}".to_owned(), Value::to_string),
+                .input
+                .and_then(|i| serde_json::from_str::<Value>(i.get()).ok())
+                .map_or_else(|| "{}".to_owned(), |v| v.to_string()),
         }),
         _ => None,
     }
@@ -260,30 +362,21 @@ fn finish_reason(stop_reason: &str) -> FinishReason {
 
 /// Anthropic counts cached prompt tokens apart from `input_tokens`; canonical usage counts the whole prompt, as
 /// OpenAI's `prompt_tokens` does.
-fn input_tokens(usage: &Value) -> u64 {
+fn input_tokens(usage: &wire::Usage) -> u64 {
     [
-        "input_tokens",
-        "cache_creation_input_tokens",
-        "cache_read_input_tokens",
+        usage.input_tokens,
+        usage.cache_creation_input_tokens,
+        usage.cache_read_input_tokens,
     ]
-    .iter()
-    .filter_map(|k| usage.get(k))
-    .map(as_count)
+    .into_iter()
+    .flatten()
     .fold(0u64, u64::saturating_add)
-}
-
-fn as_count(v: &Value) -> u64 {
-    v.as_u64().unwrap_or(0)
-}
-
-fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
 /// The provider's own message from an error body, `{"type":"error","error":{"type","message"}}`.
 pub fn error_message(body: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice::<Value>(body).ok()?;
-    v.pointer("/error/message")?.as_str().map(str::to_owned)
+    let v: wire::ErrorBody = serde_json::from_slice(body).ok()?;
+    v.error?.message.map(|m| m.into_owned())
 }
 
 fn upstream(message: impl Into<String>) -> GatewayError {
@@ -291,15 +384,10 @@ fn upstream(message: impl Into<String>) -> GatewayError {
 }
 
 /// An error object the provider sent with a 200 status: in a stream, or (rarely) as a whole body.
-fn upstream_error_event(v: &Value) -> GatewayError {
-    let kind = v
-        .pointer("/error/type")
-        .and_then(Value::as_str)
-        .unwrap_or("error");
-    let message = v
-        .pointer("/error/message")
-        .and_then(Value::as_str)
-        .unwrap_or("no message");
+fn upstream_error_event(v: &wire::Body) -> GatewayError {
+    let e = v.error.as_ref();
+    let kind = e.and_then(|e| e.kind.as_deref()).unwrap_or("error");
+    let message = e.and_then(|e| e.message.as_deref()).unwrap_or("no message");
     upstream(format!("Anthropic reported {kind}: {message}"))
 }
 
@@ -347,13 +435,9 @@ impl StreamDecoder {
         if event.data.trim().is_empty() {
             return Ok(());
         }
-        let v: Value = serde_json::from_str::<Value>(&event.data)
+        let v: wire::Body = serde_json::from_str(&event.data)
             .map_err(|e| upstream(format!("Anthropic sent an unreadable stream event: {e}")))?;
-        let kind = v
-            .get("type")
-            .and_then(Value::as_str)
-            .or(event.event.as_deref())
-            .unwrap_or("");
+        let kind = v.kind.as_deref().or(event.event.as_deref()).unwrap_or("");
         match kind {
             "message_start" => self.message_start(&v, out),
             "content_block_start" => self.block_start(&v, out),
@@ -367,20 +451,24 @@ impl StreamDecoder {
         Ok(())
     }
 
-    fn message_start(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
-        let message = v.get("message").unwrap_or(&Value::Null);
-        self.input_tokens = message.get("usage").map_or(0, input_tokens);
+    fn message_start(&mut self, v: &wire::Body, out: &mut Vec<StreamEvent>) {
+        let message = v.message.as_deref();
+        self.input_tokens = message
+            .and_then(|m| m.usage)
+            .map_or(0, |u| input_tokens(&u));
         out.push(StreamEvent::Start {
-            id: str_field(message, "id").to_owned(),
-            model: str_field(message, "model").to_owned(),
+            id: message.map(|m| wire::text(&m.id)).unwrap_or_default(),
+            model: message.map(|m| wire::text(&m.model)).unwrap_or_default(),
         });
     }
 
-    fn block_start(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
-        let block = v.get("content_block").unwrap_or(&Value::Null);
-        match block.get("type").and_then(Value::as_str) {
+    fn block_start(&mut self, v: &wire::Body, out: &mut Vec<StreamEvent>) {
+        let Some(block) = &v.content_block else {
+            return;
+        };
+        match block.kind.as_deref() {
             Some("text") => {
-                let text = str_field(block, "text");
+                let text = block.text.as_deref().unwrap_or_default();
                 if !text.is_empty() {
                     out.push(StreamEvent::Text(text.to_owned()));
                 }
@@ -388,30 +476,31 @@ impl StreamDecoder {
             Some("tool_use") => {
                 let index = self.next_tool;
                 self.next_tool += 1;
-                self.tool_blocks
-                    .push((v.get("index").map_or(0, as_count), index));
+                self.tool_blocks.push((v.index.unwrap_or(0), index));
                 out.push(StreamEvent::ToolCallStart {
                     index,
-                    id: str_field(block, "id").to_owned(),
-                    name: str_field(block, "name").to_owned(),
+                    id: wire::text(&block.id),
+                    name: wire::text(&block.name),
                 });
             }
             _ => {}
         }
     }
 
-    fn block_delta(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
-        let delta = v.get("delta").unwrap_or(&Value::Null);
-        match delta.get("type").and_then(Value::as_str) {
+    fn block_delta(&mut self, v: &wire::Body, out: &mut Vec<StreamEvent>) {
+        let Some(delta) = &v.delta else {
+            return;
+        };
+        match delta.kind.as_deref() {
             Some("text_delta") => {
-                let text = str_field(delta, "text");
+                let text = delta.text.as_deref().unwrap_or_default();
                 if !text.is_empty() {
                     out.push(StreamEvent::Text(text.to_owned()));
                 }
             }
             Some("input_json_delta") => {
-                let partial = str_field(delta, "partial_json");
-                let block = v.get("index").map_or(0, as_count);
+                let partial = delta.partial_json.as_deref().unwrap_or_default();
+                let block = v.index.unwrap_or(0);
                 // Anthropic opens every tool block with an empty delta: nothing to report.
                 if partial.is_empty() {
                     return;
@@ -428,24 +517,24 @@ impl StreamDecoder {
         }
     }
 
-    fn message_delta(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
+    fn message_delta(&mut self, v: &wire::Body, out: &mut Vec<StreamEvent>) {
         if self.finished {
             return;
         }
         self.finished = true;
-        if let Some(reason) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
+        if let Some(reason) = v.delta.as_ref().and_then(|d| d.stop_reason.as_deref()) {
             out.push(StreamEvent::Finish(finish_reason(reason)));
         }
-        let usage = v.get("usage").unwrap_or(&Value::Null);
+        let usage = v.usage.unwrap_or_default();
         // Newer API versions repeat the (cumulative) input count here; it supersedes the one from message_start.
-        let input = if usage.get("input_tokens").is_some() {
-            input_tokens(usage)
+        let input = if usage.input_tokens.is_some() {
+            input_tokens(&usage)
         } else {
             self.input_tokens
         };
         out.push(StreamEvent::Usage(Usage {
             input_tokens: input,
-            output_tokens: usage.get("output_tokens").map_or(0, as_count),
+            output_tokens: usage.output_tokens.unwrap_or(0),
         }));
     }
 }

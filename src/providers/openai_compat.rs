@@ -261,7 +261,7 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
 }
 
 pub fn error_message(body: &[u8]) -> Option<String> {
-    let v: Completion = serde_json::from_slice(body).ok()?;
+    let v: wire::ErrorBody = serde_json::from_slice(body).ok()?;
     v.error?.message.map(Cow::into_owned)
 }
 

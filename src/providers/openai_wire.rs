@@ -67,6 +67,13 @@ pub struct WireUsage {
     pub completion_tokens: Option<u64>,
 }
 
+/// An error answer: only its `error` member is read, whatever else a proxy on the way added.
+#[derive(Debug, Default, Deserialize)]
+pub struct ErrorBody<'a> {
+    #[serde(default, borrow)]
+    pub error: Option<WireError<'a>>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct WireError<'a> {
     #[serde(default, borrow)]
