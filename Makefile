@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 # Every recipe that needs the toolchain sources what scripts/bootstrap found or installed.
 ENV := . ./.tools/env &&
-WORKER_SOURCES := $(shell find src -name '*.rs') src/edge/shim.js Cargo.toml Cargo.lock scripts/build-worker
+WORKER_SOURCES := $(shell find src -name '*.rs') src/edge/panic.js Cargo.toml Cargo.lock scripts/build-worker
 BUNDLE := build/index.js
 
 .PHONY: help bootstrap build mock-bin size run test test-host test-e2e lint fmt clean bench sim profile

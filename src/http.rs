@@ -219,3 +219,61 @@ pub struct Location {
     pub colo: Option<String>,
     pub lat_lon: Option<(f64, f64)>,
 }
+
+impl Location {
+    /// From `request.cf`'s colo, latitude and longitude as text, checked: any client can reach a worker without
+    /// `cf` (local runtimes, some test setups), and a colo becomes part of a KV key.
+    pub fn from_fields(colo: &str, lat: &str, lon: &str) -> Location {
+        let number = |s: &str| s.trim().parse::<f64>().ok().filter(|x| x.is_finite());
+        Location {
+            colo: Some(colo)
+                .filter(|c| {
+                    !c.is_empty() && c.len() <= 8 && c.bytes().all(|b| b.is_ascii_alphanumeric())
+                })
+                .map(str::to_owned),
+            lat_lon: match (number(lat), number(lon)) {
+                (Some(a), Some(b)) if a.abs() <= 90.0 && b.abs() <= 180.0 => Some((a, b)),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The path of an absolute URL without its query string or fragment (the runtime hands over absolute URLs; a
+/// URL parser would do more work for the same answer).
+pub fn path_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[after_scheme..];
+    match rest.find(['/', '?', '#']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => rest[i..].split(['?', '#']).next().unwrap_or("/"),
+        _ => "/",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_of_drops_scheme_host_query_and_fragment() {
+        assert_eq!(
+            path_of("https://gw.example/v1/chat/completions?x=1"),
+            "/v1/chat/completions"
+        );
+        assert_eq!(path_of("http://127.0.0.1:8787/healthz#top"), "/healthz");
+        assert_eq!(path_of("https://gw.example"), "/");
+        assert_eq!(path_of("https://gw.example?x=/y"), "/");
+        assert_eq!(path_of("https://gw.example/"), "/");
+    }
+
+    #[test]
+    fn location_fields_are_checked() {
+        let l = Location::from_fields("FRA", "50.1", "8.7");
+        assert_eq!(l.colo.as_deref(), Some("FRA"));
+        assert_eq!(l.lat_lon, Some((50.1, 8.7)));
+        let bad = Location::from_fields("FRA/../x", "NaN", "200");
+        assert_eq!(bad, Location::default());
+        assert_eq!(Location::from_fields("", "91", "0").lat_lon, None);
+        assert_eq!(Location::from_fields("LHR", "", "").lat_lon, None);
+    }
+}

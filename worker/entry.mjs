@@ -1,25 +1,27 @@
-// The worker's entry: the compiled gateway (build/index.js, from `make build`) behind a last line of defence.
-// A Rust panic aborts the wasm call that was running, and the next call starts a fresh wasm instance. A panic in
-// the synchronous part of a request throws here; a panic after an await would leave its request unanswered, so
-// the panic hook has src/edge/shim.js reject every pending answer. Either way the caller gets a JSON error in its
-// own dialect.
-import { Gateway, RateWindow } from "../build/index.js";
+// The worker's entry. JavaScript because the runtime wants a module whose default export has `fetch` and whose
+// named exports are the Durable Object classes; the gateway itself is build/index.js (`make build`), the
+// `#[event(fetch)]` handler in src/edge/mod.rs. What this file adds is the last line of defence: a Rust panic
+// traps the instance (the next call gets a fresh one), and the request that panicked, or any that was waiting
+// on that instance, gets a JSON error in its caller's dialect instead of a hung or HTML answer.
+import { fetch as gateway, guarded, RateLimiter as Limiter } from "../build/index.js";
 
 /**
- * The rate-limit Durable Object: one per budget key, holding its window in the wasm (src/edge/limiter.rs).
- * A window from a wasm instance that a panic replaced cannot be used any more: it is started afresh.
+ * The rate-limit Durable Object (src/edge/limiter.rs). An object made by an instance that a panic replaced
+ * cannot be used any more: it is made afresh (its window restarts).
  */
 export class RateLimiter {
-  fetch(request) {
-    let answer;
+  constructor(state, env) {
+    this.args = [state, env];
+  }
+
+  async fetch(request) {
     try {
-      this.window ??= new RateWindow();
-      answer = this.window.check(request.url, Date.now());
+      this.limiter ??= new Limiter(...this.args);
+      return await guarded(this.limiter.fetch(request));
     } catch {
-      this.window = new RateWindow();
-      answer = this.window.check(request.url, Date.now());
+      this.limiter = new Limiter(...this.args);
+      return await guarded(this.limiter.fetch(request));
     }
-    return new Response(answer, { headers: { "content-type": "application/json" } });
   }
 }
 
@@ -32,18 +34,10 @@ function internalError(request) {
   return new Response(JSON.stringify(body), { status: 500, headers: { "content-type": "application/json" } });
 }
 
-const EMPTY = new Uint8Array(0);
-
 export default {
   async fetch(request, env, ctx) {
     try {
-      // The body is read here, in JavaScript, and handed over with the request (src/edge/shim.js): a body the
-      // client fails to send arrives as empty and is refused as invalid JSON.
-      const body = request.body === null ? EMPTY : await request.arrayBuffer().then((b) => new Uint8Array(b), () => EMPTY);
-      // The response itself when nothing had to be awaited, otherwise a promise of it (rejected if the request
-      // panicked after an await: src/edge/shim.js watches the glue's panic flag).
-      const answer = Gateway.fetch({ request, body }, env, ctx);
-      return answer instanceof Response ? answer : await answer;
+      return await guarded(gateway(request, env, ctx));
     } catch (e) {
       console.error("meridian: request failed with an internal error:", e);
       return internalError(request);

@@ -1,52 +1,71 @@
-//! The rate-limit Durable Object's state: one instance per budget key holds its minute window, so every isolate
-//! in every location sees the same counter. The object itself is the `RateLimiter` class in worker/entry.mjs,
-//! which keeps a [`RateWindow`] and asks it about each request.
+//! The rate-limit Durable Object: one instance per budget key holds its minute window, so every isolate in every
+//! location sees the same counter. worker/entry.mjs re-exports it (replacing an instance a panic invalidated).
 
-use crate::ratelimit::{Decision, Window};
-use wasm_bindgen::prelude::wasm_bindgen;
+use crate::ratelimit::{Decision, Window, DEFAULT_WINDOW_MS};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-#[wasm_bindgen]
-#[derive(Default)]
-pub struct RateWindow {
-    window: Window,
+#[durable_object(fetch)]
+pub struct RateLimiter {
+    window: RefCell<Window>,
 }
 
-#[wasm_bindgen]
-impl RateWindow {
-    #[wasm_bindgen(constructor)]
-    pub fn new() -> RateWindow {
-        RateWindow::default()
-    }
+/// `…/check?tokens=&window_ms=&rpm=&tpm=`, from the gateway's own [`super::platform`].
+#[derive(Deserialize)]
+struct Check {
+    #[serde(default)]
+    tokens: u64,
+    window_ms: Option<u64>,
+    rpm: Option<u64>,
+    tpm: Option<u64>,
+}
 
-    /// For `…/check?rpm=&tpm=&tokens=&window_ms=` at `now_ms`: `{"allowed":bool,"retry_after_s":n}`, spending
-    /// the tokens when allowed.
-    pub fn check(&mut self, url: &str, now_ms: f64) -> String {
-        // Plain string parsing: the URL comes from our own gateway, and a URL parser (with IDNA tables) would
-        // add about a hundred kilobytes of wasm.
-        let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
-        let param = |name: &str| {
-            query
-                .split('&')
-                .filter_map(|kv| kv.split_once('='))
-                .find(|(k, _)| *k == name)
-                .and_then(|(_, v)| v.parse::<u64>().ok())
-        };
-        let now = now_ms as u64;
-        let window = param("window_ms").unwrap_or(crate::ratelimit::DEFAULT_WINDOW_MS);
-        let decision = self.window.check(
-            now,
-            window,
-            param("rpm").map(|v| v.min(u64::from(u32::MAX)) as u32),
-            param("tpm"),
-        );
-        if decision == Decision::Allowed {
-            self.window.spend(now, window, param("tokens").unwrap_or(0));
-        }
-        match decision {
-            Decision::Allowed => r#"{"allowed":true,"retry_after_s":0}"#.to_owned(),
-            Decision::Limited { retry_after_s } => {
-                format!(r#"{{"allowed":false,"retry_after_s":{retry_after_s}}}"#)
+/// The object's answer.
+#[derive(Serialize, Deserialize)]
+pub struct Verdict {
+    allowed: bool,
+    retry_after_s: u64,
+}
+
+impl From<Verdict> for Decision {
+    fn from(v: Verdict) -> Self {
+        if v.allowed {
+            Decision::Allowed
+        } else {
+            Decision::Limited {
+                retry_after_s: v.retry_after_s,
             }
         }
+    }
+}
+
+impl DurableObject for RateLimiter {
+    fn new(_state: State, _env: Env) -> Self {
+        RateLimiter {
+            window: RefCell::new(Window::default()),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let q: Check = req.query()?;
+        let now = js_sys::Date::now() as u64;
+        let window = q.window_ms.unwrap_or(DEFAULT_WINDOW_MS);
+        let mut w = self.window.borrow_mut();
+        let rpm = q.rpm.map(|v| v.min(u64::from(u32::MAX)) as u32);
+        let decision = w.check(now, window, rpm, q.tpm);
+        if decision == Decision::Allowed {
+            w.spend(now, window, q.tokens);
+        }
+        Response::from_json(&match decision {
+            Decision::Allowed => Verdict {
+                allowed: true,
+                retry_after_s: 0,
+            },
+            Decision::Limited { retry_after_s } => Verdict {
+                allowed: false,
+                retry_after_s,
+            },
+        })
     }
 }

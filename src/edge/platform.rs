@@ -1,0 +1,258 @@
+//! [`Platform`] on the Workers runtime, through the `worker` crate: fetch with an abort signal, KV, secrets,
+//! timers, `ctx.wait_until` and the rate-limit Durable Object.
+
+use crate::http::{Headers, StreamError};
+use crate::platform::{
+    Background, FetchError, KvWriter, Platform, Timer, UpstreamRequest, UpstreamResponse,
+};
+use crate::ratelimit::Decision;
+use futures_util::StreamExt;
+use std::rc::Rc;
+use std::time::Duration;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{AbortController, Context, Delay, Env};
+
+/// Optional Workers KV namespace: routing estimates and cached answers persist there.
+const KV_BINDING: &str = "MERIDIAN_KV";
+/// Durable Object namespace of [`super::RateLimiter`], required only when keys have rate limits.
+const LIMITER_BINDING: &str = "MERIDIAN_LIMITER";
+
+pub struct EdgePlatform {
+    env: Env,
+    // Shared with background work and KV writes, which outlive the handler's borrow.
+    ctx: Rc<Context>,
+}
+
+impl EdgePlatform {
+    pub fn new(env: Env, ctx: Context) -> Self {
+        EdgePlatform {
+            env,
+            ctx: Rc::new(ctx),
+        }
+    }
+
+    fn kv(&self) -> Option<worker::kv::KvStore> {
+        self.env.kv(KV_BINDING).ok()
+    }
+}
+
+/// Aborts the provider request when dropped before being disarmed: a hedge that lost, or a client that went
+/// away mid-stream, must not keep a provider generating tokens nobody reads. A request read to its end is not
+/// aborted (there is nothing left to stop).
+struct AbortOnDrop(Option<AbortController>);
+
+impl AbortOnDrop {
+    /// A fetch with a signal costs more in workerd, so there is a controller only when the request asks to be
+    /// cancelled on drop; without one, an abandoned fetch ends with the client's request.
+    fn new(cancel_on_drop: bool) -> Self {
+        AbortOnDrop(cancel_on_drop.then(AbortController::default))
+    }
+
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.abort();
+        }
+    }
+}
+
+fn js_message(e: &JsValue) -> String {
+    e.as_string()
+        .or_else(|| {
+            js_sys::Reflect::get(e, &JsValue::from_str("message"))
+                .ok()
+                .and_then(|m| m.as_string())
+        })
+        .unwrap_or_else(|| "unknown JavaScript error".to_owned())
+}
+
+fn message(e: worker::Error) -> String {
+    match e {
+        worker::Error::JsError(s) | worker::Error::RustError(s) => s,
+        worker::Error::Internal(v) => js_message(&v),
+        other => other.to_string(),
+    }
+}
+
+fn to_runtime_headers(headers: &Headers) -> Result<worker::Headers, String> {
+    let out = worker::Headers::new();
+    for (name, value) in headers.iter() {
+        out.append(name, value).map_err(message)?;
+    }
+    Ok(out)
+}
+
+fn from_runtime_headers(headers: &worker::Headers) -> Headers {
+    let mut out = Headers::new();
+    for (name, value) in headers.entries() {
+        let _ = out.try_insert(&name, value);
+    }
+    out
+}
+
+async fn send(req: &UpstreamRequest, guard: &AbortOnDrop) -> Result<worker::Response, FetchError> {
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::from(req.method.as_str().to_owned()))
+        .with_headers(to_runtime_headers(&req.headers).map_err(FetchError)?);
+    if !req.body.is_empty() {
+        init.with_body(Some(js_sys::Uint8Array::from(req.body.as_slice()).into()));
+    }
+    let request =
+        worker::Request::new_with_init(&req.url, &init).map_err(|e| FetchError(message(e)))?;
+    let fetch = worker::Fetch::Request(request);
+    let sent = match &guard.0 {
+        Some(c) => fetch.send_with_signal(&c.signal()).await,
+        None => fetch.send().await,
+    };
+    sent.map_err(|e| FetchError(message(e)))
+}
+
+impl Platform for EdgePlatform {
+    async fn fetch(&self, req: UpstreamRequest) -> Result<UpstreamResponse, FetchError> {
+        let mut guard = AbortOnDrop::new(req.cancel_on_drop);
+        let resp = send(&req, &guard).await?;
+        let status = resp.status_code();
+        let headers = from_runtime_headers(resp.headers());
+        let body = match resp.into_parts().1 {
+            // No body at all (e.g. 204): nothing left to stop.
+            worker::ResponseBody::Empty | worker::ResponseBody::Body(_) => {
+                guard.disarm();
+                futures_util::stream::empty().boxed_local()
+            }
+            // Read through wasm-streams rather than the crate's body stream, which reports a reader that failed
+            // with "aborted" as a clean end: a provider cut must stay an error.
+            worker::ResponseBody::Stream(raw) => {
+                // The reader is cancelled when the stream is dropped before its end; the guard then aborts the
+                // request too, if it asked to be. Read to its end, neither.
+                let chunks =
+                    wasm_streams::ReadableStream::from_raw(raw.unchecked_into()).into_stream();
+                futures_util::stream::unfold(
+                    (chunks, guard),
+                    |(mut chunks, mut guard)| async move {
+                        match chunks.next().await {
+                            None => {
+                                guard.disarm();
+                                None
+                            }
+                            Some(Ok(v)) => Some((
+                                Ok(v.unchecked_into::<js_sys::Uint8Array>().to_vec()),
+                                (chunks, guard),
+                            )),
+                            Some(Err(e)) => {
+                                Some((Err(StreamError(js_message(&e))), (chunks, guard)))
+                            }
+                        }
+                    },
+                )
+                .boxed_local()
+            }
+        };
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// A secret is a string binding (`wrangler secret put`); anything else under that name is not one.
+    fn secret(&self, name: &str) -> Option<String> {
+        self.env.secret(name).ok().map(|s| s.to_string())
+    }
+
+    async fn sleep(&self, ms: u64) {
+        Delay::from(Duration::from_millis(ms)).await
+    }
+
+    fn now_ms(&self) -> u64 {
+        js_sys::Date::now() as u64
+    }
+
+    /// KV is an optimisation here (routing estimates, cached answers): a failing read is a miss.
+    async fn kv_get(&self, key: &str) -> Option<String> {
+        self.kv()?.get(key).text().await.ok().flatten()
+    }
+
+    async fn rate_check(
+        &self,
+        key: &str,
+        window_ms: u64,
+        rpm: Option<u32>,
+        tpm: Option<u64>,
+        tokens: u64,
+    ) -> Result<Decision, String> {
+        let mut url = format!("https://limiter/check?tokens={tokens}&window_ms={window_ms}");
+        if let Some(r) = rpm {
+            url.push_str(&format!("&rpm={r}"));
+        }
+        if let Some(t) = tpm {
+            url.push_str(&format!("&tpm={t}"));
+        }
+        let ns = self
+            .env
+            .durable_object(LIMITER_BINDING)
+            .map_err(|_| format!("the {LIMITER_BINDING} Durable Object binding is missing"))?;
+        let stub = ns.get_by_name(key).map_err(message)?;
+        let mut answer = stub.fetch_with_str(&url).await.map_err(message)?;
+        let verdict: super::limiter::Verdict = answer.json().await.map_err(message)?;
+        Ok(verdict.into())
+    }
+
+    fn timer(&self) -> Timer {
+        Rc::new(|ms| Box::pin(Delay::from(Duration::from_millis(ms))))
+    }
+
+    fn background(&self) -> Background {
+        let ctx = Rc::clone(&self.ctx);
+        Rc::new(move |work| ctx.wait_until(work))
+    }
+
+    fn kv_writer(&self) -> KvWriter {
+        let (env, ctx) = (self.kv().map(|_| self.env.clone()), Rc::clone(&self.ctx));
+        Rc::new(
+            move |key: String, value: String, ttl_s: u64, metadata: String| {
+                let Some(env) = env.clone() else { return };
+                ctx.wait_until(async move {
+                    if let Err(e) = kv_put(&env, &key, &value, ttl_s, &metadata).await {
+                        worker::console_error!("KV write failed: {e}");
+                    }
+                });
+            },
+        )
+    }
+}
+
+/// KV's own `put`, called directly: the crate's builder carries metadata as a `serde_json::Value`, whose numbers
+/// under the arbitrary_precision feature do not reach JavaScript as numbers.
+async fn kv_put(
+    env: &Env,
+    key: &str,
+    value: &str,
+    ttl_s: u64,
+    metadata: &str,
+) -> Result<(), String> {
+    use js_sys::Reflect;
+    let fail = |e: JsValue| js_message(&e);
+    let kv = Reflect::get(env, &JsValue::from_str(KV_BINDING)).map_err(fail)?;
+    let put: js_sys::Function = Reflect::get(&kv, &JsValue::from_str("put"))
+        .map_err(fail)?
+        .dyn_into()
+        .map_err(|_| format!("{KV_BINDING} is not a KV namespace"))?;
+    let options = js_sys::Object::new();
+    Reflect::set(&options, &"expirationTtl".into(), &(ttl_s as f64).into()).map_err(fail)?;
+    if !metadata.is_empty() {
+        let parsed = js_sys::JSON::parse(metadata).map_err(fail)?;
+        Reflect::set(&options, &"metadata".into(), &parsed).map_err(fail)?;
+    }
+    let written = put
+        .call3(&kv, &key.into(), &value.into(), &options)
+        .map_err(fail)?;
+    worker::wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&written))
+        .await
+        .map(|_| ())
+        .map_err(fail)
+}
