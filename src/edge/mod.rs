@@ -12,6 +12,7 @@ use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
+use worker::worker_sys::web_sys;
 use worker::{event, Context, Env};
 
 mod limiter;
@@ -37,8 +38,10 @@ extern "C" {
     fn panicked();
 }
 
+/// The request is taken as the runtime's own object rather than `worker::Request`, whose conversion reads
+/// `request.cf` on every request (docs/performance.md has the measurement).
 #[event(fetch)]
-async fn fetch(req: worker::Request, env: Env, ctx: Context) -> worker::Result<worker::Response> {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<worker::Response> {
     install_panic_net();
     let config = config(&env);
     let core_req = from_runtime(req).await;
@@ -96,13 +99,12 @@ fn read_config(env: &Env) -> Result<String, ConfigError> {
     )))
 }
 
-async fn from_runtime(mut req: worker::Request) -> Request {
-    let raw = req.inner();
+async fn from_runtime(raw: web_sys::Request) -> Request {
     let url = raw.url();
     let location = LOCATION.with(|cell| match cell.get() {
         Some(l) => l.clone(),
         None => {
-            let l = location_of(raw);
+            let l = location_of(&raw);
             if l.colo.is_some() || l.lat_lon.is_some() {
                 let _ = cell.set(l.clone());
             }
@@ -110,7 +112,7 @@ async fn from_runtime(mut req: worker::Request) -> Request {
         }
     });
     let mut headers = Headers::new();
-    for (name, value) in req.headers().entries() {
+    for (name, value) in worker::Headers(raw.headers()).entries() {
         // The runtime only hands over valid header names and values.
         let _ = headers.try_insert(&name, value);
     }
@@ -118,7 +120,7 @@ async fn from_runtime(mut req: worker::Request) -> Request {
     // A body the client fails to send arrives as empty, and is refused as invalid JSON.
     let body = match method {
         Method::Get | Method::Options => Vec::new(),
-        _ => req.bytes().await.unwrap_or_default(),
+        _ => read_body(&raw).await.unwrap_or_default(),
     };
     Request {
         method,
@@ -129,8 +131,13 @@ async fn from_runtime(mut req: worker::Request) -> Request {
     }
 }
 
+async fn read_body(raw: &web_sys::Request) -> Result<Vec<u8>, JsValue> {
+    let buffer = worker::wasm_bindgen_futures::JsFuture::from(raw.array_buffer()?).await?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
 /// `request.cf`'s colo and coordinates. Read by hand: the crate's accessors unwrap what a client may leave out.
-fn location_of(raw: &worker::worker_sys::web_sys::Request) -> Location {
+fn location_of(raw: &web_sys::Request) -> Location {
     let cf = js_sys::Reflect::get(raw, &JsValue::from_str("cf")).unwrap_or(JsValue::UNDEFINED);
     if !cf.is_object() {
         return Location::default();

@@ -3,13 +3,16 @@
 
 use crate::http::{Headers, StreamError};
 use crate::platform::{
-    Background, FetchError, KvWriter, Platform, Timer, UpstreamRequest, UpstreamResponse,
+    deadline, Background, BodyFailure, FetchError, KvWriter, NoResponse, Platform, Timer,
+    UpstreamRequest, UpstreamResponse, WholeResponse,
 };
 use crate::ratelimit::Decision;
 use futures_util::StreamExt;
 use std::rc::Rc;
 use std::time::Duration;
 use wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::web_sys;
 use worker::{AbortController, Context, Delay, Env};
 
 /// Optional Workers KV namespace: routing estimates and cached answers persist there.
@@ -95,38 +98,47 @@ fn from_runtime_headers(headers: &worker::Headers) -> Headers {
     out
 }
 
-async fn send(req: &UpstreamRequest, guard: &AbortOnDrop) -> Result<worker::Response, FetchError> {
-    let mut init = worker::RequestInit::new();
-    init.with_method(worker::Method::from(req.method.as_str().to_owned()))
-        .with_headers(to_runtime_headers(&req.headers).map_err(FetchError)?);
+/// The runtime's fetch, called through web-sys rather than `worker::Fetch`: that path builds a Request object
+/// besides the init, reads the answer's `cf` and WebSocket, and keeps only the body stream, so a non-streamed
+/// answer could only be read chunk by chunk (docs/performance.md has the measurement).
+async fn send(req: &UpstreamRequest, guard: &AbortOnDrop) -> Result<web_sys::Response, FetchError> {
+    let fail = |e: JsValue| FetchError(js_message(&e));
+    let init = web_sys::RequestInit::new();
+    init.set_method(req.method.as_str());
+    init.set_headers(
+        to_runtime_headers(&req.headers)
+            .map_err(FetchError)?
+            .0
+            .as_ref(),
+    );
     if !req.body.is_empty() {
-        init.with_body(Some(js_sys::Uint8Array::from(req.body.as_slice()).into()));
+        init.set_body(&js_sys::Uint8Array::from(req.body.as_slice()));
     }
-    let request =
-        worker::Request::new_with_init(&req.url, &init).map_err(|e| FetchError(message(e)))?;
-    let fetch = worker::Fetch::Request(request);
-    let sent = match &guard.0 {
-        Some(c) => fetch.send_with_signal(&c.signal()).await,
-        None => fetch.send().await,
-    };
-    sent.map_err(|e| FetchError(message(e)))
+    if let Some(c) = &guard.0 {
+        init.set_signal(Some(&c.signal()));
+    }
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let resp = JsFuture::from(global.fetch_with_str_and_init(&req.url, &init))
+        .await
+        .map_err(fail)?;
+    resp.dyn_into().map_err(fail)
 }
 
 impl Platform for EdgePlatform {
     async fn fetch(&self, req: UpstreamRequest) -> Result<UpstreamResponse, FetchError> {
         let mut guard = AbortOnDrop::new(req.cancel_on_drop);
         let resp = send(&req, &guard).await?;
-        let status = resp.status_code();
-        let headers = from_runtime_headers(resp.headers());
-        let body = match resp.into_parts().1 {
+        let status = resp.status();
+        let headers = from_runtime_headers(&worker::Headers(resp.headers()));
+        let body = match resp.body() {
             // No body at all (e.g. 204): nothing left to stop.
-            worker::ResponseBody::Empty | worker::ResponseBody::Body(_) => {
+            None => {
                 guard.disarm();
                 futures_util::stream::empty().boxed_local()
             }
             // Read through wasm-streams rather than the crate's body stream, which reports a reader that failed
             // with "aborted" as a clean end: a provider cut must stay an error.
-            worker::ResponseBody::Stream(raw) => {
+            Some(raw) => {
                 // The reader is cancelled when the stream is dropped before its end; the guard then aborts the
                 // request too, if it asked to be. Read to its end, neither.
                 let chunks =
@@ -153,6 +165,40 @@ impl Platform for EdgePlatform {
             }
         };
         Ok(UpstreamResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// The body in one read (the runtime's arrayBuffer) rather than chunk by chunk through a stream reader,
+    /// whose per-chunk promises and lock release cost more than the rest of the exchange.
+    async fn fetch_whole(
+        &self,
+        req: UpstreamRequest,
+        first_byte_ms: u64,
+        body_ms: u64,
+        limit: usize,
+    ) -> Result<WholeResponse, NoResponse> {
+        let mut guard = AbortOnDrop::new(req.cancel_on_drop);
+        let resp = match deadline(self, first_byte_ms, send(&req, &guard)).await {
+            None => return Err(NoResponse::Timeout),
+            Some(r) => r.map_err(NoResponse::Failed)?,
+        };
+        let status = resp.status();
+        let headers = from_runtime_headers(&worker::Headers(resp.headers()));
+        let body = match deadline(self, body_ms, read_whole(&resp)).await {
+            None => Err(BodyFailure::Timeout),
+            Some(Err(e)) => Err(BodyFailure::Failed(StreamError(js_message(&e)))),
+            Some(Ok(b)) if b.len() > limit => Err(BodyFailure::Failed(StreamError(format!(
+                "body larger than {limit} bytes"
+            )))),
+            Some(Ok(b)) => {
+                guard.disarm();
+                Ok(b)
+            }
+        };
+        Ok(WholeResponse {
             status,
             headers,
             body,
@@ -226,6 +272,11 @@ impl Platform for EdgePlatform {
     }
 }
 
+async fn read_whole(resp: &web_sys::Response) -> Result<Vec<u8>, JsValue> {
+    let buffer = JsFuture::from(resp.array_buffer()?).await?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
 /// KV's own `put`, called directly: the crate's builder carries metadata as a `serde_json::Value`, whose numbers
 /// under the arbitrary_precision feature do not reach JavaScript as numbers.
 async fn kv_put(
@@ -251,7 +302,7 @@ async fn kv_put(
     let written = put
         .call3(&kv, &key.into(), &value.into(), &options)
         .map_err(fail)?;
-    worker::wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&written))
+    JsFuture::from(js_sys::Promise::resolve(&written))
         .await
         .map(|_| ())
         .map_err(fail)
