@@ -154,8 +154,68 @@ pub fn check_request(v: &Value, limits: &Limits) -> Result<(), LimitError> {
     }
 }
 
-/// [`check_request`] for a body already held as an object, such as
-/// [`crate::inbound::openai::ChatRequest::body`].
+/// `messages` may have at most `max_messages` entries.
+pub fn check_message_count(count: usize, limits: &Limits) -> Result<(), LimitError> {
+    if count > limits.max_messages {
+        return Err(LimitError::TooManyMessages {
+            limit: limits.max_messages,
+        });
+    }
+    Ok(())
+}
+
+/// A maximum-output-tokens field, as its JSON text. Fractional or out-of-range numbers are rejected here only if
+/// too large; a value that is not a number is the parser's business.
+pub fn check_max_tokens_text(json: &str, limits: &Limits) -> Result<(), LimitError> {
+    let Ok(n) = serde_json::from_str::<serde_json::Number>(json) else {
+        return Ok(());
+    };
+    let too_large = match n.as_u64() {
+        Some(u) => u > u64::from(limits.max_tokens),
+        None => n.as_f64().is_some_and(|f| f > f64::from(limits.max_tokens)),
+    };
+    if too_large {
+        return Err(LimitError::MaxTokensTooLarge {
+            limit: limits.max_tokens,
+        });
+    }
+    Ok(())
+}
+
+/// No string (value or key) in the JSON text `body` may be longer than `max_strings_bytes` once decoded. The
+/// escaped text of a string is never shorter than the string, so when no string's text is over the limit, none
+/// is, and nothing needs parsing; otherwise the strings are decoded and measured exactly.
+pub fn check_strings_in(body: &[u8], limits: &Limits) -> Result<(), LimitError> {
+    let mut longest = 0usize;
+    let mut start = None;
+    let mut escaped = false;
+    for (i, &b) in body.iter().enumerate() {
+        match start {
+            Some(s) => {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    longest = longest.max(i - s);
+                    start = None;
+                }
+            }
+            None if b == b'"' => start = Some(i + 1),
+            None => {}
+        }
+    }
+    if longest <= limits.max_string_bytes {
+        return Ok(());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => check_strings(core::iter::once(&v), limits),
+        // Not JSON: the parser reports it.
+        Err(_) => Ok(()),
+    }
+}
+
+/// [`check_request`] for a body already held as an object.
 pub fn check_request_object(obj: &Map<String, Value>, limits: &Limits) -> Result<(), LimitError> {
     if let Some(Value::Array(messages)) = obj.get("messages") {
         if messages.len() > limits.max_messages {
@@ -166,17 +226,7 @@ pub fn check_request_object(obj: &Map<String, Value>, limits: &Limits) -> Result
     }
     for key in ["max_tokens", "max_completion_tokens"] {
         if let Some(Value::Number(n)) = obj.get(key) {
-            // Fractional or out-of-range numbers are rejected here only if too large; their type is the
-            // parser's business.
-            let too_large = match n.as_u64() {
-                Some(u) => u > u64::from(limits.max_tokens),
-                None => n.as_f64().is_some_and(|f| f > f64::from(limits.max_tokens)),
-            };
-            if too_large {
-                return Err(LimitError::MaxTokensTooLarge {
-                    limit: limits.max_tokens,
-                });
-            }
+            check_max_tokens_text(n.as_str(), limits)?;
         }
     }
     if obj.keys().any(|k| k.len() > limits.max_string_bytes) {
@@ -220,6 +270,41 @@ fn check_strings<'a>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn strings_are_measured_decoded_and_only_parsed_when_their_text_is_long() {
+        let l = Limits {
+            max_string_bytes: 4,
+            ..Limits::default()
+        };
+        assert_eq!(
+            check_strings_in(br#"{"abcd":"wxyz","k":["1234"]}"#, &l),
+            Ok(())
+        );
+        let err = Err(LimitError::StringTooLong { limit: 4 });
+        assert_eq!(check_strings_in(br#"{"k":"wxyz5"}"#, &l), err);
+        assert_eq!(check_strings_in(br#"{"abcde":1}"#, &l), err);
+        assert_eq!(check_strings_in(br#"{"k":[{"x":"12345"}]}"#, &l), err);
+        // Escaped text longer than the limit whose string is not: exact after decoding.
+        assert_eq!(check_strings_in(br#"{"k":"\u0041\u0042"}"#, &l), Ok(()));
+        assert_eq!(check_strings_in(br#"{"k":"a\"b\\cd"}"#, &l), err);
+        // A quote inside a string does not end it.
+        assert_eq!(check_strings_in(br#"{"k":"\"\"\"\"\""}"#, &l), err);
+    }
+
+    #[test]
+    fn max_tokens_text_is_checked_as_a_number() {
+        let l = Limits {
+            max_tokens: 100,
+            ..Limits::default()
+        };
+        assert_eq!(check_max_tokens_text("100", &l), Ok(()));
+        assert_eq!(check_max_tokens_text("\"999\"", &l), Ok(()));
+        let err = Err(LimitError::MaxTokensTooLarge { limit: 100 });
+        assert_eq!(check_max_tokens_text("101", &l), err);
+        assert_eq!(check_max_tokens_text("1e9", &l), err);
+        assert_eq!(check_max_tokens_text("100000000000000000000000", &l), err);
+    }
 
     fn small() -> Limits {
         Limits {

@@ -950,7 +950,7 @@ fn key_of(body: &[u8]) -> Option<String> {
         "tenant",
         "model",
         &c,
-        Some(&chat.body),
+        Some(&chat.body_object()),
     ))
 }
 

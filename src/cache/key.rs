@@ -228,7 +228,7 @@ mod tests {
             "tenant",
             "fast",
             &chat.to_canonical().unwrap(),
-            Some(&chat.body),
+            Some(&chat.body_object()),
         )
     }
 
@@ -262,8 +262,14 @@ mod tests {
         }
         let chat = openai::parse_chat(base.as_bytes()).unwrap();
         let c = chat.to_canonical().unwrap();
-        assert_ne!(cache_key("other-tenant", "fast", &c, Some(&chat.body)), k);
-        assert_ne!(cache_key("tenant", "slow", &c, Some(&chat.body)), k);
+        assert_ne!(
+            cache_key("other-tenant", "fast", &c, Some(&chat.body_object())),
+            k
+        );
+        assert_ne!(
+            cache_key("tenant", "slow", &c, Some(&chat.body_object())),
+            k
+        );
     }
 
     #[test]
@@ -347,7 +353,7 @@ mod tests {
                     .as_bytes(),
             )
             .unwrap()
-            .body
+            .body_object()
         };
         assert_eq!(unreplayable(&body("")), None);
         assert_eq!(unreplayable(&body(r#""n":1,"logprobs":false,"#)), None);

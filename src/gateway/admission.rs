@@ -25,7 +25,13 @@ pub(super) fn openai_inbound(
     limits: &limits::Limits,
 ) -> Result<ClientRequest, GatewayError> {
     let chat = openai::parse_chat(body)?;
-    limits::check_request_object(&chat.body, limits)?;
+    limits::check_message_count(chat.message_count, limits)?;
+    for key in ["max_tokens", "max_completion_tokens"] {
+        if let Some(v) = chat.member(key) {
+            limits::check_max_tokens_text(v, limits)?;
+        }
+    }
+    limits::check_strings_in(&chat.raw, limits)?;
     Ok(ClientRequest::OpenAi(chat))
 }
 

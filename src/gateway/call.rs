@@ -205,12 +205,7 @@ impl<P: Platform> Call<'_, P> {
         let ClientRequest::OpenAi(chat) = self.inbound else {
             return false;
         };
-        let wants_usage = chat
-            .body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false);
+        let wants_usage = chat.include_usage();
         dep.provider.kind.is_openai_wire()
             && !(chat.stream && !wants_usage && self.sink.borrow().is_some())
     }

@@ -64,10 +64,11 @@ impl<P: Platform> Call<'_, P> {
         let c = self.canonical()?;
         let sampled = c.temperature.is_none_or(|t| t != 0.0);
         let ctl = &caller.cache;
-        let openai_body = match self.inbound {
-            ClientRequest::OpenAi(chat) => Some(&chat.body),
+        let body = match self.inbound {
+            ClientRequest::OpenAi(chat) => Some(chat.body_object()),
             ClientRequest::Canonical(..) => None,
         };
+        let openai_body = body.as_ref();
         if (sampled && !settings.nonzero_temperature)
             || (ctl.no_cache && ctl.no_store)
             || openai_body.and_then(cache::key::unreplayable).is_some()

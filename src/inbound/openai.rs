@@ -6,7 +6,13 @@ use crate::canonical::{
 };
 use crate::config::Config;
 use crate::error::{ErrorKind, GatewayError};
+use core::ops::Range;
+use indexmap::IndexMap;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 
 const ROLES: &[&str] = &[
     "system",
@@ -17,41 +23,58 @@ const ROLES: &[&str] = &[
     "function",
 ];
 
-/// A validated chat request. The body is kept whole so fields Meridian does not interpret still reach the provider.
+/// A validated chat request. The body is kept as the client sent it, so fields Meridian does not interpret reach
+/// the provider byte for byte; its top-level members are indexed once, so nothing has to parse it again to
+/// forward it.
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
     pub model: String,
     pub stream: bool,
-    pub body: Map<String, Value>,
-    /// The body as the client sent it: what passthrough forwards, member values byte for byte.
+    /// How many entries `messages` has (the input limits check it).
+    pub message_count: usize,
+    /// The body as the client sent it.
     pub raw: Vec<u8>,
+    /// Its top-level members in order: the name, and where the value's JSON text lies in `raw`.
+    members: Vec<(String, Range<usize>)>,
+}
+
+/// What is read of each message before a provider is chosen: its role.
+#[derive(Deserialize)]
+struct MessageHead<'a> {
+    #[serde(borrow)]
+    role: Option<Cow<'a, str>>,
 }
 
 pub fn parse_chat(raw: &[u8]) -> Result<ChatRequest, GatewayError> {
-    let value: Value = serde_json::from_slice::<Value>(raw)
-        .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
-    let Value::Object(body) = value else {
-        return Err(GatewayError::invalid("request body must be a JSON object"));
-    };
-    let model = match body.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => match super::check_model_name(m) {
-            Ok(()) => m.clone(),
-            Err(why) => return Err(param_error("model", format!("`model` {why}"))),
-        },
-        Some(_) => return Err(param_error("model", "`model` must be a non-empty string")),
-        None => return Err(param_error("model", "missing required parameter `model`")),
-    };
-    let stream = match body.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(param_error("stream", "`stream` must be a boolean")),
-    };
-    let messages = match body.get("messages") {
-        Some(Value::Array(m)) if !m.is_empty() => m,
-        Some(Value::Array(_)) => {
-            return Err(param_error("messages", "`messages` must not be empty"))
+    let members: IndexMap<Cow<'_, str>, &RawValue> = match serde_json::from_slice(raw) {
+        Ok(m) => m,
+        Err(e) => {
+            return Err(match serde_json::from_slice::<IgnoredAny>(raw) {
+                Ok(_) => GatewayError::invalid("request body must be a JSON object"),
+                Err(_) => GatewayError::invalid(format!("request body is not valid JSON: {e}")),
+            })
         }
-        Some(_) => return Err(param_error("messages", "`messages` must be an array")),
+    };
+    let member = |name: &str| members.get(name).map(|v| v.get());
+    let model = match member("model") {
+        None => return Err(param_error("model", "missing required parameter `model`")),
+        Some(v) => match serde_json::from_str::<String>(v) {
+            Ok(m) if !m.is_empty() => match super::check_model_name(&m) {
+                Ok(()) => m,
+                Err(why) => return Err(param_error("model", format!("`model` {why}"))),
+            },
+            _ => return Err(param_error("model", "`model` must be a non-empty string")),
+        },
+    };
+    let stream = match member("stream").map(serde_json::from_str::<Option<bool>>) {
+        None => false,
+        Some(Ok(b)) => b.unwrap_or(false),
+        Some(Err(_)) => return Err(param_error("stream", "`stream` must be a boolean")),
+    };
+    let messages = match member("messages").map(serde_json::from_str::<Vec<&RawValue>>) {
+        Some(Ok(m)) if !m.is_empty() => m,
+        Some(Ok(_)) => return Err(param_error("messages", "`messages` must not be empty")),
+        Some(Err(_)) => return Err(param_error("messages", "`messages` must be an array")),
         None => {
             return Err(param_error(
                 "messages",
@@ -60,16 +83,15 @@ pub fn parse_chat(raw: &[u8]) -> Result<ChatRequest, GatewayError> {
         }
     };
     for (i, m) in messages.iter().enumerate() {
-        let role = m.get("role").and_then(Value::as_str);
-        match role {
-            Some(r) if ROLES.contains(&r) => {}
-            Some(r) => {
+        match serde_json::from_str::<MessageHead>(m.get()).map(|h| h.role) {
+            Ok(Some(r)) if ROLES.contains(&&*r) => {}
+            Ok(Some(r)) => {
                 return Err(param_error(
                     "messages",
                     format!("messages[{i}].role: unknown role {r:?}"),
                 ))
             }
-            None => {
+            _ => {
                 return Err(param_error(
                     "messages",
                     format!("messages[{i}] must be an object with a string `role`"),
@@ -77,12 +99,60 @@ pub fn parse_chat(raw: &[u8]) -> Result<ChatRequest, GatewayError> {
             }
         }
     }
+    let base = raw.as_ptr() as usize;
+    let members = members
+        .iter()
+        .map(|(name, v)| {
+            // Every value borrows from `raw`: its position there is its offset from the start.
+            let start = v.get().as_ptr() as usize - base;
+            (name.to_string(), start..start + v.get().len())
+        })
+        .collect();
     Ok(ChatRequest {
         model,
         stream,
-        body,
+        message_count: messages.len(),
         raw: raw.to_vec(),
+        members,
     })
+}
+
+impl ChatRequest {
+    /// The top-level members as the client sent them: name, and the value's JSON text.
+    pub fn members(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.members.iter().map(|(name, range)| {
+            // `raw` was valid UTF-8 JSON and each range is one whole value inside it.
+            (
+                name.as_str(),
+                core::str::from_utf8(&self.raw[range.clone()]).unwrap_or("null"),
+            )
+        })
+    }
+
+    /// The JSON text of member `name`, if the client sent it.
+    pub fn member(&self, name: &str) -> Option<&str> {
+        self.members().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// `stream_options.include_usage`: whether a streamed answer should end with usage.
+    pub fn include_usage(&self) -> bool {
+        #[derive(Deserialize)]
+        struct StreamOptions {
+            include_usage: Option<bool>,
+        }
+        self.member("stream_options")
+            .and_then(|v| serde_json::from_str::<Option<StreamOptions>>(v).ok())
+            .flatten()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
+    }
+
+    /// The body as a JSON object, parsed on demand: for the cache key, which compares every forwarded field as
+    /// JSON (free-form by definition: any field a client sends counts).
+    pub fn body_object(&self) -> Map<String, Value> {
+        // parse_chat accepted these bytes as an object.
+        serde_json::from_slice(&self.raw).unwrap_or_default()
+    }
 }
 
 fn param_error(param: &'static str, message: impl Into<String>) -> GatewayError {
@@ -147,15 +217,12 @@ pub fn models_list(config: &Config) -> Vec<u8> {
 
 impl ChatRequest {
     pub fn to_canonical(&self) -> Result<canonical::ChatRequest, GatewayError> {
-        let b = &self.body;
+        let body = self.body_object();
+        let b = &body;
         let mut out = canonical::ChatRequest {
             model: self.model.clone(),
             stream: self.stream,
-            include_usage: b
-                .get("stream_options")
-                .and_then(|o| o.get("include_usage"))
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            include_usage: self.include_usage(),
             temperature: opt_f64(b, "temperature")?,
             top_p: opt_f64(b, "top_p")?,
             max_tokens: match opt_u32(b, "max_completion_tokens")? {
@@ -573,7 +640,8 @@ mod tests {
                 .unwrap();
         assert_eq!(r.model, "m");
         assert!(!r.stream);
-        assert_eq!(r.body["seed"], 7);
+        assert_eq!(r.member("seed"), Some("7"));
+        assert_eq!(r.message_count, 1);
         let r = parse_chat(
             br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
         )

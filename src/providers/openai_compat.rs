@@ -12,20 +12,16 @@ use crate::http::{Headers, Method};
 use crate::inbound::openai::ChatRequest;
 use crate::platform::UpstreamRequest;
 use crate::sse::SseParser;
-use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 
 /// The client's own OpenAI-dialect body with the model name replaced: every other member's value goes out as
 /// the client wrote it (numbers, escapes and all), in the client's order.
-pub fn passthrough_body(raw: &[u8], model: &str) -> Vec<u8> {
-    // `parse_chat` accepted these bytes as an object, so they read as members again.
-    let members: indexmap::IndexMap<String, &RawValue> =
-        serde_json::from_slice(raw).unwrap_or_default();
-    let mut out = Vec::with_capacity(raw.len() + model.len());
+pub fn passthrough_body(chat: &ChatRequest, model: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(chat.raw.len() + model.len());
     out.push(b'{');
-    let mut model_written = false;
-    for (i, (k, v)) in members.iter().enumerate() {
+    // parse_chat requires `model`, so it is among the members and replaced in its place.
+    for (i, (k, v)) in chat.members().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -33,17 +29,9 @@ pub fn passthrough_body(raw: &[u8], model: &str) -> Vec<u8> {
         out.push(b':');
         if k == "model" {
             let _ = serde_json::to_writer(&mut out, model);
-            model_written = true;
         } else {
-            out.extend_from_slice(v.get().as_bytes());
+            out.extend_from_slice(v.as_bytes());
         }
-    }
-    if !model_written {
-        if !members.is_empty() {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"\"model\":");
-        let _ = serde_json::to_writer(&mut out, model);
     }
     out.push(b'}');
     out
@@ -56,7 +44,7 @@ pub fn passthrough_request(
     chat: &ChatRequest,
     creds: &Credentials,
 ) -> UpstreamRequest {
-    let body = passthrough_body(&chat.raw, &dep.model);
+    let body = passthrough_body(chat, &dep.model);
     let mut headers = Headers::new();
     headers.insert("content-type", "application/json");
     headers.insert(
@@ -385,13 +373,19 @@ mod tests {
     #[test]
     fn passthrough_keeps_every_value_as_written_and_replaces_only_the_model() {
         let raw = br#"{ "model" : "alias", "temperature":1.10,"x":2.5E-3, "big":123456789012345678901234567890,
-            "s":"\u00e9\/", "o":{"b":1,"a":[1 , 2]} }"#;
-        let out = String::from_utf8(passthrough_body(raw, "gpt-4o")).unwrap();
+            "s":"\u00e9\/", "o":{"b":1,"a":[1 , 2]}, "messages" : [ {"role":"user","content":"x"} ] }"#;
+        let chat = parse_chat(raw).unwrap();
+        let out = String::from_utf8(passthrough_body(&chat, "gpt-4o")).unwrap();
         assert_eq!(
             out,
-            r#"{"model":"gpt-4o","temperature":1.10,"x":2.5E-3,"big":123456789012345678901234567890,"s":"\u00e9\/","o":{"b":1,"a":[1 , 2]}}"#
+            r#"{"model":"gpt-4o","temperature":1.10,"x":2.5E-3,"big":123456789012345678901234567890,"s":"\u00e9\/","o":{"b":1,"a":[1 , 2]},"messages":[ {"role":"user","content":"x"} ]}"#
         );
-        assert_eq!(passthrough_body(b"{}", "m"), br#"{"model":"m"}"#);
+        // A member name with escapes goes out decoded (the same name); the model keeps its place.
+        let chat = parse_chat(br#"{"me\u0073sages":[{"role":"user"}],"model":"a"}"#).unwrap();
+        assert_eq!(
+            passthrough_body(&chat, "b"),
+            br#"{"messages":[{"role":"user"}],"model":"b"}"#
+        );
     }
     use crate::config::{Provider, ProviderKind};
     use crate::inbound::openai::parse_chat;
