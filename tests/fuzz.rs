@@ -883,8 +883,9 @@ fn tiny_limits() -> Limits {
 fn check_limits(body: &[u8]) {
     for l in [Limits::default(), tiny_limits()] {
         if limits::check_body(body, &l).is_ok() {
-            if let Ok(v) = serde_json::from_slice::<Value>(body) {
-                let _ = limits::check_request(&v, &l);
+            let _ = limits::check_strings_in(body, &l);
+            if let Ok(text) = core::str::from_utf8(body) {
+                let _ = limits::check_max_tokens_text(text, &l);
             }
         }
     }

@@ -10,13 +10,13 @@ pub(super) fn anthropic_inbound(
     body: &[u8],
     limits: &limits::Limits,
 ) -> Result<ClientRequest, GatewayError> {
-    let value: serde_json::Value = serde_json::from_slice::<serde_json::Value>(body)
-        .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
-    limits::check_request(&value, limits)?;
-    Ok(ClientRequest::Canonical(
-        Dialect::Anthropic,
-        Box::new(anthropic::parse_request(body)?),
-    ))
+    limits::check_strings_in(body, limits)?;
+    let req = anthropic::parse_request(body)?;
+    limits::check_message_count(req.messages.len(), limits)?;
+    if let Some(n) = req.max_tokens {
+        limits::check_max_tokens_text(&n.to_string(), limits)?;
+    }
+    Ok(ClientRequest::Canonical(Dialect::Anthropic, Box::new(req)))
 }
 
 #[inline(never)]

@@ -1,7 +1,9 @@
 //! Client dialects: how requests are read and how answers and errors are written back.
 
 pub mod anthropic;
+mod anthropic_request;
 pub mod openai;
+mod openai_request;
 
 use crate::canonical::{ChatResponse, StreamEvent};
 use crate::error::GatewayError;

@@ -1,0 +1,522 @@
+//! The Anthropic Messages request (`POST /v1/messages`) as typed serde structs, parsed straight from the body
+//! (strings borrow from it unless they carry escapes) and converted to the canonical request. Absent and `null`
+//! are alike. Errors name the offending field by its path, in Anthropic's own words where the type is wrong
+//! (`messages[0].content[1].text: must be a string`).
+
+use crate::canonical::{ChatRequest, Image, Message, Part, Role, Tool, ToolChoice};
+use crate::error::GatewayError;
+use core::fmt;
+use core::marker::PhantomData;
+use serde::de::{self, Deserializer, SeqAccess, Unexpected, Visitor};
+use serde::Deserialize;
+use serde_json::Value;
+use std::borrow::Cow;
+
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    max_tokens: Option<PositiveU32>,
+    #[serde(borrow)]
+    messages: Option<Vec<InMessage<'a>>>,
+    #[serde(borrow)]
+    system: Option<TextOrTextBlocks<'a>>,
+    #[serde(borrow)]
+    tools: Option<Vec<ToolDef<'a>>>,
+    #[serde(borrow)]
+    tool_choice: Option<Choice<'a>>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    #[serde(borrow)]
+    stop_sequences: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow)]
+    metadata: Option<Metadata<'a>>,
+    stream: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Metadata<'a> {
+    #[serde(borrow)]
+    user_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct InMessage<'a> {
+    #[serde(borrow)]
+    role: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    content: Option<Content<'a>>,
+}
+
+/// A message's `content`: a string, or an array of content blocks.
+enum Content<'a> {
+    Text(Cow<'a, str>),
+    Blocks(Vec<Block<'a>>),
+}
+
+/// One content block; `type` says which of the other fields it carries (a flat struct rather than a tagged enum:
+/// serde buffers tagged content, and buffered numbers lose their text).
+#[derive(Deserialize)]
+struct Block<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    source: Option<Source<'a>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    /// A tool call's arguments: free-form JSON.
+    input: Option<Value>,
+    #[serde(borrow)]
+    tool_use_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    content: Option<TextOrTextBlocks<'a>>,
+    is_error: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Source<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    media_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    data: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    url: Option<Cow<'a, str>>,
+}
+
+/// `system` and a tool result's `content`: a string, or an array of text blocks.
+enum TextOrTextBlocks<'a> {
+    Text(Cow<'a, str>),
+    Blocks(Vec<TextBlock<'a>>),
+}
+
+#[derive(Deserialize)]
+struct TextBlock<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ToolDef<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    description: Option<Cow<'a, str>>,
+    /// JSON Schema: free-form.
+    input_schema: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+}
+
+/// `max_tokens`: Anthropic requires a positive integer, so this dialect does too.
+struct PositiveU32(u32);
+
+impl<'de> Deserialize<'de> for PositiveU32 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = PositiveU32;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a positive integer")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<PositiveU32, E> {
+                u32::try_from(n)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(PositiveU32)
+                    .ok_or_else(|| E::invalid_value(Unexpected::Unsigned(n), &self))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<PositiveU32, E> {
+                Err(E::invalid_value(Unexpected::Signed(n), &self))
+            }
+        }
+        // Asked for as an integer: a number read through `deserialize_any` would arrive as serde_json's
+        // arbitrary-precision map.
+        d.deserialize_u64(V)
+    }
+}
+
+/// A string, or a sequence of `T`, under one name for error messages.
+macro_rules! text_or_list {
+    ($ty:ident, $item:ident, $expecting:literal) => {
+        impl<'de: 'a, 'a> Deserialize<'de> for $ty<'a> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V<'a>(PhantomData<&'a ()>);
+                impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+                    type Value = $ty<'a>;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                        Ok($ty::Text(Cow::Borrowed(s)))
+                    }
+                    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                        Ok($ty::Text(Cow::Owned(s.to_owned())))
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        let mut all = Vec::new();
+                        while let Some(b) = seq.next_element::<$item<'a>>()? {
+                            all.push(b);
+                        }
+                        Ok($ty::Blocks(all))
+                    }
+                }
+                d.deserialize_any(V(PhantomData))
+            }
+        }
+    };
+}
+
+text_or_list!(Content, Block, "a string or an array of content blocks");
+text_or_list!(
+    TextOrTextBlocks,
+    TextBlock,
+    "a string or an array of text blocks"
+);
+
+fn invalid(path: &str, message: impl fmt::Display) -> GatewayError {
+    GatewayError::invalid(format!("{path}: {message}"))
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// serde's account of a wrong type, in this dialect's words: `field required`, `must be …`.
+fn type_error(e: serde_path_to_error::Error<serde_json::Error>) -> GatewayError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+        return GatewayError::invalid(format!("request body is not valid JSON: {inner}"));
+    }
+    let text = inner.to_string();
+    let text = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(m, _)| m);
+    if let Some(field) = text
+        .strip_prefix("missing field `")
+        .and_then(|r| r.strip_suffix('`'))
+    {
+        return invalid(&join(&path, field), "field required");
+    }
+    match text.split_once(", expected ") {
+        Some((found, _)) if found.ends_with("null") => invalid(&path, "field required"),
+        Some((_, expected)) => invalid(&path, format!("must be {}", wording(expected))),
+        None => invalid(&path, text),
+    }
+}
+
+/// Rust's names for what serde expected, as a client would say them.
+fn wording(expected: &str) -> &str {
+    match expected {
+        "f64" | "f32" => "a number",
+        "a sequence" => "an array",
+        "a borrowed string" => "a string",
+        e if e.starts_with("struct ") => "an object",
+        e => e,
+    }
+}
+
+pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
+    let text = core::str::from_utf8(body)
+        .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
+    // A struct would also be read from an array, field by field: only an object is a request.
+    if !text.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<de::IgnoredAny>(text) {
+            Ok(_) => GatewayError::invalid("request body must be a JSON object"),
+            Err(e) => GatewayError::invalid(format!("request body is not valid JSON: {e}")),
+        });
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let b: Body = serde_path_to_error::deserialize(&mut de).map_err(type_error)?;
+    de.end()
+        .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
+    let model = b.model.ok_or_else(|| invalid("model", "field required"))?;
+    if model.is_empty() {
+        return Err(invalid("model", "must be a non-empty string"));
+    }
+    super::check_model_name(&model).map_err(|why| invalid("model", why))?;
+    let max_tokens = b
+        .max_tokens
+        .ok_or_else(|| invalid("max_tokens", "field required"))?
+        .0;
+    let messages = match b.messages {
+        None => return Err(invalid("messages", "field required")),
+        Some(m) if m.is_empty() => return Err(invalid("messages", "must not be empty")),
+        Some(m) => m
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| message(m, &format!("messages[{i}]")))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(ChatRequest {
+        model: model.into_owned(),
+        system: match b.system {
+            None => Vec::new(),
+            Some(s) => text_pieces(s, "system")?
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect(),
+        },
+        messages,
+        tools: b
+            .tools
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| tool(t, &format!("tools[{i}]")))
+            .collect::<Result<_, _>>()?,
+        tool_choice: b.tool_choice.map(tool_choice).transpose()?,
+        response_format: None,
+        temperature: b.temperature,
+        top_p: b.top_p,
+        max_tokens: Some(max_tokens),
+        stop: b
+            .stop_sequences
+            .unwrap_or_default()
+            .into_iter()
+            .map(Cow::into_owned)
+            .collect(),
+        seed: None,
+        user: b.metadata.and_then(|m| m.user_id).map(Cow::into_owned),
+        stream: b.stream.unwrap_or(false),
+        // Anthropic streams always end with usage.
+        include_usage: true,
+    })
+}
+
+/// Each piece of a string-or-text-blocks field.
+fn text_pieces(v: TextOrTextBlocks, path: &str) -> Result<Vec<String>, GatewayError> {
+    match v {
+        TextOrTextBlocks::Text(s) => Ok(vec![s.into_owned()]),
+        TextOrTextBlocks::Blocks(blocks) => blocks
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| text_block(b, &format!("{path}[{i}]")))
+            .collect(),
+    }
+}
+
+/// A block that may only be `{"type":"text","text":...}`.
+fn text_block(b: TextBlock, path: &str) -> Result<String, GatewayError> {
+    match b.kind.as_deref() {
+        None => Err(invalid(&join(path, "type"), "field required")),
+        Some("text") => Ok(b
+            .text
+            .ok_or_else(|| invalid(&join(path, "text"), "field required"))?
+            .into_owned()),
+        Some(other) => Err(invalid(
+            &join(path, "type"),
+            format!("unsupported block type {other:?} (only \"text\" is allowed here)"),
+        )),
+    }
+}
+
+fn message(m: InMessage, path: &str) -> Result<Message, GatewayError> {
+    let role = match m.role.as_deref() {
+        None => return Err(invalid(&join(path, "role"), "field required")),
+        Some("user") => Role::User,
+        Some("assistant") => Role::Assistant,
+        Some(other) => {
+            return Err(invalid(
+                &join(path, "role"),
+                format!("unknown role {other:?} (expected \"user\" or \"assistant\")"),
+            ))
+        }
+    };
+    let content = match m.content {
+        None => return Err(invalid(&join(path, "content"), "field required")),
+        Some(Content::Text(s)) => vec![Part::Text(s.into_owned())],
+        Some(Content::Blocks(blocks)) => blocks
+            .into_iter()
+            .enumerate()
+            .map(|(j, b)| content_block(b, role, &format!("{path}.content[{j}]")))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Message { role, content })
+}
+
+fn required<'a>(
+    v: Option<Cow<'a, str>>,
+    path: &str,
+    key: &str,
+) -> Result<Cow<'a, str>, GatewayError> {
+    v.ok_or_else(|| invalid(&join(path, key), "field required"))
+}
+
+fn content_block(b: Block, role: Role, path: &str) -> Result<Part, GatewayError> {
+    let kind = required(b.kind, path, "type")?;
+    match (&*kind, role) {
+        ("text", _) => Ok(Part::Text(required(b.text, path, "text")?.into_owned())),
+        ("image", _) => image(b.source, &join(path, "source")).map(Part::Image),
+        ("tool_use", Role::Assistant) => {
+            let arguments = match b.input {
+                Some(input @ Value::Object(_)) => input.to_string(),
+                Some(_) => return Err(invalid(&join(path, "input"), "must be an object")),
+                None => "{}".to_owned(),
+            };
+            Ok(Part::ToolCall {
+                id: required(b.id, path, "id")?.into_owned(),
+                name: required(b.name, path, "name")?.into_owned(),
+                arguments,
+            })
+        }
+        ("tool_result", Role::User) => {
+            let call_id = required(b.tool_use_id, path, "tool_use_id")?;
+            // Canonical tool results are text: text blocks are joined, anything else cannot be carried.
+            let content = match b.content {
+                None => String::new(),
+                Some(c) => text_pieces(c, &join(path, "content"))?.join("\n"),
+            };
+            Ok(Part::ToolResult {
+                call_id: call_id.into_owned(),
+                content,
+                is_error: b.is_error.unwrap_or(false),
+            })
+        }
+        (kind @ ("tool_use" | "tool_result"), _) => Err(invalid(
+            &join(path, "type"),
+            format!(
+                "{kind:?} blocks are not allowed in {} messages",
+                match role {
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                }
+            ),
+        )),
+        (other, _) => Err(invalid(
+            &join(path, "type"),
+            format!("unknown block type {other:?}"),
+        )),
+    }
+}
+
+fn image(source: Option<Source>, path: &str) -> Result<Image, GatewayError> {
+    let s = source.ok_or_else(|| invalid(path, "must be an object"))?;
+    match required(s.kind, path, "type")?.as_ref() {
+        "base64" => Ok(Image::Base64 {
+            media_type: required(s.media_type, path, "media_type")?.into_owned(),
+            data: required(s.data, path, "data")?.into_owned(),
+        }),
+        "url" => Ok(Image::Url(required(s.url, path, "url")?.into_owned())),
+        other => Err(invalid(
+            &join(path, "type"),
+            format!("unsupported image source type {other:?} (expected \"base64\" or \"url\")"),
+        )),
+    }
+}
+
+fn tool(t: ToolDef, path: &str) -> Result<Tool, GatewayError> {
+    // Server tools (web search, code execution, ...) run inside Anthropic and have no canonical form.
+    match t.kind.as_deref() {
+        None | Some("custom") => {}
+        Some(other) => {
+            return Err(invalid(
+                &join(path, "type"),
+                format!("unsupported tool type {other:?} (only client tools are supported)"),
+            ))
+        }
+    }
+    let parameters = match t.input_schema {
+        Some(schema @ Value::Object(_)) => schema,
+        Some(_) => return Err(invalid(&join(path, "input_schema"), "must be an object")),
+        None => return Err(invalid(&join(path, "input_schema"), "field required")),
+    };
+    Ok(Tool {
+        name: required(t.name, path, "name")?.into_owned(),
+        description: t.description.map(Cow::into_owned),
+        parameters,
+    })
+}
+
+fn tool_choice(c: Choice) -> Result<ToolChoice, GatewayError> {
+    Ok(match required(c.kind, "tool_choice", "type")?.as_ref() {
+        "auto" => ToolChoice::Auto,
+        "any" => ToolChoice::Required,
+        "none" => ToolChoice::None,
+        "tool" => ToolChoice::Tool(required(c.name, "tool_choice", "name")?.into_owned()),
+        other => return Err(invalid(
+            "tool_choice.type",
+            format!(
+                "unknown tool choice {other:?} (expected \"auto\", \"any\", \"tool\" or \"none\")"
+            ),
+        )),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_request;
+    use crate::canonical::Part;
+
+    fn with(extra: &str) -> Result<crate::canonical::ChatRequest, String> {
+        parse_request(
+            format!(r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":"x"}}]{extra}}}"#)
+                .as_bytes(),
+        )
+        .map_err(|e| e.message)
+    }
+
+    #[test]
+    fn wrong_types_read_in_the_dialects_words() {
+        for (extra, want) in [
+            (r#","temperature":"hot""#, "temperature: must be a number"),
+            (
+                r#","stop_sequences":[1]"#,
+                "stop_sequences[0]: must be a string",
+            ),
+            (
+                r#","stop_sequences":"END""#,
+                "stop_sequences: must be an array",
+            ),
+            (r#","metadata":5"#, "metadata: must be an object"),
+            (r#","stream":"yes""#, "stream: must be a boolean"),
+            (r#","tools":{}"#, "tools: must be an array"),
+        ] {
+            assert_eq!(with(extra).unwrap_err(), want, "{extra}");
+        }
+        assert!(with(r#","x":1} trailing"#)
+            .unwrap_err()
+            .starts_with("request body is not valid JSON"));
+    }
+
+    #[test]
+    fn tool_inputs_and_schemas_keep_their_numbers() {
+        let r = parse_request(
+            br#"{"model":"m","max_tokens":5,"messages":[{"role":"assistant","content":[
+                {"type":"tool_use","id":"t","name":"f","input":{"x": 1.50, "big": 123456789012345678901234567890}}]}],
+              "tools":[{"name":"f","input_schema":{"type":"object","properties":{"x":{"maximum":2.50}}}}]}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(&r.messages[0].content[0], Part::ToolCall { arguments, .. }
+            if arguments == r#"{"x":1.50,"big":123456789012345678901234567890}"#)
+        );
+        assert_eq!(
+            r.tools[0].parameters.to_string(),
+            r#"{"type":"object","properties":{"x":{"maximum":2.50}}}"#
+        );
+    }
+}
