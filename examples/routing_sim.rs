@@ -305,18 +305,13 @@ impl Routing for Meridian<'_> {
             let status = self
                 .router
                 .status(std::iter::once(("m", self.deps)), &self.loc, now);
-            let beliefs: Vec<String> = status["models"]["m"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
+            let beliefs: Vec<String> = status.models["m"]
                 .iter()
                 .zip(DEPLOYMENTS)
                 .map(|(d, (short, ..))| {
                     format!(
                         "{short} {}ms/{} n={}",
-                        d["expected_ttft_ms"],
-                        d["health"].as_str().unwrap_or("?"),
-                        d["samples"]
+                        d.expected_ttft_ms, d.health, d.samples
                     )
                 })
                 .collect();

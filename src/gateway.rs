@@ -283,11 +283,12 @@ fn other_route<P: Platform>(
                 .models
                 .iter()
                 .map(|(n, m)| (n.as_str(), m.deployments()));
-            let status = state
-                .router
-                .borrow()
-                .status(models, &loc, platform.now_ms());
-            Ok(Response::json(200, status.to_string().into_bytes()))
+            let router = state.router.borrow();
+            let status = router.status(models, &loc, platform.now_ms());
+            Ok(Response::json(
+                200,
+                serde_json::to_vec(&status).unwrap_or_default(),
+            ))
         }
         (
             _,

@@ -6,11 +6,12 @@
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{ByteStream, StreamError};
 use crate::inbound::openai::error_event;
+use crate::providers::openai_wire::{Choice, Completion};
 use crate::sse::SseParser;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use futures_util::Stream;
-use serde_json::Value;
+use std::borrow::Cow;
 
 pub struct SsePassthrough {
     inner: ByteStream,
@@ -28,18 +29,15 @@ pub struct SsePassthrough {
 }
 
 /// Whether a chunk carries content: a finish reason, text, a tool call, a refusal, or the usage.
-fn has_content(chunk: &Value) -> bool {
-    let nonempty = |v: &Value| v.as_str().is_some_and(|s| !s.is_empty());
-    let choice = |c: &Value| {
-        !c["finish_reason"].is_null()
-            || nonempty(&c["delta"]["content"])
-            || !c["delta"]["tool_calls"].is_null()
-            || nonempty(&c["delta"]["refusal"])
+fn has_content(chunk: &Completion) -> bool {
+    let nonempty = |s: &Option<Cow<str>>| s.as_deref().is_some_and(|s| !s.is_empty());
+    let choice = |c: &Choice| {
+        c.finish_reason.is_some()
+            || c.delta.as_ref().is_some_and(|d| {
+                nonempty(&d.content) || d.tool_calls.is_some() || nonempty(&d.refusal)
+            })
     };
-    !chunk["usage"].is_null()
-        || chunk["choices"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(choice))
+    chunk.usage.is_some() || chunk.choices.iter().flatten().any(choice)
 }
 
 fn malformed() -> GatewayError {
@@ -87,8 +85,8 @@ impl SsePassthrough {
                 serde_json::from_slice::<serde::de::IgnoredAny>(ev.data.as_bytes())
                     .map_err(|_| malformed())?;
             } else {
-                let v = serde_json::from_str::<Value>(&ev.data).map_err(|_| malformed())?;
-                if !v["error"].is_null() {
+                let v: Completion = serde_json::from_str(&ev.data).map_err(|_| malformed())?;
+                if v.error.is_some() {
                     return Err(GatewayError::new(
                         ErrorKind::Upstream,
                         "provider stream reported an error",

@@ -457,12 +457,14 @@ fn tool_choice(c: Choice) -> Result<ToolChoice, GatewayError> {
         "any" => ToolChoice::Required,
         "none" => ToolChoice::None,
         "tool" => ToolChoice::Tool(required(c.name, "tool_choice", "name")?.into_owned()),
-        other => return Err(invalid(
-            "tool_choice.type",
-            format!(
+        other => {
+            return Err(invalid(
+                "tool_choice.type",
+                format!(
                 "unknown tool choice {other:?} (expected \"auto\", \"any\", \"tool\" or \"none\")"
             ),
-        )),
+            ))
+        }
     })
 }
 

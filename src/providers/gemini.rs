@@ -231,9 +231,105 @@ fn generation_config(req: &ChatRequest) -> Map<String, Value> {
     g
 }
 
+/// `GenerateContentResponse` as Gemini sends it, whole or as one stream chunk: lenient (any field may be missing
+/// or null, unknown fields are ignored), typed where Meridian reads. Strings borrow unless they carry escapes.
+mod wire {
+    use serde::Deserialize;
+    use serde_json::Value;
+    use std::borrow::Cow;
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Response<'a> {
+        #[serde(default, borrow)]
+        pub candidates: Option<Vec<Candidate<'a>>>,
+        #[serde(default, borrow)]
+        pub prompt_feedback: Option<PromptFeedback<'a>>,
+        #[serde(default)]
+        pub usage_metadata: Option<UsageMetadata>,
+        #[serde(default, borrow)]
+        pub response_id: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub model_version: Option<Cow<'a, str>>,
+        /// An error object where an answer was expected (inside a 200 answer or a stream).
+        #[serde(default, borrow)]
+        pub error: Option<Error<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Candidate<'a> {
+        #[serde(default, borrow)]
+        pub content: Option<Content<'a>>,
+        #[serde(default, borrow)]
+        pub finish_reason: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Content<'a> {
+        #[serde(default, borrow)]
+        pub parts: Option<Vec<Part<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Part<'a> {
+        #[serde(default, borrow)]
+        pub text: Option<Cow<'a, str>>,
+        #[serde(default)]
+        pub thought: Option<bool>,
+        #[serde(default, borrow)]
+        pub function_call: Option<FunctionCall<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct FunctionCall<'a> {
+        #[serde(default, borrow)]
+        pub id: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub name: Option<Cow<'a, str>>,
+        /// The model's arguments: free-form JSON, numbers kept as written.
+        #[serde(default)]
+        pub args: Option<Value>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct PromptFeedback<'a> {
+        #[serde(default, borrow)]
+        pub block_reason: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct UsageMetadata {
+        #[serde(default)]
+        pub prompt_token_count: Option<u64>,
+        #[serde(default)]
+        pub candidates_token_count: Option<u64>,
+        #[serde(default)]
+        pub thoughts_token_count: Option<u64>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Error<'a> {
+        #[serde(default, borrow)]
+        pub message: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub status: Option<Cow<'a, str>>,
+    }
+
+    /// An error body: `{"error":{"code","message","status"}}`.
+    #[derive(Deserialize)]
+    pub struct ErrorBody<'a> {
+        #[serde(default, borrow)]
+        pub error: Option<Error<'a>>,
+    }
+}
+
 /// A complete answer. `id` is used when Gemini sends no `responseId`.
 pub fn parse_response(body: &[u8], id: &str) -> Result<ChatResponse, GatewayError> {
-    let v: Value = serde_json::from_slice::<Value>(body)
+    let v: wire::Response = serde_json::from_slice(body)
         .map_err(|e| upstream(format!("Gemini response is not valid JSON: {e}")))?;
     if let Some(e) = error_in(&v) {
         return Err(e);
@@ -256,57 +352,63 @@ pub fn parse_response(body: &[u8], id: &str) -> Result<ChatResponse, GatewayErro
     }
     let finish = match chunk_finish(&v, calls > 0) {
         Some(f) => f,
-        None if v.get("candidates").is_some() => FinishReason::Stop,
+        None if v.candidates.is_some() => FinishReason::Stop,
         None => return Err(upstream("Gemini response has no candidates")),
     };
     Ok(ChatResponse {
-        id: str_at(&v, "/responseId").unwrap_or(id).to_owned(),
-        model: str_at(&v, "/modelVersion").unwrap_or("").to_owned(),
+        id: v.response_id.as_deref().unwrap_or(id).to_owned(),
+        model: v.model_version.as_deref().unwrap_or("").to_owned(),
         content,
         finish,
-        usage: v.get("usageMetadata").map(usage).unwrap_or_default(),
+        usage: v.usage_metadata.as_ref().map(usage).unwrap_or_default(),
     })
 }
 
-fn candidate_parts(v: &Value) -> &[Value] {
-    v.pointer("/candidates/0/content/parts")
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
+fn candidate_parts<'v, 'a>(v: &'v wire::Response<'a>) -> &'v [wire::Part<'a>] {
+    v.candidates
+        .as_deref()
+        .and_then(<[_]>::first)
+        .and_then(|c| c.content.as_ref())
+        .and_then(|c| c.parts.as_deref())
+        .unwrap_or(&[])
 }
 
 /// Text or a function call; thought summaries and other part kinds have no canonical form. `calls` numbers the
 /// function calls before this one, for ids: Gemini calls carry no id unless the API assigns one.
-fn answer_part(part: &Value, calls: u32) -> Option<Part> {
-    if part.get("thought").and_then(Value::as_bool) == Some(true) {
+fn answer_part(part: &wire::Part, calls: u32) -> Option<Part> {
+    if part.thought == Some(true) {
         return None;
     }
-    if let Some(text) = part.get("text").and_then(Value::as_str) {
-        return (!text.is_empty()).then(|| Part::Text(text.to_owned()));
+    if let Some(text) = &part.text {
+        return (!text.is_empty()).then(|| Part::Text(text.to_string()));
     }
-    let call = part.get("functionCall")?;
+    let call = part.function_call.as_ref()?;
     Some(Part::ToolCall {
-        id: str_at(call, "/id")
+        id: call
+            .id
+            .as_deref()
             .filter(|id| !id.is_empty())
             .map_or_else(|| format!("call_{calls}"), str::to_owned),
-        name: str_at(call, "/name").unwrap_or("").to_owned(),
+        name: call.name.as_deref().unwrap_or("").to_owned(),
         arguments: call
-            .get("args")
+            .args
+            .as_ref()
             .map_or_else(|| "{}".to_owned(), Value::to_string),
     })
 }
 
 /// The finish reason of a response or chunk, if it has one. A prompt blocked before generation has no candidates,
 /// only `promptFeedback.blockReason`.
-fn chunk_finish(v: &Value, saw_calls: bool) -> Option<FinishReason> {
-    if let Some(reason) = str_at(v, "/candidates/0/finishReason") {
+fn chunk_finish(v: &wire::Response, saw_calls: bool) -> Option<FinishReason> {
+    let first = v.candidates.as_deref().and_then(<[_]>::first);
+    if let Some(reason) = first.and_then(|c| c.finish_reason.as_deref()) {
         return Some(finish_reason(reason, saw_calls));
     }
-    let no_candidates = v
-        .get("candidates")
-        .and_then(Value::as_array)
-        .is_none_or(Vec::is_empty);
-    (no_candidates && v.pointer("/promptFeedback/blockReason").is_some())
-        .then_some(FinishReason::ContentFilter)
+    let blocked = v
+        .prompt_feedback
+        .as_ref()
+        .is_some_and(|f| f.block_reason.is_some());
+    (first.is_none() && blocked).then_some(FinishReason::ContentFilter)
 }
 
 fn finish_reason(reason: &str, saw_calls: bool) -> FinishReason {
@@ -322,29 +424,27 @@ fn finish_reason(reason: &str, saw_calls: bool) -> FinishReason {
 }
 
 /// Thinking tokens are billed as output, as OpenAI counts reasoning tokens in `completion_tokens`.
-fn usage(meta: &Value) -> Usage {
-    let count = |key: &str| meta.get(key).and_then(Value::as_u64).unwrap_or(0);
+fn usage(meta: &wire::UsageMetadata) -> Usage {
     Usage {
-        input_tokens: count("promptTokenCount"),
-        output_tokens: count("candidatesTokenCount").saturating_add(count("thoughtsTokenCount")),
+        input_tokens: meta.prompt_token_count.unwrap_or(0),
+        output_tokens: meta
+            .candidates_token_count
+            .unwrap_or(0)
+            .saturating_add(meta.thoughts_token_count.unwrap_or(0)),
     }
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
 }
 
 /// The provider's own message from an error body, `{"error":{"code","message","status"}}`.
 pub fn error_message(body: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice::<Value>(body).ok()?;
-    str_at(&v, "/error/message").map(str::to_owned)
+    let v: wire::ErrorBody = serde_json::from_slice(body).ok()?;
+    v.error?.message.map(std::borrow::Cow::into_owned)
 }
 
 /// An error object inside a 200 answer or stream.
-fn error_in(v: &Value) -> Option<GatewayError> {
-    let e = v.get("error")?;
-    let message = str_at(e, "/message").unwrap_or("no message");
-    let status = str_at(e, "/status").unwrap_or("error");
+fn error_in(v: &wire::Response) -> Option<GatewayError> {
+    let e = v.error.as_ref()?;
+    let message = e.message.as_deref().unwrap_or("no message");
+    let status = e.status.as_deref().unwrap_or("error");
     Some(upstream(format!("Gemini reported {status}: {message}")))
 }
 
@@ -386,7 +486,7 @@ impl StreamDecoder {
             if event.data.trim().is_empty() {
                 continue;
             }
-            let v: Value = serde_json::from_str::<Value>(&event.data)
+            let v: wire::Response = serde_json::from_str(&event.data)
                 .map_err(|e| upstream(format!("Gemini sent an unreadable stream chunk: {e}")))?;
             self.chunk(&v, &mut out)?;
         }
@@ -406,15 +506,19 @@ impl StreamDecoder {
             .collect())
     }
 
-    fn chunk(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
+    fn chunk(
+        &mut self,
+        v: &wire::Response,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), GatewayError> {
         if let Some(e) = error_in(v) {
             return Err(e);
         }
         if !self.started {
             self.started = true;
             out.push(StreamEvent::Start {
-                id: str_at(v, "/responseId").unwrap_or(&self.id).to_owned(),
-                model: str_at(v, "/modelVersion").unwrap_or(&self.model).to_owned(),
+                id: v.response_id.as_deref().unwrap_or(&self.id).to_owned(),
+                model: v.model_version.as_deref().unwrap_or(&self.model).to_owned(),
             });
         }
         for part in candidate_parts(v) {
@@ -436,7 +540,7 @@ impl StreamDecoder {
                 _ => {}
             }
         }
-        if let Some(meta) = v.get("usageMetadata") {
+        if let Some(meta) = &v.usage_metadata {
             self.usage = Some(usage(meta));
         }
         if !self.finished {

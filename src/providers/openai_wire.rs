@@ -37,6 +37,8 @@ pub struct Message<'a> {
     #[serde(default, borrow)]
     pub content: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
+    pub refusal: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
     pub tool_calls: Option<Vec<ToolCall<'a>>>,
 }
 

@@ -9,7 +9,8 @@ pub use crate::regions;
 use crate::config::Deployment;
 use estimator::{Estimate, BUCKETS};
 use health::{Admission, Breaker};
-use serde_json::{json, Value};
+use indexmap::IndexMap;
+use serde::Serialize;
 use std::collections::HashMap;
 
 pub use crate::http::Location;
@@ -298,12 +299,12 @@ impl Router {
 
     /// `GET /_meridian/status`: what this location believes about each deployment.
     pub fn status<'a>(
-        &self,
+        &'a self,
         models: impl Iterator<Item = (&'a str, &'a [Deployment])>,
-        loc: &Location,
+        loc: &'a Location,
         now_ms: u64,
-    ) -> Value {
-        let mut out = serde_json::Map::new();
+    ) -> Status<'a> {
+        let mut out = IndexMap::new();
         for (name, deps) in models {
             let shape = Shape {
                 stream: true,
@@ -315,74 +316,104 @@ impl Router {
             };
             let model_ms = self.model_ms(deps, loc, shape);
             let whole_model_ms = self.model_ms(deps, loc, whole);
-            let list: Vec<Value> = deps
+            let list = deps
                 .iter()
                 .map(|d| {
                     let s = self.stats.get(&d.id());
-                    let samples: u32 = s.map_or(0, |s| s.estimates.iter().map(|e| e.samples).sum());
-                    json!({
-                        "deployment": d.id(),
-                        "region": d.region,
-                        "tags": d.tags,
-                        "prior_ttft_ms": prior_ms(d, loc, model_ms).round(),
-                        // Small prompts; time to first token for streams, to the whole answer otherwise.
-                        "expected_ttft_ms": self.expected_ms(d, loc, shape, model_ms, now_ms).round(),
-                        "expected_response_ms": self.expected_ms(d, loc, whole, whole_model_ms, now_ms).round(),
-                        "samples": samples,
-                        "health": s.map_or("closed", |s| s.breaker.label()),
-                        "requests": s.map_or(0, |s| s.requests),
-                        "failures": s.map_or(0, |s| s.failures),
-                        "hedged": s.map_or(0, |s| s.hedged),
-                        "last_error": s.and_then(|s| s.last_error.clone()),
-                    })
+                    DeploymentStatus {
+                        deployment: d.id(),
+                        region: &d.region,
+                        tags: &d.tags,
+                        prior_ttft_ms: prior_ms(d, loc, model_ms).round(),
+                        expected_ttft_ms: self.expected_ms(d, loc, shape, model_ms, now_ms).round(),
+                        expected_response_ms: self
+                            .expected_ms(d, loc, whole, whole_model_ms, now_ms)
+                            .round(),
+                        samples: s.map_or(0, |s| s.estimates.iter().map(|e| e.samples).sum()),
+                        health: s.map_or("closed", |s| s.breaker.label()),
+                        requests: s.map_or(0, |s| s.requests),
+                        failures: s.map_or(0, |s| s.failures),
+                        hedged: s.map_or(0, |s| s.hedged),
+                        last_error: s.and_then(|s| s.last_error.as_deref()),
+                    }
                 })
                 .collect();
-            out.insert(name.to_owned(), Value::Array(list));
+            out.insert(name, list);
         }
-        json!({ "colo": loc.colo, "models": out })
+        Status {
+            colo: loc.colo.as_deref(),
+            models: out,
+        }
     }
 
     /// Learned estimates, for persisting per location (health is not persisted: it is too short-lived).
     pub fn export(&self) -> String {
-        // Inserted one by one: collecting into a map sorts first (kilobytes of wasm per element type).
-        let mut m = serde_json::Map::new();
-        for (id, s) in &self.stats {
-            let e: Vec<Value> = s
-                .estimates
-                .iter()
-                .map(|e| json!([e.mean_ms, e.var_ms2, e.samples, e.last_ms]))
-                .collect();
-            m.insert(id.clone(), Value::Array(e));
-        }
-        Value::Object(m).to_string()
+        let all: IndexMap<&str, Vec<Persisted>> = self
+            .stats
+            .iter()
+            .map(|(id, s)| {
+                let e = s
+                    .estimates
+                    .iter()
+                    .map(|e| (e.mean_ms, e.var_ms2, e.samples, e.last_ms))
+                    .collect();
+                (id.as_str(), e)
+            })
+            .collect();
+        serde_json::to_string(&all).unwrap_or_default()
     }
 
-    /// Merges persisted estimates into deployments this isolate has not measured itself yet.
+    /// Merges persisted estimates into deployments this isolate has not measured itself yet. A blob that does not
+    /// read as estimates is ignored: routing starts from priors, as without one.
     pub fn import(&mut self, json: &str) {
-        let Ok(Value::Object(m)) = serde_json::from_str::<Value>(json) else {
+        let Ok(all) = serde_json::from_str::<IndexMap<String, Vec<Persisted>>>(json) else {
             return;
         };
-        for (id, v) in m {
-            let Some(arr) = v.as_array() else { continue };
+        for (id, estimates) in all {
             let s = self.stats.entry(id).or_default();
-            for (slot, e) in arr.iter().enumerate().take(2 * BUCKETS) {
+            for (slot, (mean, var, n, last)) in estimates.into_iter().enumerate().take(2 * BUCKETS)
+            {
                 if s.estimates[slot].samples > 0 {
                     continue;
                 }
-                let f = |i: usize| e.get(i).and_then(Value::as_f64);
-                if let (Some(mean), Some(var), Some(n), Some(last)) = (f(0), f(1), f(2), f(3)) {
-                    if mean.is_finite() && var.is_finite() && mean >= 0.0 && var >= 0.0 {
-                        s.estimates[slot] = Estimate {
-                            mean_ms: mean,
-                            var_ms2: var,
-                            samples: n as u32,
-                            last_ms: last as u64,
-                        };
-                    }
+                if mean.is_finite() && var.is_finite() && mean >= 0.0 && var >= 0.0 {
+                    s.estimates[slot] = Estimate {
+                        mean_ms: mean,
+                        var_ms2: var,
+                        samples: n,
+                        last_ms: last,
+                    };
                 }
             }
         }
     }
+}
+
+/// One estimate as persisted: `[mean_ms, var_ms2, samples, last_ms]`.
+type Persisted = (f64, f64, u32, u64);
+
+/// `GET /_meridian/status`: per model, each deployment's routing view from this location.
+#[derive(Serialize)]
+pub struct Status<'a> {
+    pub colo: Option<&'a str>,
+    pub models: IndexMap<&'a str, Vec<DeploymentStatus<'a>>>,
+}
+
+#[derive(Serialize)]
+pub struct DeploymentStatus<'a> {
+    pub deployment: String,
+    pub region: &'a str,
+    pub tags: &'a [String],
+    pub prior_ttft_ms: f64,
+    /// Small prompts; time to first token for streams, to the whole answer otherwise.
+    pub expected_ttft_ms: f64,
+    pub expected_response_ms: f64,
+    pub samples: u32,
+    pub health: &'static str,
+    pub requests: u64,
+    pub failures: u64,
+    pub hedged: u64,
+    pub last_error: Option<&'a str>,
 }
 
 #[cfg(test)]

@@ -5,12 +5,14 @@
 //! prompt), `seed` and `user`.
 
 use super::eventstream::{self, Message as Frame};
+use super::wire;
 use crate::canonical::{
     ChatRequest, ChatResponse, FinishReason, Image, Message, Part, Role, StreamEvent, ToolChoice,
     Usage,
 };
 use crate::error::{ErrorKind, GatewayError};
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 
 /// Longest provider message passed on to a client; the rest is noise at best and a leak at worst.
 const MAX_UPSTREAM_MESSAGE: usize = 300;
@@ -195,17 +197,18 @@ fn has_tool_blocks(req: &ChatRequest) -> bool {
 /// A Converse answer. Bedrock puts no id in the body: `id` is the caller's (e.g. the `x-amzn-requestid` header),
 /// and `model` the model id the request named.
 pub fn parse_response(body: &[u8], id: &str, model: &str) -> Result<ChatResponse, GatewayError> {
-    let v: Value = serde_json::from_slice::<Value>(body)
+    let v: wire::Response = serde_json::from_slice(body)
         .map_err(|e| upstream(format!("Bedrock answered invalid JSON: {e}")))?;
     let blocks = v
-        .pointer("/output/message/content")
-        .and_then(Value::as_array)
+        .output
+        .and_then(|o| o.message)
+        .and_then(|m| m.content)
         .ok_or_else(|| upstream("Bedrock answered without an output message"))?;
     let mut content = Vec::with_capacity(blocks.len());
     for block in blocks {
-        if let Some(text) = block.get("text").and_then(Value::as_str) {
-            content.push(Part::Text(text.to_owned()));
-        } else if let Some(tool_use) = block.get("toolUse") {
+        if let Some(text) = block.text {
+            content.push(Part::Text(text.into_owned()));
+        } else if let Some(tool_use) = &block.tool_use {
             content.push(tool_call(tool_use)?);
         }
         // Reasoning, citations and other block kinds have no canonical form.
@@ -215,33 +218,36 @@ pub fn parse_response(body: &[u8], id: &str, model: &str) -> Result<ChatResponse
         model: model.to_owned(),
         content,
         finish: v
-            .get("stopReason")
-            .and_then(Value::as_str)
+            .stop_reason
+            .as_deref()
             .map_or(FinishReason::Stop, finish_reason),
-        usage: usage(v.get("usage")),
+        usage: usage(v.usage.as_ref()),
     })
 }
 
-fn tool_call(tool_use: &Value) -> Result<Part, GatewayError> {
+fn tool_call(tool_use: &wire::ToolUse) -> Result<Part, GatewayError> {
     let (id, name) = tool_id_and_name(tool_use)?;
     Ok(Part::ToolCall {
         id,
         name,
         arguments: tool_use
-            .get("input")
+            .input
+            .as_ref()
             .map_or_else(|| "{}".to_owned(), Value::to_string),
     })
 }
 
-fn tool_id_and_name(tool_use: &Value) -> Result<(String, String), GatewayError> {
-    let field = |name: &str| {
-        tool_use
-            .get(name)
-            .and_then(Value::as_str)
+fn tool_id_and_name(tool_use: &wire::ToolUse) -> Result<(String, String), GatewayError> {
+    let field = |value: &Option<Cow<str>>, name: &str| {
+        value
+            .as_deref()
             .map(str::to_owned)
             .ok_or_else(|| upstream(format!("Bedrock answered a toolUse block without {name}")))
     };
-    Ok((field("toolUseId")?, field("name")?))
+    Ok((
+        field(&tool_use.tool_use_id, "toolUseId")?,
+        field(&tool_use.name, "name")?,
+    ))
 }
 
 fn finish_reason(stop_reason: &str) -> FinishReason {
@@ -255,27 +261,21 @@ fn finish_reason(stop_reason: &str) -> FinishReason {
     }
 }
 
-fn usage(usage: Option<&Value>) -> Usage {
-    let tokens = |name: &str| {
-        usage
-            .and_then(|u| u.get(name))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
+fn usage(usage: Option<&wire::TokenUsage>) -> Usage {
     Usage {
-        input_tokens: tokens("inputTokens"),
-        output_tokens: tokens("outputTokens"),
+        input_tokens: usage.and_then(|u| u.input_tokens).unwrap_or(0),
+        output_tokens: usage.and_then(|u| u.output_tokens).unwrap_or(0),
     }
 }
 
 /// The message of a Bedrock error body, `{"message": "..."}` (some errors spell it `Message`).
 pub fn error_message(body: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice::<Value>(body).ok()?;
-    ["message", "Message"]
-        .iter()
-        .find_map(|key| v.get(*key).and_then(Value::as_str))
+    let v: wire::ErrorBody = serde_json::from_slice(body).ok()?;
+    v.message
         .filter(|m| !m.is_empty())
-        .map(str::to_owned)
+        .or(v.message_capitalized)
+        .filter(|m| !m.is_empty())
+        .map(Cow::into_owned)
 }
 
 /// Turns ConverseStream's event stream into canonical stream events, chunk by chunk.
@@ -352,9 +352,10 @@ impl StreamDecoder {
             "contentBlockStart" => self.on_block_start(&payload(frame)?, events)?,
             "contentBlockDelta" => self.on_block_delta(&payload(frame)?, events)?,
             "messageStop" => {
-                let reason = payload(frame)?
-                    .get("stopReason")
-                    .and_then(Value::as_str)
+                let stop: wire::MessageStop = payload(frame)?;
+                let reason = stop
+                    .stop_reason
+                    .as_deref()
                     .map_or(FinishReason::Stop, finish_reason);
                 if !self.finished {
                     self.finished = true;
@@ -362,8 +363,8 @@ impl StreamDecoder {
                 }
             }
             "metadata" => {
-                let metadata = payload(frame)?;
-                if let (Some(u), false) = (metadata.get("usage"), self.usage_sent) {
+                let metadata: wire::Metadata = payload(frame)?;
+                if let (Some(u), false) = (&metadata.usage, self.usage_sent) {
                     self.usage_sent = true;
                     self.emit(events, StreamEvent::Usage(usage(Some(u))));
                 }
@@ -376,34 +377,35 @@ impl StreamDecoder {
 
     fn on_block_start(
         &mut self,
-        event: &Value,
+        event: &wire::BlockStart,
         events: &mut Vec<StreamEvent>,
     ) -> Result<(), GatewayError> {
-        let Some(tool_use) = event.pointer("/start/toolUse") else {
+        let Some(tool_use) = event.start.as_ref().and_then(|s| s.tool_use.as_ref()) else {
             return Ok(());
         };
         let (id, name) = tool_id_and_name(tool_use)?;
         let index = u32::try_from(self.tool_blocks.len())
             .map_err(|_| upstream("Bedrock stream started too many tool calls"))?;
-        self.tool_blocks.push(block_index(event)?);
+        self.tool_blocks
+            .push(block_index(event.content_block_index)?);
         self.emit(events, StreamEvent::ToolCallStart { index, id, name });
         Ok(())
     }
 
     fn on_block_delta(
         &mut self,
-        event: &Value,
+        event: &wire::BlockDelta,
         events: &mut Vec<StreamEvent>,
     ) -> Result<(), GatewayError> {
-        let Some(delta) = event.get("delta") else {
+        let Some(delta) = &event.delta else {
             return Ok(());
         };
-        if let Some(text) = delta.get("text").and_then(Value::as_str) {
+        if let Some(text) = &delta.text {
             if !text.is_empty() {
-                self.emit(events, StreamEvent::Text(text.to_owned()));
+                self.emit(events, StreamEvent::Text(text.to_string()));
             }
-        } else if let Some(input) = delta.pointer("/toolUse/input").and_then(Value::as_str) {
-            let block = block_index(event)?;
+        } else if let Some(input) = delta.tool_use.as_ref().and_then(|t| t.input.as_deref()) {
+            let block = block_index(event.content_block_index)?;
             // The last start wins should Bedrock ever reuse a block index.
             let index = self
                 .tool_blocks
@@ -447,8 +449,8 @@ impl StreamDecoder {
     }
 }
 
-fn payload(frame: &Frame) -> Result<Value, GatewayError> {
-    serde_json::from_slice::<Value>(&frame.payload).map_err(|e| {
+fn payload<'a, T: serde::Deserialize<'a>>(frame: &'a Frame) -> Result<T, GatewayError> {
+    serde_json::from_slice(&frame.payload).map_err(|e| {
         upstream(format!(
             "Bedrock stream sent a {} event that is not JSON: {e}",
             frame.header_str(":event-type").unwrap_or("?")
@@ -456,13 +458,10 @@ fn payload(frame: &Frame) -> Result<Value, GatewayError> {
     })
 }
 
-fn block_index(event: &Value) -> Result<u64, GatewayError> {
-    event
-        .get("contentBlockIndex")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| {
-            upstream("Bedrock stream sent a content block event without contentBlockIndex")
-        })
+fn block_index(index: Option<u64>) -> Result<u64, GatewayError> {
+    index.ok_or_else(|| {
+        upstream("Bedrock stream sent a content block event without contentBlockIndex")
+    })
 }
 
 /// A modeled exception (throttlingException, modelStreamErrorException, ...) sent in place of the next event.

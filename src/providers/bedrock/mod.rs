@@ -3,3 +3,4 @@
 pub mod converse;
 pub mod eventstream;
 pub mod sigv4;
+mod wire;
