@@ -82,7 +82,7 @@ pub trait Platform {
     async fn fetch(&self, req: UpstreamRequest) -> Result<UpstreamResponse, FetchError>;
     /// Fetches a non-streamed answer and reads it whole: headers within `first_byte_ms`, then the body within
     /// `body_ms` and at most `limit` bytes. This default composes [`Platform::fetch`] and [`Platform::sleep`]; a
-    /// platform where each awaited step is costly may do it in one (the edge glue does it in JavaScript).
+    /// platform that can read a body whole in one step does so (the edge glue: the runtime's arrayBuffer).
     async fn fetch_whole(
         &self,
         req: UpstreamRequest,

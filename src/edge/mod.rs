@@ -5,7 +5,7 @@
 
 use crate::config::{Config, ConfigError};
 use crate::gateway::{self, State};
-use crate::http::{Body, Headers, Method, Request, Response};
+use crate::http::{Body, Method, Request, Response};
 use crate::routing::Location;
 use futures_util::TryStreamExt;
 use std::cell::{Cell, OnceCell};
@@ -111,16 +111,14 @@ async fn from_runtime(raw: web_sys::Request) -> Request {
             l
         }
     });
-    let mut headers = Headers::new();
-    for (name, value) in worker::Headers(raw.headers()).entries() {
-        // The runtime only hands over valid header names and values.
-        let _ = headers.try_insert(&name, value);
-    }
+    let headers = platform::from_runtime_headers(&worker::Headers(raw.headers()));
     let method = Method::parse(raw.method().as_str());
     // A body the client fails to send arrives as empty, and is refused as invalid JSON.
     let body = match method {
         Method::Get | Method::Options => Vec::new(),
-        _ => read_body(&raw).await.unwrap_or_default(),
+        _ => platform::array_buffer(raw.array_buffer())
+            .await
+            .unwrap_or_default(),
     };
     Request {
         method,
@@ -129,11 +127,6 @@ async fn from_runtime(raw: web_sys::Request) -> Request {
         body,
         location,
     }
-}
-
-async fn read_body(raw: &web_sys::Request) -> Result<Vec<u8>, JsValue> {
-    let buffer = worker::wasm_bindgen_futures::JsFuture::from(raw.array_buffer()?).await?;
-    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
 /// `request.cf`'s colo and coordinates. Read by hand: the crate's accessors unwrap what a client may leave out.
@@ -156,15 +149,15 @@ fn location_of(raw: &web_sys::Request) -> Location {
 /// of its body) instead of the isolate buffering the whole answer, and a client that goes away cancels the
 /// stream, which drops the provider's.
 fn into_runtime(resp: Response) -> worker::Response {
-    let headers = worker::Headers::new();
-    for (name, value) in resp.headers.iter() {
-        // The core only builds valid headers (src/http.rs); should one still be refused, the caller gets a JSON
-        // 500 that both dialects' SDKs can read.
-        if let Err(e) = headers.append(name, value) {
+    // The core only builds valid headers (src/http.rs); should one still be refused, the caller gets a JSON 500
+    // that both dialects' SDKs can read.
+    let headers = match platform::to_runtime_headers(&resp.headers) {
+        Ok(h) => h,
+        Err(e) => {
             worker::console_error!("meridian: could not build a response: {e}");
             return internal_error();
         }
-    }
+    };
     let builder = worker::ResponseBuilder::new()
         .with_status(resp.status)
         .with_headers(headers);

@@ -82,7 +82,9 @@ fn message(e: worker::Error) -> String {
     }
 }
 
-fn to_runtime_headers(headers: &Headers) -> Result<worker::Headers, String> {
+/// The runtime's Headers for the core's. Err only if the runtime refuses a header, which the core's own checks
+/// (src/http.rs) rule out.
+pub(super) fn to_runtime_headers(headers: &Headers) -> Result<worker::Headers, String> {
     let out = worker::Headers::new();
     for (name, value) in headers.iter() {
         out.append(name, value).map_err(message)?;
@@ -90,9 +92,10 @@ fn to_runtime_headers(headers: &Headers) -> Result<worker::Headers, String> {
     Ok(out)
 }
 
-fn from_runtime_headers(headers: &worker::Headers) -> Headers {
+pub(super) fn from_runtime_headers(headers: &worker::Headers) -> Headers {
     let mut out = Headers::new();
     for (name, value) in headers.entries() {
+        // The runtime only hands over valid header names and values.
         let _ = out.try_insert(&name, value);
     }
     out
@@ -187,7 +190,7 @@ impl Platform for EdgePlatform {
         };
         let status = resp.status();
         let headers = from_runtime_headers(&worker::Headers(resp.headers()));
-        let body = match deadline(self, body_ms, read_whole(&resp)).await {
+        let body = match deadline(self, body_ms, array_buffer(resp.array_buffer())).await {
             None => Err(BodyFailure::Timeout),
             Some(Err(e)) => Err(BodyFailure::Failed(StreamError(js_message(&e)))),
             Some(Ok(b)) if b.len() > limit => Err(BodyFailure::Failed(StreamError(format!(
@@ -272,8 +275,11 @@ impl Platform for EdgePlatform {
     }
 }
 
-async fn read_whole(resp: &web_sys::Response) -> Result<Vec<u8>, JsValue> {
-    let buffer = JsFuture::from(resp.array_buffer()?).await?;
+/// A request's or response's body, from its `arrayBuffer()`, in one read.
+pub(super) async fn array_buffer(
+    started: Result<js_sys::Promise, JsValue>,
+) -> Result<Vec<u8>, JsValue> {
+    let buffer = JsFuture::from(started?).await?;
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
