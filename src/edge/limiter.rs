@@ -52,8 +52,12 @@ impl DurableObject for RateLimiter {
         // tables are about 40 KB of the module, which every cold start pays for (docs/performance.md).
         let url = req.inner().url();
         let query = url.split_once('?').map_or("", |(_, q)| q);
-        let q: Check = serde_urlencoded::from_str(query)
-            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        // A malformed check is answered, not thrown: worker/entry.mjs replaces the object on a rejection (that is
+        // how a panic shows), which would lose the window.
+        let q: Check = match serde_urlencoded::from_str(query) {
+            Ok(q) => q,
+            Err(e) => return Response::error(format!("malformed check: {e}"), 400),
+        };
         let now = js_sys::Date::now() as u64;
         let window = q.window_ms.unwrap_or(DEFAULT_WINDOW_MS);
         let mut w = self.window.borrow_mut();

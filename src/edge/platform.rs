@@ -247,6 +247,13 @@ impl Platform for EdgePlatform {
             .map_err(|_| format!("the {LIMITER_BINDING} Durable Object binding is missing"))?;
         let stub = ns.get_by_name(key).map_err(message)?;
         let mut answer = stub.fetch_with_str(&url).await.map_err(message)?;
+        if answer.status_code() != 200 {
+            let why = answer.text().await.unwrap_or_default();
+            return Err(format!(
+                "the rate limiter answered {}: {why}",
+                answer.status_code()
+            ));
+        }
         let verdict: super::limiter::Verdict = answer.json().await.map_err(message)?;
         Ok(verdict.into())
     }
