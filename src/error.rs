@@ -28,6 +28,15 @@ pub struct GatewayError {
     pub retry_after: Option<String>,
 }
 
+/// serde_json's message without its " at line L column C", for errors that name the path where it went wrong.
+pub fn json_message_without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) if e.line() > 0 => text[..i].to_owned(),
+        _ => text,
+    }
+}
+
 impl GatewayError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         let status = match kind {

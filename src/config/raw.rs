@@ -189,21 +189,12 @@ impl RawConfig {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if path == "." || path.is_empty() {
-                ConfigError(strip_position(&inner))
+                ConfigError(crate::error::json_message_without_position(&inner))
             } else {
-                super::err(path, strip_position(&inner))
+                super::err(path, crate::error::json_message_without_position(&inner))
             }
         })?;
         de.end().map_err(|e| ConfigError(e.to_string()))?;
         Ok(raw)
-    }
-}
-
-/// serde_json's message without its " at line L column C": the path already says where.
-fn strip_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) if e.line() > 0 => text[..i].to_owned(),
-        _ => text,
     }
 }

@@ -6,8 +6,7 @@
 use crate::canonical::{ChatRequest, Image, Message, Part, Role, Tool, ToolChoice};
 use crate::error::GatewayError;
 use core::fmt;
-use core::marker::PhantomData;
-use serde::de::{self, Deserializer, SeqAccess, Unexpected, Visitor};
+use serde::de::{self, Deserializer, Unexpected, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -51,7 +50,7 @@ struct InMessage<'a> {
 /// A message's `content`: a string, or an array of content blocks.
 enum Content<'a> {
     Text(Cow<'a, str>),
-    Blocks(Vec<Block<'a>>),
+    List(Vec<Block<'a>>),
 }
 
 /// One content block; `type` says which of the other fields it carries (a flat struct rather than a tagged enum:
@@ -92,7 +91,7 @@ struct Source<'a> {
 /// `system` and a tool result's `content`: a string, or an array of text blocks.
 enum TextOrTextBlocks<'a> {
     Text(Cow<'a, str>),
-    Blocks(Vec<TextBlock<'a>>),
+    List(Vec<TextBlock<'a>>),
 }
 
 #[derive(Deserialize)]
@@ -151,44 +150,10 @@ impl<'de> Deserialize<'de> for PositiveU32 {
     }
 }
 
-/// A string, or a sequence of `T`, under one name for error messages.
-macro_rules! text_or_list {
-    ($ty:ident, $item:ident, $expecting:literal) => {
-        impl<'de: 'a, 'a> Deserialize<'de> for $ty<'a> {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V<'a>(PhantomData<&'a ()>);
-                impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-                    type Value = $ty<'a>;
-                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                        f.write_str($expecting)
-                    }
-                    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
-                        Ok($ty::Text(Cow::Borrowed(s)))
-                    }
-                    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-                        Ok($ty::Text(Cow::Owned(s.to_owned())))
-                    }
-                    fn visit_seq<A: SeqAccess<'de>>(
-                        self,
-                        mut seq: A,
-                    ) -> Result<Self::Value, A::Error> {
-                        let mut all = Vec::new();
-                        while let Some(b) = seq.next_element::<$item<'a>>()? {
-                            all.push(b);
-                        }
-                        Ok($ty::Blocks(all))
-                    }
-                }
-                d.deserialize_any(V(PhantomData))
-            }
-        }
-    };
-}
-
-text_or_list!(Content, Block, "a string or an array of content blocks");
-text_or_list!(
+string_or_list!(Content, Block<'a>, "a string or an array of content blocks");
+string_or_list!(
     TextOrTextBlocks,
-    TextBlock,
+    TextBlock<'a>,
     "a string or an array of text blocks"
 );
 
@@ -211,10 +176,8 @@ fn type_error(e: serde_path_to_error::Error<serde_json::Error>) -> GatewayError 
     if inner.is_syntax() || inner.is_eof() || inner.is_io() {
         return GatewayError::invalid(format!("request body is not valid JSON: {inner}"));
     }
-    let text = inner.to_string();
-    let text = text
-        .rsplit_once(" at line ")
-        .map_or(text.as_str(), |(m, _)| m);
+    let text = crate::error::json_message_without_position(&inner);
+    let text = text.as_str();
     if let Some(field) = text
         .strip_prefix("missing field `")
         .and_then(|r| r.strip_suffix('`'))
@@ -311,7 +274,7 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
 fn text_pieces(v: TextOrTextBlocks, path: &str) -> Result<Vec<String>, GatewayError> {
     match v {
         TextOrTextBlocks::Text(s) => Ok(vec![s.into_owned()]),
-        TextOrTextBlocks::Blocks(blocks) => blocks
+        TextOrTextBlocks::List(blocks) => blocks
             .into_iter()
             .enumerate()
             .map(|(i, b)| text_block(b, &format!("{path}[{i}]")))
@@ -349,7 +312,7 @@ fn message(m: InMessage, path: &str) -> Result<Message, GatewayError> {
     let content = match m.content {
         None => return Err(invalid(&join(path, "content"), "field required")),
         Some(Content::Text(s)) => vec![Part::Text(s.into_owned())],
-        Some(Content::Blocks(blocks)) => blocks
+        Some(Content::List(blocks)) => blocks
             .into_iter()
             .enumerate()
             .map(|(j, b)| content_block(b, role, &format!("{path}.content[{j}]")))

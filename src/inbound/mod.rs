@@ -1,5 +1,41 @@
 //! Client dialects: how requests are read and how answers and errors are written back.
 
+/// `Deserialize` for an enum `$ty<'a> { Text(Cow<'a, str>), List(Vec<$item>) }`: a field that is a string or an
+/// array, read without buffering (serde's untagged enums buffer, and buffered numbers lose their text), borrowing
+/// the string when it carries no escapes. `$expecting` names the field's shape in type errors.
+macro_rules! string_or_list {
+    ($ty:ident, $item:ty, $expecting:literal) => {
+        impl<'de: 'a, 'a> serde::Deserialize<'de> for $ty<'a> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V<'a>(core::marker::PhantomData<&'a ()>);
+                impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+                    type Value = $ty<'a>;
+                    fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                        Ok($ty::Text(std::borrow::Cow::Borrowed(s)))
+                    }
+                    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                        Ok($ty::Text(std::borrow::Cow::Owned(s.to_owned())))
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        let mut all = Vec::new();
+                        while let Some(item) = seq.next_element::<$item>()? {
+                            all.push(item);
+                        }
+                        Ok($ty::List(all))
+                    }
+                }
+                d.deserialize_any(V(core::marker::PhantomData))
+            }
+        }
+    };
+}
+
 pub mod anthropic;
 mod anthropic_request;
 pub mod openai;

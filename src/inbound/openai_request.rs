@@ -7,7 +7,7 @@ use super::openai::ChatRequest;
 use crate::canonical::{self, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice};
 use crate::error::GatewayError;
 use core::fmt;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -48,7 +48,7 @@ struct InMessage<'a> {
 /// `content`: a string, or an array of typed parts.
 enum Content<'a> {
     Text(Cow<'a, str>),
-    Parts(Vec<InPart<'a>>),
+    List(Vec<InPart<'a>>),
 }
 
 /// One content part; `type` says which of the other fields it carries.
@@ -134,59 +134,13 @@ struct JsonSchema<'a> {
 }
 
 /// `stop`: one string or an array of them.
-struct Strings<'a>(Vec<Cow<'a, str>>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(core::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Content<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string or an array of parts")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
-                Ok(Content::Text(Cow::Borrowed(s)))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-                Ok(Content::Text(Cow::Owned(s.to_owned())))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut parts = Vec::new();
-                while let Some(p) = seq.next_element()? {
-                    parts.push(p);
-                }
-                Ok(Content::Parts(parts))
-            }
-        }
-        d.deserialize_any(V(core::marker::PhantomData))
-    }
+enum Strings<'a> {
+    Text(Cow<'a, str>),
+    List(Vec<Cow<'a, str>>),
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Strings<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(core::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Strings<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string or an array of strings")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
-                Ok(Strings(vec![Cow::Borrowed(s)]))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-                Ok(Strings(vec![Cow::Owned(s.to_owned())]))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut all = Vec::new();
-                while let Some(s) = seq.next_element::<Cow<'a, str>>()? {
-                    all.push(s);
-                }
-                Ok(Strings(all))
-            }
-        }
-        d.deserialize_any(V(core::marker::PhantomData))
-    }
-}
+string_or_list!(Content, InPart<'a>, "a string or an array of parts");
+string_or_list!(Strings, Cow<'a, str>, "a string or an array of strings");
 
 impl<'de: 'a, 'a> Deserialize<'de> for Choice<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -214,12 +168,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Choice<'a> {
 /// `{path}: {what serde found}`, for a body whose types are wrong.
 fn type_error(e: serde_path_to_error::Error<serde_json::Error>) -> GatewayError {
     let path = e.path().to_string();
-    let inner = e.into_inner();
-    // serde_json appends " at line L column C": the path says more to a client.
-    let message = inner.to_string();
-    let message = message
-        .rsplit_once(" at line ")
-        .map_or(message.as_str(), |(m, _)| m);
+    let message = crate::error::json_message_without_position(&e.into_inner());
     GatewayError::invalid(format!("{path}: {message}"))
 }
 
@@ -242,7 +191,10 @@ impl ChatRequest {
             user: b.user.map(Cow::into_owned),
             stop: b
                 .stop
-                .map(|s| s.0.into_iter().map(Cow::into_owned).collect())
+                .map(|s| match s {
+                    Strings::Text(s) => vec![s.into_owned()],
+                    Strings::List(all) => all.into_iter().map(Cow::into_owned).collect(),
+                })
                 .unwrap_or_default(),
             ..Default::default()
         };
@@ -308,7 +260,7 @@ fn text_of(content: Option<Content>, path: &str) -> Result<String, GatewayError>
     match content {
         None => Ok(String::new()),
         Some(Content::Text(s)) => Ok(s.into_owned()),
-        Some(Content::Parts(parts)) => {
+        Some(Content::List(parts)) => {
             let mut s = String::new();
             for (j, p) in parts.into_iter().enumerate() {
                 match p.kind.as_deref() {
@@ -344,7 +296,7 @@ fn read_message(
     match &*m.role {
         "system" | "developer" => out.system.push(text_of(m.content, &path)?),
         "user" => match m.content {
-            Some(Content::Parts(parts)) => {
+            Some(Content::List(parts)) => {
                 for (j, p) in parts.into_iter().enumerate() {
                     let part = match p.kind.as_deref() {
                         Some("text") => Part::Text(p.text.unwrap_or_default().into_owned()),
