@@ -161,11 +161,20 @@ pub fn check_max_tokens_text(json: &str, limits: &Limits) -> Result<(), LimitErr
     let Ok(n) = serde_json::from_str::<serde_json::Number>(json) else {
         return Ok(());
     };
-    let too_large = match n.as_u64() {
-        Some(u) => u > u64::from(limits.max_tokens),
-        None => n.as_f64().is_some_and(|f| f > f64::from(limits.max_tokens)),
-    };
-    if too_large {
+    match n.as_u64() {
+        Some(u) => check_max_tokens(u, limits),
+        None if n.as_f64().is_some_and(|f| f > f64::from(limits.max_tokens)) => {
+            Err(LimitError::MaxTokensTooLarge {
+                limit: limits.max_tokens,
+            })
+        }
+        None => Ok(()),
+    }
+}
+
+/// A requested maximum of output tokens, already read as an integer.
+pub fn check_max_tokens(n: u64, limits: &Limits) -> Result<(), LimitError> {
+    if n > u64::from(limits.max_tokens) {
         return Err(LimitError::MaxTokensTooLarge {
             limit: limits.max_tokens,
         });
@@ -411,6 +420,11 @@ mod tests {
     #[test]
     fn max_tokens() {
         let l = small();
+        assert_eq!(check_max_tokens(1000, &l), Ok(()));
+        assert_eq!(
+            check_max_tokens(1001, &l),
+            Err(LimitError::MaxTokensTooLarge { limit: 1000 })
+        );
         for ok in ["1000", "0", "-5", "999.5", "\"9999\"", "null", "[]"] {
             assert_eq!(check_max_tokens_text(ok, &l), Ok(()), "{ok}");
         }

@@ -14,7 +14,7 @@ pub(super) fn anthropic_inbound(
     let req = anthropic::parse_request(body)?;
     limits::check_message_count(req.messages.len(), limits)?;
     if let Some(n) = req.max_tokens {
-        limits::check_max_tokens_text(&n.to_string(), limits)?;
+        limits::check_max_tokens(n.into(), limits)?;
     }
     Ok(ClientRequest::Canonical(Dialect::Anthropic, Box::new(req)))
 }
