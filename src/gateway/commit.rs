@@ -135,9 +135,7 @@ impl<P: Platform> Call<'_, P> {
         let (mut r, note) = if self.passthrough(dep) {
             // Passed through as the provider's bytes, but never as garbage: a 200 must carry a chat completion
             // (`{}` or an error object is this provider's failure, and is failed over).
-            let completion = serde_json::from_slice::<CompletionShape>(&body)
-                .is_ok_and(|c| c.choices.is_some() && c.error.is_none());
-            if !completion {
+            if !crate::providers::openai_wire::is_chat_completion(&body) {
                 return Err(GatewayError::new(
                     ErrorKind::Upstream,
                     format!(
@@ -297,11 +295,4 @@ pub(super) fn stream_failed(dep: &Deployment, e: &StreamError) -> GatewayError {
         format!("provider {} stream failed: {e}", dep.provider.name),
     )
     .with_code("upstream_stream_error")
-}
-
-/// What makes a body a chat completion, read without building it: a `choices` array and no `error` object.
-#[derive(serde::Deserialize)]
-struct CompletionShape {
-    choices: Option<Vec<serde::de::IgnoredAny>>,
-    error: Option<serde::de::IgnoredAny>,
 }

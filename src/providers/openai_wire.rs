@@ -82,7 +82,40 @@ pub struct WireError<'a> {
     pub message: Option<Cow<'a, str>>,
 }
 
+/// Whether a body is a chat completion, read without building it: a `choices` array and no `error` object.
+/// Lenient about everything else (what passthrough forwards is the provider's own bytes).
+pub fn is_chat_completion(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Shape {
+        choices: Option<Vec<serde::de::IgnoredAny>>,
+        error: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Shape>(body).is_ok_and(|s| s.choices.is_some() && s.error.is_none())
+}
+
 /// The text of an optional string field, empty when absent.
 pub fn text(s: &Option<Cow<'_, str>>) -> String {
     s.as_deref().unwrap_or_default().to_owned()
+}
+
+#[cfg(test)]
+mod shape_tests {
+    use super::is_chat_completion;
+
+    #[test]
+    fn a_chat_completion_has_choices_and_no_error() {
+        assert!(is_chat_completion(br#"{"choices":[]}"#));
+        assert!(is_chat_completion(
+            br#"{"id":"x","choices":[{"index":0,"x":1.50}],"error":null}"#
+        ));
+        for not in [
+            &b"{}"[..],
+            br#"{"choices":null}"#,
+            br#"{"choices":[],"error":{"message":"m"}}"#,
+            b"[1]",
+            b"garbage",
+        ] {
+            assert!(!is_chat_completion(not), "{}", String::from_utf8_lossy(not));
+        }
+    }
 }
