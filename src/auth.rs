@@ -2,7 +2,7 @@
 
 use crate::browser_token::{self, Claims};
 use crate::config::{Config, GatewayKey};
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorCode, GatewayError};
 use crate::http::Headers;
 use crate::platform::Platform;
 
@@ -29,10 +29,9 @@ pub fn authenticate<'c>(
         .filter(|k| !k.is_empty())
         .ok_or_else(|| {
             GatewayError::new(
-                ErrorKind::Authentication,
+                ErrorCode::MissingApiKey,
                 "missing gateway key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
             )
-            .with_code("missing_api_key")
         })?;
     let hash = KeyHash::of(key);
     // Every configured key is compared, so the time taken does not say which one matched.
@@ -42,10 +41,7 @@ pub fn authenticate<'c>(
             found = Some(k);
         }
     }
-    found.ok_or_else(|| {
-        GatewayError::new(ErrorKind::Authentication, "invalid gateway key")
-            .with_code("invalid_api_key")
-    })
+    found.ok_or_else(|| GatewayError::new(ErrorCode::InvalidApiKey, "invalid gateway key"))
 }
 
 /// Who is calling: a gateway key, or a browser token that inherits a key's policy and narrows it.
@@ -107,13 +103,11 @@ pub fn authorize<'c, P: Platform>(
     if !browser_token::is_browser_token(presented) {
         return authenticate(config, headers).map(|key| Principal { key, token: None });
     }
-    let unauthorized = |msg: String, code: &'static str| {
-        GatewayError::new(ErrorKind::Authentication, msg).with_code(code)
-    };
+    let unauthorized = |msg: String, code: ErrorCode| GatewayError::new(code, msg);
     let Some(settings) = &config.tokens else {
         return Err(unauthorized(
             "browser tokens are not enabled on this gateway".into(),
-            "invalid_browser_token",
+            ErrorCode::InvalidBrowserToken,
         ));
     };
     let secrets: Vec<(String, String)> = settings

@@ -125,11 +125,18 @@ pub enum TokenError {
 
 impl TokenError {
     /// A machine-readable code for error bodies.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::error::ErrorCode {
+        use crate::error::ErrorCode;
         match self {
-            TokenError::Expired | TokenError::NotYetValid => "expired_browser_token",
-            TokenError::MissingOrigin | TokenError::WrongOrigin => "browser_token_origin_mismatch",
-            _ => "invalid_browser_token",
+            TokenError::Expired | TokenError::NotYetValid => ErrorCode::ExpiredBrowserToken,
+            TokenError::MissingOrigin | TokenError::WrongOrigin => {
+                ErrorCode::BrowserTokenOriginMismatch
+            }
+            TokenError::TooLong
+            | TokenError::Malformed
+            | TokenError::InvalidClaims(_)
+            | TokenError::UnknownKey
+            | TokenError::BadSignature => ErrorCode::InvalidBrowserToken,
         }
     }
 }
@@ -704,7 +711,7 @@ mod tests {
                 !msg.contains("user-1") && !msg.contains("app.example.com"),
                 "{msg}"
             );
-            assert!(!e.code().is_empty());
+            assert!(!e.code().as_str().is_empty());
         }
     }
 

@@ -6,7 +6,7 @@ use crate::canonical::{self, StreamEvent};
 use crate::config::{CacheSettings, Model};
 use crate::config::{Config, ConfigError, Deployment, Provider, ProviderKind};
 use crate::cors::{self, CorsPolicy};
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorCode, GatewayError};
 use crate::http::{Body, Headers, Method, Request, Response, StreamError};
 use crate::idle::IdleLimit;
 use crate::inbound::{anthropic, openai, Dialect};
@@ -77,9 +77,7 @@ pub async fn handle<P: Platform>(
     let req_origin = req.headers.get("origin").map(str::to_owned);
     let result = match config {
         Ok(config) => apart(route(config, platform, state, dialect, req)).await,
-        Err(e) => {
-            Err(GatewayError::new(ErrorKind::Internal, e.to_string()).with_code("invalid_config"))
-        }
+        Err(e) => Err(GatewayError::new(ErrorCode::InvalidConfig, e.to_string())),
     };
     let mut resp = result.unwrap_or_else(|e| error_response(dialect, &e));
     // Browsers may read errors too (a 401 or 429 a frontend must react to), from origins this gateway knows.
@@ -184,10 +182,9 @@ async fn route<P: Platform>(
         };
         if !principal.allows_model(inbound.model()) {
             return Err(GatewayError::new(
-                ErrorKind::Permission,
+                ErrorCode::ModelNotAllowed,
                 format!("this key may not use model `{}`", inbound.model()),
-            )
-            .with_code("model_not_allowed"));
+            ));
         }
         let (rpm, tpm) = (principal.rpm(), key.tpm);
         if rpm.is_some() || tpm.is_some() {
@@ -206,19 +203,17 @@ async fn route<P: Platform>(
                 Ok(Decision::Allowed) => {}
                 Ok(Decision::Limited { retry_after_s }) => {
                     let mut e = GatewayError::new(
-                        ErrorKind::RateLimited,
+                        ErrorCode::RateLimitExceeded,
                         format!("rate limit reached; retry in {retry_after_s} s"),
-                    )
-                    .with_code("rate_limit_exceeded");
+                    );
                     e.retry_after = Some(retry_after_s.to_string());
                     return Err(e);
                 }
                 Err(e) => {
                     return Err(GatewayError::new(
-                        ErrorKind::Internal,
+                        ErrorCode::RateLimiterUnavailable,
                         format!("rate limits are configured but cannot be enforced: {e}"),
-                    )
-                    .with_code("rate_limiter_unavailable"))
+                    ))
                 }
             }
         }
@@ -298,17 +293,17 @@ fn other_route<P: Platform>(
             | "/v1/messages"
             | "/_meridian/status",
         ) => Err(GatewayError::new(
-            ErrorKind::MethodNotAllowed,
+            ErrorCode::MethodNotAllowed,
             format!(
                 "method {} is not allowed on {}",
                 req.method.as_str(),
                 req.path
             ),
         )),
-        (_, path) => Err(
-            GatewayError::new(ErrorKind::NotFound, format!("no route for {path}"))
-                .with_code("not_found"),
-        ),
+        (_, path) => Err(GatewayError::new(
+            ErrorCode::NotFound,
+            format!("no route for {path}"),
+        )),
     }
 }
 

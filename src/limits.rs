@@ -1,7 +1,7 @@
 //! Hard limits on request bodies, checked before and after parsing so that one request cannot make the worker
 //! parse, hold or forward unbounded input.
 
-use crate::error::GatewayError;
+use crate::error::{ErrorCode, GatewayError};
 use core::fmt;
 use serde_json::Value;
 
@@ -51,14 +51,14 @@ impl LimitError {
     }
 
     /// A machine-readable code for error bodies.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            LimitError::BodyTooLarge { .. } => "request_too_large",
-            LimitError::TooDeep { .. } => "json_too_deep",
-            LimitError::InvalidUtf8 => "invalid_utf8",
-            LimitError::TooManyMessages { .. } => "too_many_messages",
-            LimitError::MaxTokensTooLarge { .. } => "max_tokens_too_large",
-            LimitError::StringTooLong { .. } => "string_too_long",
+            LimitError::BodyTooLarge { .. } => ErrorCode::RequestTooLarge,
+            LimitError::TooDeep { .. } => ErrorCode::JsonTooDeep,
+            LimitError::InvalidUtf8 => ErrorCode::InvalidUtf8,
+            LimitError::TooManyMessages { .. } => ErrorCode::TooManyMessages,
+            LimitError::MaxTokensTooLarge { .. } => ErrorCode::MaxTokensTooLarge,
+            LimitError::StringTooLong { .. } => ErrorCode::StringTooLong,
         }
     }
 }
@@ -94,9 +94,7 @@ impl std::error::Error for LimitError {}
 impl From<LimitError> for GatewayError {
     /// An invalid-request error with [`LimitError::status`] and [`LimitError::code`].
     fn from(e: LimitError) -> Self {
-        GatewayError::invalid(e.to_string())
-            .with_status(e.status())
-            .with_code(e.code())
+        GatewayError::new(e.code(), e.to_string()).with_status(e.status())
     }
 }
 
@@ -316,7 +314,7 @@ mod tests {
             "request body is larger than the limit of 100 bytes"
         );
         let g = GatewayError::from(e);
-        assert_eq!((g.status, g.code), (413, Some("request_too_large")));
+        assert_eq!((g.status, g.code.as_str()), (413, "request_too_large"));
         // Size is checked before anything else.
         assert_eq!(
             check_body(&[b'['; 101], &l),

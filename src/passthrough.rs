@@ -3,7 +3,7 @@
 //! ends before `data: [DONE]` gets a final error event that starts on an event boundary, and neither the garbage
 //! nor half an event ever reaches the client. Nothing after `[DONE]` is forwarded.
 
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorCode, GatewayError};
 use crate::http::{ByteStream, StreamError};
 use crate::inbound::openai::error_event;
 use crate::providers::openai_wire::{Choice, Completion};
@@ -42,10 +42,9 @@ fn has_content(chunk: &Completion) -> bool {
 
 fn malformed() -> GatewayError {
     GatewayError::new(
-        ErrorKind::Upstream,
+        ErrorCode::UpstreamMalformed,
         "provider sent a malformed stream event",
     )
-    .with_code("upstream_malformed")
 }
 
 impl SsePassthrough {
@@ -88,10 +87,9 @@ impl SsePassthrough {
                 let v: Completion = serde_json::from_str(&ev.data).map_err(|_| malformed())?;
                 if v.error.is_some() {
                     return Err(GatewayError::new(
-                        ErrorKind::Upstream,
+                        ErrorCode::UpstreamStreamError,
                         "provider stream reported an error",
-                    )
-                    .with_code("upstream_stream_error"));
+                    ));
                 }
                 if has_content(&v) {
                     self.saw_content = true;
@@ -149,15 +147,14 @@ impl Stream for SsePassthrough {
                     Ok(_) => continue,
                     Err(e) => e,
                 },
-                Poll::Ready(Some(Err(e))) => {
-                    GatewayError::new(ErrorKind::Upstream, format!("provider stream failed: {e}"))
-                        .with_code("upstream_stream_error")
-                }
+                Poll::Ready(Some(Err(e))) => GatewayError::new(
+                    ErrorCode::UpstreamStreamError,
+                    format!("provider stream failed: {e}"),
+                ),
                 Poll::Ready(None) => GatewayError::new(
-                    ErrorKind::Upstream,
+                    ErrorCode::UpstreamStreamTruncated,
                     "provider stream ended before completion",
-                )
-                .with_code("upstream_stream_truncated"),
+                ),
             };
             self.failure = Some(failure);
         }

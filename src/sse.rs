@@ -35,10 +35,9 @@ impl core::fmt::Display for SseError {
 impl From<SseError> for crate::error::GatewayError {
     fn from(e: SseError) -> Self {
         crate::error::GatewayError::new(
-            crate::error::ErrorKind::Upstream,
+            crate::error::ErrorCode::UpstreamMalformed,
             format!("provider sent a malformed stream: {e}"),
         )
-        .with_code("upstream_malformed")
     }
 }
 

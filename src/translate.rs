@@ -1,7 +1,7 @@
 //! A provider stream translated into the client's dialect as it arrives: each upstream chunk is decoded into
 //! canonical events and re-encoded at once, never buffered to the end.
 
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorCode, GatewayError};
 use crate::http::{ByteStream, StreamError};
 use crate::inbound::Encoder;
 use crate::providers::Decoder;
@@ -55,10 +55,9 @@ impl Stream for Translate {
                 Poll::Ready(Some(Err(e))) => {
                     this.finished = true;
                     let e = GatewayError::new(
-                        ErrorKind::Upstream,
+                        ErrorCode::UpstreamStreamError,
                         format!("provider stream failed: {e}"),
-                    )
-                    .with_code("upstream_stream_error");
+                    );
                     this.encoder.fail(&e, &mut out);
                 }
                 Poll::Ready(None) => {

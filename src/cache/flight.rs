@@ -97,7 +97,6 @@ impl Stream for Follow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorKind;
     use futures_executor::block_on;
     use futures_util::StreamExt;
 
@@ -113,8 +112,10 @@ mod tests {
         assert_eq!(got.len(), 2);
 
         let g: FlightRef = Rc::default();
-        g.borrow_mut()
-            .finish(Err(GatewayError::new(ErrorKind::Upstream, "boom")));
+        g.borrow_mut().finish(Err(GatewayError::new(
+            crate::error::ErrorCode::UpstreamError,
+            "boom",
+        )));
         let got: Vec<_> = block_on(Follow::new(g).collect());
         assert!(matches!(&got[..], [Err(e)] if e.message == "boom"));
     }

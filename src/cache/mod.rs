@@ -8,7 +8,7 @@ pub mod key;
 pub mod memory;
 
 use crate::canonical::ChatResponse;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorCode, GatewayError};
 use crate::http::{ByteStream, StreamError};
 use crate::platform::{Background, KvWriter};
 use crate::providers::Decoder;
@@ -139,13 +139,10 @@ impl Sink {
 impl Drop for Sink {
     /// A recording dropped before its stream finished: the client went away, or the provider never completed.
     fn drop(&mut self) {
-        self.abandon(
-            GatewayError::new(
-                ErrorKind::Upstream,
-                "the request being followed did not complete",
-            )
-            .with_code("coalesced_leader_failed"),
-        );
+        self.abandon(GatewayError::new(
+            ErrorCode::CoalescedLeaderFailed,
+            "the request being followed did not complete",
+        ));
     }
 }
 
@@ -247,10 +244,9 @@ impl Recording {
             .into_answer()
             .ok_or_else(|| {
                 GatewayError::new(
-                    ErrorKind::Upstream,
+                    ErrorCode::UpstreamStreamTruncated,
                     "provider stream ended before completion",
                 )
-                .with_code("upstream_stream_truncated")
             });
         self.settle(outcome);
     }
@@ -314,10 +310,9 @@ impl Stream for Recording {
             }
             Poll::Ready(Some(Err(e))) => {
                 this.settle(Err(GatewayError::new(
-                    ErrorKind::Upstream,
+                    ErrorCode::UpstreamStreamError,
                     format!("provider stream failed: {e}"),
-                )
-                .with_code("upstream_stream_error")));
+                )));
                 Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => {

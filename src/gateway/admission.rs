@@ -63,10 +63,10 @@ pub(super) fn preflight(config: &Config, req: &Request) -> Response {
         },
         None => Response::json(
             403,
-            openai::error_body(
-                &GatewayError::new(ErrorKind::Permission, "origin not allowed")
-                    .with_code("cors_origin_not_allowed"),
-            ),
+            openai::error_body(&GatewayError::new(
+                ErrorCode::CorsOriginNotAllowed,
+                "origin not allowed",
+            )),
         ),
     }
 }
@@ -112,10 +112,9 @@ pub(super) fn resolve<'c>(config: &'c Config, name: &str) -> Result<Target<'c>, 
         }
     }
     Err(GatewayError::new(
-        ErrorKind::NotFound,
+        ErrorCode::ModelNotFound,
         format!("model `{name}` does not exist; GET /v1/models lists the models served here"),
-    )
-    .with_code("model_not_found"))
+    ))
 }
 
 pub(super) enum Target<'c> {

@@ -9,13 +9,12 @@ pub(super) fn credentials<P: Platform>(
     let secret = |name: &str| {
         platform.secret(name).ok_or_else(|| {
             GatewayError::new(
-                ErrorKind::Internal,
+                ErrorCode::MissingProviderKey,
                 format!(
                     "provider {}: worker secret {name} is not set",
                     provider.name
                 ),
             )
-            .with_code("missing_provider_key")
         })
     };
     Ok(match &provider.kind {
@@ -58,7 +57,7 @@ impl From<GatewayError> for Failed {
     fn from(error: GatewayError) -> Self {
         // A request the provider rejects as invalid will be rejected everywhere; anything else may be this
         // deployment's problem alone.
-        let retryable = error.kind != ErrorKind::InvalidRequest;
+        let retryable = error.fails_over();
         Failed { error, retryable }
     }
 }
@@ -87,15 +86,13 @@ pub(super) async fn complete<P: Platform>(
         let mut wanted: Vec<&str> = caller.key_residency.iter().map(String::as_str).collect();
         wanted.extend(caller.requested_residency.iter().map(String::as_str));
         return Err(GatewayError::new(
-            ErrorKind::Upstream,
+            ErrorCode::ResidencyUnsatisfiable,
             format!(
                 "no deployment of `{}` satisfies the residency policy ({}); refusing to send it elsewhere",
                 inbound.model(),
                 wanted.join(", ")
             ),
-        )
-        .with_status(503)
-        .with_code("residency_unsatisfiable"));
+        ));
     }
     let (hedge_budget, max_attempts) = match &target {
         Target::Alias(m) => (m.hedge_budget, m.max_attempts),
@@ -192,8 +189,9 @@ pub(super) async fn complete<P: Platform>(
             Err(f) => last = Some(f.error),
         }
     }
-    let err =
-        last.unwrap_or_else(|| GatewayError::new(ErrorKind::Timeout, "overall deadline exceeded"));
+    let err = last.unwrap_or_else(|| {
+        GatewayError::new(ErrorCode::DeadlineExceeded, "overall deadline exceeded")
+    });
     call.fail_flight(&err);
     Err(err)
 }
@@ -318,10 +316,9 @@ impl<P: Platform> Call<'_, P> {
 
 pub(super) fn unreachable(dep: &Deployment, e: &crate::platform::FetchError) -> GatewayError {
     GatewayError::new(
-        ErrorKind::Upstream,
+        ErrorCode::UpstreamUnreachable,
         format!("could not reach provider {}: {e}", dep.provider.name),
     )
-    .with_code("upstream_unreachable")
 }
 
 pub(super) fn annotate(resp: &mut Response, dep: &Deployment, attempts: usize, loc: &Location) {
@@ -337,11 +334,10 @@ pub(super) fn annotate(resp: &mut Response, dep: &Deployment, attempts: usize, l
 
 pub(super) fn timeout(dep: &Deployment, ms: u64) -> GatewayError {
     GatewayError::new(
-        ErrorKind::Timeout,
+        ErrorCode::UpstreamTimeout,
         format!(
             "provider {} did not answer within {ms} ms",
             dep.provider.name
         ),
     )
-    .with_code("upstream_timeout")
 }

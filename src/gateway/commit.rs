@@ -118,10 +118,9 @@ impl<P: Platform> Call<'_, P> {
             Err(BodyFailure::Timeout) => return Err(timeout(dep, total).into()),
             Err(BodyFailure::Failed(e)) => {
                 return Err(GatewayError::new(
-                    ErrorKind::Upstream,
+                    ErrorCode::UpstreamBodyError,
                     format!("provider {} response failed: {e}", dep.provider.name),
                 )
-                .with_code("upstream_body_error")
                 .into())
             }
         };
@@ -137,13 +136,12 @@ impl<P: Platform> Call<'_, P> {
             // (`{}` or an error object is this provider's failure, and is failed over).
             if !crate::providers::openai_wire::is_chat_completion(&body) {
                 return Err(GatewayError::new(
-                    ErrorKind::Upstream,
+                    ErrorCode::UpstreamMalformed,
                     format!(
                         "provider {} answered a malformed response (not a chat completion)",
                         dep.provider.name
                     ),
                 )
-                .with_code("upstream_malformed")
                 .into());
             }
             let note = if self.sink.borrow().is_some() {
@@ -221,13 +219,12 @@ pub(super) async fn passthrough_stream<P: Platform>(
 
 pub(super) fn empty_stream(dep: &Deployment) -> GatewayError {
     GatewayError::new(
-        ErrorKind::Upstream,
+        ErrorCode::UpstreamEmptyStream,
         format!(
             "provider {} closed the stream without data",
             dep.provider.name
         ),
     )
-    .with_code("upstream_empty_stream")
 }
 
 /// Decodes until the first canonical events exist (or the provider fails) before committing to a 200.
@@ -268,13 +265,12 @@ pub(super) async fn translated_stream<P: Platform>(
     };
     if events.is_empty() {
         return Err(GatewayError::new(
-            ErrorKind::Upstream,
+            ErrorCode::UpstreamEmptyStream,
             format!(
                 "provider {} closed the stream without data",
                 dep.provider.name
             ),
-        )
-        .with_code("upstream_empty_stream"));
+        ));
     }
     let mut pending = Vec::new();
     encoder.encode_all(&events, &mut pending);
@@ -291,8 +287,7 @@ pub(super) async fn translated_stream<P: Platform>(
 
 pub(super) fn stream_failed(dep: &Deployment, e: &StreamError) -> GatewayError {
     GatewayError::new(
-        ErrorKind::Upstream,
+        ErrorCode::UpstreamStreamError,
         format!("provider {} stream failed: {e}", dep.provider.name),
     )
-    .with_code("upstream_stream_error")
 }

@@ -172,7 +172,7 @@ pub(super) async fn follow(
         }
         let answer = rec.into_answer().ok_or_else(|| {
             GatewayError::new(
-                ErrorKind::Upstream,
+                ErrorCode::CoalescedLeaderFailed,
                 "the request being followed did not complete",
             )
         })?;
@@ -187,7 +187,7 @@ pub(super) async fn follow(
         Some(Err(e)) => return Err(e),
         None => {
             return Err(GatewayError::new(
-                ErrorKind::Upstream,
+                ErrorCode::CoalescedLeaderFailed,
                 "the request being followed produced nothing",
             ))
         }

@@ -61,8 +61,8 @@ fn stop_reason(finish: FinishReason) -> &'static str {
     }
 }
 
-fn error_type(e: &GatewayError) -> &'static str {
-    match e.kind {
+pub(crate) fn error_type(e: &GatewayError) -> &'static str {
+    match e.kind() {
         ErrorKind::InvalidRequest if e.status == 413 => "request_too_large",
         ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed => "invalid_request_error",
         ErrorKind::Authentication => "authentication_error",
@@ -309,6 +309,7 @@ fn write_event(out: &mut Vec<u8>, event: &str, data: &Value) {
 mod tests {
     use super::*;
     use crate::canonical::{ChatRequest, Image, Message, Role, Tool, ToolChoice};
+    use crate::error::ErrorCode;
     use crate::providers::anthropic as provider;
 
     const REQUEST: &str = include_str!("../../tests/fixtures/anthropic/messages_request.json");
@@ -651,40 +652,49 @@ mod tests {
         let cases = [
             (GatewayError::invalid("bad"), "invalid_request_error"),
             (
-                GatewayError::invalid("big").with_status(413),
+                GatewayError::new(ErrorCode::RequestTooLarge, "big"),
                 "request_too_large",
             ),
             (
-                GatewayError::new(ErrorKind::Authentication, "x"),
+                GatewayError::new(ErrorCode::InvalidApiKey, "x"),
                 "authentication_error",
             ),
             (
-                GatewayError::new(ErrorKind::Permission, "x"),
+                GatewayError::new(ErrorCode::ModelNotAllowed, "x"),
                 "permission_error",
             ),
             (
-                GatewayError::new(ErrorKind::NotFound, "x"),
+                GatewayError::new(ErrorCode::ModelNotFound, "x"),
                 "not_found_error",
             ),
             (
-                GatewayError::new(ErrorKind::MethodNotAllowed, "x"),
+                GatewayError::new(ErrorCode::MethodNotAllowed, "x"),
                 "invalid_request_error",
             ),
             (
-                GatewayError::new(ErrorKind::RateLimited, "x"),
+                GatewayError::new(ErrorCode::RateLimitExceeded, "x"),
                 "rate_limit_error",
             ),
-            (GatewayError::new(ErrorKind::Upstream, "x"), "api_error"),
             (
-                GatewayError::new(ErrorKind::Upstream, "x").with_status(529),
+                GatewayError::new(ErrorCode::UpstreamError, "x"),
+                "api_error",
+            ),
+            (
+                GatewayError::new(ErrorCode::UpstreamOverloaded, "x").with_status(529),
                 "overloaded_error",
             ),
             (
-                GatewayError::new(ErrorKind::Upstream, "x").with_status(503),
+                GatewayError::new(ErrorCode::UpstreamOverloaded, "x"),
                 "overloaded_error",
             ),
-            (GatewayError::new(ErrorKind::Timeout, "x"), "api_error"),
-            (GatewayError::new(ErrorKind::Internal, "x"), "api_error"),
+            (
+                GatewayError::new(ErrorCode::UpstreamTimeout, "x"),
+                "api_error",
+            ),
+            (
+                GatewayError::new(ErrorCode::InternalError, "x"),
+                "api_error",
+            ),
         ];
         for (e, want) in cases {
             let v: Value = serde_json::from_slice::<Value>(&error_body(&e)).unwrap();
@@ -904,7 +914,7 @@ mod tests {
         let mut out = Vec::new();
         enc.encode(&StreamEvent::Text("partial".into()), &mut out);
         let before = out.len();
-        let e = GatewayError::new(ErrorKind::Upstream, "provider broke").with_status(529);
+        let e = GatewayError::new(ErrorCode::UpstreamOverloaded, "provider broke");
         enc.fail(&e, &mut out);
         assert_eq!(
             sse_events(&out[before..]),

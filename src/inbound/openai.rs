@@ -2,7 +2,7 @@
 
 use crate::canonical::{ChatResponse, FinishReason, Part, StreamEvent, Usage};
 use crate::config::Config;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorCode, ErrorKind, GatewayError};
 use core::ops::Range;
 use indexmap::IndexMap;
 use serde::de::IgnoredAny;
@@ -153,16 +153,15 @@ impl ChatRequest {
 }
 
 fn param_error(param: &'static str, message: impl Into<String>) -> GatewayError {
-    let mut e = GatewayError::invalid(message);
-    e.code = Some(match param {
-        "model" => "invalid_model",
-        "messages" => "invalid_messages",
-        _ => "invalid_value",
-    });
-    e
+    let code = match param {
+        "model" => ErrorCode::InvalidModel,
+        "messages" => ErrorCode::InvalidMessages,
+        _ => ErrorCode::InvalidValue,
+    };
+    GatewayError::new(code, message)
 }
 
-fn error_type(kind: ErrorKind) -> &'static str {
+pub(crate) fn error_type(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::InvalidRequest | ErrorKind::NotFound | ErrorKind::MethodNotAllowed => {
             "invalid_request_error"
@@ -179,9 +178,9 @@ fn error_value(e: &GatewayError) -> Value {
     json!({
         "error": {
             "message": e.message,
-            "type": error_type(e.kind),
+            "type": error_type(e.kind()),
             "param": Value::Null,
-            "code": e.code,
+            "code": e.code.as_str(),
         }
     })
 }
@@ -415,7 +414,7 @@ mod tests {
 
     #[test]
     fn error_shape() {
-        let e = GatewayError::new(ErrorKind::NotFound, "nope").with_code("model_not_found");
+        let e = GatewayError::new(ErrorCode::ModelNotFound, "nope");
         let v: Value = serde_json::from_slice::<Value>(&error_body(&e)).unwrap();
         assert_eq!(v["error"]["message"], "nope");
         assert_eq!(v["error"]["type"], "invalid_request_error");

@@ -5,7 +5,7 @@ use crate::canonical::{
     ChatRequest, ChatResponse, FinishReason, Image, Message, Part, ResponseFormat, Role,
     StreamEvent, Tool, ToolChoice, Usage,
 };
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorCode, GatewayError};
 use crate::sse::{SseEvent, SseParser};
 use serde_json::{json, Map, Value};
 
@@ -310,7 +310,7 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
         })
     })?;
     if v.kind.as_deref() == Some("error") {
-        return Err(upstream_error_event(&v));
+        return Err(upstream_error_event(&v, ErrorCode::UpstreamError));
     }
     let blocks = v
         .content
@@ -379,16 +379,23 @@ pub fn error_message(body: &[u8]) -> Option<String> {
     v.error?.message.map(|m| m.into_owned())
 }
 
+/// An answer that is not the API's shape.
 fn upstream(message: impl Into<String>) -> GatewayError {
-    GatewayError::new(ErrorKind::Upstream, message).with_code("upstream_error")
+    GatewayError::new(ErrorCode::UpstreamMalformed, message)
 }
 
 /// An error object the provider sent with a 200 status: in a stream, or (rarely) as a whole body.
-fn upstream_error_event(v: &wire::Body) -> GatewayError {
+fn upstream_error_event(v: &wire::Body, code: ErrorCode) -> GatewayError {
     let e = v.error.as_ref();
     let kind = e.and_then(|e| e.kind.as_deref()).unwrap_or("error");
     let message = e.and_then(|e| e.message.as_deref()).unwrap_or("no message");
-    upstream(format!("Anthropic reported {kind}: {message}"))
+    // Overload and throttling keep their meaning (clients retry them), as the same HTTP statuses would.
+    let code = match kind {
+        "overloaded_error" => ErrorCode::UpstreamOverloaded,
+        "rate_limit_error" => ErrorCode::UpstreamRateLimited,
+        _ => code,
+    };
+    GatewayError::new(code, format!("Anthropic reported {kind}: {message}"))
 }
 
 /// Decodes a streamed Messages answer (`text/event-stream`) into canonical stream events.
@@ -427,7 +434,10 @@ impl StreamDecoder {
         if self.stopped {
             Ok(Vec::new())
         } else {
-            Err(upstream("Anthropic stream ended before completion"))
+            Err(GatewayError::new(
+                ErrorCode::UpstreamStreamTruncated,
+                "Anthropic stream ended before completion",
+            ))
         }
     }
 
@@ -444,7 +454,7 @@ impl StreamDecoder {
             "content_block_delta" => self.block_delta(&v, out),
             "message_delta" => self.message_delta(&v, out),
             "message_stop" => self.stopped = true,
-            "error" => return Err(upstream_error_event(&v)),
+            "error" => return Err(upstream_error_event(&v, ErrorCode::UpstreamStreamError)),
             // ping, content_block_stop, and event types introduced later carry nothing canonical.
             _ => {}
         }
@@ -816,13 +826,16 @@ mod tests {
         let overloaded =
             br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
         let e = parse_response(overloaded).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Upstream);
+        assert_eq!(e.kind(), crate::error::ErrorKind::Upstream);
         assert_eq!(e.message, "Anthropic reported overloaded_error: Overloaded");
         assert_eq!(error_message(overloaded).as_deref(), Some("Overloaded"));
         assert_eq!(error_message(b"<html>"), None);
         assert_eq!(error_message(br#"{"error":"x"}"#), None);
         for body in [&b"not json"[..], b"[]", b"{}", br#"{"content":7}"#] {
-            assert_eq!(parse_response(body).unwrap_err().kind, ErrorKind::Upstream);
+            assert_eq!(
+                parse_response(body).unwrap_err().kind(),
+                crate::error::ErrorKind::Upstream
+            );
         }
     }
 
@@ -936,7 +949,7 @@ mod tests {
         let cut = STREAM_TEXT.find("event: message_stop").unwrap();
         let e = decode(&[&STREAM_TEXT.as_bytes()[..cut]]).unwrap_err();
         assert_eq!(e.message, "Anthropic stream ended before completion");
-        assert_eq!(e.kind, ErrorKind::Upstream);
+        assert_eq!(e.kind(), crate::error::ErrorKind::Upstream);
 
         let error = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
         let e = decode(&[&STREAM_TEXT.as_bytes()[..cut], error.as_bytes()]).unwrap_err();

@@ -2,7 +2,7 @@
 
 use super::{error_message, Credentials};
 use crate::config::Deployment;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorCode, GatewayError};
 use crate::http::Headers;
 
 /// Longest provider message passed on to a client; the rest is noise at best and a leak at worst.
@@ -26,24 +26,19 @@ pub fn upstream_error(
         format!("provider {who} answered HTTP {status}: {detail}")
     };
     match status {
-        400 | 413 | 422 => GatewayError::invalid(message)
-            .with_status(status)
-            .with_code("upstream_rejected_request"),
-        408 | 504 => GatewayError::new(ErrorKind::Timeout, message).with_code("upstream_timeout"),
+        400 | 413 | 422 => {
+            GatewayError::new(ErrorCode::UpstreamRejectedRequest, message).with_status(status)
+        }
+        408 | 504 => GatewayError::new(ErrorCode::UpstreamTimeout, message),
         429 => {
-            let mut e = GatewayError::new(ErrorKind::RateLimited, message)
-                .with_code("upstream_rate_limited");
+            let mut e = GatewayError::new(ErrorCode::UpstreamRateLimited, message);
             e.retry_after = retry_after_seconds(headers);
             e
         }
-        503 | 529 => GatewayError::new(ErrorKind::Upstream, message)
-            .with_status(503)
-            .with_code("upstream_overloaded"),
+        503 | 529 => GatewayError::new(ErrorCode::UpstreamOverloaded, message),
         // The gateway's credentials or model mapping are wrong: the client can do nothing about it.
-        401 | 403 | 404 => {
-            GatewayError::new(ErrorKind::Upstream, message).with_code("upstream_misconfigured")
-        }
-        _ => GatewayError::new(ErrorKind::Upstream, message).with_code("upstream_error"),
+        401 | 403 | 404 => GatewayError::new(ErrorCode::UpstreamMisconfigured, message),
+        _ => GatewayError::new(ErrorCode::UpstreamError, message),
     }
 }
 

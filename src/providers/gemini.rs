@@ -5,7 +5,7 @@ use crate::canonical::{
     ChatRequest, ChatResponse, FinishReason, Image, Message, Part, ResponseFormat, Role,
     StreamEvent, Tool, ToolChoice, Usage,
 };
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorCode, GatewayError};
 use crate::sse::SseParser;
 use serde_json::{json, Map, Value};
 
@@ -331,7 +331,7 @@ mod wire {
 pub fn parse_response(body: &[u8], id: &str) -> Result<ChatResponse, GatewayError> {
     let v: wire::Response = serde_json::from_slice(body)
         .map_err(|e| upstream(format!("Gemini response is not valid JSON: {e}")))?;
-    if let Some(e) = error_in(&v) {
+    if let Some(e) = error_in(&v, ErrorCode::UpstreamError) {
         return Err(e);
     }
     let mut content = Vec::new();
@@ -441,15 +441,25 @@ pub fn error_message(body: &[u8]) -> Option<String> {
 }
 
 /// An error object inside a 200 answer or stream.
-fn error_in(v: &wire::Response) -> Option<GatewayError> {
+fn error_in(v: &wire::Response, code: ErrorCode) -> Option<GatewayError> {
     let e = v.error.as_ref()?;
     let message = e.message.as_deref().unwrap_or("no message");
     let status = e.status.as_deref().unwrap_or("error");
-    Some(upstream(format!("Gemini reported {status}: {message}")))
+    // Throttling and overload keep their meaning (clients retry them), as the same HTTP statuses would.
+    let code = match status {
+        "RESOURCE_EXHAUSTED" => ErrorCode::UpstreamRateLimited,
+        "UNAVAILABLE" => ErrorCode::UpstreamOverloaded,
+        _ => code,
+    };
+    Some(GatewayError::new(
+        code,
+        format!("Gemini reported {status}: {message}"),
+    ))
 }
 
+/// An answer that is not the API's shape.
 fn upstream(message: impl Into<String>) -> GatewayError {
-    GatewayError::new(ErrorKind::Upstream, message).with_code("upstream_error")
+    GatewayError::new(ErrorCode::UpstreamMalformed, message)
 }
 
 /// Decodes a `streamGenerateContent?alt=sse` answer: each event is a whole `GenerateContentResponse` chunk.
@@ -496,7 +506,10 @@ impl StreamDecoder {
     /// The body ended. Gemini sends no end marker: a stream that never gave a finish reason was cut off.
     pub fn end(&mut self) -> Result<Vec<StreamEvent>, GatewayError> {
         if !self.finished {
-            return Err(upstream("Gemini stream ended before completion"));
+            return Err(GatewayError::new(
+                ErrorCode::UpstreamStreamTruncated,
+                "Gemini stream ended before completion",
+            ));
         }
         Ok(self
             .usage
@@ -511,7 +524,7 @@ impl StreamDecoder {
         v: &wire::Response,
         out: &mut Vec<StreamEvent>,
     ) -> Result<(), GatewayError> {
-        if let Some(e) = error_in(v) {
+        if let Some(e) = error_in(v, ErrorCode::UpstreamStreamError) {
             return Err(e);
         }
         if !self.started {
@@ -896,7 +909,7 @@ mod tests {
             Some("API key not valid. Please pass a valid API key.")
         );
         let e = parse_response(body, "x").unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Upstream);
+        assert_eq!(e.kind(), crate::error::ErrorKind::Upstream);
         assert_eq!(
             e.message,
             "Gemini reported INVALID_ARGUMENT: API key not valid. Please pass a valid API key."
@@ -904,8 +917,8 @@ mod tests {
         assert_eq!(error_message(b"nope"), None);
         for body in [&b"nope"[..], b"{}", b"[]", b"7"] {
             assert_eq!(
-                parse_response(body, "x").unwrap_err().kind,
-                ErrorKind::Upstream
+                parse_response(body, "x").unwrap_err().kind(),
+                crate::error::ErrorKind::Upstream
             );
         }
     }

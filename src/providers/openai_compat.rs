@@ -7,7 +7,7 @@ use crate::canonical::{
     Usage,
 };
 use crate::config::Deployment;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorCode, GatewayError};
 use crate::http::{Headers, Method};
 use crate::inbound::openai::ChatRequest;
 use crate::platform::UpstreamRequest;
@@ -209,10 +209,9 @@ fn usage_from(u: &WireUsage) -> Option<Usage> {
 
 fn malformed(what: &str) -> GatewayError {
     GatewayError::new(
-        ErrorKind::Upstream,
+        ErrorCode::UpstreamMalformed,
         format!("provider answered a malformed {what}"),
     )
-    .with_code("upstream_malformed")
 }
 
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
@@ -284,10 +283,9 @@ impl StreamDecoder {
             if let Some(err) = &v.error {
                 let msg = err.message.as_deref().unwrap_or("unknown error");
                 return Err(GatewayError::new(
-                    ErrorKind::Upstream,
+                    ErrorCode::UpstreamStreamError,
                     format!("provider stream failed: {msg}"),
-                )
-                .with_code("upstream_stream_error"));
+                ));
             }
             self.chunk(&v, &mut out);
         }
@@ -358,10 +356,9 @@ impl StreamDecoder {
             Ok(Vec::new())
         } else {
             Err(GatewayError::new(
-                ErrorKind::Upstream,
+                ErrorCode::UpstreamStreamTruncated,
                 "provider stream ended before completion",
-            )
-            .with_code("upstream_stream_truncated"))
+            ))
         }
     }
 }
@@ -568,8 +565,8 @@ mod tests {
     fn truncated_or_failing_stream_is_an_error() {
         let cut = &STREAM[..STREAM.len() / 2];
         assert_eq!(
-            decode_all(&[cut]).unwrap_err().code,
-            Some("upstream_stream_truncated")
+            decode_all(&[cut]).unwrap_err().code.as_str(),
+            "upstream_stream_truncated"
         );
         let err = b"data: {\"error\":{\"message\":\"overloaded\"}}\n\n";
         assert!(decode_all(&[err])

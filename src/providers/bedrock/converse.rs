@@ -10,7 +10,7 @@ use crate::canonical::{
     ChatRequest, ChatResponse, FinishReason, Image, Message, Part, Role, StreamEvent, ToolChoice,
     Usage,
 };
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorCode, GatewayError};
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 
@@ -321,10 +321,14 @@ impl StreamDecoder {
     /// Checks that the stream ended where it may: after `messageStop`, with no partial message left.
     pub fn end(&mut self) -> Result<Vec<StreamEvent>, GatewayError> {
         if !self.frames.is_idle() {
-            return Err(upstream("Bedrock stream ended in the middle of a message"));
+            return Err(GatewayError::new(
+                ErrorCode::UpstreamStreamTruncated,
+                "Bedrock stream ended in the middle of a message",
+            ));
         }
         if !self.finished {
-            return Err(upstream(
+            return Err(GatewayError::new(
+                ErrorCode::UpstreamStreamTruncated,
                 "Bedrock stream ended before the answer was complete",
             ));
         }
@@ -468,26 +472,38 @@ fn block_index(index: Option<u64>) -> Result<u64, GatewayError> {
 fn stream_exception(frame: &Frame) -> GatewayError {
     let kind = frame.header_str(":exception-type").unwrap_or("exception");
     let detail = error_message(&frame.payload).unwrap_or_default();
-    upstream(format!(
-        "Bedrock stream failed: {}: {}",
-        truncate(kind, 64),
-        truncate(&detail, MAX_UPSTREAM_MESSAGE)
-    ))
+    let code = match kind {
+        "throttlingException" => ErrorCode::UpstreamRateLimited,
+        "serviceUnavailableException" => ErrorCode::UpstreamOverloaded,
+        _ => ErrorCode::UpstreamStreamError,
+    };
+    GatewayError::new(
+        code,
+        format!(
+            "Bedrock stream failed: {}: {}",
+            truncate(kind, 64),
+            truncate(&detail, MAX_UPSTREAM_MESSAGE)
+        ),
+    )
 }
 
 /// A protocol-level error, described by headers rather than the payload.
 fn stream_error(frame: &Frame) -> GatewayError {
     let code = frame.header_str(":error-code").unwrap_or("error");
     let detail = frame.header_str(":error-message").unwrap_or_default();
-    upstream(format!(
-        "Bedrock stream failed: {}: {}",
-        truncate(code, 64),
-        truncate(detail, MAX_UPSTREAM_MESSAGE)
-    ))
+    GatewayError::new(
+        ErrorCode::UpstreamStreamError,
+        format!(
+            "Bedrock stream failed: {}: {}",
+            truncate(code, 64),
+            truncate(detail, MAX_UPSTREAM_MESSAGE)
+        ),
+    )
 }
 
+/// An answer that is not the API's shape.
 fn upstream(message: impl Into<String>) -> GatewayError {
-    GatewayError::new(ErrorKind::Upstream, message).with_code("upstream_error")
+    GatewayError::new(ErrorCode::UpstreamMalformed, message)
 }
 
 /// At most `max` bytes of `s`, cut on a character boundary, with an ellipsis if anything was cut.
@@ -665,7 +681,10 @@ mod tests {
             ..ChatRequest::default()
         };
         let e = request_body(&with_image(Image::Url("https://x.test/a.png".into()))).unwrap_err();
-        assert_eq!((e.kind, e.status), (ErrorKind::InvalidRequest, 400));
+        assert_eq!(
+            (e.kind(), e.status),
+            (crate::error::ErrorKind::InvalidRequest, 400)
+        );
         let e = request_body(&with_image(Image::Base64 {
             media_type: "image/tiff".into(),
             data: "AAAA".into(),
@@ -764,7 +783,7 @@ mod tests {
             br#"{"output":{"message":{"content":[{"toolUse":{"name":"x"}}]}}}"#,
         ] {
             let e = parse_response(body, "i", "m").unwrap_err();
-            assert_eq!(e.kind, ErrorKind::Upstream, "{}", e.message);
+            assert_eq!(e.kind(), crate::error::ErrorKind::Upstream, "{}", e.message);
         }
     }
 
@@ -977,7 +996,8 @@ mod tests {
             br#"{"message":"Too many requests, please wait before trying again."}"#,
         );
         let e = d.push(&exception).unwrap_err();
-        assert_eq!((e.kind, e.status), (ErrorKind::Upstream, 502));
+        // Throttled is throttled, whichever provider kind says it (the same code as an HTTP 429).
+        assert_eq!((e.code.as_str(), e.status), ("upstream_rate_limited", 429));
         assert_eq!(
             e.message,
             "Bedrock stream failed: throttlingException: Too many requests, please wait before trying again."
@@ -1015,7 +1035,7 @@ mod tests {
         for (bytes, why) in cases {
             let e = decoder().push(&bytes).unwrap_err();
             assert!(e.message.contains(why), "{why}: {}", e.message);
-            assert_eq!(e.kind, ErrorKind::Upstream);
+            assert_eq!(e.kind(), crate::error::ErrorKind::Upstream);
         }
     }
 
