@@ -20,6 +20,7 @@ use crate::providers::bedrock::sigv4;
 use crate::providers::errors::upstream_error;
 use crate::providers::{self, openai_compat, Credentials, Decoder};
 use crate::ratelimit::Decision;
+use crate::record::{self, End, Operation, Record, Recorder, Tracked};
 use crate::routing::{estimator, Location, Policy, Router, Shape};
 use crate::scrub::Scrubber;
 use crate::translate::Translate;
@@ -54,6 +55,34 @@ pub struct State {
     loaded: Cell<bool>,
     /// Built on the first request: configuration and secrets cannot change within an isolate.
     scrubber: OnceCell<Rc<Scrubber>>,
+    /// What this isolate's requests did, by status, error code and cache status (the status endpoint shows it).
+    pub counters: Rc<RefCell<Counters>>,
+}
+
+/// Totals over the records this isolate finished.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Counters {
+    pub total: u64,
+    pub by_status: std::collections::BTreeMap<u16, u64>,
+    pub by_error: std::collections::BTreeMap<&'static str, u64>,
+    pub by_cache: std::collections::BTreeMap<&'static str, u64>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Counters {
+    fn add(&mut self, r: &Record) {
+        self.total += 1;
+        *self.by_status.entry(r.status).or_default() += 1;
+        if let Some(e) = r.error {
+            *self.by_error.entry(e.as_str()).or_default() += 1;
+        }
+        if let Some(c) = r.cache {
+            *self.by_cache.entry(c).or_default() += 1;
+        }
+        self.input_tokens += r.usage.input.unwrap_or(0);
+        self.output_tokens += r.usage.output.unwrap_or(0);
+    }
 }
 
 impl State {
@@ -63,6 +92,7 @@ impl State {
             cache: Rc::default(),
             loaded: Cell::new(false),
             scrubber: OnceCell::new(),
+            counters: Rc::default(),
         }
     }
 }
@@ -75,11 +105,15 @@ pub async fn handle<P: Platform>(
 ) -> Response {
     let dialect = dialect_for(&req.path);
     let req_origin = req.headers.get("origin").map(str::to_owned);
+    let recorder = recorder_for(platform, state, dialect, &req);
     let result = match config {
-        Ok(config) => apart(route(config, platform, state, dialect, req)).await,
+        Ok(config) => apart(route(config, platform, state, dialect, req, &recorder)).await,
         Err(e) => Err(GatewayError::new(ErrorCode::InvalidConfig, e.to_string())),
     };
-    let mut resp = result.unwrap_or_else(|e| error_response(dialect, &e));
+    let mut resp = result.unwrap_or_else(|e| {
+        recorder.update(|r| r.error = Some(e.code));
+        error_response(dialect, &e)
+    });
     // Browsers may read errors too (a 401 or 429 a frontend must react to), from origins this gateway knows.
     if let (Some(origin), Ok(config)) = (req_origin, config) {
         if resp.headers.get("access-control-allow-origin").is_none()
@@ -100,7 +134,62 @@ pub async fn handle<P: Platform>(
             .get_or_init(|| Rc::new(scrubber_for(config, platform)))
             .response(&mut resp);
     }
+    recorder.update(|r| r.status = resp.status);
+    // A stream's record is finished when the stream ends (or the client leaves); anything else's now.
+    resp.body = match std::mem::replace(&mut resp.body, Body::Empty) {
+        Body::Stream(s) => Body::Stream(Box::pin(Tracked::new(s, recorder))),
+        whole => {
+            recorder.finish(End::Complete);
+            whole
+        }
+    };
     resp
+}
+
+/// The request's record, with its sinks: the log line, this isolate's counters, and the correction of a token
+/// budget spent on an estimate.
+fn recorder_for<P: Platform>(
+    platform: &P,
+    state: &State,
+    dialect: Dialect,
+    req: &Request,
+) -> Recorder {
+    let operation = match (req.method, req.path.as_str()) {
+        (Method::Options, _) => Operation::Preflight,
+        (_, "/v1/chat/completions" | "/v1/messages") => Operation::Chat,
+        (_, "/v1/models") => Operation::Models,
+        (_, "/_meridian/status") => Operation::Status,
+        (_, "/healthz") => Operation::Health,
+        _ => Operation::Unrouted,
+    };
+    let record = Record::new(platform.now_ms(), dialect.name(), operation);
+    let background = platform.background();
+    let later: record::Later = Rc::new(move |f| background(Box::pin(async move { f() })));
+    let log_line = {
+        let log = platform.logger();
+        Rc::new(move |r: &Record| log(&r.log_line())) as record::Sink
+    };
+    let counters = {
+        let counters = state.counters.clone();
+        Rc::new(move |r: &Record| counters.borrow_mut().add(r)) as record::Sink
+    };
+    let budget = {
+        let (spend, background) = (platform.rate_spender(), platform.background());
+        Rc::new(move |r: &Record| {
+            if let (Some(c), Some(total)) = (&r.charged, r.usage.total()) {
+                let delta = total as i64 - c.tokens as i64;
+                if delta != 0 {
+                    background(spend(c.key.clone(), c.window_ms, delta));
+                }
+            }
+        }) as record::Sink
+    };
+    Recorder::new(
+        record,
+        platform.clock(),
+        later,
+        vec![log_line, counters, budget],
+    )
 }
 
 /// The scrubber for the secrets the configuration names, read from the platform.
@@ -157,6 +246,7 @@ async fn route<P: Platform>(
     state: &State,
     dialect: Dialect,
     req: Request,
+    recorder: &Recorder,
 ) -> Result<Response, GatewayError> {
     let chat_route = matches!(
         (req.method, req.path.as_str()),
@@ -175,11 +265,23 @@ async fn route<P: Platform>(
         limits::check_body(&req.body, &config.limits)?;
         let principal = authorize(config, platform, &req.headers)?;
         let key = principal.key;
+        recorder.update(|r| {
+            r.principal = Some(
+                match principal.token.as_ref().and_then(|t| t.sub.as_deref()) {
+                    Some(sub) => format!("token:{sub}"),
+                    None => key.name.clone(),
+                },
+            )
+        });
         let inbound = if dialect == Dialect::Anthropic {
             anthropic_inbound(&req.body, &config.limits)?
         } else {
             openai_inbound(&req.body, &config.limits)?
         };
+        recorder.update(|r| {
+            r.model = Some(inbound.model().to_owned());
+            r.stream = inbound.stream();
+        });
         if !principal.allows_model(inbound.model()) {
             return Err(GatewayError::new(
                 ErrorCode::ModelNotAllowed,
@@ -200,7 +302,17 @@ async fn route<P: Platform>(
                 )
                 .await
             {
-                Ok(Decision::Allowed) => {}
+                Ok(Decision::Allowed) => {
+                    if tpm.is_some() {
+                        recorder.update(|r| {
+                            r.charged = Some(record::Charge {
+                                key: principal.rate_key(),
+                                window_ms: config.rate_window_ms,
+                                tokens: estimate,
+                            })
+                        });
+                    }
+                }
                 Ok(Decision::Limited { retry_after_s }) => {
                     let mut e = GatewayError::new(
                         ErrorCode::RateLimitExceeded,
@@ -233,6 +345,7 @@ async fn route<P: Platform>(
                 .unwrap_or_default(),
             body_len: req.body.len(),
             cache: cache_control(&req, &key.cache_namespace),
+            recorder,
         };
         let result = apart(complete(config, platform, state, &caller, inbound)).await;
         persist_estimates(platform, state, &caller.location);
@@ -344,5 +457,7 @@ impl Body {
     }
 }
 
+#[cfg(test)]
+mod lifecycle_tests;
 #[cfg(test)]
 mod tests;

@@ -21,6 +21,7 @@ pub mod passthrough;
 pub mod platform;
 pub mod providers;
 pub mod ratelimit;
+pub mod record;
 pub mod regions;
 pub mod routing;
 pub mod scrub;

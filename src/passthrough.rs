@@ -7,6 +7,7 @@ use crate::error::{ErrorCode, GatewayError};
 use crate::http::{ByteStream, StreamError};
 use crate::inbound::openai::error_event;
 use crate::providers::openai_wire::{Choice, Completion};
+use crate::record::{Recorder, TokenUsage};
 use crate::sse::SseParser;
 use core::pin::Pin;
 use core::task::{Context, Poll};
@@ -26,6 +27,8 @@ pub struct SsePassthrough {
     /// Why the stream is being ended: sent as an error event once the checked events before it are out.
     failure: Option<GatewayError>,
     finished: bool,
+    /// Told the provider's usage as it passes, and how the stream ended if it failed.
+    recorder: Option<Recorder>,
 }
 
 /// Whether a chunk carries content: a finish reason, text, a tool call, a refusal, or the usage.
@@ -59,7 +62,13 @@ impl SsePassthrough {
             saw_content: false,
             failure: None,
             finished: false,
+            recorder: None,
         }
+    }
+
+    pub fn with_recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
     }
 
     /// Takes a chunk and checks the events it completes; says whether one carried content (text, a tool call or
@@ -79,7 +88,9 @@ impl SsePassthrough {
                 self.checked_to = ev.end;
                 return Ok(true);
             }
-            if self.saw_content && !ev.data.contains("\"error\"") {
+            // Usage is read where it is sent (the last chunk, when the client asked for it).
+            let plain = !ev.data.contains("\"error\"") && !ev.data.contains("\"usage\"");
+            if self.saw_content && plain {
                 // Past the first content only well-formedness matters, and that is cheaper to check.
                 serde_json::from_slice::<serde::de::IgnoredAny>(ev.data.as_bytes())
                     .map_err(|_| malformed())?;
@@ -90,6 +101,13 @@ impl SsePassthrough {
                         ErrorCode::UpstreamStreamError,
                         "provider stream reported an error",
                     ));
+                }
+                if let (Some(u), Some(r)) = (&v.usage, &self.recorder) {
+                    r.usage(TokenUsage {
+                        input: u.prompt_tokens,
+                        output: u.completion_tokens,
+                        ..TokenUsage::default()
+                    });
                 }
                 if has_content(&v) {
                     self.saw_content = true;
@@ -156,6 +174,9 @@ impl Stream for SsePassthrough {
                     "provider stream ended before completion",
                 ),
             };
+            if let Some(r) = &self.recorder {
+                r.stream_failed(failure.code);
+            }
             self.failure = Some(failure);
         }
     }

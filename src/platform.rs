@@ -1,6 +1,7 @@
 //! What the core needs from the runtime. The edge glue implements it with Workers APIs; [`fake`] implements it in
 //! memory so the core is tested with plain `cargo test`.
 
+#[cfg(test)]
 pub mod fake;
 
 use crate::http::{ByteStream, Headers, Method, StreamError};
@@ -19,6 +20,16 @@ pub type Background = Rc<dyn Fn(Work)>;
 
 /// A piece of background work.
 pub type Work = core::pin::Pin<Box<dyn core::future::Future<Output = ()>>>;
+
+/// An owned clock (`'static`): Unix milliseconds, for what outlives the handler (a stream's record).
+pub type Clock = Rc<dyn Fn() -> u64>;
+
+/// Writes one line to the log, owned.
+pub type Logger = Rc<dyn Fn(&str)>;
+
+/// Spends (or, negative, gives back) tokens of a key's per-minute budget: `(key, window_ms, delta)`. The future it
+/// returns is run in the background.
+pub type RateSpender = Rc<dyn Fn(String, u64, i64) -> Work>;
 
 /// An owned timer (`'static`), for waits that outlive the handler, such as a follower's stream.
 pub type Timer = Rc<dyn Fn(u64) -> core::pin::Pin<Box<dyn core::future::Future<Output = ()>>>>;
@@ -114,6 +125,10 @@ pub trait Platform {
     async fn sleep(&self, ms: u64);
     /// Wall-clock time, Unix milliseconds (request signing, `created` fields).
     fn now_ms(&self) -> u64;
+    /// The clock [`Platform::now_ms`] reads, owned.
+    fn clock(&self) -> Clock;
+    /// Writes lines to the runtime's log (what Workers Logs and Logpush collect).
+    fn logger(&self) -> Logger;
     /// A value from the Workers KV namespace, `None` if absent or if no namespace is bound.
     async fn kv_get(&self, key: &str) -> Option<String>;
     /// Writes to KV after the response (`ctx.wait_until`); failures are logged, not surfaced. Owned, because a
@@ -129,6 +144,8 @@ pub trait Platform {
         tpm: Option<u64>,
         tokens: u64,
     ) -> Result<crate::ratelimit::Decision, String>;
+    /// Corrects a budget after the fact: the tokens spent up front were an estimate, the record has the count.
+    fn rate_spender(&self) -> RateSpender;
     fn timer(&self) -> Timer;
     fn background(&self) -> Background;
 }

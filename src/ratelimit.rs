@@ -53,9 +53,15 @@ impl Window {
     }
 
     /// Tokens are known only as answers complete; they count against the window they complete in.
-    pub fn spend(&mut self, now_ms: u64, window_ms: u64, tokens: u64) {
+    /// Tokens spent in the current window.
+    pub fn tokens(&self) -> u64 {
+        self.tokens
+    }
+
+    /// `tokens` may be negative: an estimate spent up front is corrected once the provider has counted.
+    pub fn spend(&mut self, now_ms: u64, window_ms: u64, tokens: i64) {
         self.roll(now_ms, window_ms);
-        self.tokens = self.tokens.saturating_add(tokens);
+        self.tokens = self.tokens.saturating_add_signed(tokens);
     }
 }
 

@@ -21,6 +21,13 @@ struct Check {
     tpm: Option<u64>,
 }
 
+/// `…/spend?tokens=&window_ms=`: a correction after the provider counted (negative gives tokens back).
+#[derive(Deserialize)]
+struct Spend {
+    tokens: i64,
+    window_ms: Option<u64>,
+}
+
 /// The object's answer.
 #[derive(Serialize, Deserialize)]
 pub struct Verdict {
@@ -51,7 +58,17 @@ impl DurableObject for RateLimiter {
         // The query read without a URL parser: `Request::query` parses the whole URL, and the parser's IDNA
         // tables are about 40 KB of the module, which every cold start pays for (docs/performance.md).
         let url = req.inner().url();
-        let query = url.split_once('?').map_or("", |(_, q)| q);
+        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        if path.ends_with("/spend") {
+            let q: Spend = match serde_urlencoded::from_str(query) {
+                Ok(q) => q,
+                Err(e) => return Response::error(format!("malformed spend: {e}"), 400),
+            };
+            let now = js_sys::Date::now() as u64;
+            let window = q.window_ms.unwrap_or(DEFAULT_WINDOW_MS);
+            self.window.borrow_mut().spend(now, window, q.tokens);
+            return Response::empty();
+        }
         // A malformed check is answered, not thrown: worker/entry.mjs replaces the object on a rejection (that is
         // how a panic shows), which would lose the window.
         let q: Check = match serde_urlencoded::from_str(query) {
@@ -64,7 +81,7 @@ impl DurableObject for RateLimiter {
         let rpm = q.rpm.map(|v| v.min(u64::from(u32::MAX)) as u32);
         let decision = w.check(now, window, rpm, q.tpm);
         if decision == Decision::Allowed {
-            w.spend(now, window, q.tokens);
+            w.spend(now, window, i64::try_from(q.tokens).unwrap_or(i64::MAX));
         }
         Response::from_json(&match decision {
             Decision::Allowed => Verdict {

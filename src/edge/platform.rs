@@ -3,8 +3,8 @@
 
 use crate::http::{Headers, StreamError};
 use crate::platform::{
-    deadline, Background, BodyFailure, FetchError, KvWriter, NoResponse, Platform, Timer,
-    UpstreamRequest, UpstreamResponse, WholeResponse,
+    deadline, Background, BodyFailure, Clock, FetchError, KvWriter, Logger, NoResponse, Platform,
+    RateSpender, Timer, UpstreamRequest, UpstreamResponse, WholeResponse,
 };
 use crate::ratelimit::Decision;
 use futures_util::StreamExt;
@@ -219,6 +219,35 @@ impl Platform for EdgePlatform {
 
     fn now_ms(&self) -> u64 {
         js_sys::Date::now() as u64
+    }
+
+    fn clock(&self) -> Clock {
+        Rc::new(|| js_sys::Date::now() as u64)
+    }
+
+    fn logger(&self) -> Logger {
+        Rc::new(|line: &str| worker::console_log!("{line}"))
+    }
+
+    /// A correction is not worth failing anything over: a limiter that cannot be reached is logged.
+    fn rate_spender(&self) -> RateSpender {
+        let env = self.env.clone();
+        Rc::new(move |key: String, window_ms: u64, delta: i64| {
+            let env = env.clone();
+            Box::pin(async move {
+                let url = format!("https://limiter/spend?tokens={delta}&window_ms={window_ms}");
+                let sent = match env.durable_object(LIMITER_BINDING) {
+                    Ok(ns) => match ns.get_by_name(&key) {
+                        Ok(stub) => stub.fetch_with_str(&url).await.map(|_| ()),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = sent {
+                    worker::console_error!("meridian: budget correction failed: {e}");
+                }
+            })
+        })
     }
 
     /// KV is an optimisation here (routing estimates, cached answers): a failing read is a miss.

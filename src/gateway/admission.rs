@@ -140,6 +140,7 @@ pub struct Caller<'a> {
     pub requested_residency: Vec<String>,
     pub body_len: usize,
     pub cache: CacheControl,
+    pub recorder: &'a Recorder,
 }
 
 /// The caller's say over the cache.

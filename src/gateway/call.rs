@@ -45,6 +45,7 @@ pub(super) struct Call<'a, P> {
     pub(super) sink: RefCell<Option<Sink>>,
     /// The plan hedges: an attempt may lose and be dropped, and must then be cancelled at the provider.
     pub(super) hedging: Cell<bool>,
+    pub(super) recorder: Recorder,
 }
 
 /// An attempt that did not produce a response: whether another deployment may do better.
@@ -114,6 +115,8 @@ pub(super) async fn complete<P: Platform>(
         policy,
         platform.now_ms(),
     );
+    let recorder = caller.recorder;
+    recorder.update(|r| r.colo = caller.location.colo.clone());
     let call = Call {
         config,
         platform,
@@ -123,12 +126,22 @@ pub(super) async fn complete<P: Platform>(
         shape,
         sink: RefCell::new(None),
         hedging: Cell::new(plan.hedge_after_ms.is_some()),
+        recorder: recorder.clone(),
     };
     let mut cache_status = None;
     if let Target::Alias(model) = &target {
         if let Some(settings) = model.cache {
             match apart(call.cache_lookup(model, settings, caller)).await? {
                 Lookup::Answered(mut resp) => {
+                    let ttfc = recorder.elapsed_ms();
+                    let how = match resp.headers.get("x-meridian-cache") {
+                        Some("COALESCED") => "COALESCED",
+                        _ => "HIT",
+                    };
+                    recorder.update(|r| {
+                        r.cache = Some(how);
+                        r.ttfc_ms = Some(ttfc);
+                    });
                     resp.headers.insert(
                         "x-meridian-colo",
                         caller
@@ -147,32 +160,48 @@ pub(super) async fn complete<P: Platform>(
             }
         }
     }
+    recorder.update(|r| r.cache = cache_status);
     let started_ms = platform.now_ms();
-    let mut order = plan.order.iter().map(|&i| &deps[i]).take(max_attempts);
+    let order: Vec<&Deployment> = plan.order.iter().map(|&i| &deps[i]).collect();
+    let mut at = 0;
     let mut attempts = 0;
     let mut last = None;
-    while let Some(dep) = order.next() {
+    let mut unsupported = None;
+    while attempts < max_attempts {
         // Failover never outlives the overall deadline.
         if attempts > 0 && platform.now_ms().saturating_sub(started_ms) >= config.timeouts.total_ms
         {
             break;
         }
+        let Some((i, upstream)) = call.next_ready(&order, at, &mut unsupported, &mut last)? else {
+            break;
+        };
+        let dep = order[i];
+        at = i + 1;
         attempts += 1;
         let hedge = match plan.hedge_after_ms {
-            Some(ms) if attempts == 1 => order.clone().next().map(|second| (ms, second)),
+            Some(ms) if attempts == 1 && max_attempts > 1 => call
+                .next_ready(&order, at, &mut unsupported, &mut last)?
+                .map(|(j, up)| (ms, j, up)),
             _ => None,
         };
         let result = match hedge {
-            Some((after_ms, second)) => match apart(call.hedged(dep, second, after_ms)).await {
-                (r, true) => {
-                    // The second deployment was used up by the hedge: failover continues after it.
-                    order.next();
-                    attempts += 1;
-                    r
+            Some((after_ms, j, second_up)) => {
+                let second = order[j];
+                match apart(call.hedged((dep, upstream), (second, second_up), after_ms)).await {
+                    (r, true) => {
+                        // The second deployment was used up by the hedge: failover continues after it.
+                        at = j + 1;
+                        attempts += 1;
+                        r
+                    }
+                    (r, false) => {
+                        at = j;
+                        r
+                    }
                 }
-                (r, false) => r,
-            },
-            None => call.attempt(dep).await.map(|r| (r, dep)),
+            }
+            None => call.attempt(dep, upstream).await.map(|r| (r, dep)),
         };
         match result {
             Ok((mut resp, used)) => {
@@ -180,6 +209,12 @@ pub(super) async fn complete<P: Platform>(
                 if let Some(status) = cache_status {
                     resp.headers.insert("x-meridian-cache", status);
                 }
+                let ttfc = recorder.elapsed_ms();
+                recorder.update(|r| {
+                    r.served_by = Some(used.id());
+                    r.region = Some(used.region.clone());
+                    r.ttfc_ms = Some(ttfc);
+                });
                 return Ok(resp);
             }
             Err(f) if !f.retryable => {
@@ -189,9 +224,12 @@ pub(super) async fn complete<P: Platform>(
             Err(f) => last = Some(f.error),
         }
     }
-    let err = last.unwrap_or_else(|| {
-        GatewayError::new(ErrorCode::DeadlineExceeded, "overall deadline exceeded")
-    });
+    // Only when no deployment could even express the request is that the client's problem.
+    let err = match (last, unsupported) {
+        (Some(e), _) => e,
+        (None, Some(e)) => e,
+        (None, None) => GatewayError::new(ErrorCode::DeadlineExceeded, "overall deadline exceeded"),
+    };
     call.fail_flight(&err);
     Err(err)
 }
@@ -221,15 +259,72 @@ impl<P: Platform> Call<'_, P> {
         }
     }
 
+    /// The first deployment from `order[from..]` that can express the request, with its provider request. The
+    /// ones that cannot are skipped and recorded (the last reason kept for the client, should none remain); one
+    /// whose credentials are missing is a failed attempt. `Err` only for a request that is invalid everywhere.
+    pub(super) fn next_ready(
+        &self,
+        order: &[&Deployment],
+        from: usize,
+        unsupported: &mut Option<GatewayError>,
+        last: &mut Option<GatewayError>,
+    ) -> Result<Option<(usize, UpstreamRequest)>, GatewayError> {
+        for (i, dep) in order.iter().enumerate().skip(from) {
+            match self.upstream_for(dep) {
+                Ok(up) => return Ok(Some((i, up))),
+                Err(e) => {
+                    let skipped = e.code == ErrorCode::UnsupportedInput;
+                    if !skipped && !e.fails_over() {
+                        return Err(e);
+                    }
+                    self.recorder.update(|r| {
+                        r.attempts.push(record::Attempt {
+                            deployment: dep.id(),
+                            region: dep.region.clone(),
+                            outcome: if skipped {
+                                record::AttemptOutcome::Skipped
+                            } else {
+                                record::AttemptOutcome::Failed
+                            },
+                            code: Some(e.code),
+                            ms: 0,
+                        })
+                    });
+                    if skipped {
+                        *unsupported = Some(e);
+                    } else {
+                        *last = Some(e);
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The provider request for `dep`: the client's own bytes where the wire format is the same, else the
+    /// canonical request in the provider's format (which fails with `unsupported_input` where it cannot say it).
+    fn upstream_for(&self, dep: &Deployment) -> Result<UpstreamRequest, GatewayError> {
+        let creds = credentials(&dep.provider, self.platform)?;
+        let mut upstream = match self.inbound {
+            // Same wire format both sides: forward the client's bytes, no translation.
+            ClientRequest::OpenAi(chat) if self.passthrough(dep) => {
+                openai_compat::passthrough_request(dep, chat, &creds)
+            }
+            _ => providers::build_request(dep, self.canonical()?, &creds, self.platform.now_ms())?,
+        };
+        upstream.cancel_on_drop |= self.hedging.get();
+        Ok(upstream)
+    }
+
     /// Runs `first`; if it has produced nothing after `after_ms`, runs `second` alongside, and the first to
     /// produce content wins (the other is dropped, which cancels its fetch). The flag says whether `second` ran.
     pub(super) async fn hedged<'d>(
         &self,
-        first: &'d Deployment,
-        second: &'d Deployment,
+        (first, first_up): (&'d Deployment, UpstreamRequest),
+        (second, second_up): (&'d Deployment, UpstreamRequest),
         after_ms: u64,
     ) -> (Result<(Response, &'d Deployment), Failed>, bool) {
-        let a = pin!(self.attempt(first));
+        let a = pin!(self.attempt(first, first_up));
         let timer = pin!(self.platform.sleep(after_ms));
         let a = match select(a, timer).await {
             Either::Left((r, _)) => return (r.map(|r| (r, first)), false),
@@ -237,9 +332,22 @@ impl<P: Platform> Call<'_, P> {
         };
         let hedge_start = self.platform.now_ms();
         self.state.router.borrow_mut().hedged(second);
-        let b = pin!(self.attempt(second));
+        let b = pin!(self.attempt(second, second_up));
+        let lost = |dep: &Deployment, started_ms: u64| {
+            let ms = self.platform.now_ms().saturating_sub(started_ms);
+            self.recorder.update(|r| {
+                r.attempts.push(record::Attempt {
+                    deployment: dep.id(),
+                    region: dep.region.clone(),
+                    outcome: record::AttemptOutcome::Lost,
+                    code: None,
+                    ms,
+                })
+            });
+        };
         match select(a, b).await {
             Either::Left((Ok(r), _loser)) => {
+                lost(second, hedge_start);
                 let waited = self.platform.now_ms().saturating_sub(hedge_start) as f64;
                 self.state.router.borrow_mut().at_least(
                     second,
@@ -250,6 +358,7 @@ impl<P: Platform> Call<'_, P> {
                 (Ok((r, first)), true)
             }
             Either::Right((Ok(r), _loser)) => {
+                lost(first, hedge_start.saturating_sub(after_ms));
                 let waited = (self.platform.now_ms().saturating_sub(hedge_start) + after_ms) as f64;
                 self.state.router.borrow_mut().at_least(
                     first,
@@ -266,11 +375,27 @@ impl<P: Platform> Call<'_, P> {
 
     /// One deployment, up to the point where the response is committed (headers and, for streams, the first
     /// content), recording what was learned.
-    pub(super) async fn attempt(&self, dep: &Deployment) -> Result<Response, Failed> {
+    pub(super) async fn attempt(
+        &self,
+        dep: &Deployment,
+        upstream: UpstreamRequest,
+    ) -> Result<Response, Failed> {
         let now = self.platform.now_ms();
         self.state.router.borrow_mut().started(dep, now);
-        let result = apart(self.try_deployment(dep, now)).await;
+        let result = apart(self.try_deployment(dep, upstream, now)).await;
         let end = self.platform.now_ms();
+        self.recorder.update(|r| {
+            r.attempts.push(record::Attempt {
+                deployment: dep.id(),
+                region: dep.region.clone(),
+                outcome: match &result {
+                    Ok(_) => record::AttemptOutcome::Committed,
+                    Err(_) => record::AttemptOutcome::Failed,
+                },
+                code: result.as_ref().err().map(|f| f.error.code),
+                ms: end.saturating_sub(now),
+            })
+        });
         let mut router = self.state.router.borrow_mut();
         match &result {
             Ok((_, latency_ms)) => router.success(dep, self.shape, *latency_ms, end),
@@ -294,22 +419,13 @@ impl<P: Platform> Call<'_, P> {
     pub(super) async fn try_deployment(
         &self,
         dep: &Deployment,
+        upstream: UpstreamRequest,
         start_ms: u64,
     ) -> Result<(Response, f64), Failed> {
-        let creds = credentials(&dep.provider, self.platform)?;
-        let mut upstream = match self.inbound {
-            // Same wire format both sides: forward the client's bytes, no translation.
-            ClientRequest::OpenAi(chat) if self.passthrough(dep) => {
-                openai_compat::passthrough_request(dep, chat, &creds)
-            }
-            _ => providers::build_request(dep, self.canonical()?, &creds, start_ms)?,
-        };
-        upstream.cancel_on_drop |= self.hedging.get();
-
         if self.inbound.stream() {
-            apart(self.streamed(dep, upstream, start_ms, &creds)).await
+            apart(self.streamed(dep, upstream, start_ms)).await
         } else {
-            apart(self.whole(dep, upstream, start_ms, &creds)).await
+            apart(self.whole(dep, upstream, start_ms)).await
         }
     }
 }

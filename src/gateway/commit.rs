@@ -11,7 +11,6 @@ impl<P: Platform> Call<'_, P> {
         dep: &Deployment,
         upstream: UpstreamRequest,
         start_ms: u64,
-        creds: &Credentials,
     ) -> Result<(Response, f64), Failed> {
         let (config, platform) = (self.config, self.platform);
         let until = Deadline {
@@ -44,7 +43,8 @@ impl<P: Platform> Call<'_, P> {
                 .await
                 .and_then(Result::ok)
                 .unwrap_or_default();
-            return Err(upstream_error(dep, status, &headers, &body, creds).into());
+            let creds = credentials(&dep.provider, platform)?;
+            return Err(upstream_error(dep, status, &headers, &body, &creds).into());
         }
 
         // A cache leader records the stream as it passes; the recording only stores if this attempt commits.
@@ -65,7 +65,14 @@ impl<P: Platform> Call<'_, P> {
             None
         };
         let r = if self.passthrough(dep) {
-            apart(passthrough_stream(platform, dep, until, resp)).await?
+            apart(passthrough_stream(
+                platform,
+                dep,
+                until,
+                resp,
+                self.recorder.clone(),
+            ))
+            .await?
         } else {
             let c = self.canonical()?;
             let now = platform.now_ms();
@@ -76,7 +83,13 @@ impl<P: Platform> Call<'_, P> {
                 .stream_encoder(&c.model, c.include_usage, now);
             let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
             apart(translated_stream(
-                platform, dep, until, resp, decoder, encoder,
+                platform,
+                dep,
+                until,
+                resp,
+                decoder,
+                encoder,
+                self.recorder.clone(),
             ))
             .await?
         };
@@ -95,7 +108,6 @@ impl<P: Platform> Call<'_, P> {
         dep: &Deployment,
         upstream: UpstreamRequest,
         start_ms: u64,
-        creds: &Credentials,
     ) -> Result<(Response, f64), Failed> {
         let (config, platform) = (self.config, self.platform);
         let (first_byte, total) = (config.timeouts.first_byte_ms, config.timeouts.total_ms);
@@ -111,7 +123,8 @@ impl<P: Platform> Call<'_, P> {
         if !(200..300).contains(&resp.status) {
             let mut body = resp.body.unwrap_or_default();
             body.truncate(MAX_ERROR_BODY);
-            return Err(upstream_error(dep, resp.status, &resp.headers, &body, creds).into());
+            let creds = credentials(&dep.provider, platform)?;
+            return Err(upstream_error(dep, resp.status, &resp.headers, &body, &creds).into());
         }
         let body = match resp.body {
             Ok(b) => b,
@@ -144,6 +157,7 @@ impl<P: Platform> Call<'_, P> {
                 )
                 .into());
             }
+            self.recorder.usage(openai_wire_usage(&body));
             let note = if self.sink.borrow().is_some() {
                 openai_compat::parse_response(&body).ok().and_then(commit)
             } else {
@@ -155,6 +169,7 @@ impl<P: Platform> Call<'_, P> {
             let now = platform.now_ms();
             let id = response_id(&resp.headers, now);
             let answer = providers::parse_response(dep, &body, &id)?;
+            self.recorder.usage(answer.usage.into());
             let rendered = self
                 .inbound
                 .dialect()
@@ -190,8 +205,9 @@ pub(super) async fn passthrough_stream<P: Platform>(
     dep: &Deployment,
     until: Deadline,
     resp: UpstreamResponse,
+    recorder: Recorder,
 ) -> Result<Response, GatewayError> {
-    let mut pass = SsePassthrough::new(resp.body);
+    let mut pass = SsePassthrough::new(resp.body).with_recorder(recorder);
     let first = async {
         loop {
             match pass.next_raw().await {
@@ -235,6 +251,7 @@ pub(super) async fn translated_stream<P: Platform>(
     resp: UpstreamResponse,
     mut decoder: Decoder,
     mut encoder: crate::inbound::Encoder,
+    recorder: Recorder,
 ) -> Result<Response, GatewayError> {
     let mut body = resp.body;
     let mut events = Vec::new();
@@ -273,6 +290,7 @@ pub(super) async fn translated_stream<P: Platform>(
         ));
     }
     let mut pending = Vec::new();
+    crate::translate::observe(&events, &recorder);
     encoder.encode_all(&events, &mut pending);
     if ended {
         encoder.finish(&mut pending);
@@ -281,7 +299,7 @@ pub(super) async fn translated_stream<P: Platform>(
         return Ok(r);
     }
     Ok(Response::event_stream(Box::pin(Translate::new(
-        body, decoder, encoder, pending,
+        body, decoder, encoder, pending, recorder,
     ))))
 }
 
@@ -290,4 +308,24 @@ pub(super) fn stream_failed(dep: &Deployment, e: &StreamError) -> GatewayError {
         ErrorCode::UpstreamStreamError,
         format!("provider {} stream failed: {e}", dep.provider.name),
     )
+}
+
+/// The usage of a passed-through completion, read without building it.
+fn openai_wire_usage(body: &[u8]) -> record::TokenUsage {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        #[serde(default)]
+        usage: Option<crate::providers::openai_wire::WireUsage>,
+    }
+    match serde_json::from_slice::<Shape>(body)
+        .ok()
+        .and_then(|s| s.usage)
+    {
+        Some(u) => record::TokenUsage {
+            input: u.prompt_tokens,
+            output: u.completion_tokens,
+            ..record::TokenUsage::default()
+        },
+        None => record::TokenUsage::default(),
+    }
 }

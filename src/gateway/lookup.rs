@@ -93,7 +93,15 @@ impl<P: Platform> Call<'_, P> {
             }
             let flight = self.state.cache.flights.borrow().get(&key).cloned();
             if let Some(flight) = flight {
-                let mut r = follow(flight, dialect, c, now, self.platform.timer()).await?;
+                let mut r = follow(
+                    flight,
+                    dialect,
+                    c,
+                    now,
+                    self.platform.timer(),
+                    self.recorder.clone(),
+                )
+                .await?;
                 r.headers.insert("x-meridian-cache", "COALESCED");
                 return Ok(Lookup::Answered(r));
             }
@@ -163,6 +171,7 @@ pub(super) async fn follow(
     c: &canonical::ChatRequest,
     now_ms: u64,
     timer: Timer,
+    recorder: Recorder,
 ) -> Result<Response, GatewayError> {
     let mut events = cache::flight::Follow::new(flight);
     if !c.stream {
@@ -195,12 +204,12 @@ pub(super) async fn follow(
     let mut enc = dialect.stream_encoder(&c.model, c.include_usage, now_ms);
     let mut pending = Vec::new();
     enc.encode_all(std::slice::from_ref(&first), &mut pending);
-    let state = (events, enc, Some(pending), false, timer);
+    let state = (events, enc, Some(pending), false, (timer, recorder));
     let body = stream::unfold(
         state,
-        |(mut events, mut enc, pending, done, timer)| async move {
+        |(mut events, mut enc, pending, done, (timer, recorder))| async move {
             if let Some(p) = pending {
-                return Some((Ok(p), (events, enc, None, done, timer)));
+                return Some((Ok(p), (events, enc, None, done, (timer, recorder))));
             }
             if done {
                 return None;
@@ -212,6 +221,7 @@ pub(super) async fn follow(
                     false
                 }
                 Some(Err(e)) => {
+                    recorder.stream_failed(e.code);
                     enc.fail(&e, &mut out);
                     true
                 }
@@ -220,7 +230,7 @@ pub(super) async fn follow(
                     true
                 }
             };
-            Some((Ok(out), (events, enc, None, finished, timer)))
+            Some((Ok(out), (events, enc, None, finished, (timer, recorder))))
         },
     );
     Ok(Response::event_stream(Box::pin(body)))

@@ -1,7 +1,6 @@
 use super::*;
 use crate::http::Headers;
 use crate::platform::fake::{FakePlatform, Piece, Scripted};
-use futures_executor::block_on;
 use serde_json::Value;
 
 fn config() -> Config {
@@ -40,7 +39,7 @@ const CHAT_STREAM: &str =
 
 fn run(p: &FakePlatform, req: Request) -> (Response, Vec<u8>) {
     let cfg = config();
-    block_on(async {
+    p.run(async {
         let mut resp = handle(Ok(&cfg), p, &State::new(1), req).await;
         let body = std::mem::replace(&mut resp.body, Body::Empty)
             .collect()
@@ -208,7 +207,7 @@ fn missing_provider_secret_is_a_clear_500() {
 fn invalid_config_answers_500_naming_the_problem() {
     let err = Config::parse("{}").unwrap_err();
     let p = FakePlatform::new([]);
-    let (resp, body) = block_on(async {
+    let (resp, body) = p.run(async {
         let mut r = handle(Err(&err), &p, &State::new(1), post(CHAT, Some("demo"))).await;
         let b = std::mem::replace(&mut r.body, Body::Empty)
             .collect()
@@ -238,7 +237,7 @@ fn multi_config() -> Config {
 }
 
 fn run_with(cfg: &Config, p: &FakePlatform, req: Request) -> (Response, Vec<u8>) {
-    block_on(async {
+    p.run(async {
         let mut resp = handle(Ok(cfg), p, &State::new(1), req).await;
         let body = std::mem::replace(&mut resp.body, Body::Empty)
             .collect()
@@ -325,13 +324,13 @@ fn a_model_without_a_choice_neither_waits_for_nor_writes_routing_state() {
     let cfg = config();
     let (p, req) = answering_from_fra(2);
     let state = State::new(1);
-    block_on(handle(Ok(&cfg), &p, &state, req.clone()));
+    p.run(handle(Ok(&cfg), &p, &state, req.clone()));
     assert!(
         !state.loaded.get(),
         "one deployment: nothing to load estimates for"
     );
-    p.clock.set(20_000);
-    block_on(handle(Ok(&cfg), &p, &state, req));
+    p.clock.advance(20_000 - p.elapsed_ms());
+    p.run(handle(Ok(&cfg), &p, &state, req));
     assert!(
         p.kv.borrow().is_empty(),
         "an isolate that never read the location's estimates does not overwrite them"
@@ -343,10 +342,10 @@ fn learned_estimates_persist_per_location_and_warm_a_fresh_isolate() {
     let cfg = config_with_choice();
     let (p, req) = answering_from_fra(3);
     let state = State::new(1);
-    block_on(handle(Ok(&cfg), &p, &state, req.clone()));
+    p.run(handle(Ok(&cfg), &p, &state, req.clone()));
     assert!(p.kv.borrow().is_empty(), "writes are debounced");
-    p.clock.set(20_000);
-    block_on(handle(Ok(&cfg), &p, &state, req.clone()));
+    p.clock.advance(20_000 - p.elapsed_ms());
+    p.run(handle(Ok(&cfg), &p, &state, req.clone()));
     let saved =
         p.kv.borrow()
             .get("routing/v1/FRA")
@@ -356,7 +355,7 @@ fn learned_estimates_persist_per_location_and_warm_a_fresh_isolate() {
 
     // A fresh isolate in the same location starts from what was learned.
     let fresh = State::new(2);
-    block_on(handle(Ok(&cfg), &p, &fresh, req));
+    p.run(handle(Ok(&cfg), &p, &fresh, req));
     let router = fresh.router.borrow();
     let loc = Location::default();
     let status = router.status(

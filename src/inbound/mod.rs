@@ -75,6 +75,13 @@ pub fn check_model_name(model: &str) -> Result<(), &'static str> {
 }
 
 impl Dialect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::OpenAi => "openai",
+            Dialect::Anthropic => "anthropic",
+        }
+    }
+
     pub fn error_body(self, e: &GatewayError) -> Vec<u8> {
         match self {
             Dialect::OpenAi => openai::error_body(e),

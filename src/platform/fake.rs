@@ -1,9 +1,15 @@
-//! In-memory [`Platform`] for host tests: scripted upstream answers, recorded requests, instant timers.
+//! In-memory [`Platform`] for host tests: scripted upstream answers, recorded requests, and a virtual clock.
+//! Timers fire when the clock reaches them; [`FakePlatform::run`] drives a future and, whenever nothing else can
+//! make progress, moves the clock to the next timer, so a test of hedging or deadlines takes no real time and
+//! gives the same result every run. Compiled for tests only, never into the worker.
 
 use super::{Background, FetchError, KvWriter, Platform, Timer, UpstreamRequest, UpstreamResponse};
 use crate::http::{Headers, StreamError};
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
 use futures_util::stream;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
@@ -12,6 +18,8 @@ use std::rc::Rc;
 pub enum Piece {
     Data(Vec<u8>),
     Fail(String),
+    /// Nothing for this many milliseconds of the virtual clock.
+    Wait(u64),
     /// The body stops producing anything, forever.
     Stall,
 }
@@ -26,6 +34,8 @@ pub enum Scripted {
     ConnectError(String),
     /// Never answers.
     Hang,
+    /// The scripted answer, after this many milliseconds of the virtual clock.
+    After(u64, Box<Scripted>),
 }
 
 impl Scripted {
@@ -47,22 +57,104 @@ impl Scripted {
                 .collect(),
         }
     }
+
+    /// This answer, `ms` later.
+    pub fn after(self, ms: u64) -> Self {
+        Scripted::After(ms, Box::new(self))
+    }
 }
 
-/// The fake clock: 2015-08-30T12:36:00Z, the instant of AWS's published SigV4 examples.
+/// The fake clock's start: 2015-08-30T12:36:00Z, the instant of AWS's published SigV4 examples.
 pub const FAKE_NOW_MS: u64 = 1_440_938_160_000;
 
-/// Timers fire at once: any wait that is not already satisfied times out.
+/// The virtual clock: milliseconds since [`FAKE_NOW_MS`], and the timers waiting on it.
+#[derive(Default)]
+pub struct Clock {
+    now: Cell<u64>,
+    timers: RefCell<Vec<(u64, Waker)>>,
+}
+
+impl Clock {
+    pub fn now_ms(&self) -> u64 {
+        FAKE_NOW_MS + self.now.get()
+    }
+
+    /// Moves the clock forward by `ms`, waking every timer that is due.
+    pub fn advance(&self, ms: u64) {
+        self.now.set(self.now.get() + ms);
+        self.wake_due();
+    }
+
+    fn wake_due(&self) {
+        let now = self.now.get();
+        let due: Vec<Waker> = {
+            let mut timers = self.timers.borrow_mut();
+            let (due, left): (Vec<_>, Vec<_>) = timers.drain(..).partition(|(at, _)| *at <= now);
+            *timers = left;
+            due.into_iter().map(|(_, w)| w).collect()
+        };
+        due.into_iter().for_each(Waker::wake);
+    }
+
+    /// Moves the clock to the earliest pending timer; false when none is pending.
+    fn to_next_timer(&self) -> bool {
+        let next = self.timers.borrow().iter().map(|(at, _)| *at).min();
+        match next {
+            Some(at) => {
+                self.now.set(self.now.get().max(at));
+                self.wake_due();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A future that is ready once the clock reaches `now + ms`.
+    pub fn sleep(self: &Rc<Self>, ms: u64) -> Sleep {
+        Sleep {
+            clock: self.clone(),
+            at: self.now.get() + ms,
+        }
+    }
+}
+
+pub struct Sleep {
+    clock: Rc<Clock>,
+    at: u64,
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.clock.now.get() >= self.at {
+            return Poll::Ready(());
+        }
+        self.clock
+            .timers
+            .borrow_mut()
+            .push((self.at, cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
 #[derive(Default)]
 pub struct FakePlatform {
     pub script: RefCell<VecDeque<Scripted>>,
+    /// Answers for requests whose URL starts with a prefix, ahead of `script`.
+    pub by_url: RefCell<Vec<(String, VecDeque<Scripted>)>>,
     pub requests: RefCell<Vec<UpstreamRequest>>,
+    /// When each request in `requests` was sent, in milliseconds of the virtual clock.
+    pub sent_at: RefCell<Vec<u64>>,
     pub secrets: HashMap<String, String>,
     pub kv: Rc<RefCell<HashMap<String, String>>>,
-    pub windows: RefCell<HashMap<String, crate::ratelimit::Window>>,
-    /// Milliseconds added to the fake clock.
-    pub clock: std::cell::Cell<u64>,
+    pub windows: Rc<RefCell<HashMap<String, crate::ratelimit::Window>>>,
+    pub clock: Rc<Clock>,
     pub background: Rc<RefCell<Vec<super::Work>>>,
+    /// Log lines, as the runtime's console would print them.
+    pub logs: Rc<RefCell<Vec<String>>>,
+    /// Indices (into `requests`) of provider fetches dropped before their answer was read to the end.
+    pub cancelled: Rc<RefCell<Vec<usize>>>,
 }
 
 impl FakePlatform {
@@ -78,49 +170,178 @@ impl FakePlatform {
         self
     }
 
-    /// Runs the queued background work; says whether all of it finished (fake bodies never wait, so it does).
-    pub fn run_background(&self) -> bool {
-        let mut all = true;
+    /// Requests to URLs starting with `prefix` get these answers, in order.
+    pub fn answer(&self, prefix: &str, answers: impl IntoIterator<Item = Scripted>) {
+        self.by_url
+            .borrow_mut()
+            .push((prefix.to_owned(), answers.into_iter().collect()));
+    }
+
+    /// Milliseconds the virtual clock has moved.
+    pub fn elapsed_ms(&self) -> u64 {
+        self.clock.now.get()
+    }
+
+    /// Runs `fut` to its end with the background work it queues, moving the virtual clock whenever nothing can
+    /// make progress without it. Panics if `fut` waits on something no timer will ever satisfy.
+    pub fn run<F: Future>(&self, fut: F) -> F::Output {
+        let mut fut = core::pin::pin!(fut);
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
         loop {
-            let queued = std::mem::take(&mut *self.background.borrow_mut());
-            if queued.is_empty() {
-                return all;
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
             }
-            for fut in queued {
-                all &= futures_util::FutureExt::now_or_never(fut).is_some();
+            self.poll_background(&mut cx);
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
             }
+            assert!(
+                self.clock.to_next_timer(),
+                "FakePlatform::run: the future waits on something no timer will end"
+            );
+        }
+    }
+
+    /// Runs the queued background work as far as it goes, moving the clock as needed; says whether all of it
+    /// finished.
+    pub fn run_background(&self) -> bool {
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        loop {
+            if self.poll_background(&mut cx) {
+                return true;
+            }
+            if !self.clock.to_next_timer() {
+                // Work queued by work that just ran gets its turn before giving up.
+                if self.poll_background(&mut cx) {
+                    return true;
+                }
+                return false;
+            }
+        }
+    }
+
+    /// Polls the queued background work, including work queued meanwhile, until a pass queues nothing new;
+    /// true when none is left.
+    fn poll_background(&self, cx: &mut Context<'_>) -> bool {
+        loop {
+            let mut queued = std::mem::take(&mut *self.background.borrow_mut());
+            queued.retain_mut(|w| w.as_mut().poll(cx).is_pending());
+            let mut all = self.background.borrow_mut();
+            let added = !all.is_empty();
+            queued.append(&mut all);
+            *all = queued;
+            if !added || all.is_empty() {
+                return all.is_empty();
+            }
+        }
+    }
+
+    /// The request records logged so far, parsed back.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        self.logs
+            .borrow()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["meridian"] == "request")
+            .collect()
+    }
+}
+
+/// Counts a provider fetch as cancelled when its body is dropped before the end.
+struct Watched<S> {
+    inner: S,
+    ended: bool,
+    cancel_on_drop: bool,
+    index: usize,
+    cancelled: Rc<RefCell<Vec<usize>>>,
+}
+
+impl<S: futures_util::Stream + Unpin> futures_util::Stream for Watched<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let r = Pin::new(&mut self.inner).poll_next(cx);
+        if let Poll::Ready(None) = r {
+            self.ended = true;
+        }
+        r
+    }
+}
+
+impl<S> Drop for Watched<S> {
+    fn drop(&mut self) {
+        if !self.ended && self.cancel_on_drop {
+            self.cancelled.borrow_mut().push(self.index);
         }
     }
 }
 
 impl Platform for FakePlatform {
     async fn fetch(&self, req: UpstreamRequest) -> Result<UpstreamResponse, FetchError> {
+        let cancel_on_drop = req.cancel_on_drop;
+        let index = self.requests.borrow().len();
         self.requests.borrow_mut().push(req);
-        let next = self.script.borrow_mut().pop_front();
-        match next.expect("FakePlatform: no scripted response left") {
+        self.sent_at.borrow_mut().push(self.elapsed_ms());
+        let url = self.requests.borrow()[index].url.clone();
+        let routed = self
+            .by_url
+            .borrow_mut()
+            .iter_mut()
+            .find(|(prefix, _)| url.starts_with(prefix.as_str()))
+            .and_then(|(_, answers)| answers.pop_front());
+        let mut next = routed
+            .or_else(|| self.script.borrow_mut().pop_front())
+            .expect("FakePlatform: no scripted response left");
+        // A fetch dropped while waiting for its headers is cancelled too.
+        let mut waiting = Watched {
+            inner: stream::empty::<()>(),
+            ended: false,
+            cancel_on_drop,
+            index,
+            cancelled: self.cancelled.clone(),
+        };
+        while let Scripted::After(ms, then) = next {
+            self.clock.sleep(ms).await;
+            next = *then;
+        }
+        if matches!(next, Scripted::Hang) {
+            std::future::pending::<()>().await;
+        }
+        waiting.ended = true;
+        match next {
+            Scripted::After(..) | Scripted::Hang => unreachable!("waited for above"),
             Scripted::ConnectError(e) => Err(FetchError(e)),
-            Scripted::Hang => std::future::pending().await,
             Scripted::Respond {
                 status,
                 headers,
                 body,
             } => {
-                let pieces = body.into_iter().map(|p| match p {
-                    Piece::Data(d) => Some(Ok(d)),
-                    Piece::Fail(e) => Some(Err(StreamError(e))),
-                    Piece::Stall => None,
-                });
-                let body = stream::unfold(pieces, |mut it| async move {
-                    match it.next() {
-                        None => None,
-                        Some(Some(item)) => Some((item, it)),
-                        Some(None) => std::future::pending().await,
+                let clock = self.clock.clone();
+                let body = stream::unfold(body.into_iter(), move |mut it| {
+                    let clock = clock.clone();
+                    async move {
+                        loop {
+                            match it.next()? {
+                                Piece::Data(d) => return Some((Ok(d), it)),
+                                Piece::Fail(e) => return Some((Err(StreamError(e)), it)),
+                                Piece::Wait(ms) => clock.sleep(ms).await,
+                                Piece::Stall => std::future::pending().await,
+                            }
+                        }
                     }
                 });
                 Ok(UpstreamResponse {
                     status,
                     headers: headers.into_iter().collect::<Headers>(),
-                    body: Box::pin(body),
+                    body: Box::pin(Watched {
+                        inner: Box::pin(body),
+                        ended: false,
+                        cancel_on_drop,
+                        index,
+                        cancelled: self.cancelled.clone(),
+                    }),
                 })
             }
         }
@@ -130,10 +351,22 @@ impl Platform for FakePlatform {
         self.secrets.get(name).cloned()
     }
 
-    async fn sleep(&self, _ms: u64) {}
+    async fn sleep(&self, ms: u64) {
+        self.clock.sleep(ms).await
+    }
 
     fn now_ms(&self) -> u64 {
-        FAKE_NOW_MS + self.clock.get()
+        self.clock.now_ms()
+    }
+
+    fn clock(&self) -> super::Clock {
+        let clock = self.clock.clone();
+        Rc::new(move || clock.now_ms())
+    }
+
+    fn logger(&self) -> super::Logger {
+        let logs = self.logs.clone();
+        Rc::new(move |line: &str| logs.borrow_mut().push(line.to_owned()))
     }
 
     async fn kv_get(&self, key: &str) -> Option<String> {
@@ -153,16 +386,30 @@ impl Platform for FakePlatform {
         let w = windows.entry(key.to_owned()).or_default();
         let d = w.check(now, window_ms, rpm, tpm);
         if d == crate::ratelimit::Decision::Allowed {
-            w.spend(now, window_ms, tokens);
+            w.spend(now, window_ms, tokens as i64);
         }
         Ok(d)
     }
 
-    fn timer(&self) -> Timer {
-        Rc::new(|_ms| Box::pin(std::future::ready(())))
+    fn rate_spender(&self) -> super::RateSpender {
+        let windows = self.windows.clone();
+        let clock = self.clock.clone();
+        Rc::new(move |key: String, window_ms: u64, delta: i64| {
+            let windows = windows.clone();
+            let now = clock.now_ms();
+            Box::pin(async move {
+                let mut windows = windows.borrow_mut();
+                windows.entry(key).or_default().spend(now, window_ms, delta);
+            })
+        })
     }
 
-    /// Background work is queued; [`FakePlatform::run_background`] runs it.
+    fn timer(&self) -> Timer {
+        let clock = self.clock.clone();
+        Rc::new(move |ms| Box::pin(clock.sleep(ms)))
+    }
+
+    /// Background work is queued; [`FakePlatform::run`] and [`FakePlatform::run_background`] run it.
     fn background(&self) -> Background {
         let queue = self.background.clone();
         Rc::new(move |fut| queue.borrow_mut().push(fut))

@@ -123,7 +123,7 @@ fn block(part: &Part, message: usize) -> Result<Option<Value>, GatewayError> {
             "type": "tool_use",
             "id": id,
             "name": name,
-            "input": tool_input(arguments, id, message)?,
+            "input": super::tool_arguments_object(arguments, id, message, "Anthropic")?,
         }),
         Part::ToolResult {
             call_id,
@@ -141,20 +141,6 @@ fn block(part: &Part, message: usize) -> Result<Option<Value>, GatewayError> {
             b
         }
     }))
-}
-
-/// `tool_use.input` must be an object. Arguments that are not one are rejected rather than silently replaced,
-/// which would change the conversation the model sees.
-fn tool_input(arguments: &str, id: &str, message: usize) -> Result<Value, GatewayError> {
-    if arguments.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err(GatewayError::invalid(format!(
-            "messages[{message}]: the arguments of tool call {id:?} are not a JSON object"
-        ))),
-    }
 }
 
 fn image_source(image: &Image) -> Value {
@@ -755,10 +741,10 @@ mod tests {
             ..Default::default()
         };
         let e = request_body(&req, "m").unwrap_err();
-        assert_eq!(e.status, 400);
+        assert_eq!(e.code, crate::error::ErrorCode::UnsupportedInput);
         assert_eq!(
             e.message,
-            "messages[0]: the arguments of tool call \"call_9\" are not a JSON object"
+            "messages[0]: the arguments of tool call \"call_9\" are not a JSON object, which Anthropic requires"
         );
     }
 

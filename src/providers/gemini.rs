@@ -111,7 +111,7 @@ fn gemini_part(
             name,
             arguments,
         } => json!({
-            "functionCall": { "name": name, "args": function_args(arguments, id, message)? },
+            "functionCall": { "name": name, "args": super::tool_arguments_object(arguments, id, message, "Gemini")? },
             "thoughtSignature": UNKNOWN_THOUGHT_SIGNATURE,
         }),
         Part::ToolResult {
@@ -120,7 +120,7 @@ fn gemini_part(
             is_error,
         } => {
             let Some(&(_, name)) = call_names.iter().rev().find(|(id, _)| id == call_id) else {
-                return Err(GatewayError::invalid(format!(
+                return Err(super::unsupported(format!(
                     "messages[{message}]: tool result for call id {call_id:?} has no earlier tool call with that id \
                      (Gemini needs the function name)"
                 )));
@@ -130,19 +130,6 @@ fn gemini_part(
             json!({ "functionResponse": { "name": name, "response": { key: content } } })
         }
     }))
-}
-
-/// `functionCall.args` is an object; arguments that are not one are rejected rather than silently replaced.
-fn function_args(arguments: &str, id: &str, message: usize) -> Result<Value, GatewayError> {
-    if arguments.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err(GatewayError::invalid(format!(
-            "messages[{message}]: the arguments of tool call {id:?} are not a JSON object"
-        ))),
-    }
 }
 
 /// Inline data for base64 and `data:` URLs; other URLs become `fileData`, which Gemini fetches itself (public
@@ -792,7 +779,7 @@ mod tests {
         };
         assert_eq!(
             request_body(&bad_args).unwrap_err().message,
-            "messages[0]: the arguments of tool call \"c\" are not a JSON object"
+            "messages[0]: the arguments of tool call \"c\" are not a JSON object, which Gemini requires"
         );
     }
 

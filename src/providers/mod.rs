@@ -179,6 +179,32 @@ pub fn error_message(kind: &ProviderKind, body: &[u8]) -> Option<String> {
     }
 }
 
+/// A request a provider kind cannot express: the deployment is skipped, and only when no deployment of the model
+/// can serve it does the client get this, as a 400 naming the field and why.
+pub fn unsupported(message: impl Into<String>) -> GatewayError {
+    GatewayError::new(crate::error::ErrorCode::UnsupportedInput, message)
+}
+
+/// A tool call's arguments as the JSON object providers other than OpenAI-wire ones require. The same rule for
+/// every such kind: arguments that are not an object are never replaced (that would change the conversation the
+/// model sees); the deployment is skipped instead. Empty arguments are an empty object.
+pub fn tool_arguments_object(
+    arguments: &str,
+    id: &str,
+    message: usize,
+    kind: &str,
+) -> Result<serde_json::Value, GatewayError> {
+    if arguments.trim().is_empty() {
+        return Ok(serde_json::Value::Object(serde_json::Map::new()));
+    }
+    match serde_json::from_str::<serde_json::Value>(arguments) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        _ => Err(unsupported(format!(
+            "messages[{message}]: the arguments of tool call {id:?} are not a JSON object, which {kind} requires"
+        ))),
+    }
+}
+
 /// Decodes a provider's stream into canonical events.
 pub enum Decoder {
     OpenAi(openai_compat::StreamDecoder),

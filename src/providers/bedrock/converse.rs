@@ -35,7 +35,8 @@ pub fn request_body(req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
     let messages = req
         .messages
         .iter()
-        .map(message)
+        .enumerate()
+        .map(|(i, m)| message(m, i))
         .collect::<Result<Vec<_>, _>>()?;
     body.insert("messages".into(), Value::Array(messages));
     let system: Vec<Value> = req
@@ -56,33 +57,34 @@ pub fn request_body(req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
     Ok(serde_json::to_vec(&body).unwrap_or_default())
 }
 
-fn message(m: &Message) -> Result<Value, GatewayError> {
+fn message(m: &Message, index: usize) -> Result<Value, GatewayError> {
     let role = match m.role {
         Role::User => "user",
         Role::Assistant => "assistant",
     };
     let mut content = Vec::with_capacity(m.content.len());
     for part in &m.content {
-        if let Some(block) = content_block(part)? {
+        if let Some(block) = content_block(part, index)? {
             content.push(block);
         }
     }
     Ok(json!({ "role": role, "content": content }))
 }
 
-fn content_block(part: &Part) -> Result<Option<Value>, GatewayError> {
+fn content_block(part: &Part, message: usize) -> Result<Option<Value>, GatewayError> {
     Ok(Some(match part {
         // Bedrock rejects blank text blocks, which other dialects produce freely (e.g. an assistant turn that
         // only calls tools).
         Part::Text(text) if text.is_empty() => return Ok(None),
         Part::Text(text) => json!({ "text": text }),
-        Part::Image(image) => image_block(image)?,
+        Part::Image(image) => image_block(image, message)?,
         Part::ToolCall {
             id,
             name,
             arguments,
         } => {
-            json!({ "toolUse": { "toolUseId": id, "name": name, "input": tool_input(arguments) } })
+            let input = crate::providers::tool_arguments_object(arguments, id, message, "Bedrock")?;
+            json!({ "toolUse": { "toolUseId": id, "name": name, "input": input } })
         }
         Part::ToolResult {
             call_id,
@@ -98,12 +100,12 @@ fn content_block(part: &Part) -> Result<Option<Value>, GatewayError> {
     }))
 }
 
-fn image_block(image: &Image) -> Result<Value, GatewayError> {
+fn image_block(image: &Image, message: usize) -> Result<Value, GatewayError> {
     let (media_type, data) = match image {
         Image::Url(_) => {
-            return Err(GatewayError::invalid(
-                "Bedrock accepts only inline (base64) images, not image URLs",
-            ))
+            return Err(crate::providers::unsupported(format!(
+                "messages[{message}]: an image URL; Bedrock accepts only inline (base64) images"
+            )))
         }
         Image::Base64 { media_type, data } => (media_type, data),
     };
@@ -113,22 +115,13 @@ fn image_block(image: &Image) -> Result<Value, GatewayError> {
         "image/gif" => "gif",
         "image/webp" => "webp",
         _ => {
-            return Err(GatewayError::invalid(format!(
-                "Bedrock does not accept images of type {:?}; use PNG, JPEG, GIF or WebP",
-                truncate(media_type, 64)
-            )))
+            return Err(crate::providers::unsupported(format!(
+            "messages[{message}]: an image of type {:?}; Bedrock accepts PNG, JPEG, GIF and WebP",
+            truncate(media_type, 64)
+        )))
         }
     };
     Ok(json!({ "image": { "format": format, "source": { "bytes": data } } }))
-}
-
-/// Converse wants the arguments as a JSON object, while canonical tool calls keep the model's raw text, which may
-/// be cut off or otherwise invalid: those are sent as `{}` rather than failing a whole conversation over history.
-fn tool_input(arguments: &str) -> Value {
-    serde_json::from_str::<Value>(arguments)
-        .ok()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}))
 }
 
 fn inference_config(req: &ChatRequest) -> Option<Value> {
@@ -568,6 +561,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn arguments_that_are_not_an_object_are_unsupported_not_replaced() {
+        let req = ChatRequest {
+            messages: vec![assistant(vec![call("tooluse_2", "f", r#"{"city":"#)])],
+            ..Default::default()
+        };
+        let e = request_body(&req).unwrap_err();
+        assert_eq!(e.code, crate::error::ErrorCode::UnsupportedInput);
+        assert_eq!(
+            e.message,
+            "messages[0]: the arguments of tool call \"tooluse_2\" are not a JSON object, which Bedrock requires"
+        );
+    }
+
     fn body(req: &ChatRequest) -> Value {
         serde_json::from_slice::<Value>(&request_body(req).unwrap()).unwrap()
     }
@@ -595,7 +602,7 @@ mod tests {
                 user(vec![result("tooluse_1", "18°C, sunny", false)]),
                 assistant(vec![
                     text("Checking the forecast too."),
-                    call("tooluse_2", "get_forecast", r#"{"city":"#),
+                    call("tooluse_2", "get_forecast", ""),
                 ]),
                 user(vec![
                     result("tooluse_2", "invalid arguments", true),

@@ -1,0 +1,619 @@
+//! The orchestration through `gateway::handle`, in both dialects, under the fake platform's virtual clock:
+//! failover, hedging, deadlines, breakers, the cache and coalescing, capability skips, and the one record each
+//! request leaves. Deterministic: no test waits for real time.
+
+use super::*;
+use crate::http::Headers;
+use crate::platform::fake::{FakePlatform, Piece, Scripted};
+use serde_json::Value;
+
+const KEY: &str = "demo";
+const KEY_SHA256: &str = "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea";
+
+/// Three OpenAI-wire providers `a`, `b`, `c` and a Bedrock one; model `trio` tries a, b, c in that order (their
+/// weights decide, with exploration off), `skip` puts Bedrock first and `a` second. `extra` is merged into the
+/// model `trio` (hedging, cache).
+fn config(trio_extra: &str, timeouts: &str) -> Config {
+    Config::parse(&format!(
+        r#"{{
+        "keys": [{{"name": "demo", "sha256": "{KEY_SHA256}"}}],
+        "providers": {{
+            "a": {{"kind": "openai", "base_url": "http://a.test/v1", "api_key_secret": "K"}},
+            "b": {{"kind": "openai", "base_url": "http://b.test/v1", "api_key_secret": "K"}},
+            "c": {{"kind": "openai", "base_url": "http://c.test/v1", "api_key_secret": "K"}},
+            "br": {{"kind": "bedrock", "base_url": "http://br.test", "region": "us-east-1",
+                    "access_key_id_secret": "AWS_ID", "secret_access_key_secret": "AWS_SECRET"}}
+        }},
+        "models": {{
+            "trio": {{"deployments": [
+                {{"provider": "a", "model": "m-a", "region": "r-a", "weight": 3}},
+                {{"provider": "b", "model": "m-b", "region": "r-b", "weight": 2}},
+                {{"provider": "c", "model": "m-c", "region": "r-c", "weight": 1}}
+            ]{trio_extra}}},
+            "skip": {{"deployments": [
+                {{"provider": "br", "model": "anthropic.claude-3-haiku-20240307-v1:0", "region": "us-east-1", "weight": 3}},
+                {{"provider": "a", "model": "m-a", "region": "r-a", "weight": 1}}
+            ]}},
+            "bedrock-only": {{"deployments": [
+                {{"provider": "br", "model": "anthropic.claude-3-haiku-20240307-v1:0", "region": "us-east-1"}}
+            ]}}
+        }},
+        "regions": {{"r-a": {{"lat": 0, "lon": 0}}, "r-b": {{"lat": 0, "lon": 0}}, "r-c": {{"lat": 0, "lon": 0}}}},
+        "routing": {{"exploration": 0}},
+        "timeouts": {{{timeouts}}}
+    }}"#
+    ))
+    .unwrap()
+}
+
+fn platform(script: impl IntoIterator<Item = Scripted>) -> FakePlatform {
+    FakePlatform::new(script)
+        .with_secret("K", "sk-provider-key-0000")
+        .with_secret("AWS_ID", "AKIDEXAMPLE")
+        .with_secret("AWS_SECRET", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum D {
+    OpenAi,
+    Anthropic,
+}
+
+const BOTH: [D; 2] = [D::OpenAi, D::Anthropic];
+
+fn request(d: D, model: &str, stream: bool, content: &str) -> Request {
+    let mut headers = Headers::new();
+    let (path, body) = match d {
+        D::OpenAi => {
+            headers.insert("authorization", format!("Bearer {KEY}"));
+            (
+                "/v1/chat/completions",
+                format!(
+                    r#"{{"model":"{model}","stream":{stream},"stream_options":{so},"messages":[{{"role":"user","content":{content}}}]}}"#,
+                    so = if stream {
+                        r#"{"include_usage":true}"#
+                    } else {
+                        "null"
+                    },
+                ),
+            )
+        }
+        D::Anthropic => {
+            headers.insert("x-api-key", KEY);
+            (
+                "/v1/messages",
+                format!(
+                    r#"{{"model":"{model}","max_tokens":50,"stream":{stream},"messages":[{{"role":"user","content":{content}}}]}}"#
+                ),
+            )
+        }
+    };
+    Request {
+        method: Method::Post,
+        path: path.into(),
+        headers,
+        body: body.into_bytes(),
+        location: Location::default(),
+    }
+}
+
+fn chat(d: D, model: &str, stream: bool) -> Request {
+    request(d, model, stream, r#""secret prompt text""#)
+}
+
+const COMPLETION: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"answer text"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}}"#;
+
+fn completion() -> Scripted {
+    Scripted::json(200, COMPLETION)
+}
+
+/// An OpenAI-wire stream: the role chunk, two content chunks `gap_ms` apart, the usage chunk, `[DONE]`.
+fn stream(gap_ms: u64) -> Scripted {
+    let chunk = |delta: &str, finish: &str| {
+        format!(
+            "data: {{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
+        )
+    };
+    Scripted::Respond {
+        status: 200,
+        headers: vec![("content-type".into(), "text/event-stream".into())],
+        body: vec![
+            Piece::Data(chunk(r#"{"role":"assistant","content":""}"#, "null").into_bytes()),
+            Piece::Data(chunk(r#"{"content":"answer"}"#, "null").into_bytes()),
+            Piece::Wait(gap_ms),
+            Piece::Data(chunk(r#"{"content":" text"}"#, r#""stop""#).into_bytes()),
+            Piece::Data(
+                b"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":7,\"total_tokens\":18}}\n\n".to_vec(),
+            ),
+            Piece::Data(b"data: [DONE]\n\n".to_vec()),
+        ],
+    }
+}
+
+/// Runs a request through the gateway and reads the whole body, then lets the background work (the sinks) run.
+fn run(cfg: &Config, p: &FakePlatform, state: &State, req: Request) -> (Response, Vec<u8>) {
+    let out = p.run(async {
+        let mut resp = handle(Ok(cfg), p, state, req).await;
+        let body = std::mem::replace(&mut resp.body, Body::Empty)
+            .collect()
+            .await
+            .unwrap();
+        (resp, body)
+    });
+    assert!(p.run_background());
+    out
+}
+
+fn text_of(d: D, stream: bool, body: &[u8]) -> String {
+    let body = String::from_utf8_lossy(body);
+    if !stream {
+        let v: Value = serde_json::from_str(&body).unwrap();
+        return match d {
+            D::OpenAi => v["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .into(),
+            D::Anthropic => v["content"][0]["text"].as_str().unwrap().into(),
+        };
+    }
+    let mut text = String::new();
+    for line in body.lines() {
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            continue;
+        };
+        let piece = match d {
+            D::OpenAi => v["choices"][0]["delta"]["content"].as_str(),
+            D::Anthropic => v["delta"]["text"].as_str(),
+        };
+        text.push_str(piece.unwrap_or_default());
+    }
+    text
+}
+
+fn attempts(record: &Value) -> Vec<(String, String, Option<String>)> {
+    record["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["deployment"].as_str().unwrap().to_owned(),
+                a["outcome"].as_str().unwrap().to_owned(),
+                a["code"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+fn only_record(p: &FakePlatform) -> Value {
+    let records = p.records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    records.into_iter().next().unwrap()
+}
+
+fn own(d: &str, outcome: &str, code: Option<&str>) -> (String, String, Option<String>) {
+    (d.into(), outcome.into(), code.map(str::to_owned))
+}
+
+#[test]
+fn failover_across_three_deployments() {
+    for d in BOTH {
+        for streamed in [false, true] {
+            let cfg = config("", "");
+            let p = platform([
+                Scripted::json(500, r#"{"error":{"message":"boom"}}"#),
+                Scripted::ConnectError("connection refused".into()),
+                if streamed { stream(0) } else { completion() },
+            ]);
+            let (resp, body) = run(&cfg, &p, &State::new(1), chat(d, "trio", streamed));
+            assert_eq!(resp.status, 200, "{d:?} {}", String::from_utf8_lossy(&body));
+            assert_eq!(text_of(d, streamed, &body), "answer text");
+            assert_eq!(resp.headers.get("x-meridian-deployment"), Some("c/m-c"));
+            assert_eq!(resp.headers.get("x-meridian-attempts"), Some("3"));
+            let urls: Vec<String> = p.requests.borrow().iter().map(|r| r.url.clone()).collect();
+            assert_eq!(
+                urls,
+                [
+                    "http://a.test/v1/chat/completions",
+                    "http://b.test/v1/chat/completions",
+                    "http://c.test/v1/chat/completions"
+                ]
+            );
+            let rec = only_record(&p);
+            assert_eq!(
+                attempts(&rec),
+                [
+                    own("a/m-a", "failed", Some("upstream_error")),
+                    own("b/m-b", "failed", Some("upstream_unreachable")),
+                    own("c/m-c", "committed", None),
+                ]
+            );
+            assert_eq!(rec["served_by"], "c/m-c");
+            assert_eq!(rec["region"], "r-c");
+            assert_eq!(rec["usage"]["input"], 11);
+            assert_eq!(rec["usage"]["output"], 7);
+            assert_eq!(rec["status"], 200);
+            assert_eq!(rec["end"], "complete");
+            assert_eq!(
+                rec["dialect"],
+                if d == D::OpenAi {
+                    "openai"
+                } else {
+                    "anthropic"
+                }
+            );
+        }
+    }
+}
+
+#[test]
+fn a_request_invalid_everywhere_does_not_fail_over() {
+    for d in BOTH {
+        let cfg = config("", "");
+        let p = platform([Scripted::json(
+            400,
+            r#"{"error":{"message":"bad request"}}"#,
+        )]);
+        let (resp, _) = run(&cfg, &p, &State::new(1), chat(d, "trio", false));
+        assert_eq!(resp.status, 400);
+        assert_eq!(p.requests.borrow().len(), 1);
+        let rec = only_record(&p);
+        assert_eq!(rec["error"], "upstream_rejected_request");
+        assert_eq!(
+            attempts(&rec),
+            [own("a/m-a", "failed", Some("upstream_rejected_request"))]
+        );
+    }
+}
+
+#[test]
+fn hedging_starts_the_second_at_its_delay_and_cancels_the_loser() {
+    for d in BOTH {
+        for streamed in [false, true] {
+            let cfg = config(r#", "hedge_budget": 1"#, "");
+            let first = if streamed { stream(0) } else { completion() };
+            let p = platform([
+                first.after(60_000),
+                if streamed { stream(0) } else { completion() },
+            ]);
+            let (resp, body) = run(&cfg, &p, &State::new(1), chat(d, "trio", streamed));
+            assert_eq!(resp.status, 200);
+            assert_eq!(text_of(d, streamed, &body), "answer text");
+            assert_eq!(resp.headers.get("x-meridian-deployment"), Some("b/m-b"));
+            let sent = p.sent_at.borrow().clone();
+            assert_eq!(sent.len(), 2);
+            assert_eq!(sent[0], 0);
+            // The hedge waits for the first deployment's expected p90 (at least 20 ms), not less, not longer.
+            assert!(sent[1] >= 20 && sent[1] < 60_000, "{sent:?}");
+            assert!(
+                p.cancelled.borrow().contains(&0),
+                "the loser's fetch is cancelled"
+            );
+            let rec = only_record(&p);
+            assert_eq!(
+                attempts(&rec),
+                [own("b/m-b", "committed", None), own("a/m-a", "lost", None)]
+            );
+            assert_eq!(rec["ttfc_ms"], sent[1]);
+        }
+    }
+}
+
+#[test]
+fn no_hedge_when_the_first_answers_in_time() {
+    let cfg = config(r#", "hedge_budget": 1"#, "");
+    let p = platform([completion().after(5)]);
+    let (resp, _) = run(&cfg, &p, &State::new(1), chat(D::OpenAi, "trio", false));
+    assert_eq!(resp.status, 200);
+    assert_eq!(p.requests.borrow().len(), 1);
+    assert!(p.cancelled.borrow().is_empty());
+}
+
+#[test]
+fn first_content_deadline_fails_over_at_the_deadline() {
+    for d in BOTH {
+        for streamed in [false, true] {
+            let cfg = config("", r#""first_byte_ms": 1000"#);
+            // Headers at 400 ms, then nothing: the first content is owed by 1000 ms after the attempt began.
+            let slow = if streamed {
+                Scripted::Respond {
+                    status: 200,
+                    headers: vec![("content-type".into(), "text/event-stream".into())],
+                    body: vec![
+                        Piece::Data(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\n".to_vec()),
+                        Piece::Stall,
+                    ],
+                }
+                .after(400)
+            } else {
+                Scripted::Hang
+            };
+            let p = platform([slow, if streamed { stream(0) } else { completion() }]);
+            let (resp, body) = run(&cfg, &p, &State::new(1), chat(d, "trio", streamed));
+            assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&body));
+            assert_eq!(*p.sent_at.borrow(), [0, 1000]);
+            let rec = only_record(&p);
+            let a = &rec["attempts"][0];
+            assert_eq!(
+                (a["code"].as_str(), a["ms"].as_u64()),
+                (Some("upstream_timeout"), Some(1000))
+            );
+        }
+    }
+}
+
+#[test]
+fn idle_deadline_ends_a_silent_stream_with_an_error_event() {
+    for d in BOTH {
+        let cfg = config("", r#""idle_ms": 2000"#);
+        let p = platform([stream(5000)]);
+        let (resp, body) = run(&cfg, &p, &State::new(1), chat(d, "trio", true));
+        assert_eq!(resp.status, 200);
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("error"), "{body}");
+        assert!(
+            !body.contains("[DONE]") && !body.contains("message_stop"),
+            "{body}"
+        );
+        assert_eq!(
+            p.elapsed_ms(),
+            2000,
+            "ended by the idle limit, not the provider"
+        );
+        let rec = only_record(&p);
+        assert_eq!(rec["end"], "failed");
+        assert_eq!(rec["error"], "upstream_stream_error");
+        assert_eq!(rec["status"], 200);
+    }
+}
+
+#[test]
+fn a_breaker_opens_after_failures_and_closes_after_a_good_trial() {
+    let cfg = config("", "");
+    let state = State::new(1);
+    let fail = || Scripted::json(500, r#"{"error":{"message":"down"}}"#);
+    let p = platform([]);
+    p.answer(
+        "http://a.test/",
+        [fail(), fail(), fail(), completion(), completion()],
+    );
+    // `b` takes 200 ms, so that `a` (weight 3 against 2) stays first until its breaker opens.
+    p.answer("http://b.test/", (0..8).map(|_| completion().after(200)));
+    let tried = |p: &FakePlatform| -> Vec<char> {
+        p.requests
+            .borrow()
+            .iter()
+            .map(|r| r.url.chars().nth(7).unwrap())
+            .collect()
+    };
+    // `a` fails three times in a row; each request fails over to `b`.
+    let mut requests = 0;
+    while tried(&p).iter().filter(|&&c| c == 'a').count() < 3 {
+        let d = if requests % 2 == 0 {
+            D::OpenAi
+        } else {
+            D::Anthropic
+        };
+        let mut req = chat(d, "trio", false);
+        req.location.lat_lon = Some((0.0, 0.0));
+        let (resp, _) = run(&cfg, &p, &state, req);
+        assert_eq!(resp.headers.get("x-meridian-deployment"), Some("b/m-b"));
+        requests += 1;
+        assert!(requests < 10, "{:?}", tried(&p));
+    }
+    assert_eq!(tried(&p), ['a', 'b', 'a', 'b', 'a', 'b']);
+    // Open: `a` is not tried at all while `b` answers.
+    let before = tried(&p).len();
+    let (resp, _) = run(&cfg, &p, &state, chat(D::OpenAi, "trio", false));
+    assert_eq!(resp.headers.get("x-meridian-deployment"), Some("b/m-b"));
+    assert_eq!(tried(&p)[before..], ['b']);
+    // After the cooldown, the next request is `a`'s trial; it succeeds, and `a` is first again.
+    p.clock.advance(16_000);
+    let (resp, _) = run(&cfg, &p, &state, chat(D::Anthropic, "trio", false));
+    assert_eq!(resp.headers.get("x-meridian-deployment"), Some("a/m-a"));
+    let (resp, _) = run(&cfg, &p, &state, chat(D::OpenAi, "trio", false));
+    assert_eq!(resp.headers.get("x-meridian-deployment"), Some("a/m-a"));
+    assert_eq!(p.records().len(), requests + 3);
+}
+
+#[test]
+fn a_cache_hit_calls_no_provider_and_is_recorded_once() {
+    for d in BOTH {
+        for streamed in [false, true] {
+            let cfg = config(
+                r#", "cache": {"ttl_s": 300, "nonzero_temperature": true}"#,
+                "",
+            );
+            let state = State::new(1);
+            let p = platform([if streamed { stream(0) } else { completion() }]);
+            let (first, _) = run(&cfg, &p, &state, chat(d, "trio", streamed));
+            assert_eq!(first.headers.get("x-meridian-cache"), Some("MISS"));
+            let (hit, body) = run(&cfg, &p, &state, chat(d, "trio", streamed));
+            assert_eq!(hit.headers.get("x-meridian-cache"), Some("HIT"));
+            assert_eq!(text_of(d, streamed, &body), "answer text");
+            assert_eq!(p.requests.borrow().len(), 1);
+            let records = p.records();
+            assert_eq!(records.len(), 2);
+            assert_eq!(records[0]["cache"], "MISS");
+            assert_eq!(records[0]["usage"]["input"], 11);
+            assert_eq!(records[1]["cache"], "HIT");
+            assert_eq!(
+                records[1]["usage"],
+                serde_json::json!({}),
+                "no provider call, no usage"
+            );
+            assert_eq!(records[1]["attempts"], serde_json::json!([]));
+        }
+    }
+}
+
+#[test]
+fn coalesced_followers_get_the_whole_answer_when_the_leader_leaves() {
+    for d in BOTH {
+        let cfg = config(
+            r#", "cache": {"ttl_s": 300, "nonzero_temperature": true}"#,
+            "",
+        );
+        let state = State::new(1);
+        let p = platform([stream(100)]);
+        let follower_body = p.run(async {
+            let mut leader = handle(Ok(&cfg), &p, &state, chat(d, "trio", true)).await;
+            let Body::Stream(mut lead) = std::mem::replace(&mut leader.body, Body::Empty) else {
+                panic!("a stream")
+            };
+            // The leader reads its first chunk, then a follower arrives, then the leader goes away.
+            lead.next().await.unwrap().unwrap();
+            let mut follower = handle(Ok(&cfg), &p, &state, chat(d, "trio", true)).await;
+            assert_eq!(follower.headers.get("x-meridian-cache"), Some("COALESCED"));
+            drop(lead);
+            drop(leader);
+            std::mem::replace(&mut follower.body, Body::Empty)
+                .collect()
+                .await
+                .unwrap()
+        });
+        assert!(p.run_background());
+        assert_eq!(text_of(d, true, &follower_body), "answer text");
+        assert_eq!(p.requests.borrow().len(), 1, "one provider call");
+        let records = p.records();
+        assert_eq!(records.len(), 2, "{records:?}");
+        let leader = records.iter().find(|r| r["cache"] == "MISS").unwrap();
+        let follower = records.iter().find(|r| r["cache"] == "COALESCED").unwrap();
+        assert_eq!(leader["end"], "client_gone");
+        assert_eq!(follower["end"], "complete");
+        // Afterwards the answer is cached whole.
+        let (hit, _) = run(&cfg, &p, &state, chat(d, "trio", true));
+        assert_eq!(hit.headers.get("x-meridian-cache"), Some("HIT"));
+    }
+}
+
+const IMAGE_URL: &str = r#"[{"type":"text","text":"what is this"},{"type":"image_url","image_url":{"url":"https://example.test/cat.png"}}]"#;
+
+#[test]
+fn a_deployment_that_cannot_express_the_request_is_skipped() {
+    let cfg = config("", "");
+    let p = platform([completion()]);
+    let (resp, _) = run(
+        &cfg,
+        &p,
+        &State::new(1),
+        request(D::OpenAi, "skip", false, IMAGE_URL),
+    );
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.headers.get("x-meridian-deployment"), Some("a/m-a"));
+    assert_eq!(p.requests.borrow().len(), 1);
+    let rec = only_record(&p);
+    assert_eq!(
+        attempts(&rec),
+        [
+            own(
+                "br/anthropic.claude-3-haiku-20240307-v1:0",
+                "skipped",
+                Some("unsupported_input")
+            ),
+            own("a/m-a", "committed", None),
+        ]
+    );
+    // The same request where nothing can serve it: a 400 naming the field and why, in the caller's dialect.
+    for d in BOTH {
+        let p = platform([]);
+        let content = match d {
+            D::OpenAi => IMAGE_URL.to_owned(),
+            D::Anthropic => {
+                r#"[{"type":"image","source":{"type":"url","url":"https://example.test/cat.png"}}]"#
+                    .to_owned()
+            }
+        };
+        let (resp, body) = run(
+            &cfg,
+            &p,
+            &State::new(1),
+            request(d, "bedrock-only", false, &content),
+        );
+        assert_eq!(resp.status, 400);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("messages[0]") && message.contains("image URL"),
+            "{message}"
+        );
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert!(p.requests.borrow().is_empty());
+        assert_eq!(only_record(&p)["error"], "unsupported_input");
+    }
+}
+
+#[test]
+fn every_request_leaves_exactly_one_record_without_content() {
+    for d in BOTH {
+        let cfg = config("", "");
+        // A 4xx before any provider call.
+        let p = platform([]);
+        let mut req = chat(d, "trio", false);
+        req.headers = Headers::new();
+        let (resp, _) = run(&cfg, &p, &State::new(1), req);
+        assert_eq!(resp.status, 401);
+        let rec = only_record(&p);
+        assert_eq!(rec["error"], "missing_api_key");
+        assert_eq!(rec["status"], 401);
+
+        // A client that leaves mid-stream.
+        let p = platform([stream(100)]);
+        let state = State::new(1);
+        p.run(async {
+            let mut resp = handle(Ok(&cfg), &p, &state, chat(d, "trio", true)).await;
+            let Body::Stream(mut s) = std::mem::replace(&mut resp.body, Body::Empty) else {
+                panic!("a stream")
+            };
+            s.next().await.unwrap().unwrap();
+            assert!(
+                p.records().is_empty(),
+                "a stream's record waits for its end"
+            );
+        });
+        assert!(p.run_background());
+        let rec = only_record(&p);
+        assert_eq!(rec["end"], "client_gone");
+        assert_eq!(rec["status"], 200);
+        assert_eq!(
+            *p.cancelled.borrow(),
+            [0],
+            "the provider's stream is cancelled"
+        );
+
+        // A success: the record has the provider's counts, and never the prompt or the answer.
+        let p = platform([completion()]);
+        run(&cfg, &p, &State::new(1), chat(d, "trio", false));
+        let line = p.logs.borrow().join("\n");
+        assert!(
+            !line.contains("secret prompt text") && !line.contains("answer text"),
+            "{line}"
+        );
+        let rec = only_record(&p);
+        assert_eq!(rec["principal"], "demo");
+        assert_eq!(rec["operation"], "chat");
+        assert_eq!(rec["model"], "trio");
+        assert!(rec["ttfc_ms"].is_u64() && rec["total_ms"].is_u64());
+    }
+}
+
+#[test]
+fn token_budgets_are_corrected_to_what_the_provider_counted() {
+    let cfg = Config::parse(&format!(
+        r#"{{
+        "keys": [{{"name": "demo", "sha256": "{KEY_SHA256}", "tpm": 100000}}],
+        "providers": {{"a": {{"kind": "openai", "base_url": "http://a.test/v1", "api_key_secret": "K"}}}},
+        "models": {{"trio": {{"deployments": [{{"provider": "a", "model": "m-a", "region": "us-east-1"}}]}}}}
+    }}"#
+    ))
+    .unwrap();
+    let p = platform([completion()]);
+    let req = chat(D::OpenAi, "trio", false);
+    let estimate = (req.body.len() / 4) as u64;
+    run(&cfg, &p, &State::new(1), req);
+    let w = p.windows.borrow().get("key:demo").copied().unwrap();
+    assert_eq!(w.tokens(), 18, "estimated {estimate}, corrected to 11 + 7");
+}

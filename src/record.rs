@@ -1,0 +1,354 @@
+//! One record per request: who sent it, what it asked for, which deployments were tried and how each ended, what
+//! the cache did, how long it took, what the provider counted, and how it ended. Filled as the request moves and
+//! finished exactly once ([`Recorder::finish`] is idempotent, and a stream's recorder finishes when the stream
+//! ends or is dropped), then handed to the sinks in the background, never on the client's path. A record never
+//! holds prompt or answer text.
+
+use crate::canonical;
+use crate::error::ErrorCode;
+use serde::Serialize;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+/// What the request asked the gateway to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Chat,
+    Models,
+    Status,
+    Health,
+    Preflight,
+    /// No route matched, or the method did not.
+    Unrouted,
+}
+
+/// The provider's token counts. A count the provider did not report is absent, never 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TokenUsage {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_input: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<u64>,
+}
+
+impl TokenUsage {
+    pub fn is_empty(&self) -> bool {
+        *self == TokenUsage::default()
+    }
+
+    /// Input and output together, when the provider reported either.
+    pub fn total(&self) -> Option<u64> {
+        match (self.input, self.output) {
+            (None, None) => None,
+            (i, o) => Some(i.unwrap_or(0).saturating_add(o.unwrap_or(0))),
+        }
+    }
+}
+
+impl From<canonical::Usage> for TokenUsage {
+    fn from(u: canonical::Usage) -> Self {
+        TokenUsage {
+            input: Some(u.input_tokens),
+            output: Some(u.output_tokens),
+            ..TokenUsage::default()
+        }
+    }
+}
+
+/// How one deployment's attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// It produced the answer the client got.
+    Committed,
+    /// It failed before committing, with this code.
+    Failed,
+    /// It could not express the request and was not called.
+    Skipped,
+    /// A hedge raced it and won; it was cancelled.
+    Lost,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    pub deployment: String,
+    pub region: String,
+    pub outcome: AttemptOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
+    pub ms: u64,
+}
+
+/// How the exchange with the client ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum End {
+    /// The whole answer (or error) was handed to the client.
+    Complete,
+    /// A stream ended with an error event after it had begun.
+    Failed,
+    /// The client went away before a stream ended.
+    ClientGone,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    /// Wall-clock start, Unix milliseconds.
+    pub ts: u64,
+    /// The gateway key's name, or `token:<sub>` for a browser token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    pub dialect: &'static str,
+    pub operation: Operation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub stream: bool,
+    /// The deployment (`provider/model`) and region that answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colo: Option<String>,
+    pub attempts: Vec<Attempt>,
+    /// `HIT`, `MISS`, `COALESCED` or `BYPASS`; absent when the model has no cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
+    /// Time to first content: for a stream, to the first content event; otherwise to the whole answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttfc_ms: Option<u64>,
+    pub total_ms: u64,
+    pub usage: TokenUsage,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorCode>,
+    pub end: End,
+    /// Tokens spent up front on the key's budget, corrected once the provider has counted.
+    #[serde(skip)]
+    pub charged: Option<Charge>,
+}
+
+/// An up-front charge against a per-minute token budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    pub key: String,
+    pub window_ms: u64,
+    pub tokens: u64,
+}
+
+impl Record {
+    pub fn new(ts: u64, dialect: &'static str, operation: Operation) -> Self {
+        Record {
+            ts,
+            principal: None,
+            dialect,
+            operation,
+            model: None,
+            stream: false,
+            served_by: None,
+            region: None,
+            colo: None,
+            attempts: Vec::new(),
+            cache: None,
+            ttfc_ms: None,
+            total_ms: 0,
+            usage: TokenUsage::default(),
+            status: 0,
+            error: None,
+            end: End::Complete,
+            charged: None,
+        }
+    }
+
+    /// The structured log line: one JSON object, `"meridian":"request"` first so log queries can select it.
+    pub fn log_line(&self) -> String {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            meridian: &'static str,
+            #[serde(flatten)]
+            record: &'a Record,
+        }
+        serde_json::to_string(&Line {
+            meridian: "request",
+            record: self,
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// Where finished records go. Each sink runs after the response, in the background.
+pub type Sink = Rc<dyn Fn(&Record)>;
+
+/// Runs a closure after the response ([`crate::platform::Platform::background`]).
+pub type Later = Rc<dyn Fn(Box<dyn FnOnce()>)>;
+
+/// The record of one request as it is being filled, shared by the pieces that fill it (the lifecycle, a stream
+/// body). Cloning shares it.
+#[derive(Clone)]
+pub struct Recorder(Rc<Inner>);
+
+struct Inner {
+    record: RefCell<Record>,
+    finished: Cell<bool>,
+    started_ms: u64,
+    clock: Rc<dyn Fn() -> u64>,
+    later: Later,
+    sinks: Vec<Sink>,
+}
+
+impl Recorder {
+    pub fn new(record: Record, clock: Rc<dyn Fn() -> u64>, later: Later, sinks: Vec<Sink>) -> Self {
+        let started_ms = clock();
+        Recorder(Rc::new(Inner {
+            record: RefCell::new(record),
+            finished: Cell::new(false),
+            started_ms,
+            clock,
+            later,
+            sinks,
+        }))
+    }
+
+    /// Changes the record; ignored once it is finished (what happens after that is not this request's).
+    pub fn update(&self, f: impl FnOnce(&mut Record)) {
+        if !self.0.finished.get() {
+            f(&mut self.0.record.borrow_mut());
+        }
+    }
+
+    /// Milliseconds since the request started.
+    pub fn elapsed_ms(&self) -> u64 {
+        (self.0.clock)().saturating_sub(self.0.started_ms)
+    }
+
+    /// The provider's counts, from its answer or its stream's usage event.
+    pub fn usage(&self, usage: TokenUsage) {
+        self.update(|r| r.usage = usage);
+    }
+
+    /// A stream that had begun ended with an error event.
+    pub fn stream_failed(&self, code: ErrorCode) {
+        self.update(|r| r.error = Some(code));
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.0.finished.get()
+    }
+
+    /// Ends the record (the first call only) and hands it to the sinks after the response.
+    pub fn finish(&self, end: End) {
+        if self.0.finished.replace(true) {
+            return;
+        }
+        let mut record = self.0.record.borrow().clone();
+        record.end = end;
+        record.total_ms = self.elapsed_ms();
+        let sinks = self.0.sinks.clone();
+        (self.0.later)(Box::new(move || {
+            for sink in &sinks {
+                sink(&record);
+            }
+        }));
+    }
+
+    /// A copy of the record as it stands (tests, and sinks that need it before the end).
+    pub fn snapshot(&self) -> Record {
+        self.0.record.borrow().clone()
+    }
+}
+
+/// A streamed body that finishes its request's record when it ends, or when it is dropped before that (the client
+/// went away).
+pub struct Tracked {
+    inner: crate::http::ByteStream,
+    recorder: Recorder,
+}
+
+impl Tracked {
+    pub fn new(inner: crate::http::ByteStream, recorder: Recorder) -> Self {
+        Tracked { inner, recorder }
+    }
+}
+
+impl futures_util::Stream for Tracked {
+    type Item = Result<Vec<u8>, crate::http::StreamError>;
+
+    fn poll_next(
+        mut self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<Option<Self::Item>> {
+        let r = self.inner.as_mut().poll_next(cx);
+        match &r {
+            core::task::Poll::Ready(None) => {
+                let failed = self.recorder.0.record.borrow().error.is_some();
+                self.recorder
+                    .finish(if failed { End::Failed } else { End::Complete });
+            }
+            core::task::Poll::Ready(Some(Err(_))) => self.recorder.finish(End::Failed),
+            _ => {}
+        }
+        r
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.recorder.finish(End::ClientGone);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorder(out: Rc<RefCell<Vec<Record>>>) -> Recorder {
+        let out2 = out.clone();
+        let sink: Sink = Rc::new(move |r: &Record| out2.borrow_mut().push(r.clone()));
+        let later: Later = Rc::new(|f| f());
+        Recorder::new(
+            Record::new(1, "openai", Operation::Chat),
+            Rc::new(|| 5),
+            later,
+            vec![sink],
+        )
+    }
+
+    #[test]
+    fn finishes_exactly_once_and_ignores_later_updates() {
+        let out = Rc::new(RefCell::new(Vec::new()));
+        let r = recorder(out.clone());
+        r.update(|rec| rec.status = 200);
+        r.finish(End::Complete);
+        r.update(|rec| rec.status = 500);
+        r.finish(End::ClientGone);
+        assert_eq!(out.borrow().len(), 1);
+        assert_eq!(out.borrow()[0].status, 200);
+        assert_eq!(out.borrow()[0].end, End::Complete);
+    }
+
+    #[test]
+    fn absent_counts_are_left_out_of_the_line() {
+        let mut rec = Record::new(1, "anthropic", Operation::Chat);
+        rec.usage = TokenUsage {
+            input: Some(3),
+            output: Some(0),
+            ..TokenUsage::default()
+        };
+        rec.error = Some(ErrorCode::UpstreamTimeout);
+        let line = rec.log_line();
+        assert!(
+            line.starts_with(r#"{"meridian":"request","ts":1,"#),
+            "{line}"
+        );
+        assert!(line.contains(r#""usage":{"input":3,"output":0}"#), "{line}");
+        assert!(line.contains(r#""error":"upstream_timeout""#), "{line}");
+        assert!(!line.contains("cached_input"), "{line}");
+    }
+}
