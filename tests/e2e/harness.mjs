@@ -60,6 +60,12 @@ export async function startMock(regions) {
 /** Runs the compiled worker in workerd with MERIDIAN_CONFIG (object or string) and extra string bindings. */
 export async function startWorker(config, bindings = {}, { kv = false, limiter = false } = {}) {
   need(WORKER, "run `make build` first");
+  // What the worker logs, line by line (the request records among them); warnings and errors still reach stderr.
+  const logs = [];
+  const handleStructuredLogs = ({ level, message }) => {
+    for (const line of String(message).split("\n")) logs.push(line);
+    if (level === "error" || level === "warn") process.stderr.write(`${message}\n`);
+  };
   // Miniflare 5 (the one wrangler 4.164 ships) takes a new option shape; the v4 shape converts to it.
   const mf = new Miniflare(
     convertV4MiniflareOptions({
@@ -79,6 +85,7 @@ export async function startWorker(config, bindings = {}, { kv = false, limiter =
       ...(limiter ? { durableObjects: { MERIDIAN_LIMITER: "RateLimiter" }, durableObjectsPersist: false } : {}),
       host: "127.0.0.1",
       port: 0,
+      handleStructuredLogs,
     }),
   );
   let url;
@@ -88,7 +95,30 @@ export async function startWorker(config, bindings = {}, { kv = false, limiter =
     await mf.dispose().catch(() => {});
     throw e;
   }
-  return { url, mf, stop: () => mf.dispose() };
+  const records = () =>
+    logs.flatMap((l) => {
+      try {
+        const v = JSON.parse(l);
+        return v && v.meridian === "request" ? [v] : [];
+      } catch {
+        return [];
+      }
+    });
+  return {
+    url,
+    mf,
+    logs,
+    records,
+    /** The request records logged after the first `skip`, once there are `n` of them (they are written after the
+     *  response), then a short quiet period so that an extra record would be seen. */
+    async recordsAfter(skip, n, { timeoutMs = 5000, quietMs = 150 } = {}) {
+      const end = Date.now() + timeoutMs;
+      while (records().length - skip < n && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, quietMs));
+      return records().slice(skip);
+    },
+    stop: () => mf.dispose(),
+  };
 }
 
 /** A demo-like configuration: one model per mock region, named after the region. */
@@ -183,10 +213,13 @@ function allKindsConfig(regions) {
   };
 }
 
-export async function startAllKinds() {
+/** `extraModels` are added to the configuration's models (they may use the `mock-<kind>` providers). */
+export async function startAllKinds(extraModels = {}) {
   const mock = await startMock(Object.fromEntries(KINDS.map((k) => [k, {}])));
   try {
-    const worker = await startWorker(allKindsConfig(mock.regions), {
+    const config = allKindsConfig(mock.regions);
+    Object.assign(config.models, extraModels);
+    const worker = await startWorker(config, {
       PROVIDER_KEY,
       AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
       AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
