@@ -1,6 +1,6 @@
 //! The pure core: one request in, one response out, with all platform access through [`Platform`].
 
-use crate::auth::{authenticate, authorize};
+use crate::auth::{authenticate, authorize, Principal};
 use crate::cache::{self, Cache, Recording, Sink};
 use crate::canonical::{self, StreamEvent};
 use crate::config::{CacheSettings, Model};
@@ -13,8 +13,7 @@ use crate::inbound::{anthropic, openai, Dialect};
 use crate::limits;
 use crate::passthrough::SsePassthrough;
 use crate::platform::{
-    deadline, read_all, BodyFailure, Deadline, NoResponse, Platform, Timer, UpstreamRequest,
-    UpstreamResponse,
+    deadline, read_all, BodyFailure, Deadline, NoResponse, Platform, Timer, UpstreamResponse,
 };
 use crate::providers::bedrock::sigv4;
 use crate::providers::errors::upstream_error;
@@ -32,15 +31,15 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
 mod admission;
-mod call;
-mod commit;
+mod chat;
 mod estimates;
-mod lookup;
+mod lifecycle;
+mod operation;
+mod routes;
 
 use admission::*;
-use call::*;
 use estimates::*;
-use lookup::*;
+use routes::{NoRoute, Route};
 
 /// Largest provider error body read before giving up on it.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -107,7 +106,7 @@ pub async fn handle<P: Platform>(
     let req_origin = req.headers.get("origin").map(str::to_owned);
     let recorder = recorder_for(platform, state, dialect, &req);
     let result = match config {
-        Ok(config) => apart(route(config, platform, state, dialect, req, &recorder)).await,
+        Ok(config) => apart(route(config, platform, state, req, &recorder)).await,
         Err(e) => Err(GatewayError::new(ErrorCode::InvalidConfig, e.to_string())),
     };
     let mut resp = result.unwrap_or_else(|e| {
@@ -154,13 +153,11 @@ fn recorder_for<P: Platform>(
     dialect: Dialect,
     req: &Request,
 ) -> Recorder {
-    let operation = match (req.method, req.path.as_str()) {
-        (Method::Options, _) => Operation::Preflight,
-        (_, "/v1/chat/completions" | "/v1/messages") => Operation::Chat,
-        (_, "/v1/models") => Operation::Models,
-        (_, "/_meridian/status") => Operation::Status,
-        (_, "/healthz") => Operation::Health,
-        _ => Operation::Unrouted,
+    let operation = match req.method {
+        Method::Options => Operation::Preflight,
+        _ => {
+            routes::find(req.method, &req.path, true).map_or(Operation::Unrouted, Route::operation)
+        }
     };
     let record = Record::new(platform.now_ms(), dialect.name(), operation);
     let background = platform.background();
@@ -244,125 +241,64 @@ async fn route<P: Platform>(
     config: &Config,
     platform: &P,
     state: &State,
-    dialect: Dialect,
     req: Request,
     recorder: &Recorder,
 ) -> Result<Response, GatewayError> {
-    let chat_route = matches!(
-        (req.method, req.path.as_str()),
-        (Method::Post, "/v1/chat/completions" | "/v1/messages")
-    );
     if req.method == Method::Options {
         return Ok(preflight(config, &req));
     }
-    if config.debug_panic_route && req.path == "/_meridian/debug/panic-after-await" {
-        // A panic in a request that has already waited once: its answer is owed by a task, not a call.
-        platform.sleep(1).await;
-        panic!("deliberate panic after an await, from the debug route")
-    }
-    if chat_route {
-        // Hostile input is refused before it is parsed or any budget is spent.
-        limits::check_body(&req.body, &config.limits)?;
-        let principal = authorize(config, platform, &req.headers)?;
-        let key = principal.key;
-        recorder.update(|r| {
-            r.principal = Some(
-                match principal.token.as_ref().and_then(|t| t.sub.as_deref()) {
-                    Some(sub) => format!("token:{sub}"),
-                    None => key.name.clone(),
-                },
-            )
-        });
-        let inbound = if dialect == Dialect::Anthropic {
-            anthropic_inbound(&req.body, &config.limits)?
-        } else {
-            openai_inbound(&req.body, &config.limits)?
-        };
-        recorder.update(|r| {
-            r.model = Some(inbound.model().to_owned());
-            r.stream = inbound.stream();
-        });
-        if !principal.allows_model(inbound.model()) {
-            return Err(GatewayError::new(
-                ErrorCode::ModelNotAllowed,
-                format!("this key may not use model `{}`", inbound.model()),
-            ));
+    let route =
+        routes::find(req.method, &req.path, config.debug_panic_route).map_err(|why| match why {
+            NoRoute::NotFound => {
+                GatewayError::new(ErrorCode::NotFound, format!("no route for {}", req.path))
+            }
+            NoRoute::MethodNotAllowed => GatewayError::new(
+                ErrorCode::MethodNotAllowed,
+                format!(
+                    "method {} is not allowed on {}",
+                    req.method.as_str(),
+                    req.path
+                ),
+            ),
+        })?;
+    match route {
+        Route::Chat(dialect) => apart(chat(config, platform, state, dialect, &req, recorder)).await,
+        Route::DebugPanicAfterAwait => {
+            // A panic in a request that has already waited once: its answer is owed by a task, not a call.
+            platform.sleep(1).await;
+            panic!("deliberate panic after an await, from the debug route")
         }
-        let (rpm, tpm) = (principal.rpm(), key.tpm);
-        if rpm.is_some() || tpm.is_some() {
-            // Input tokens are estimated from the body (about 4 bytes each) and spent up front.
-            let estimate = (req.body.len() / 4) as u64;
-            match platform
-                .rate_check(
-                    &principal.rate_key(),
-                    config.rate_window_ms,
-                    rpm,
-                    tpm,
-                    estimate,
-                )
-                .await
-            {
-                Ok(Decision::Allowed) => {
-                    if tpm.is_some() {
-                        recorder.update(|r| {
-                            r.charged = Some(record::Charge {
-                                key: principal.rate_key(),
-                                window_ms: config.rate_window_ms,
-                                tokens: estimate,
-                            })
-                        });
-                    }
-                }
-                Ok(Decision::Limited { retry_after_s }) => {
-                    let mut e = GatewayError::new(
-                        ErrorCode::RateLimitExceeded,
-                        format!("rate limit reached; retry in {retry_after_s} s"),
-                    );
-                    e.retry_after = Some(retry_after_s.to_string());
-                    return Err(e);
-                }
-                Err(e) => {
-                    return Err(GatewayError::new(
-                        ErrorCode::RateLimiterUnavailable,
-                        format!("rate limits are configured but cannot be enforced: {e}"),
-                    ))
-                }
+        Route::Models | Route::Status | Route::Health | Route::DebugPanic => {
+            other_route(config, platform, state, route, &req)
+        }
+    }
+}
+
+/// A chat request: admitted, then run through the lifecycle as the chat operation.
+async fn chat<P: Platform>(
+    config: &Config,
+    platform: &P,
+    state: &State,
+    dialect: Dialect,
+    req: &Request,
+    recorder: &Recorder,
+) -> Result<Response, GatewayError> {
+    let (admitted, inbound) = admit(config, platform, dialect, req, recorder).await?;
+    let op = chat::Chat::new(inbound);
+    let result = apart(lifecycle::run(config, platform, state, &admitted, &op)).await;
+    persist_estimates(platform, state, &admitted.caller.location);
+    let mut resp = result?;
+    if let Some(origin) = req.headers.get("origin") {
+        if admitted.principal.cors_allows(config, origin) {
+            let policy = CorsPolicy {
+                allowed_origins: vec![origin.to_owned()],
+            };
+            for (n, v) in cors::response_headers(&policy, Some(origin)) {
+                resp.headers.insert(&n, v);
             }
         }
-        let caller = Caller {
-            location: location(config, &req),
-            key_residency: &key.residency,
-            requested_residency: req
-                .headers
-                .get("x-meridian-residency")
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|t| !t.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            body_len: req.body.len(),
-            cache: cache_control(&req, &key.cache_namespace),
-            recorder,
-        };
-        let result = apart(complete(config, platform, state, &caller, inbound)).await;
-        persist_estimates(platform, state, &caller.location);
-        let mut resp = result?;
-        if let Some(origin) = req.headers.get("origin") {
-            if principal.cors_allows(config, origin) {
-                let policy = CorsPolicy {
-                    allowed_origins: vec![origin.to_owned()],
-                };
-                for (n, v) in cors::response_headers(&policy, Some(origin)) {
-                    resp.headers.insert(&n, v);
-                }
-            }
-        }
-        return Ok(resp);
     }
-    other_route(config, platform, state, &req)
+    Ok(resp)
 }
 
 /// Everything but chat: kept out of line, so that a cold isolate's first chat request need not compile it.
@@ -371,20 +307,17 @@ fn other_route<P: Platform>(
     config: &Config,
     platform: &P,
     state: &State,
+    route: Route,
     req: &Request,
 ) -> Result<Response, GatewayError> {
-    match (req.method, req.path.as_str()) {
-        (Method::Get | Method::Head, "/healthz") => {
-            Ok(Response::json(200, br#"{"status":"ok"}"#.to_vec()))
-        }
-        (Method::Post, "/_meridian/debug/panic") if config.debug_panic_route => {
-            panic!("deliberate panic from the debug route")
-        }
-        (Method::Get, "/v1/models") => {
+    match route {
+        Route::Health => Ok(Response::json(200, br#"{"status":"ok"}"#.to_vec())),
+        Route::DebugPanic => panic!("deliberate panic from the debug route"),
+        Route::Models => {
             authorize(config, platform, &req.headers)?;
             Ok(Response::json(200, openai::models_list(config)))
         }
-        (Method::Get, "/_meridian/status") => {
+        Route::Status => {
             authenticate(config, &req.headers)?;
             let loc = location(config, req);
             let models = config
@@ -392,30 +325,26 @@ fn other_route<P: Platform>(
                 .iter()
                 .map(|(n, m)| (n.as_str(), m.deployments()));
             let router = state.router.borrow();
-            let status = router.status(models, &loc, platform.now_ms());
+            #[derive(serde::Serialize)]
+            struct Status<'a> {
+                #[serde(flatten)]
+                routing: crate::routing::Status<'a>,
+                /// What this isolate's requests did.
+                requests: Counters,
+            }
+            let status = Status {
+                routing: router.status(models, &loc, platform.now_ms()),
+                requests: state.counters.borrow().clone(),
+            };
             Ok(Response::json(
                 200,
                 serde_json::to_vec(&status).unwrap_or_default(),
             ))
         }
-        (
-            _,
-            "/healthz"
-            | "/v1/models"
-            | "/v1/chat/completions"
-            | "/v1/messages"
-            | "/_meridian/status",
-        ) => Err(GatewayError::new(
-            ErrorCode::MethodNotAllowed,
-            format!(
-                "method {} is not allowed on {}",
-                req.method.as_str(),
-                req.path
-            ),
-        )),
-        (_, path) => Err(GatewayError::new(
-            ErrorCode::NotFound,
-            format!("no route for {path}"),
+        // Run by `route` itself.
+        Route::Chat(_) | Route::DebugPanicAfterAwait => Err(GatewayError::new(
+            ErrorCode::InternalError,
+            "route dispatched to the wrong handler",
         )),
     }
 }

@@ -7,7 +7,7 @@ use crate::error::{ErrorCode, GatewayError};
 use crate::http::{ByteStream, StreamError};
 use crate::inbound::openai::error_event;
 use crate::providers::openai_wire::{Choice, Completion};
-use crate::record::{Recorder, TokenUsage};
+use crate::record::Recorder;
 use crate::sse::SseParser;
 use core::pin::Pin;
 use core::task::{Context, Poll};
@@ -102,12 +102,8 @@ impl SsePassthrough {
                         "provider stream reported an error",
                     ));
                 }
-                if let (Some(u), Some(r)) = (&v.usage, &self.recorder) {
-                    r.usage(TokenUsage {
-                        input: u.prompt_tokens,
-                        output: u.completion_tokens,
-                        ..TokenUsage::default()
-                    });
+                if let (Some(u), Some(r)) = (v.usage, &self.recorder) {
+                    r.usage(u.counts());
                 }
                 if has_content(&v) {
                     self.saw_content = true;

@@ -1,7 +1,115 @@
-//! Admission: what a request is (dialect, parsed body, model), who sends it (keys, tokens, CORS), and what it
-//! may use (resolution of the model, residency, cache controls).
+//! Admission, one step before the lifecycle: hostile input refused before anything is parsed, who sends the
+//! request (key or browser token), what it is (dialect, parsed body, model), whether that caller may use that
+//! model, the model resolved (an unknown model costs no budget), then the caller's rate budget, and what routing
+//! needs to know of the caller (location, residency, cache controls).
 
 use super::*;
+
+/// A request that may go to the lifecycle.
+pub(super) struct Admitted<'c> {
+    pub(super) principal: Principal<'c>,
+    pub(super) target: Target<'c>,
+    pub(super) caller: Caller<'c>,
+}
+
+/// Admits a chat request: `Ok` with what the lifecycle needs, or the error the client gets.
+pub(super) async fn admit<'c, P: Platform>(
+    config: &'c Config,
+    platform: &P,
+    dialect: Dialect,
+    req: &Request,
+    recorder: &'c Recorder,
+) -> Result<(Admitted<'c>, ClientRequest), GatewayError> {
+    // Hostile input is refused before it is parsed or any budget is spent.
+    limits::check_body(&req.body, &config.limits)?;
+    let principal = authorize(config, platform, &req.headers)?;
+    let key = principal.key;
+    recorder.update(|r| {
+        r.principal = Some(
+            match principal.token.as_ref().and_then(|t| t.sub.as_deref()) {
+                Some(sub) => format!("token:{sub}"),
+                None => key.name.clone(),
+            },
+        )
+    });
+    let inbound = match dialect {
+        Dialect::Anthropic => anthropic_inbound(&req.body, &config.limits)?,
+        Dialect::OpenAi => openai_inbound(&req.body, &config.limits)?,
+    };
+    recorder.update(|r| {
+        r.model = Some(inbound.model().to_owned());
+        r.stream = inbound.stream();
+    });
+    if !principal.allows_model(inbound.model()) {
+        return Err(GatewayError::new(
+            ErrorCode::ModelNotAllowed,
+            format!("this key may not use model `{}`", inbound.model()),
+        ));
+    }
+    let target = resolve(config, inbound.model())?;
+    let (rpm, tpm) = (principal.rpm(), key.tpm);
+    if rpm.is_some() || tpm.is_some() {
+        // Input tokens are estimated from the body (about 4 bytes each) and spent up front; the record corrects
+        // the budget to what the provider counted.
+        let estimate = (req.body.len() / 4) as u64;
+        let rate_key = principal.rate_key();
+        match platform
+            .rate_check(&rate_key, config.rate_window_ms, rpm, tpm, estimate)
+            .await
+        {
+            Ok(Decision::Allowed) => {
+                if tpm.is_some() {
+                    recorder.update(|r| {
+                        r.charged = Some(record::Charge {
+                            key: rate_key,
+                            window_ms: config.rate_window_ms,
+                            tokens: estimate,
+                        })
+                    });
+                }
+            }
+            Ok(Decision::Limited { retry_after_s }) => {
+                return Err(GatewayError::new(
+                    ErrorCode::RateLimitExceeded,
+                    format!("rate limit reached; retry in {retry_after_s} s"),
+                )
+                .with_retry_after(Some(retry_after_s.to_string())));
+            }
+            Err(e) => {
+                return Err(GatewayError::new(
+                    ErrorCode::RateLimiterUnavailable,
+                    format!("rate limits are configured but cannot be enforced: {e}"),
+                ))
+            }
+        }
+    }
+    let caller = Caller {
+        location: location(config, req),
+        key_residency: &key.residency,
+        requested_residency: req
+            .headers
+            .get("x-meridian-residency")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        body_len: req.body.len(),
+        cache: cache_control(req, &key.cache_namespace),
+        recorder,
+    };
+    Ok((
+        Admitted {
+            principal,
+            target,
+            caller,
+        },
+        inbound,
+    ))
+}
 
 /// Each dialect's parsing and input limits in a function of its own (a cold isolate compiles only the one it
 /// is asked for).

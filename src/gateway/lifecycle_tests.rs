@@ -617,3 +617,54 @@ fn token_budgets_are_corrected_to_what_the_provider_counted() {
     let w = p.windows.borrow().get("key:demo").copied().unwrap();
     assert_eq!(w.tokens(), 18, "estimated {estimate}, corrected to 11 + 7");
 }
+
+#[test]
+fn an_unknown_model_costs_no_budget() {
+    let cfg = Config::parse(&format!(
+        r#"{{
+        "keys": [{{"name": "demo", "sha256": "{KEY_SHA256}", "rpm": 1}}],
+        "providers": {{"a": {{"kind": "openai", "base_url": "http://a.test/v1", "api_key_secret": "K"}}}},
+        "models": {{"trio": {{"deployments": [{{"provider": "a", "model": "m-a", "region": "us-east-1"}}]}}}}
+    }}"#
+    ))
+    .unwrap();
+    let p = platform([completion()]);
+    let state = State::new(1);
+    for d in BOTH {
+        let (resp, _) = run(&cfg, &p, &state, chat(d, "no-such-model", false));
+        assert_eq!(resp.status, 404);
+    }
+    let (resp, _) = run(&cfg, &p, &state, chat(D::OpenAi, "trio", false));
+    assert_eq!(resp.status, 200, "the one request a minute is still there");
+    let (resp, _) = run(&cfg, &p, &state, chat(D::Anthropic, "trio", false));
+    assert_eq!(resp.status, 429);
+    assert_eq!(p.records()[3]["error"], "rate_limit_exceeded");
+}
+
+#[test]
+fn the_status_endpoint_counts_what_the_records_say() {
+    let cfg = config("", "");
+    let state = State::new(1);
+    let p = platform([
+        completion(),
+        Scripted::json(400, r#"{"error":{"message":"no"}}"#),
+    ]);
+    run(&cfg, &p, &state, chat(D::OpenAi, "trio", false));
+    run(&cfg, &p, &state, chat(D::Anthropic, "trio", false));
+    let mut req = chat(D::OpenAi, "trio", false);
+    req.method = Method::Get;
+    req.path = "/_meridian/status".into();
+    let (resp, body) = run(&cfg, &p, &state, req);
+    assert_eq!(resp.status, 200);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let counters = &v["requests"];
+    assert_eq!(counters["total"], 2, "{v}");
+    assert_eq!(counters["by_status"]["200"], 1);
+    assert_eq!(counters["by_status"]["400"], 1);
+    assert_eq!(counters["by_error"]["upstream_rejected_request"], 1);
+    assert_eq!(counters["input_tokens"], 11);
+    assert!(
+        v["models"]["trio"].is_array(),
+        "the routing status is still there: {v}"
+    );
+}

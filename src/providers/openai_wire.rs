@@ -82,15 +82,33 @@ pub struct WireError<'a> {
     pub message: Option<Cow<'a, str>>,
 }
 
-/// Whether a body is a chat completion, read without building it: a `choices` array and no `error` object.
-/// Lenient about everything else (what passthrough forwards is the provider's own bytes).
-pub fn is_chat_completion(body: &[u8]) -> bool {
+/// The usage of a chat completion, read without building it; `None` when the body is not one (a chat completion
+/// has a `choices` array and no `error` object). Lenient about everything else (what passthrough forwards is the
+/// provider's own bytes). Counts the provider did not report are absent.
+pub fn chat_completion_usage(body: &[u8]) -> Option<crate::record::TokenUsage> {
     #[derive(Deserialize)]
     struct Shape {
         choices: Option<Vec<serde::de::IgnoredAny>>,
         error: Option<serde::de::IgnoredAny>,
+        #[serde(default)]
+        usage: Option<WireUsage>,
     }
-    serde_json::from_slice::<Shape>(body).is_ok_and(|s| s.choices.is_some() && s.error.is_none())
+    let s = serde_json::from_slice::<Shape>(body).ok()?;
+    if s.choices.is_none() || s.error.is_some() {
+        return None;
+    }
+    Some(s.usage.map(WireUsage::counts).unwrap_or_default())
+}
+
+impl WireUsage {
+    /// The counts as the record keeps them.
+    pub fn counts(self) -> crate::record::TokenUsage {
+        crate::record::TokenUsage {
+            input: self.prompt_tokens,
+            output: self.completion_tokens,
+            ..Default::default()
+        }
+    }
 }
 
 /// The text of an optional string field, empty when absent.
@@ -100,10 +118,22 @@ pub fn text(s: &Option<Cow<'_, str>>) -> String {
 
 #[cfg(test)]
 mod shape_tests {
-    use super::is_chat_completion;
+    use super::chat_completion_usage;
+
+    fn is_chat_completion(body: &[u8]) -> bool {
+        chat_completion_usage(body).is_some()
+    }
 
     #[test]
     fn a_chat_completion_has_choices_and_no_error() {
+        let u = chat_completion_usage(
+            br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#,
+        )
+        .unwrap();
+        assert_eq!((u.input, u.output), (Some(3), Some(4)));
+        assert!(chat_completion_usage(br#"{"choices":[]}"#)
+            .unwrap()
+            .is_empty());
         assert!(is_chat_completion(br#"{"choices":[]}"#));
         assert!(is_chat_completion(
             br#"{"id":"x","choices":[{"index":0,"x":1.50}],"error":null}"#

@@ -1,5 +1,9 @@
-//! The call: the plan of deployments, failover across them, hedging, and one attempt up to its commit.
+//! The one request lifecycle, for every operation: resolve the model, plan the deployments for this location
+//! (routing, health, residency), look up the cache and coalesce, then try deployments with one first-content
+//! deadline, failover and hedging, skipping those that cannot express the request, until one commits. Every step
+//! is written to the request's record. What differs per endpoint comes from its [`Operation`].
 
+use super::operation::{Lookup, Operation, Prepared};
 use super::*;
 
 pub(super) fn credentials<P: Platform>(
@@ -32,45 +36,43 @@ pub(super) fn credentials<P: Platform>(
     })
 }
 
-/// One chat request, tried on deployments in the order routing chose, until one commits.
-pub(super) struct Call<'a, P> {
-    pub(super) config: &'a Config,
-    pub(super) platform: &'a P,
-    pub(super) state: &'a State,
-    pub(super) inbound: &'a ClientRequest,
-    /// Built on first need: only deployments that do not speak the client's wire format need it.
-    pub(super) canonical: OnceCell<canonical::ChatRequest>,
-    pub(super) shape: Shape,
-    /// Set when this request leads a cache flight: taken by the attempt that commits.
-    pub(super) sink: RefCell<Option<Sink>>,
+/// One request, tried on deployments in the order routing chose, until one commits.
+struct Call<'a, P, O> {
+    config: &'a Config,
+    platform: &'a P,
+    state: &'a State,
+    op: &'a O,
+    shape: Shape,
     /// The plan hedges: an attempt may lose and be dropped, and must then be cancelled at the provider.
-    pub(super) hedging: Cell<bool>,
-    pub(super) recorder: Recorder,
+    hedging: bool,
+    recorder: &'a Recorder,
 }
 
 /// An attempt that did not produce a response: whether another deployment may do better.
-pub(super) struct Failed {
-    pub(super) error: GatewayError,
-    pub(super) retryable: bool,
+struct Failed {
+    error: GatewayError,
+    retryable: bool,
 }
 
 impl From<GatewayError> for Failed {
     fn from(error: GatewayError) -> Self {
-        // A request the provider rejects as invalid will be rejected everywhere; anything else may be this
-        // deployment's problem alone.
         let retryable = error.fails_over();
         Failed { error, retryable }
     }
 }
 
-pub(super) async fn complete<P: Platform>(
+/// Runs an admitted request of any operation to its committed response (or its error).
+pub(super) async fn run<P: Platform, O: Operation>(
     config: &Config,
     platform: &P,
     state: &State,
-    caller: &Caller<'_>,
-    inbound: ClientRequest,
+    admitted: &Admitted<'_>,
+    op: &O,
 ) -> Result<Response, GatewayError> {
-    let target = resolve(config, inbound.model())?;
+    let caller = &admitted.caller;
+    let recorder = caller.recorder;
+    recorder.update(|r| r.colo = caller.location.colo.clone());
+    let target = &admitted.target;
     let deps = target.deployments();
     // A model with one deployment has nothing to choose: its first request in a fresh isolate does not wait for
     // what KV knows (a cold KV read is a large share of a cold start).
@@ -90,17 +92,17 @@ pub(super) async fn complete<P: Platform>(
             ErrorCode::ResidencyUnsatisfiable,
             format!(
                 "no deployment of `{}` satisfies the residency policy ({}); refusing to send it elsewhere",
-                inbound.model(),
+                op.model(),
                 wanted.join(", ")
             ),
         ));
     }
-    let (hedge_budget, max_attempts) = match &target {
+    let (hedge_budget, max_attempts) = match target {
         Target::Alias(m) => (m.hedge_budget, m.max_attempts),
         Target::Direct(_) => (None, 1),
     };
     let shape = Shape {
-        stream: inbound.stream(),
+        stream: op.stream(),
         bucket: estimator::bucket(caller.body_len),
     };
     let policy = Policy {
@@ -115,48 +117,32 @@ pub(super) async fn complete<P: Platform>(
         policy,
         platform.now_ms(),
     );
-    let recorder = caller.recorder;
-    recorder.update(|r| r.colo = caller.location.colo.clone());
     let call = Call {
         config,
         platform,
         state,
-        inbound: &inbound,
-        canonical: OnceCell::new(),
+        op,
         shape,
-        sink: RefCell::new(None),
-        hedging: Cell::new(plan.hedge_after_ms.is_some()),
-        recorder: recorder.clone(),
+        hedging: plan.hedge_after_ms.is_some(),
+        recorder,
     };
     let mut cache_status = None;
-    if let Target::Alias(model) = &target {
+    if let Target::Alias(model) = target {
         if let Some(settings) = model.cache {
-            match apart(call.cache_lookup(model, settings, caller)).await? {
-                Lookup::Answered(mut resp) => {
+            let lookup = op.lookup(platform, state, model, settings, &caller.cache, recorder);
+            match apart(lookup).await? {
+                Lookup::Answered(mut resp, how) => {
                     let ttfc = recorder.elapsed_ms();
-                    let how = match resp.headers.get("x-meridian-cache") {
-                        Some("COALESCED") => "COALESCED",
-                        _ => "HIT",
-                    };
                     recorder.update(|r| {
                         r.cache = Some(how);
                         r.ttfc_ms = Some(ttfc);
                     });
-                    resp.headers.insert(
-                        "x-meridian-colo",
-                        caller
-                            .location
-                            .colo
-                            .clone()
-                            .unwrap_or_else(|| "unknown".into()),
-                    );
+                    resp.headers
+                        .insert("x-meridian-colo", colo(&caller.location));
                     return Ok(resp);
                 }
                 Lookup::Bypass => cache_status = Some("BYPASS"),
-                Lookup::Lead(sink) => {
-                    *call.sink.borrow_mut() = Some(sink);
-                    cache_status = Some("MISS");
-                }
+                Lookup::Miss => cache_status = Some("MISS"),
             }
         }
     }
@@ -173,7 +159,8 @@ pub(super) async fn complete<P: Platform>(
         {
             break;
         }
-        let Some((i, upstream)) = call.next_ready(&order, at, &mut unsupported, &mut last)? else {
+        let ready = call.next_ready(&order, at, &mut unsupported, &mut last);
+        let Some((i, first)) = ready.inspect_err(|e| op.failed(e))? else {
             break;
         };
         let dep = order[i];
@@ -181,14 +168,14 @@ pub(super) async fn complete<P: Platform>(
         attempts += 1;
         let hedge = match plan.hedge_after_ms {
             Some(ms) if attempts == 1 && max_attempts > 1 => call
-                .next_ready(&order, at, &mut unsupported, &mut last)?
-                .map(|(j, up)| (ms, j, up)),
+                .next_ready(&order, at, &mut unsupported, &mut last)
+                .inspect_err(|e| op.failed(e))?
+                .map(|(j, second)| (ms, j, second)),
             _ => None,
         };
         let result = match hedge {
-            Some((after_ms, j, second_up)) => {
-                let second = order[j];
-                match apart(call.hedged((dep, upstream), (second, second_up), after_ms)).await {
+            Some((after_ms, j, second)) => {
+                match apart(call.hedged((dep, first), (order[j], second), after_ms)).await {
                     (r, true) => {
                         // The second deployment was used up by the hedge: failover continues after it.
                         at = j + 1;
@@ -201,7 +188,7 @@ pub(super) async fn complete<P: Platform>(
                     }
                 }
             }
-            None => call.attempt(dep, upstream).await.map(|r| (r, dep)),
+            None => call.attempt(dep, first).await.map(|r| (r, dep)),
         };
         match result {
             Ok((mut resp, used)) => {
@@ -218,7 +205,7 @@ pub(super) async fn complete<P: Platform>(
                 return Ok(resp);
             }
             Err(f) if !f.retryable => {
-                call.fail_flight(&f.error);
+                op.failed(&f.error);
                 return Err(f.error);
             }
             Err(f) => last = Some(f.error),
@@ -226,52 +213,32 @@ pub(super) async fn complete<P: Platform>(
     }
     // Only when no deployment could even express the request is that the client's problem.
     let err = match (last, unsupported) {
-        (Some(e), _) => e,
-        (None, Some(e)) => e,
+        (Some(e), _) | (None, Some(e)) => e,
         (None, None) => GatewayError::new(ErrorCode::DeadlineExceeded, "overall deadline exceeded"),
     };
-    call.fail_flight(&err);
+    op.failed(&err);
     Err(err)
 }
 
-impl<P: Platform> Call<'_, P> {
-    /// Whether the client's OpenAI body can go to `dep` untranslated. Not when a cached stream needs usage the
-    /// client did not ask for: then the provider is asked for it and the client's view is re-encoded.
-    pub(super) fn passthrough(&self, dep: &Deployment) -> bool {
-        let ClientRequest::OpenAi(chat) = self.inbound else {
-            return false;
-        };
-        let wants_usage = chat.include_usage();
-        dep.provider.kind.is_openai_wire()
-            && !(chat.stream && !wants_usage && self.sink.borrow().is_some())
-    }
-
-    pub(super) fn canonical(&self) -> Result<&canonical::ChatRequest, GatewayError> {
-        match self.inbound {
-            ClientRequest::Canonical(_, c) => Ok(c),
-            ClientRequest::OpenAi(chat) => {
-                if let Some(c) = self.canonical.get() {
-                    return Ok(c);
-                }
-                let c = chat.to_canonical()?;
-                Ok(self.canonical.get_or_init(|| c))
-            }
-        }
-    }
-
-    /// The first deployment from `order[from..]` that can express the request, with its provider request. The
-    /// ones that cannot are skipped and recorded (the last reason kept for the client, should none remain); one
-    /// whose credentials are missing is a failed attempt. `Err` only for a request that is invalid everywhere.
-    pub(super) fn next_ready(
+impl<P: Platform, O: Operation> Call<'_, P, O> {
+    /// The first deployment from `order[from..]` that can express the request, with its request. The ones that
+    /// cannot are skipped and recorded (the last reason kept for the client, should none remain); one whose
+    /// credentials are missing is a failed attempt. `Err` only for a request that is invalid everywhere.
+    fn next_ready(
         &self,
         order: &[&Deployment],
         from: usize,
         unsupported: &mut Option<GatewayError>,
         last: &mut Option<GatewayError>,
-    ) -> Result<Option<(usize, UpstreamRequest)>, GatewayError> {
+    ) -> Result<Option<(usize, Prepared)>, GatewayError> {
         for (i, dep) in order.iter().enumerate().skip(from) {
-            match self.upstream_for(dep) {
-                Ok(up) => return Ok(Some((i, up))),
+            let prepared = credentials(&dep.provider, self.platform)
+                .and_then(|creds| self.op.prepare(dep, &creds, self.platform.now_ms()));
+            match prepared {
+                Ok(mut p) => {
+                    p.upstream.cancel_on_drop |= self.hedging;
+                    return Ok(Some((i, p)));
+                }
                 Err(e) => {
                     let skipped = e.code == ErrorCode::UnsupportedInput;
                     if !skipped && !e.fails_over() {
@@ -301,30 +268,15 @@ impl<P: Platform> Call<'_, P> {
         Ok(None)
     }
 
-    /// The provider request for `dep`: the client's own bytes where the wire format is the same, else the
-    /// canonical request in the provider's format (which fails with `unsupported_input` where it cannot say it).
-    fn upstream_for(&self, dep: &Deployment) -> Result<UpstreamRequest, GatewayError> {
-        let creds = credentials(&dep.provider, self.platform)?;
-        let mut upstream = match self.inbound {
-            // Same wire format both sides: forward the client's bytes, no translation.
-            ClientRequest::OpenAi(chat) if self.passthrough(dep) => {
-                openai_compat::passthrough_request(dep, chat, &creds)
-            }
-            _ => providers::build_request(dep, self.canonical()?, &creds, self.platform.now_ms())?,
-        };
-        upstream.cancel_on_drop |= self.hedging.get();
-        Ok(upstream)
-    }
-
     /// Runs `first`; if it has produced nothing after `after_ms`, runs `second` alongside, and the first to
     /// produce content wins (the other is dropped, which cancels its fetch). The flag says whether `second` ran.
-    pub(super) async fn hedged<'d>(
+    async fn hedged<'d>(
         &self,
-        (first, first_up): (&'d Deployment, UpstreamRequest),
-        (second, second_up): (&'d Deployment, UpstreamRequest),
+        (first, first_req): (&'d Deployment, Prepared),
+        (second, second_req): (&'d Deployment, Prepared),
         after_ms: u64,
     ) -> (Result<(Response, &'d Deployment), Failed>, bool) {
-        let a = pin!(self.attempt(first, first_up));
+        let a = pin!(self.attempt(first, first_req));
         let timer = pin!(self.platform.sleep(after_ms));
         let a = match select(a, timer).await {
             Either::Left((r, _)) => return (r.map(|r| (r, first)), false),
@@ -332,7 +284,7 @@ impl<P: Platform> Call<'_, P> {
         };
         let hedge_start = self.platform.now_ms();
         self.state.router.borrow_mut().hedged(second);
-        let b = pin!(self.attempt(second, second_up));
+        let b = pin!(self.attempt(second, second_req));
         let lost = |dep: &Deployment, started_ms: u64| {
             let ms = self.platform.now_ms().saturating_sub(started_ms);
             self.recorder.update(|r| {
@@ -375,14 +327,14 @@ impl<P: Platform> Call<'_, P> {
 
     /// One deployment, up to the point where the response is committed (headers and, for streams, the first
     /// content), recording what was learned.
-    pub(super) async fn attempt(
-        &self,
-        dep: &Deployment,
-        upstream: UpstreamRequest,
-    ) -> Result<Response, Failed> {
+    async fn attempt(&self, dep: &Deployment, req: Prepared) -> Result<Response, Failed> {
         let now = self.platform.now_ms();
         self.state.router.borrow_mut().started(dep, now);
-        let result = apart(self.try_deployment(dep, upstream, now)).await;
+        let result = if self.op.stream() {
+            apart(self.streamed(dep, req, now)).await
+        } else {
+            apart(self.whole(dep, req, now)).await
+        };
         let end = self.platform.now_ms();
         self.recorder.update(|r| {
             r.attempts.push(record::Attempt {
@@ -414,38 +366,126 @@ impl<P: Platform> Call<'_, P> {
         result.map(|(r, _)| r)
     }
 
-    /// Returns the committed response and the latency to learn from: to the first content for streams, to the
-    /// whole answer otherwise.
-    pub(super) async fn try_deployment(
+    /// A streamed exchange: headers and the first content within the first-content deadline, then the
+    /// operation's stream, bounded by its silence. The latency learned is to the first content.
+    async fn streamed(
         &self,
         dep: &Deployment,
-        upstream: UpstreamRequest,
+        req: Prepared,
         start_ms: u64,
     ) -> Result<(Response, f64), Failed> {
-        if self.inbound.stream() {
-            apart(self.streamed(dep, upstream, start_ms)).await
-        } else {
-            apart(self.whole(dep, upstream, start_ms)).await
+        let (config, platform) = (self.config, self.platform);
+        let until = Deadline {
+            start_ms,
+            ms: config.timeouts.first_byte_ms,
+        };
+        let resp = match until.run(platform, platform.fetch(req.upstream)).await {
+            None => return Err(timeout(dep, until.ms).into()),
+            Some(Err(e)) => return Err(unreachable(dep, &e).into()),
+            // Once begun, a stream is bounded by its silence. Every layer above may poll once more after the
+            // end; fused, the provider's body stays ended.
+            Some(Ok(r)) => UpstreamResponse {
+                body: Box::pin(IdleLimit::new(
+                    Box::pin(r.body.fuse()),
+                    config.timeouts.idle_ms,
+                    platform.timer(),
+                )),
+                ..r
+            },
+        };
+        if !(200..300).contains(&resp.status) {
+            let UpstreamResponse {
+                status,
+                headers,
+                body,
+            } = resp;
+            let body = until
+                .run(platform, read_all(body, MAX_ERROR_BODY))
+                .await
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            return Err(provider_error(dep, platform, status, &headers, &body).into());
         }
+        let stream = self
+            .op
+            .stream_from(platform, dep, req.wire, until, resp, self.recorder);
+        let r = apart(stream).await?;
+        Ok((r, platform.now_ms().saturating_sub(start_ms) as f64))
+    }
+
+    /// A non-streamed exchange: fetched and read whole (one platform step), then the operation's check and
+    /// rendering. The latency learned is to the whole answer, which for a non-streamed answer arrives with (or
+    /// just after) the headers.
+    async fn whole(
+        &self,
+        dep: &Deployment,
+        req: Prepared,
+        start_ms: u64,
+    ) -> Result<(Response, f64), Failed> {
+        let (config, platform) = (self.config, self.platform);
+        let (first_byte, total) = (config.timeouts.first_byte_ms, config.timeouts.total_ms);
+        let resp = match platform
+            .fetch_whole(req.upstream, first_byte, total, MAX_RESPONSE_BODY)
+            .await
+        {
+            Err(NoResponse::Timeout) => return Err(timeout(dep, first_byte).into()),
+            Err(NoResponse::Failed(e)) => return Err(unreachable(dep, &e).into()),
+            Ok(r) => r,
+        };
+        let latency_ms = platform.now_ms().saturating_sub(start_ms) as f64;
+        if !(200..300).contains(&resp.status) {
+            let mut body = resp.body.unwrap_or_default();
+            body.truncate(MAX_ERROR_BODY);
+            return Err(provider_error(dep, platform, resp.status, &resp.headers, &body).into());
+        }
+        let body = match resp.body {
+            Ok(b) => b,
+            Err(BodyFailure::Timeout) => return Err(timeout(dep, total).into()),
+            Err(BodyFailure::Failed(e)) => {
+                return Err(GatewayError::new(
+                    ErrorCode::UpstreamBodyError,
+                    format!("provider {} response failed: {e}", dep.provider.name),
+                )
+                .into())
+            }
+        };
+        let whole = self
+            .op
+            .whole(dep, req.wire, body, &resp.headers, platform.now_ms())?;
+        self.recorder.usage(whole.usage);
+        Ok((whole.response, latency_ms))
     }
 }
 
-pub(super) fn unreachable(dep: &Deployment, e: &crate::platform::FetchError) -> GatewayError {
+/// A provider's non-2xx answer as the client's error, with the deployment's credentials scrubbed from it.
+fn provider_error<P: Platform>(
+    dep: &Deployment,
+    platform: &P,
+    status: u16,
+    headers: &Headers,
+    body: &[u8],
+) -> GatewayError {
+    let creds = credentials(&dep.provider, platform).unwrap_or(Credentials::None);
+    upstream_error(dep, status, headers, body, &creds)
+}
+
+fn unreachable(dep: &Deployment, e: &crate::platform::FetchError) -> GatewayError {
     GatewayError::new(
         ErrorCode::UpstreamUnreachable,
         format!("could not reach provider {}: {e}", dep.provider.name),
     )
 }
 
-pub(super) fn annotate(resp: &mut Response, dep: &Deployment, attempts: usize, loc: &Location) {
+fn colo(loc: &Location) -> String {
+    loc.colo.clone().unwrap_or_else(|| "unknown".into())
+}
+
+fn annotate(resp: &mut Response, dep: &Deployment, attempts: usize, loc: &Location) {
     resp.headers.insert("x-meridian-deployment", dep.id());
     resp.headers.insert("x-meridian-region", dep.region.clone());
     resp.headers
         .insert("x-meridian-attempts", attempts.to_string());
-    resp.headers.insert(
-        "x-meridian-colo",
-        loc.colo.clone().unwrap_or_else(|| "unknown".into()),
-    );
+    resp.headers.insert("x-meridian-colo", colo(loc));
 }
 
 pub(super) fn timeout(dep: &Deployment, ms: u64) -> GatewayError {

@@ -1,0 +1,548 @@
+//! Chat (`POST /v1/chat/completions`, `POST /v1/messages`) as an [`Operation`]: the request is built for each
+//! provider kind (OpenAI-dialect bodies pass through untouched to OpenAI-wire providers), whole answers are checked
+//! and rendered in the client's dialect, streams are committed on their first content, and answers are cached and
+//! shared with identical requests in flight.
+
+use super::lifecycle::timeout;
+use super::operation::{Lookup, Operation, Prepared, Whole, Wire};
+use super::*;
+use crate::providers::openai_wire;
+
+/// One chat request as admitted.
+pub(super) struct Chat {
+    pub(super) inbound: ClientRequest,
+    /// Built on first need: only deployments that do not speak the client's wire format need it.
+    canonical: OnceCell<canonical::ChatRequest>,
+    /// Set when this request leads a cache flight: taken by the attempt that commits.
+    sink: RefCell<Option<Sink>>,
+}
+
+impl Chat {
+    pub(super) fn new(inbound: ClientRequest) -> Self {
+        Chat {
+            inbound,
+            canonical: OnceCell::new(),
+            sink: RefCell::new(None),
+        }
+    }
+
+    fn canonical(&self) -> Result<&canonical::ChatRequest, GatewayError> {
+        match &self.inbound {
+            ClientRequest::Canonical(_, c) => Ok(c),
+            ClientRequest::OpenAi(chat) => {
+                if let Some(c) = self.canonical.get() {
+                    return Ok(c);
+                }
+                let c = chat.to_canonical()?;
+                Ok(self.canonical.get_or_init(|| c))
+            }
+        }
+    }
+
+    /// Whether the client's OpenAI body can go to `dep` untranslated. Not when a cached stream needs usage the
+    /// client did not ask for: then the provider is asked for it and the client's view is re-encoded.
+    fn wire(&self, dep: &Deployment) -> Wire {
+        let ClientRequest::OpenAi(chat) = &self.inbound else {
+            return Wire::Translated;
+        };
+        let leads_cache = self.sink.borrow().is_some();
+        if dep.provider.kind.is_openai_wire()
+            && !(chat.stream && !chat.include_usage() && leads_cache)
+        {
+            Wire::Passthrough
+        } else {
+            Wire::Translated
+        }
+    }
+
+    /// Stores a committed whole answer if this request leads a cache flight; a note for the client when it was
+    /// too large to store.
+    fn store(&self, dep: &Deployment, answer: canonical::ChatResponse) -> Option<&'static str> {
+        let mut sink = self.sink.borrow_mut().take()?;
+        let store = sink.store;
+        sink.set_deployment(dep.id());
+        let stored = sink.complete(answer, false);
+        (store && !stored).then_some("too-large-to-store")
+    }
+}
+
+impl Operation for Chat {
+    fn model(&self) -> &str {
+        self.inbound.model()
+    }
+
+    fn stream(&self) -> bool {
+        self.inbound.stream()
+    }
+
+    fn prepare(
+        &self,
+        dep: &Deployment,
+        creds: &Credentials,
+        now_ms: u64,
+    ) -> Result<Prepared, GatewayError> {
+        let wire = self.wire(dep);
+        let upstream = match (&self.inbound, wire) {
+            // Same wire format both sides: forward the client's bytes, no translation.
+            (ClientRequest::OpenAi(chat), Wire::Passthrough) => {
+                openai_compat::passthrough_request(dep, chat, creds)
+            }
+            _ => providers::build_request(dep, self.canonical()?, creds, now_ms)?,
+        };
+        Ok(Prepared { upstream, wire })
+    }
+
+    fn whole(
+        &self,
+        dep: &Deployment,
+        wire: Wire,
+        body: Vec<u8>,
+        headers: &Headers,
+        now_ms: u64,
+    ) -> Result<Whole, GatewayError> {
+        let (mut response, usage, note) = match wire {
+            Wire::Passthrough => {
+                // Passed through as the provider's bytes, but never as garbage: a 200 must carry a chat completion
+                // (`{}` or an error object is this provider's failure, and is failed over).
+                let Some(usage) = openai_wire::chat_completion_usage(&body) else {
+                    return Err(GatewayError::new(
+                        ErrorCode::UpstreamMalformed,
+                        format!(
+                            "provider {} answered a malformed response (not a chat completion)",
+                            dep.provider.name
+                        ),
+                    ));
+                };
+                let note = if self.sink.borrow().is_some() {
+                    openai_compat::parse_response(&body)
+                        .ok()
+                        .and_then(|a| self.store(dep, a))
+                } else {
+                    None
+                };
+                (Response::json(200, body), usage, note)
+            }
+            Wire::Translated => {
+                let c = self.canonical()?;
+                let id = response_id(headers, now_ms);
+                let answer = providers::parse_response(dep, &body, &id)?;
+                let usage = answer.usage.into();
+                let rendered = self
+                    .inbound
+                    .dialect()
+                    .render_response(&answer, &c.model, now_ms);
+                (
+                    Response::json(200, rendered),
+                    usage,
+                    self.store(dep, answer),
+                )
+            }
+        };
+        if let Some(n) = note {
+            response.headers.insert("x-meridian-cache-note", n);
+        }
+        Ok(Whole { response, usage })
+    }
+
+    async fn stream_from<P: Platform>(
+        &self,
+        platform: &P,
+        dep: &Deployment,
+        wire: Wire,
+        until: Deadline,
+        mut resp: UpstreamResponse,
+        recorder: &Recorder,
+    ) -> Result<Response, GatewayError> {
+        // A cache leader records the stream as it passes; the recording only stores if this attempt commits.
+        let slot = if self.sink.borrow().is_some() {
+            let slot = cache::HandoffRef::default();
+            let id = response_id(&resp.headers, until.start_ms);
+            let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
+            let body = std::mem::replace(&mut resp.body, Box::pin(stream::empty()));
+            resp.body = Box::pin(Recording::new(
+                body,
+                decoder,
+                slot.clone(),
+                platform.background(),
+            ));
+            Some(slot)
+        } else {
+            None
+        };
+        let r = match wire {
+            Wire::Passthrough => {
+                apart(passthrough_stream(
+                    platform,
+                    dep,
+                    until,
+                    resp,
+                    recorder.clone(),
+                ))
+                .await?
+            }
+            Wire::Translated => {
+                let c = self.canonical()?;
+                let now = platform.now_ms();
+                let id = response_id(&resp.headers, now);
+                let encoder = self
+                    .inbound
+                    .dialect()
+                    .stream_encoder(&c.model, c.include_usage, now);
+                let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
+                apart(translated_stream(
+                    platform,
+                    dep,
+                    until,
+                    resp,
+                    decoder,
+                    encoder,
+                    recorder.clone(),
+                ))
+                .await?
+            }
+        };
+        // Committed: the recording may store once the stream completes.
+        if let (Some(sink), Some(slot)) = (self.sink.borrow_mut().take(), &slot) {
+            cache::attach(slot, sink, dep.id());
+        }
+        Ok(r)
+    }
+
+    async fn lookup<P: Platform>(
+        &self,
+        platform: &P,
+        state: &State,
+        model: &Model,
+        settings: CacheSettings,
+        ctl: &CacheControl,
+        recorder: &Recorder,
+    ) -> Result<Lookup, GatewayError> {
+        let c = self.canonical()?;
+        let sampled = c.temperature.is_none_or(|t| t != 0.0);
+        let body = match &self.inbound {
+            ClientRequest::OpenAi(chat) => Some(chat.body_object()),
+            ClientRequest::Canonical(..) => None,
+        };
+        let openai_body = body.as_ref();
+        if (sampled && !settings.nonzero_temperature)
+            || (ctl.no_cache && ctl.no_store)
+            || openai_body.and_then(cache::key::unreplayable).is_some()
+        {
+            return Ok(Lookup::Bypass);
+        }
+        let key = cache::key::cache_key(&ctl.namespace, &model.name, c, openai_body);
+        let now = platform.now_ms();
+        let dialect = self.inbound.dialect();
+        let hit = |entry: &cache::answer::Entry| {
+            let mut r = replay(dialect, c, entry, now);
+            r.headers.insert("x-meridian-cache", "HIT");
+            r.headers.insert(
+                "age",
+                (now.saturating_sub(entry.created_ms) / 1000).to_string(),
+            );
+            Lookup::Answered(r, "HIT")
+        };
+        if !ctl.no_cache {
+            if let Some(entry) = state.cache.memory.borrow().get(&key, now) {
+                return Ok(hit(&entry));
+            }
+            let flight = state.cache.flights.borrow().get(&key).cloned();
+            if let Some(flight) = flight {
+                let mut r =
+                    follow(flight, dialect, c, now, platform.timer(), recorder.clone()).await?;
+                r.headers.insert("x-meridian-cache", "COALESCED");
+                return Ok(Lookup::Answered(r, "COALESCED"));
+            }
+        }
+        let ttl_s = ctl.ttl_s.unwrap_or(settings.ttl_s);
+        // Registered before the KV read, so identical requests arriving meanwhile follow this one.
+        let sink = Sink::start(
+            state.cache.clone(),
+            platform.kv_writer(),
+            key.clone(),
+            ttl_s,
+            String::new(),
+            now,
+            !ctl.no_store,
+        );
+        if !ctl.no_cache {
+            if let Some(Some(json)) =
+                deadline(platform, KV_READ_WAIT_MS, platform.kv_get(&key)).await
+            {
+                if let Some(entry) = cache::answer::Entry::from_json(&json) {
+                    let expires = entry.created_ms + ttl_s * 1000;
+                    let size = json.len();
+                    let entry = Rc::new(entry);
+                    sink.resolve(&entry);
+                    state
+                        .cache
+                        .memory
+                        .borrow_mut()
+                        .insert(key, entry.clone(), size, expires);
+                    return Ok(hit(&entry));
+                }
+            }
+        }
+        *self.sink.borrow_mut() = Some(sink);
+        Ok(Lookup::Miss)
+    }
+
+    fn failed(&self, err: &GatewayError) {
+        if let Some(sink) = self.sink.borrow_mut().take() {
+            sink.fail(err.clone());
+        }
+    }
+}
+
+/// The provider's request id where it sends one in a header, else one derived from the clock.
+pub(super) fn response_id(headers: &Headers, now_ms: u64) -> String {
+    ["x-amzn-requestid", "request-id", "x-request-id"]
+        .iter()
+        .find_map(|h| headers.get(h))
+        .filter(|v| {
+            v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(|v| format!("msg_{v}"))
+        .unwrap_or_else(|| format!("msg_meridian_{now_ms:x}"))
+}
+
+/// Holds the response until the provider has produced content (not just the role chunk), so that a provider
+/// failing before its first token is still reported as an error status (and can be failed over), and so that
+/// routing learns the real time to first token.
+async fn passthrough_stream<P: Platform>(
+    platform: &P,
+    dep: &Deployment,
+    until: Deadline,
+    resp: UpstreamResponse,
+    recorder: Recorder,
+) -> Result<Response, GatewayError> {
+    let mut pass = SsePassthrough::new(resp.body).with_recorder(recorder);
+    let first = async {
+        loop {
+            match pass.next_raw().await {
+                // Ended before any content (a JSON body, or only the role chunk): nothing usable was produced,
+                // which is this provider's failure (failover), not an empty answer.
+                None => return Err(empty_stream(dep)),
+                Some(Err(e)) => return Err(stream_failed(dep, &e)),
+                Some(Ok(chunk)) => {
+                    if pass.accept(&chunk)? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    };
+    match until.run(platform, first).await {
+        None => return Err(timeout(dep, until.ms)),
+        Some(Ok(())) => {}
+        // The provider ended (or failed) before any content: an error status, nothing was sent yet.
+        Some(Err(e)) => return Err(e),
+    }
+    // What was checked so far is held by `pass`, and forwarded first.
+    Ok(Response::event_stream(Box::pin(pass)))
+}
+
+fn empty_stream(dep: &Deployment) -> GatewayError {
+    GatewayError::new(
+        ErrorCode::UpstreamEmptyStream,
+        format!(
+            "provider {} closed the stream without data",
+            dep.provider.name
+        ),
+    )
+}
+
+/// Decodes until the first canonical events exist (or the provider fails) before committing to a 200.
+async fn translated_stream<P: Platform>(
+    platform: &P,
+    dep: &Deployment,
+    until: Deadline,
+    resp: UpstreamResponse,
+    mut decoder: Decoder,
+    mut encoder: crate::inbound::Encoder,
+    recorder: Recorder,
+) -> Result<Response, GatewayError> {
+    let mut body = resp.body;
+    let mut events = Vec::new();
+    let first = async {
+        loop {
+            match body.next().await {
+                None => {
+                    events.extend(decoder.end()?);
+                    return Ok(true);
+                }
+                Some(Err(e)) => return Err(stream_failed(dep, &e)),
+                Some(Ok(chunk)) => {
+                    events.extend(decoder.push(&chunk)?);
+                    // Committed on the first content, not on the provider's opening message.
+                    if events
+                        .iter()
+                        .any(|e| !matches!(e, StreamEvent::Start { .. }))
+                    {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    };
+    let ended = match until.run(platform, first).await {
+        None => return Err(timeout(dep, until.ms)),
+        Some(r) => r?,
+    };
+    if events.is_empty() {
+        return Err(empty_stream(dep));
+    }
+    let mut pending = Vec::new();
+    crate::translate::observe(&events, &recorder);
+    encoder.encode_all(&events, &mut pending);
+    if ended {
+        encoder.finish(&mut pending);
+        let mut r = Response::event_stream(Box::pin(stream::empty()));
+        r.body = Body::Bytes(pending);
+        return Ok(r);
+    }
+    Ok(Response::event_stream(Box::pin(Translate::new(
+        body, decoder, encoder, pending, recorder,
+    ))))
+}
+
+fn stream_failed(dep: &Deployment, e: &StreamError) -> GatewayError {
+    GatewayError::new(
+        ErrorCode::UpstreamStreamError,
+        format!("provider {} stream failed: {e}", dep.provider.name),
+    )
+}
+
+/// Replays a cached answer in the caller's dialect and mode.
+fn replay(
+    dialect: Dialect,
+    c: &canonical::ChatRequest,
+    entry: &cache::answer::Entry,
+    now_ms: u64,
+) -> Response {
+    let mut resp = if c.stream {
+        let mut enc = dialect.stream_encoder(&c.model, c.include_usage, now_ms);
+        // One chunk per event, as a provider would send them.
+        let mut chunks: Vec<Result<Vec<u8>, StreamError>> = entry
+            .events()
+            .iter()
+            .map(|ev| {
+                let mut out = Vec::new();
+                enc.encode_all(std::slice::from_ref(ev), &mut out);
+                Ok(out)
+            })
+            .filter(|c| c.as_ref().is_ok_and(|b| !b.is_empty()))
+            .collect();
+        let mut tail = Vec::new();
+        enc.finish(&mut tail);
+        chunks.push(Ok(tail));
+        Response::event_stream(Box::pin(stream::iter(chunks)))
+    } else {
+        Response::json(
+            200,
+            dialect.render_response(&entry.answer, &c.model, now_ms),
+        )
+    };
+    let u = entry.answer.usage;
+    resp.headers
+        .insert("x-meridian-deployment", entry.deployment.clone());
+    resp.headers.insert("x-meridian-attempts", "0");
+    resp.headers.insert(
+        "x-meridian-cache-saved-tokens",
+        (u.input_tokens + u.output_tokens).to_string(),
+    );
+    resp
+}
+
+/// How often a follower wakes on its own. The leader wakes it as events arrive, but the runtime cancels a
+/// request that waits on nothing of its own (it cannot see another request's stream), so a timer is kept
+/// pending.
+const FOLLOW_TICK_MS: u64 = 10;
+
+/// The next event of a flight, waking on the leader's events or the follower's own ticks.
+async fn next_followed(
+    events: &mut cache::flight::Follow,
+    timer: &Timer,
+) -> Option<Result<StreamEvent, GatewayError>> {
+    loop {
+        let tick = timer(FOLLOW_TICK_MS);
+        match select(events.next(), tick).await {
+            Either::Left((ev, _)) => return ev,
+            Either::Right(_) => continue,
+        }
+    }
+}
+
+/// A request identical to one in flight: the same answer, from the start, without another provider call.
+async fn follow(
+    flight: cache::flight::FlightRef,
+    dialect: Dialect,
+    c: &canonical::ChatRequest,
+    now_ms: u64,
+    timer: Timer,
+    recorder: Recorder,
+) -> Result<Response, GatewayError> {
+    let mut events = cache::flight::Follow::new(flight);
+    if !c.stream {
+        let mut rec = cache::answer::Recorder::default();
+        while let Some(ev) = next_followed(&mut events, &timer).await {
+            rec.observe(&ev?);
+        }
+        let answer = rec.into_answer().ok_or_else(|| {
+            GatewayError::new(
+                ErrorCode::CoalescedLeaderFailed,
+                "the request being followed did not complete",
+            )
+        })?;
+        return Ok(Response::json(
+            200,
+            dialect.render_response(&answer, &c.model, now_ms),
+        ));
+    }
+    // The first event decides the status, as for a provider stream.
+    let first = match next_followed(&mut events, &timer).await {
+        Some(Ok(ev)) => ev,
+        Some(Err(e)) => return Err(e),
+        None => {
+            return Err(GatewayError::new(
+                ErrorCode::CoalescedLeaderFailed,
+                "the request being followed produced nothing",
+            ))
+        }
+    };
+    let mut enc = dialect.stream_encoder(&c.model, c.include_usage, now_ms);
+    let mut pending = Vec::new();
+    enc.encode_all(std::slice::from_ref(&first), &mut pending);
+    let state = (events, enc, Some(pending), false, (timer, recorder));
+    let body = stream::unfold(
+        state,
+        |(mut events, mut enc, pending, done, (timer, recorder))| async move {
+            if let Some(p) = pending {
+                return Some((Ok(p), (events, enc, None, done, (timer, recorder))));
+            }
+            if done {
+                return None;
+            }
+            let mut out = Vec::new();
+            let finished = match next_followed(&mut events, &timer).await {
+                Some(Ok(ev)) => {
+                    enc.encode_all(std::slice::from_ref(&ev), &mut out);
+                    false
+                }
+                Some(Err(e)) => {
+                    recorder.stream_failed(e.code);
+                    enc.fail(&e, &mut out);
+                    true
+                }
+                None => {
+                    enc.finish(&mut out);
+                    true
+                }
+            };
+            Some((Ok(out), (events, enc, None, finished, (timer, recorder))))
+        },
+    );
+    Ok(Response::event_stream(Box::pin(body)))
+}

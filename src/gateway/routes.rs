@@ -1,0 +1,113 @@
+//! Every route the gateway answers, in one table: a path and the methods it takes, to what handles it. A path in
+//! the table with another method is a 405, any other path a 404. `OPTIONS` (CORS preflight) is answered before
+//! routing, for any path.
+
+use crate::http::Method;
+use crate::inbound::Dialect;
+use crate::record::Operation;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Route {
+    /// A chat request in the client's dialect, run through the lifecycle.
+    Chat(Dialect),
+    Models,
+    Status,
+    Health,
+    /// Test-only routes, present when `debug_panic_route` is configured.
+    DebugPanic,
+    DebugPanicAfterAwait,
+}
+
+const ROUTES: &[(&str, &[Method], Route)] = &[
+    (
+        "/v1/chat/completions",
+        &[Method::Post],
+        Route::Chat(Dialect::OpenAi),
+    ),
+    (
+        "/v1/messages",
+        &[Method::Post],
+        Route::Chat(Dialect::Anthropic),
+    ),
+    ("/v1/models", &[Method::Get], Route::Models),
+    ("/_meridian/status", &[Method::Get], Route::Status),
+    ("/healthz", &[Method::Get, Method::Head], Route::Health),
+    ("/_meridian/debug/panic", &[Method::Post], Route::DebugPanic),
+    (
+        "/_meridian/debug/panic-after-await",
+        &[Method::Get, Method::Post],
+        Route::DebugPanicAfterAwait,
+    ),
+];
+
+/// Why no route matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NoRoute {
+    NotFound,
+    MethodNotAllowed,
+}
+
+/// The route for `method` on `path`.
+pub(super) fn find(method: Method, path: &str, debug_routes: bool) -> Result<Route, NoRoute> {
+    let Some((_, methods, route)) = ROUTES
+        .iter()
+        .find(|(p, _, r)| *p == path && (debug_routes || !r.is_debug()))
+    else {
+        return Err(NoRoute::NotFound);
+    };
+    if methods.contains(&method) {
+        Ok(*route)
+    } else {
+        Err(NoRoute::MethodNotAllowed)
+    }
+}
+
+impl Route {
+    fn is_debug(self) -> bool {
+        match self {
+            Route::DebugPanic | Route::DebugPanicAfterAwait => true,
+            Route::Chat(_) | Route::Models | Route::Status | Route::Health => false,
+        }
+    }
+
+    /// What the request's record calls it.
+    pub(super) fn operation(self) -> Operation {
+        match self {
+            Route::Chat(_) => Operation::Chat,
+            Route::Models => Operation::Models,
+            Route::Status => Operation::Status,
+            Route::Health => Operation::Health,
+            Route::DebugPanic | Route::DebugPanicAfterAwait => Operation::Unrouted,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_table_answers_found_not_found_and_wrong_method() {
+        assert_eq!(
+            find(Method::Post, "/v1/messages", false),
+            Ok(Route::Chat(Dialect::Anthropic))
+        );
+        assert_eq!(find(Method::Head, "/healthz", false), Ok(Route::Health));
+        assert_eq!(
+            find(Method::Get, "/v1/chat/completions", false),
+            Err(NoRoute::MethodNotAllowed)
+        );
+        assert_eq!(
+            find(Method::Post, "/v1/nothing", false),
+            Err(NoRoute::NotFound)
+        );
+        assert_eq!(
+            find(Method::Post, "/_meridian/debug/panic", false),
+            Err(NoRoute::NotFound)
+        );
+        assert_eq!(
+            find(Method::Post, "/_meridian/debug/panic", true),
+            Ok(Route::DebugPanic)
+        );
+    }
+}
