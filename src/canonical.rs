@@ -103,10 +103,19 @@ pub enum FinishReason {
     ContentFilter,
 }
 
+/// Token counts, in one meaning whatever the provider: the input counts the whole prompt (cached and cache-written
+/// tokens included, as OpenAI's `prompt_tokens`), the output everything generated (reasoning included, as OpenAI's
+/// `completion_tokens`); the parts are `None` when the provider did not say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Of the input, read from the provider's prompt cache.
+    pub cached_input_tokens: Option<u64>,
+    /// Of the input, written to the provider's prompt cache.
+    pub cache_write_tokens: Option<u64>,
+    /// Of the output, reasoning.
+    pub reasoning_tokens: Option<u64>,
 }
 
 /// A complete (non-streaming) answer.

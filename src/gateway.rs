@@ -160,8 +160,6 @@ fn recorder_for<P: Platform>(
         }
     };
     let record = Record::new(platform.now_ms(), dialect.name(), operation);
-    let background = platform.background();
-    let later: record::Later = Rc::new(move |f| background(Box::pin(async move { f() })));
     let log_line = {
         let log = platform.logger();
         Rc::new(move |r: &Record| log(&r.log_line())) as record::Sink
@@ -170,23 +168,7 @@ fn recorder_for<P: Platform>(
         let counters = state.counters.clone();
         Rc::new(move |r: &Record| counters.borrow_mut().add(r)) as record::Sink
     };
-    let budget = {
-        let (spend, background) = (platform.rate_spender(), platform.background());
-        Rc::new(move |r: &Record| {
-            if let (Some(c), Some(total)) = (&r.charged, r.usage.total()) {
-                let delta = total as i64 - c.tokens as i64;
-                if delta != 0 {
-                    background(spend(c.key.clone(), c.window_ms, delta));
-                }
-            }
-        }) as record::Sink
-    };
-    Recorder::new(
-        record,
-        platform.clock(),
-        later,
-        vec![log_line, counters, budget],
-    )
+    Recorder::new(record, platform.clock(), vec![log_line, counters])
 }
 
 /// The scrubber for the secrets the configuration names, read from the platform.

@@ -73,9 +73,14 @@ fn response() -> impl Strategy<Value = ChatResponse> {
                 model: "model-x".into(),
                 content,
                 finish,
+                // Prompt-cache parts on every other answer (they must survive both dialects); reasoning is not
+                // counted apart in Anthropic's usage, so it is left out here.
                 usage: Usage {
                     input_tokens: input.into(),
                     output_tokens: output.into(),
+                    cached_input_tokens: (output % 2 == 0).then_some(u64::from(input) / 3),
+                    cache_write_tokens: (output % 2 == 0).then_some(u64::from(input) / 5),
+                    reasoning_tokens: None,
                 },
             }
         })

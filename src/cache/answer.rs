@@ -172,6 +172,7 @@ impl Entry {
                 usage: Usage {
                     input_tokens: stored.usage[0],
                     output_tokens: stored.usage[1],
+                    ..Default::default()
                 },
             },
             deployment: stored.deployment.into_owned(),
@@ -332,6 +333,7 @@ mod tests {
                 usage: Usage {
                     input_tokens: 3,
                     output_tokens: 7,
+                    ..Default::default()
                 },
             },
             deployment: "p/m".into(),

@@ -12,6 +12,25 @@ pub(super) struct Admitted<'c> {
     pub(super) caller: Caller<'c>,
 }
 
+/// Once the provider has counted, spends (or gives back) the difference between its count and the estimate
+/// charged up front. A request the provider never counted keeps the estimate.
+fn budget_correction<P: Platform>(
+    platform: &P,
+    key: String,
+    window_ms: u64,
+    estimate: u64,
+) -> record::Sink {
+    let (spend, background) = (platform.rate_spender(), platform.background());
+    Rc::new(move |r: &Record| {
+        if let Some(total) = r.usage.total() {
+            let delta = total as i64 - estimate as i64;
+            if delta != 0 {
+                background(spend(key.clone(), window_ms, delta));
+            }
+        }
+    })
+}
+
 /// Admits a chat request: `Ok` with what the lifecycle needs, or the error the client gets.
 pub(super) async fn admit<'c, P: Platform>(
     config: &'c Config,
@@ -59,13 +78,12 @@ pub(super) async fn admit<'c, P: Platform>(
         {
             Ok(Decision::Allowed) => {
                 if tpm.is_some() {
-                    recorder.update(|r| {
-                        r.charged = Some(record::Charge {
-                            key: rate_key,
-                            window_ms: config.rate_window_ms,
-                            tokens: estimate,
-                        })
-                    });
+                    recorder.add_sink(budget_correction(
+                        platform,
+                        rate_key,
+                        config.rate_window_ms,
+                        estimate,
+                    ));
                 }
             }
             Ok(Decision::Limited { retry_after_s }) => {

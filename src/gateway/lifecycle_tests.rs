@@ -668,3 +668,31 @@ fn the_status_endpoint_counts_what_the_records_say() {
         "the routing status is still there: {v}"
     );
 }
+
+#[test]
+fn cached_and_reasoning_counts_reach_the_record_and_both_dialects() {
+    // Recorded OpenAI traffic (tests/fixtures/SOURCES.md): 4012 of 4020 prompt tokens read from the cache.
+    let answer = include_str!("../../tests/fixtures/openai/usage_cached_reasoning.json");
+    let cfg = config("", "");
+    for d in BOTH {
+        let p = platform([Scripted::json(200, answer)]);
+        let (resp, body) = run(&cfg, &p, &State::new(1), chat(d, "trio", false));
+        assert_eq!(resp.status, 200);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        match d {
+            // Passed through: the provider's own bytes.
+            D::OpenAi => assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 4012),
+            D::Anthropic => {
+                assert_eq!(v["usage"]["input_tokens"], 8, "{v}");
+                assert_eq!(v["usage"]["cache_read_input_tokens"], 4012);
+                assert_eq!(v["usage"]["cache_creation_input_tokens"], 0);
+                assert_eq!(v["usage"]["output_tokens"], 4);
+            }
+        }
+        let rec = only_record(&p);
+        assert_eq!(
+            rec["usage"],
+            serde_json::json!({"input": 4020, "output": 4, "cached_input": 4012, "cache_write": 0, "reasoning": 0})
+        );
+    }
+}

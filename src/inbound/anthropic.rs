@@ -17,12 +17,27 @@ pub fn render_response(resp: &ChatResponse, model: &str) -> Vec<u8> {
         "content": content,
         "stop_reason": stop_reason(resp.finish),
         "stop_sequence": Value::Null,
-        "usage": {
-            "input_tokens": resp.usage.input_tokens,
-            "output_tokens": resp.usage.output_tokens,
-        },
+        "usage": usage_json(&resp.usage),
     });
     serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// Anthropic's usage: `input_tokens` counts the prompt apart from what was read from or written to the cache,
+/// which are reported beside it (canonical input counts the whole prompt).
+fn usage_json(u: &Usage) -> Value {
+    let cached = u.cached_input_tokens.unwrap_or(0);
+    let written = u.cache_write_tokens.unwrap_or(0);
+    let mut v = json!({
+        "input_tokens": u.input_tokens.saturating_sub(cached).saturating_sub(written),
+        "output_tokens": u.output_tokens,
+    });
+    if let Some(n) = u.cache_write_tokens {
+        v["cache_creation_input_tokens"] = json!(n);
+    }
+    if let Some(n) = u.cached_input_tokens {
+        v["cache_read_input_tokens"] = json!(n);
+    }
+    v
 }
 
 /// Answers only hold text and tool calls; anything else is not part of an assistant message.
@@ -166,7 +181,7 @@ impl StreamEncoder {
             FinishReason::ToolCalls
         });
         let usage = match self.usage {
-            Some(u) => json!({ "input_tokens": u.input_tokens, "output_tokens": u.output_tokens }),
+            Some(u) => usage_json(&u),
             None => json!({ "output_tokens": 0 }),
         };
         write_event(
@@ -599,6 +614,7 @@ mod tests {
             usage: Usage {
                 input_tokens: 10,
                 output_tokens: 20,
+                ..Default::default()
             },
         };
         let v: Value =
@@ -643,7 +659,13 @@ mod tests {
             serde_json::from_slice::<Value>(&render_response(&resp, "claude-sonnet-4-5-20250929"))
                 .unwrap();
         let mut want: Value = serde_json::from_str::<Value>(fixture).unwrap();
-        want["usage"] = json!({"input_tokens": 384 + 16 + 2048, "output_tokens": 73});
+        // The counts come back in Anthropic's own terms; `service_tier` is not carried.
+        want["usage"] = json!({
+            "input_tokens": 384,
+            "cache_creation_input_tokens": 16,
+            "cache_read_input_tokens": 2048,
+            "output_tokens": 73,
+        });
         assert_eq!(got, want);
     }
 
@@ -756,6 +778,7 @@ mod tests {
             StreamEvent::Usage(Usage {
                 input_tokens: 11,
                 output_tokens: 22,
+                ..Default::default()
             }),
         ]
     }

@@ -221,11 +221,26 @@ pub fn finish_reason(f: FinishReason) -> &'static str {
 }
 
 fn usage_value(u: &Usage) -> Value {
-    json!({
+    let mut v = json!({
         "prompt_tokens": u.input_tokens,
         "completion_tokens": u.output_tokens,
         "total_tokens": u.input_tokens + u.output_tokens,
-    })
+    });
+    // Parts of the two counts, where the provider reported them.
+    if u.cached_input_tokens.is_some() || u.cache_write_tokens.is_some() {
+        let mut details = json!({});
+        if let Some(n) = u.cached_input_tokens {
+            details["cached_tokens"] = json!(n);
+        }
+        if let Some(n) = u.cache_write_tokens {
+            details["cache_write_tokens"] = json!(n);
+        }
+        v["prompt_tokens_details"] = details;
+    }
+    if let Some(n) = u.reasoning_tokens {
+        v["completion_tokens_details"] = json!({ "reasoning_tokens": n });
+    }
+    v
 }
 
 /// A `chat.completion` object for a canonical answer.

@@ -311,10 +311,7 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
             .stop_reason
             .as_deref()
             .map_or(FinishReason::Stop, finish_reason),
-        usage: Usage {
-            input_tokens: input_tokens(&usage),
-            output_tokens: usage.output_tokens.unwrap_or(0),
-        },
+        usage: canonical_usage(&usage, input_tokens(&usage)),
     })
 }
 
@@ -343,6 +340,18 @@ fn finish_reason(stop_reason: &str) -> FinishReason {
         "refusal" => FinishReason::ContentFilter,
         // end_turn, pause_turn and reasons added later all mean the model stopped of its own accord.
         _ => FinishReason::Stop,
+    }
+}
+
+/// Canonical usage from Anthropic's: the whole prompt as input (see [`input_tokens`]), the cache reads and writes
+/// as its parts.
+fn canonical_usage(usage: &wire::Usage, input: u64) -> Usage {
+    Usage {
+        input_tokens: input,
+        output_tokens: usage.output_tokens.unwrap_or(0),
+        cached_input_tokens: usage.cache_read_input_tokens,
+        cache_write_tokens: usage.cache_creation_input_tokens,
+        reasoning_tokens: None,
     }
 }
 
@@ -393,6 +402,7 @@ pub struct StreamDecoder {
     next_tool: u32,
     /// From `message_start`, for the usage reported at the end.
     input_tokens: u64,
+    start_usage: wire::Usage,
     finished: bool,
     stopped: bool,
 }
@@ -449,6 +459,7 @@ impl StreamDecoder {
 
     fn message_start(&mut self, v: &wire::Body, out: &mut Vec<StreamEvent>) {
         let message = v.message.as_deref();
+        self.start_usage = message.and_then(|m| m.usage).unwrap_or_default();
         self.input_tokens = message
             .and_then(|m| m.usage)
             .map_or(0, |u| input_tokens(&u));
@@ -521,17 +532,16 @@ impl StreamDecoder {
         if let Some(reason) = v.delta.as_ref().and_then(|d| d.stop_reason.as_deref()) {
             out.push(StreamEvent::Finish(finish_reason(reason)));
         }
-        let usage = v.usage.unwrap_or_default();
-        // Newer API versions repeat the (cumulative) input count here; it supersedes the one from message_start.
+        let mut usage = v.usage.unwrap_or_default();
+        // Newer API versions repeat the (cumulative) input counts here; they supersede those of message_start.
         let input = if usage.input_tokens.is_some() {
             input_tokens(&usage)
         } else {
+            usage.cache_read_input_tokens = self.start_usage.cache_read_input_tokens;
+            usage.cache_creation_input_tokens = self.start_usage.cache_creation_input_tokens;
             self.input_tokens
         };
-        out.push(StreamEvent::Usage(Usage {
-            input_tokens: input,
-            output_tokens: usage.output_tokens.unwrap_or(0),
-        }));
+        out.push(StreamEvent::Usage(canonical_usage(&usage, input)));
     }
 }
 
@@ -760,7 +770,10 @@ mod tests {
                 finish: FinishReason::Stop,
                 usage: Usage {
                     input_tokens: 12,
-                    output_tokens: 11
+                    output_tokens: 11,
+                    cached_input_tokens: Some(0),
+                    cache_write_tokens: Some(0),
+                    reasoning_tokens: None,
                 },
             }
         );
@@ -785,7 +798,10 @@ mod tests {
                 finish: FinishReason::ToolCalls,
                 usage: Usage {
                     input_tokens: 384 + 16 + 2048,
-                    output_tokens: 73
+                    output_tokens: 73,
+                    cached_input_tokens: Some(2048),
+                    cache_write_tokens: Some(16),
+                    reasoning_tokens: None,
                 },
             }
         );
@@ -838,6 +854,9 @@ mod tests {
             StreamEvent::Usage(Usage {
                 input_tokens: 25,
                 output_tokens: 15,
+                cached_input_tokens: Some(0),
+                cache_write_tokens: Some(0),
+                reasoning_tokens: None,
             }),
         ]
     }
@@ -872,6 +891,10 @@ mod tests {
             StreamEvent::Usage(Usage {
                 input_tokens: 572,
                 output_tokens: 89,
+                // From message_start: the cache read is part of the input.
+                cached_input_tokens: Some(100),
+                cache_write_tokens: Some(0),
+                reasoning_tokens: None,
             }),
         ]
     }
@@ -924,7 +947,10 @@ mod tests {
                 StreamEvent::Finish(FinishReason::Length),
                 StreamEvent::Usage(Usage {
                     input_tokens: 35,
-                    output_tokens: 9
+                    output_tokens: 9,
+                    cached_input_tokens: Some(5),
+                    cache_write_tokens: None,
+                    reasoning_tokens: None,
                 })
             ]
         );
@@ -969,5 +995,34 @@ mod tests {
         for body in inputs {
             let _ = parse_response(body);
         }
+    }
+
+    /// Recorded traffic (sources in tests/fixtures/SOURCES.md): Anthropic counts cache reads and writes apart from
+    /// `input_tokens`; canonical input is the whole prompt, with the two as its parts.
+    #[test]
+    fn usage_counts_the_whole_prompt_with_cache_reads_and_writes_apart() {
+        let whole = include_str!("../../tests/fixtures/anthropic/usage_prompt_caching.json");
+        let u = parse_response(whole.as_bytes()).unwrap().usage;
+        assert_eq!((u.input_tokens, u.output_tokens), (3 + 418 + 1111, 33));
+        assert_eq!(
+            (u.cached_input_tokens, u.cache_write_tokens),
+            (Some(1111), Some(418))
+        );
+
+        let stream = include_str!("../../tests/fixtures/anthropic/stream_prompt_caching.sse");
+        let usage = decode(&[stream.as_bytes()])
+            .unwrap()
+            .into_iter()
+            .find_map(|e| match e {
+                StreamEvent::Usage(u) => Some(u),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(usage.input_tokens, 2 + 22 + 13993);
+        assert_eq!(usage.output_tokens, 61);
+        assert_eq!(
+            (usage.cached_input_tokens, usage.cache_write_tokens),
+            (Some(13993), Some(22))
+        );
     }
 }

@@ -296,6 +296,9 @@ mod wire {
         pub candidates_token_count: Option<u64>,
         #[serde(default)]
         pub thoughts_token_count: Option<u64>,
+        /// Of the prompt, the part served from a cached content (included in `promptTokenCount`).
+        #[serde(default)]
+        pub cached_content_token_count: Option<u64>,
     }
 
     #[derive(Deserialize)]
@@ -418,6 +421,9 @@ fn usage(meta: &wire::UsageMetadata) -> Usage {
             .candidates_token_count
             .unwrap_or(0)
             .saturating_add(meta.thoughts_token_count.unwrap_or(0)),
+        cached_input_tokens: meta.cached_content_token_count,
+        cache_write_tokens: None,
+        reasoning_tokens: meta.thoughts_token_count,
     }
 }
 
@@ -797,7 +803,9 @@ mod tests {
                 finish: FinishReason::Stop,
                 usage: Usage {
                     input_tokens: 9,
-                    output_tokens: 17 + 20
+                    output_tokens: 17 + 20,
+                    reasoning_tokens: Some(20),
+                    ..Default::default()
                 },
             }
         );
@@ -823,7 +831,8 @@ mod tests {
                 finish: FinishReason::ToolCalls,
                 usage: Usage {
                     input_tokens: 120,
-                    output_tokens: 24
+                    output_tokens: 24,
+                    ..Default::default()
                 },
             }
         );
@@ -931,6 +940,8 @@ mod tests {
             StreamEvent::Usage(Usage {
                 input_tokens: 8,
                 output_tokens: 19 + 4,
+                reasoning_tokens: Some(4),
+                ..Default::default()
             }),
         ]
     }
@@ -1007,5 +1018,15 @@ mod tests {
             let _ = d.end();
             let _ = parse_response(input, "x");
         }
+    }
+
+    /// Recorded traffic (sources in tests/fixtures/SOURCES.md): Gemini's prompt count includes the cached content.
+    #[test]
+    fn usage_keeps_the_cached_content_count() {
+        let whole = include_str!("../../tests/fixtures/gemini/usage_cached_thoughts.json");
+        let u = parse_response(whole.as_bytes(), "x").unwrap().usage;
+        assert_eq!((u.input_tokens, u.output_tokens), (323388, 397));
+        assert_eq!(u.cached_input_tokens, Some(323383));
+        assert_eq!(u.reasoning_tokens, None, "not reported, so absent");
     }
 }

@@ -204,6 +204,9 @@ fn usage_from(u: &WireUsage) -> Option<Usage> {
     Some(Usage {
         input_tokens: u.prompt_tokens?,
         output_tokens: u.completion_tokens?,
+        cached_input_tokens: u.cached_tokens(),
+        cache_write_tokens: u.cache_write_tokens(),
+        reasoning_tokens: u.reasoning_tokens(),
     })
 }
 
@@ -499,7 +502,8 @@ mod tests {
             r.usage,
             Usage {
                 input_tokens: 82,
-                output_tokens: 17
+                output_tokens: 17,
+                ..Default::default()
             }
         );
         assert_eq!(
@@ -549,6 +553,7 @@ mod tests {
             StreamEvent::Usage(Usage {
                 input_tokens: 82,
                 output_tokens: 17,
+                ..Default::default()
             }),
         ];
         assert_eq!(decode_all(&[STREAM]).unwrap(), want);
@@ -586,5 +591,30 @@ mod tests {
         }
         enc.finish(&mut out);
         assert_eq!(decode_all(&[&out]).unwrap(), events);
+    }
+
+    /// Recorded traffic (sources in tests/fixtures/SOURCES.md): a cache hit with its cached share of the prompt,
+    /// and a stream whose usage chunk counts reasoning.
+    #[test]
+    fn usage_keeps_cached_cache_write_and_reasoning_counts() {
+        let whole = include_bytes!("../../tests/fixtures/openai/usage_cached_reasoning.json");
+        let u = parse_response(whole).unwrap().usage;
+        assert_eq!((u.input_tokens, u.output_tokens), (4020, 4));
+        assert_eq!(u.cached_input_tokens, Some(4012));
+        assert_eq!(u.cache_write_tokens, Some(0));
+        assert_eq!(u.reasoning_tokens, Some(0));
+
+        let stream = include_bytes!("../../tests/fixtures/openai/stream_usage_details.sse");
+        let usage = decode_all(&[stream])
+            .unwrap()
+            .into_iter()
+            .find_map(|e| match e {
+                StreamEvent::Usage(u) => Some(u),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!((usage.input_tokens, usage.output_tokens), (12, 100));
+        assert_eq!(usage.reasoning_tokens, Some(100));
+        assert_eq!(usage.cached_input_tokens, Some(0));
     }
 }

@@ -67,6 +67,27 @@ pub struct WireUsage {
     pub prompt_tokens: Option<u64>,
     #[serde(default)]
     pub completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    pub completion_tokens_details: Option<CompletionDetails>,
+}
+
+/// Of the prompt: what was read from the provider's prompt cache (included in `prompt_tokens`).
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub struct PromptDetails {
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+    /// Written to the prompt cache by this request (newer answers).
+    #[serde(default)]
+    pub cache_write_tokens: Option<u64>,
+}
+
+/// Of the completion: reasoning (included in `completion_tokens`).
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub struct CompletionDetails {
+    #[serde(default)]
+    pub reasoning_tokens: Option<u64>,
 }
 
 /// An error answer: only its `error` member is read, whatever else a proxy on the way added.
@@ -106,8 +127,24 @@ impl WireUsage {
         crate::record::TokenUsage {
             input: self.prompt_tokens,
             output: self.completion_tokens,
-            ..Default::default()
+            cached_input: self.cached_tokens(),
+            cache_write: self.cache_write_tokens(),
+            reasoning: self.reasoning_tokens(),
         }
+    }
+
+    pub fn cache_write_tokens(&self) -> Option<u64> {
+        self.prompt_tokens_details
+            .and_then(|d| d.cache_write_tokens)
+    }
+
+    pub fn cached_tokens(&self) -> Option<u64> {
+        self.prompt_tokens_details.and_then(|d| d.cached_tokens)
+    }
+
+    pub fn reasoning_tokens(&self) -> Option<u64> {
+        self.completion_tokens_details
+            .and_then(|d| d.reasoning_tokens)
     }
 }
 

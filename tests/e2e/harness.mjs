@@ -213,11 +213,12 @@ function allKindsConfig(regions) {
   };
 }
 
-/** `extraModels` are added to the configuration's models (they may use the `mock-<kind>` providers). */
-export async function startAllKinds(extraModels = {}) {
+/** `extraModels` are added to the configuration's models (they may use the `mock-<kind>` providers), and
+ *  `overrides` replace top-level sections (e.g. `routing`). */
+export async function startAllKinds(extraModels = {}, overrides = {}) {
   const mock = await startMock(Object.fromEntries(KINDS.map((k) => [k, {}])));
   try {
-    const config = allKindsConfig(mock.regions);
+    const config = { ...allKindsConfig(mock.regions), ...overrides };
     Object.assign(config.models, extraModels);
     const worker = await startWorker(config, {
       PROVIDER_KEY,

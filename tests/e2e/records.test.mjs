@@ -22,11 +22,12 @@ before(async () => {
     // Bedrock ranks first (weight), an OpenAI-wire deployment second.
     vision: {
       deployments: [
-        { provider: "mock-bedrock", model: "anthropic.claude-3-haiku-20240307-v1:0", region: "us-east-1", weight: 10 },
+        { provider: "mock-bedrock", model: "anthropic.claude-3-haiku-20240307-v1:0", region: "us-east-1", weight: 1000 },
         { provider: "mock-openai", model: "gpt-4o-mini", region: "us-east-1", weight: 1 },
       ],
     },
-  }));
+  // No exploration: the order is the weights' (a probe would put the OpenAI-wire deployment first now and then).
+  }, { routing: { exploration: 0 } }));
 });
 
 after(async () => {

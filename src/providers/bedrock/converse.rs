@@ -254,10 +254,20 @@ fn finish_reason(stop_reason: &str) -> FinishReason {
     }
 }
 
+/// Bedrock counts cache reads and writes apart from `inputTokens` (as Anthropic does); canonical usage counts the
+/// whole prompt, as OpenAI's `prompt_tokens` does.
 fn usage(usage: Option<&wire::TokenUsage>) -> Usage {
+    let read = usage.and_then(|u| u.cache_read_input_tokens);
+    let write = usage.and_then(|u| u.cache_write_input_tokens);
     Usage {
-        input_tokens: usage.and_then(|u| u.input_tokens).unwrap_or(0),
+        input_tokens: [usage.and_then(|u| u.input_tokens), read, write]
+            .into_iter()
+            .flatten()
+            .fold(0u64, u64::saturating_add),
         output_tokens: usage.and_then(|u| u.output_tokens).unwrap_or(0),
+        cached_input_tokens: read,
+        cache_write_tokens: write,
+        reasoning_tokens: None,
     }
 }
 
@@ -732,7 +742,8 @@ mod tests {
                 finish: FinishReason::Stop,
                 usage: Usage {
                     input_tokens: 12,
-                    output_tokens: 9
+                    output_tokens: 9,
+                    ..Default::default()
                 },
             }
         );
@@ -757,7 +768,8 @@ mod tests {
             r.usage,
             Usage {
                 input_tokens: 415,
-                output_tokens: 67
+                output_tokens: 67,
+                ..Default::default()
             }
         );
     }
@@ -833,6 +845,7 @@ mod tests {
             StreamEvent::Usage(Usage {
                 input_tokens: 415,
                 output_tokens: 67,
+                ..Default::default()
             }),
         ]
     }
@@ -963,7 +976,8 @@ mod tests {
                 args(0, "[]"),
                 StreamEvent::Usage(Usage {
                     input_tokens: 1,
-                    output_tokens: 2
+                    output_tokens: 2,
+                    ..Default::default()
                 }),
                 StreamEvent::Finish(FinishReason::Length),
             ]
@@ -1070,5 +1084,18 @@ mod tests {
     fn truncates_on_char_boundaries() {
         assert_eq!(truncate("héllo", 2), "h…");
         assert_eq!(truncate("hello", 5), "hello");
+    }
+
+    /// Recorded traffic (sources in tests/fixtures/SOURCES.md): Bedrock's `inputTokens` leaves out cache reads and
+    /// writes (its `totalTokens` is 3 + 1712 + 236 + 121); canonical input is the whole prompt.
+    #[test]
+    fn usage_counts_the_whole_prompt_with_cache_reads_and_writes_apart() {
+        let whole = include_str!("../../../tests/fixtures/bedrock/converse_usage_cache.json");
+        let u = parse_response(whole.as_bytes(), "id", "m").unwrap().usage;
+        assert_eq!((u.input_tokens, u.output_tokens), (3 + 1712 + 236, 121));
+        assert_eq!(
+            (u.cached_input_tokens, u.cache_write_tokens),
+            (Some(1712), Some(236))
+        );
     }
 }

@@ -54,10 +54,15 @@ pub struct ToolUse<'a> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenUsage {
+    /// The prompt apart from what was read from or written to the prompt cache.
     #[serde(default)]
     pub input_tokens: Option<u64>,
     #[serde(default)]
     pub output_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_write_input_tokens: Option<u64>,
 }
 
 /// `{"message": "..."}`; some errors spell it `Message`.
