@@ -127,7 +127,8 @@ pub struct ChatResponse {
     /// `Part::Text` and `Part::ToolCall` only, in the order the model produced them.
     pub content: Vec<Part>,
     pub finish: FinishReason,
-    pub usage: Usage,
+    /// `None` when the provider's answer carried no counts.
+    pub usage: Option<Usage>,
 }
 
 /// One step of a streamed answer. Every provider stream decodes to these and every dialect encodes from them.

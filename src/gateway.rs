@@ -102,7 +102,7 @@ pub async fn handle<P: Platform>(
     state: &State,
     req: Request,
 ) -> Response {
-    let dialect = dialect_for(&req.path);
+    let dialect = routes::dialect_for(&req.path);
     let req_origin = req.headers.get("origin").map(str::to_owned);
     let recorder = recorder_for(platform, state, dialect, &req);
     let result = match config {
@@ -227,7 +227,11 @@ async fn route<P: Platform>(
     recorder: &Recorder,
 ) -> Result<Response, GatewayError> {
     if req.method == Method::Options {
-        return Ok(preflight(config, &req));
+        let resp = preflight(config, &req);
+        if resp.status == 403 {
+            recorder.update(|r| r.error = Some(ErrorCode::CorsOriginNotAllowed));
+        }
+        return Ok(resp);
     }
     let route =
         routes::find(req.method, &req.path, config.debug_panic_route).map_err(|why| match why {
@@ -328,15 +332,6 @@ fn other_route<P: Platform>(
             ErrorCode::InternalError,
             "route dispatched to the wrong handler",
         )),
-    }
-}
-
-/// Errors are answered in the dialect of the endpoint the client called, even before its body is read.
-fn dialect_for(path: &str) -> Dialect {
-    if path == "/v1/messages" || path.starts_with("/v1/messages/") {
-        Dialect::Anthropic
-    } else {
-        Dialect::OpenAi
     }
 }
 

@@ -52,12 +52,12 @@ impl Window {
         Decision::Allowed
     }
 
-    /// Tokens are known only as answers complete; they count against the window they complete in.
     /// Tokens spent in the current window.
     pub fn tokens(&self) -> u64 {
         self.tokens
     }
 
+    /// Tokens are known only as answers complete; they count against the window they complete in.
     /// `tokens` may be negative: an estimate spent up front is corrected once the provider has counted.
     pub fn spend(&mut self, now_ms: u64, window_ms: u64, tokens: i64) {
         self.roll(now_ms, window_ms);

@@ -3,8 +3,8 @@
 //! finished exactly once ([`Recorder::finish`] is idempotent; a stream's recorder finishes when the stream ends
 //! or is dropped, after its last byte went to the client), then handed to the sinks. Sinks are in-memory and
 //! cheap (the log line, counters); one with I/O to do (a budget correction) starts it in the background. They are
-//! called directly rather than from a `waitUntil` task of their own: a task per request cost about a quarter of
-//! the throughput at 32 connections (docs/performance.md). A record never holds prompt or answer text.
+//! called directly rather than from a `waitUntil` task of their own, which was measured to cost far more than the
+//! sinks themselves (docs/performance.md). A record never holds prompt or answer text.
 
 use crate::canonical;
 use crate::error::ErrorCode;
@@ -175,7 +175,7 @@ impl Record {
     }
 }
 
-/// Where finished records go. Each sink runs after the response, in the background.
+/// Where finished records go: called once, when the record is finished.
 pub type Sink = Rc<dyn Fn(&Record)>;
 
 /// The record of one request as it is being filled, shared by the pieces that fill it (the lifecycle, a stream
@@ -236,21 +236,42 @@ impl Recorder {
 
     /// Ends the record (the first call only) and hands it to the sinks.
     pub fn finish(&self, end: End) {
-        if self.0.finished.replace(true) {
-            return;
-        }
-        let total_ms = self.elapsed_ms();
-        let mut record = self.0.record.borrow_mut();
-        record.end = end;
-        record.total_ms = total_ms;
-        for sink in self.0.sinks.take() {
-            sink(&record);
-        }
+        self.0.finish(end);
     }
 
     /// A copy of the record as it stands (tests, and sinks that need it before the end).
     pub fn snapshot(&self) -> Record {
         self.0.record.borrow().clone()
+    }
+}
+
+impl Inner {
+    fn finish(&self, end: End) {
+        if self.finished.replace(true) {
+            return;
+        }
+        let total_ms = (self.clock)().saturating_sub(self.started_ms);
+        let mut record = self.record.borrow_mut();
+        record.end = end;
+        record.total_ms = total_ms;
+        for sink in self.sinks.take() {
+            sink(&record);
+        }
+    }
+}
+
+/// The last holder of a record that was never finished is a request abandoned before its response existed (the
+/// client went away, and the runtime dropped the handler): it is recorded as such, with nginx's 499.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.finished.get() {
+            let mut record = self.record.borrow_mut();
+            if record.status == 0 {
+                record.status = 499;
+            }
+            drop(record);
+            self.finish(End::ClientGone);
+        }
     }
 }
 

@@ -75,13 +75,13 @@ fn response() -> impl Strategy<Value = ChatResponse> {
                 finish,
                 // Prompt-cache parts on every other answer (they must survive both dialects); reasoning is not
                 // counted apart in Anthropic's usage, so it is left out here.
-                usage: Usage {
+                usage: Some(Usage {
                     input_tokens: input.into(),
                     output_tokens: output.into(),
                     cached_input_tokens: (output % 2 == 0).then_some(u64::from(input) / 3),
                     cache_write_tokens: (output % 2 == 0).then_some(u64::from(input) / 5),
                     reasoning_tokens: None,
-                },
+                }),
             }
         })
 }
@@ -119,7 +119,7 @@ proptest! {
             }
         }
         events.push(StreamEvent::Finish(resp.finish));
-        events.push(StreamEvent::Usage(resp.usage));
+        events.extend(resp.usage.map(StreamEvent::Usage));
 
         let mut wire = Vec::new();
         let mut enc = openai_in::StreamEncoder::new(1, true);

@@ -117,7 +117,10 @@ impl Entry {
             model: a.model.as_str().into(),
             content,
             finish: a.finish.into(),
-            usage: [a.usage.input_tokens, a.usage.output_tokens],
+            usage: {
+                let u = a.usage.unwrap_or_default();
+                [u.input_tokens, u.output_tokens]
+            },
             deployment: self.deployment.as_str().into(),
             created_ms: self.created_ms,
         };
@@ -133,10 +136,10 @@ impl Entry {
         serde_json::to_string(&Metadata {
             created_ms: self.created_ms,
             deployment: &self.deployment[..end],
-            usage: [
-                self.answer.usage.input_tokens,
-                self.answer.usage.output_tokens,
-            ],
+            usage: {
+                let u = self.answer.usage.unwrap_or_default();
+                [u.input_tokens, u.output_tokens]
+            },
         })
         .unwrap_or_default()
     }
@@ -169,11 +172,11 @@ impl Entry {
                 model: stored.model.into_owned(),
                 content,
                 finish: stored.finish.into(),
-                usage: Usage {
+                usage: Some(Usage {
                     input_tokens: stored.usage[0],
                     output_tokens: stored.usage[1],
                     ..Default::default()
-                },
+                }),
             },
             deployment: stored.deployment.into_owned(),
             created_ms: stored.created_ms,
@@ -213,7 +216,7 @@ impl Entry {
             }
         }
         out.push(StreamEvent::Finish(a.finish));
-        out.push(StreamEvent::Usage(a.usage));
+        out.extend(a.usage.map(StreamEvent::Usage));
         out
     }
 }
@@ -242,7 +245,7 @@ pub struct Recorder {
     tools: Vec<(String, String, String)>,
     text_first: bool,
     finish: Option<FinishReason>,
-    usage: Usage,
+    usage: Option<Usage>,
 }
 
 impl Recorder {
@@ -274,7 +277,7 @@ impl Recorder {
                 }
             }
             StreamEvent::Finish(f) => self.finish = Some(*f),
-            StreamEvent::Usage(u) => self.usage = *u,
+            StreamEvent::Usage(u) => self.usage = Some(*u),
         }
     }
 
@@ -330,11 +333,11 @@ mod tests {
                     },
                 ],
                 finish: FinishReason::ToolCalls,
-                usage: Usage {
+                usage: Some(Usage {
                     input_tokens: 3,
                     output_tokens: 7,
                     ..Default::default()
-                },
+                }),
             },
             deployment: "p/m".into(),
             created_ms: 42,
@@ -367,8 +370,8 @@ mod tests {
         assert_eq!(e.answer.content[0], Part::Text("Echo: hi".into()));
         assert_eq!(e.answer.finish, FinishReason::ToolCalls);
         assert_eq!(
-            (e.answer.usage.input_tokens, e.answer.usage.output_tokens),
-            (3, 4)
+            e.answer.usage.map(|u| (u.input_tokens, u.output_tokens)),
+            Some((3, 4))
         );
         assert_eq!(Entry::from_json(&e.to_json()), Some(e));
     }

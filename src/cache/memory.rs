@@ -58,7 +58,7 @@ mod tests {
                 model: String::new(),
                 content: vec![],
                 finish: FinishReason::Stop,
-                usage: Usage::default(),
+                usage: Some(Usage::default()),
             },
             deployment: String::new(),
             created_ms: 0,

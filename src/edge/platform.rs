@@ -238,7 +238,14 @@ impl Platform for EdgePlatform {
                 let url = format!("https://limiter/spend?tokens={delta}&window_ms={window_ms}");
                 let sent = match env.durable_object(LIMITER_BINDING) {
                     Ok(ns) => match ns.get_by_name(&key) {
-                        Ok(stub) => stub.fetch_with_str(&url).await.map(|_| ()),
+                        Ok(stub) => match stub.fetch_with_str(&url).await {
+                            Ok(answer) if answer.status_code() < 300 => Ok(()),
+                            Ok(answer) => Err(worker::Error::RustError(format!(
+                                "the rate limiter answered {}",
+                                answer.status_code()
+                            ))),
+                            Err(e) => Err(e),
+                        },
                         Err(e) => Err(e),
                     },
                     Err(e) => Err(e),

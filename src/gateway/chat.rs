@@ -87,7 +87,23 @@ impl Operation for Chat {
             (ClientRequest::OpenAi(chat), Wire::Passthrough) => {
                 openai_compat::passthrough_request(dep, chat, creds)
             }
-            _ => providers::build_request(dep, self.canonical()?, creds, now_ms)?,
+            (ClientRequest::OpenAi(_), Wire::Translated) => {
+                // What the canonical request cannot hold, only a passthrough deployment can serve.
+                let c = self
+                    .canonical()
+                    .map_err(|e| GatewayError::new(ErrorCode::UnsupportedInput, e.message))?;
+                providers::build_request(dep, c, creds, now_ms)?
+            }
+            (ClientRequest::Canonical(_, c), Wire::Translated) => {
+                providers::build_request(dep, c, creds, now_ms)?
+            }
+            // `wire` says passthrough only for an OpenAI-dialect body.
+            (ClientRequest::Canonical(..), Wire::Passthrough) => {
+                return Err(GatewayError::new(
+                    ErrorCode::InternalError,
+                    "a canonical request cannot pass through",
+                ))
+            }
         };
         Ok(Prepared { upstream, wire })
     }
@@ -126,7 +142,7 @@ impl Operation for Chat {
                 let c = self.canonical()?;
                 let id = response_id(headers, now_ms);
                 let answer = providers::parse_response(dep, &body, &id)?;
-                let usage = answer.usage.into();
+                let usage = answer.usage.map(Into::into).unwrap_or_default();
                 let rendered = self
                     .inbound
                     .dialect()
@@ -217,7 +233,10 @@ impl Operation for Chat {
         ctl: &CacheControl,
         recorder: &Recorder,
     ) -> Result<Lookup, GatewayError> {
-        let c = self.canonical()?;
+        // A request the canonical form cannot hold has no cache key; a passthrough deployment may still serve it.
+        let Ok(c) = self.canonical() else {
+            return Ok(Lookup::Bypass);
+        };
         let sampled = c.temperature.is_none_or(|t| t != 0.0);
         let body = match &self.inbound {
             ClientRequest::OpenAi(chat) => Some(chat.body_object()),
@@ -248,6 +267,8 @@ impl Operation for Chat {
             }
             let flight = state.cache.flights.borrow().get(&key).cloned();
             if let Some(flight) = flight {
+                // Said before following, so that a follower whose leader fails is recorded as one too.
+                recorder.update(|r| r.cache = Some("COALESCED"));
                 let mut r =
                     follow(flight, dialect, c, now, platform.timer(), recorder.clone()).await?;
                 r.headers.insert("x-meridian-cache", "COALESCED");
@@ -445,7 +466,7 @@ fn replay(
             dialect.render_response(&entry.answer, &c.model, now_ms),
         )
     };
-    let u = entry.answer.usage;
+    let u = entry.answer.usage.unwrap_or_default();
     resp.headers
         .insert("x-meridian-deployment", entry.deployment.clone());
     resp.headers.insert("x-meridian-attempts", "0");

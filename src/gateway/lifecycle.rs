@@ -29,7 +29,10 @@ pub(super) fn credentials<P: Platform>(
             secret_access_key: secret(&names.secret_access_key)?,
             session_token: names.session_token.as_deref().map(secret).transpose()?,
         }),
-        _ => match &provider.api_key_secret {
+        ProviderKind::OpenAi
+        | ProviderKind::Azure { .. }
+        | ProviderKind::Anthropic
+        | ProviderKind::Gemini => match &provider.api_key_secret {
             Some(name) => Credentials::ApiKey(secret(name)?),
             None => Credentials::None,
         },
@@ -46,6 +49,16 @@ struct Call<'a, P, O> {
     /// The plan hedges: an attempt may lose and be dropped, and must then be cancelled at the provider.
     hedging: bool,
     recorder: &'a Recorder,
+}
+
+/// What became of a hedge's second deployment.
+enum Second {
+    /// The first answered (or failed) before the hedge was due.
+    NotNeeded,
+    /// `order[j]` ran alongside the first.
+    Ran(usize),
+    /// None of the deployments left could serve the request.
+    NoneLeft,
 }
 
 /// An attempt that did not produce a response: whether another deployment may do better.
@@ -166,29 +179,28 @@ pub(super) async fn run<P: Platform, O: Operation>(
         let dep = order[i];
         at = i + 1;
         attempts += 1;
-        let hedge = match plan.hedge_after_ms {
-            Some(ms) if attempts == 1 && max_attempts > 1 => call
-                .next_ready(&order, at, &mut unsupported, &mut last)
-                .inspect_err(|e| op.failed(e))?
-                .map(|(j, second)| (ms, j, second)),
-            _ => None,
-        };
-        let result = match hedge {
-            Some((after_ms, j, second)) => {
-                match apart(call.hedged((dep, first), (order[j], second), after_ms)).await {
-                    (r, true) => {
-                        // The second deployment was used up by the hedge: failover continues after it.
+        let result = match plan.hedge_after_ms {
+            Some(after_ms) if attempts == 1 && max_attempts > 1 => {
+                let hedged = call.hedged(
+                    (dep, first),
+                    (&order, at),
+                    after_ms,
+                    (&mut unsupported, &mut last),
+                );
+                let (r, second) = apart(hedged).await;
+                match second {
+                    // The second deployment was used up by the hedge: failover continues after it.
+                    Second::Ran(j) => {
                         at = j + 1;
                         attempts += 1;
-                        r
                     }
-                    (r, false) => {
-                        at = j;
-                        r
-                    }
+                    // The hedge looked through every deployment left and none could serve.
+                    Second::NoneLeft => at = order.len(),
+                    Second::NotNeeded => {}
                 }
+                r
             }
-            None => call.attempt(dep, first).await.map(|r| (r, dep)),
+            _ => call.attempt(dep, first).await.map(|r| (r, dep)),
         };
         match result {
             Ok((mut resp, used)) => {
@@ -268,20 +280,29 @@ impl<P: Platform, O: Operation> Call<'_, P, O> {
         Ok(None)
     }
 
-    /// Runs `first`; if it has produced nothing after `after_ms`, runs `second` alongside, and the first to
-    /// produce content wins (the other is dropped, which cancels its fetch). The flag says whether `second` ran.
+    /// Runs `first`; if it has produced nothing after `after_ms`, runs the next deployment of `order[from..]` that
+    /// can serve alongside (looked for only then, so a request that the first answers in time never records the
+    /// others), and the first to produce content wins (the other is dropped, which cancels its fetch).
     async fn hedged<'d>(
         &self,
         (first, first_req): (&'d Deployment, Prepared),
-        (second, second_req): (&'d Deployment, Prepared),
+        (order, from): (&[&'d Deployment], usize),
         after_ms: u64,
-    ) -> (Result<(Response, &'d Deployment), Failed>, bool) {
+        (unsupported, last): (&mut Option<GatewayError>, &mut Option<GatewayError>),
+    ) -> (Result<(Response, &'d Deployment), Failed>, Second) {
         let a = pin!(self.attempt(first, first_req));
         let timer = pin!(self.platform.sleep(after_ms));
         let a = match select(a, timer).await {
-            Either::Left((r, _)) => return (r.map(|r| (r, first)), false),
+            Either::Left((r, _)) => return (r.map(|r| (r, first)), Second::NotNeeded),
             Either::Right((_, a)) => a,
         };
+        // A request no other deployment can take is not hedged; failover meets the same answer later.
+        let (j, second_req) = match self.next_ready(order, from, unsupported, last) {
+            Ok(Some(next)) => next,
+            Ok(None) => return (a.await.map(|r| (r, first)), Second::NoneLeft),
+            Err(_) => return (a.await.map(|r| (r, first)), Second::NotNeeded),
+        };
+        let second = order[j];
         let hedge_start = self.platform.now_ms();
         self.state.router.borrow_mut().hedged(second);
         let b = pin!(self.attempt(second, second_req));
@@ -307,7 +328,7 @@ impl<P: Platform, O: Operation> Call<'_, P, O> {
                     waited,
                     self.platform.now_ms(),
                 );
-                (Ok((r, first)), true)
+                (Ok((r, first)), Second::Ran(j))
             }
             Either::Right((Ok(r), _loser)) => {
                 lost(first, hedge_start.saturating_sub(after_ms));
@@ -318,10 +339,10 @@ impl<P: Platform, O: Operation> Call<'_, P, O> {
                     waited,
                     self.platform.now_ms(),
                 );
-                (Ok((r, second)), true)
+                (Ok((r, second)), Second::Ran(j))
             }
-            Either::Left((Err(_), b)) => (b.await.map(|r| (r, second)), true),
-            Either::Right((Err(_), a)) => (a.await.map(|r| (r, first)), true),
+            Either::Left((Err(_), b)) => (b.await.map(|r| (r, second)), Second::Ran(j)),
+            Either::Right((Err(_), a)) => (a.await.map(|r| (r, first)), Second::Ran(j)),
         }
     }
 

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::http::Headers;
-use crate::platform::fake::{FakePlatform, Piece, Scripted};
+use crate::platform::fake::{FakePlatform, Piece, Scripted, FAKE_NOW_MS};
 use serde_json::Value;
 
 const KEY: &str = "demo";
@@ -33,6 +33,11 @@ fn config(trio_extra: &str, timeouts: &str) -> Config {
             "skip": {{"deployments": [
                 {{"provider": "br", "model": "anthropic.claude-3-haiku-20240307-v1:0", "region": "us-east-1", "weight": 3}},
                 {{"provider": "a", "model": "m-a", "region": "r-a", "weight": 1}}
+            ]}},
+            "hskip": {{"hedge_budget": 1, "deployments": [
+                {{"provider": "a", "model": "m-a", "region": "r-a", "weight": 3}},
+                {{"provider": "br", "model": "anthropic.claude-3-haiku-20240307-v1:0", "region": "us-east-1", "weight": 2}},
+                {{"provider": "b", "model": "m-b", "region": "r-b", "weight": 1}}
             ]}},
             "bedrock-only": {{"deployments": [
                 {{"provider": "br", "model": "anthropic.claude-3-haiku-20240307-v1:0", "region": "us-east-1"}}
@@ -285,9 +290,11 @@ fn hedging_starts_the_second_at_its_delay_and_cancels_the_loser() {
             assert_eq!(resp.headers.get("x-meridian-deployment"), Some("b/m-b"));
             let sent = p.sent_at.borrow().clone();
             assert_eq!(sent.len(), 2);
-            assert_eq!(sent[0], 0);
-            // The hedge waits for the first deployment's expected p90 (at least 20 ms), not less, not longer.
-            assert!(sent[1] >= 20 && sent[1] < 60_000, "{sent:?}");
+            // The hedge starts exactly at the delay the plan gives (the first deployment's expected p90).
+            assert_eq!(
+                sent,
+                [0, hedge_delay(&cfg, streamed, &chat(d, "trio", streamed))]
+            );
             assert!(
                 p.cancelled.borrow().contains(&0),
                 "the loser's fetch is cancelled"
@@ -694,5 +701,150 @@ fn cached_and_reasoning_counts_reach_the_record_and_both_dialects() {
             rec["usage"],
             serde_json::json!({"input": 4020, "output": 4, "cached_input": 4012, "cache_write": 0, "reasoning": 0})
         );
+    }
+}
+
+/// The hedge delay a fresh router plans for `trio`, as the gateway will.
+fn hedge_delay(cfg: &Config, stream: bool, req: &Request) -> u64 {
+    let deps = cfg.model("trio").unwrap().deployments();
+    let plan = Router::new(1).plan(
+        deps,
+        &vec![true; deps.len()],
+        &req.location,
+        Shape {
+            stream,
+            bucket: estimator::bucket(req.body.len()),
+        },
+        Policy {
+            exploration: 0.0,
+            hedge_budget: Some(1.0),
+        },
+        FAKE_NOW_MS,
+    );
+    let ms = plan.hedge_after_ms.unwrap();
+    assert!(ms >= 20);
+    ms
+}
+
+#[test]
+fn a_hedge_looks_for_its_second_deployment_only_when_it_is_due() {
+    let image = || request(D::OpenAi, "hskip", false, IMAGE_URL);
+    let cfg = config("", "");
+    // The first answers in time: nothing else was tried, nothing else is recorded.
+    let p = platform([completion()]);
+    run(&cfg, &p, &State::new(1), image());
+    assert_eq!(
+        attempts(&only_record(&p)),
+        [own("a/m-a", "committed", None)]
+    );
+
+    // The first is slow: the hedge skips Bedrock (an image URL) and runs `b`, which wins.
+    let p = platform([completion().after(60_000), completion()]);
+    let (resp, _) = run(&cfg, &p, &State::new(1), image());
+    assert_eq!(resp.headers.get("x-meridian-deployment"), Some("b/m-b"));
+    assert_eq!(
+        attempts(&only_record(&p)),
+        [
+            own(
+                "br/anthropic.claude-3-haiku-20240307-v1:0",
+                "skipped",
+                Some("unsupported_input")
+            ),
+            own("b/m-b", "committed", None),
+            own("a/m-a", "lost", None),
+        ]
+    );
+
+    // The first fails before the hedge is due: failover skips Bedrock once and `b` answers.
+    let p = platform([
+        Scripted::json(503, r#"{"error":{"message":"busy"}}"#),
+        completion(),
+    ]);
+    run(&cfg, &p, &State::new(1), image());
+    assert_eq!(
+        attempts(&only_record(&p)),
+        [
+            own("a/m-a", "failed", Some("upstream_overloaded")),
+            own(
+                "br/anthropic.claude-3-haiku-20240307-v1:0",
+                "skipped",
+                Some("unsupported_input")
+            ),
+            own("b/m-b", "committed", None),
+        ]
+    );
+}
+
+#[test]
+fn an_anthropic_dialect_request_skips_what_cannot_express_it() {
+    let cfg = config("", "");
+    let p = platform([completion()]);
+    let content = r#"[{"type":"text","text":"what is this"},{"type":"image","source":{"type":"url","url":"https://example.test/cat.png"}}]"#;
+    let (resp, body) = run(
+        &cfg,
+        &p,
+        &State::new(1),
+        request(D::Anthropic, "skip", false, content),
+    );
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(resp.headers.get("x-meridian-deployment"), Some("a/m-a"));
+    let sent: Value = serde_json::from_slice(&p.requests.borrow()[0].body).unwrap();
+    assert_eq!(
+        sent["messages"][0]["content"][1]["image_url"]["url"],
+        "https://example.test/cat.png"
+    );
+    assert_eq!(
+        attempts(&only_record(&p)),
+        [
+            own(
+                "br/anthropic.claude-3-haiku-20240307-v1:0",
+                "skipped",
+                Some("unsupported_input")
+            ),
+            own("a/m-a", "committed", None),
+        ]
+    );
+}
+
+#[test]
+fn a_request_abandoned_before_its_response_is_recorded_once() {
+    let cfg = config("", "");
+    for d in BOTH {
+        let p = platform([Scripted::Hang]);
+        let state = State::new(1);
+        {
+            let mut fut = std::pin::pin!(handle(Ok(&cfg), &p, &state, chat(d, "trio", false)));
+            // Polled until it waits on the provider, then dropped, as the runtime does when the client leaves.
+            assert!(futures_util::FutureExt::now_or_never(fut.as_mut()).is_none());
+            assert!(p.records().is_empty());
+        }
+        let rec = only_record(&p);
+        assert_eq!(rec["end"], "client_gone");
+        assert_eq!(rec["status"], 499);
+        // A non-streamed, unhedged provider call is not cancelled by the gateway: the runtime ends it with the
+        // request (`cancel_on_drop` is off for it).
+        assert!(p.cancelled.borrow().is_empty());
+    }
+}
+
+#[test]
+fn an_answer_without_counts_records_none_and_keeps_the_estimate() {
+    let cfg = Config::parse(&format!(
+        r#"{{
+        "keys": [{{"name": "demo", "sha256": "{KEY_SHA256}", "tpm": 100000}}],
+        "providers": {{"a": {{"kind": "openai", "base_url": "http://a.test/v1", "api_key_secret": "K"}}}},
+        "models": {{"trio": {{"deployments": [{{"provider": "a", "model": "m-a", "region": "us-east-1"}}]}}}}
+    }}"#
+    ))
+    .unwrap();
+    let no_usage = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"answer text"},"finish_reason":"stop"}]}"#;
+    for d in BOTH {
+        let p = platform([Scripted::json(200, no_usage)]);
+        let req = chat(d, "trio", false);
+        let estimate = (req.body.len() / 4) as u64;
+        run(&cfg, &p, &State::new(1), req);
+        assert_eq!(only_record(&p)["usage"], serde_json::json!({}), "{d:?}");
+        let w = p.windows.borrow().get("key:demo").copied().unwrap();
+        assert_eq!(w.tokens(), estimate, "nothing counted, nothing corrected");
     }
 }

@@ -40,6 +40,22 @@ const ROUTES: &[(&str, &[Method], Route)] = &[
     ),
 ];
 
+/// The dialect errors are answered in, even before the body is read: the route's, and Anthropic's for any path
+/// under its endpoint (SDKs call sub-paths such as `/v1/messages/count_tokens`).
+pub(super) fn dialect_for(path: &str) -> Dialect {
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+    };
+    ROUTES
+        .iter()
+        .find_map(|(p, _, r)| match r {
+            Route::Chat(d) if *p == path || under(p) => Some(*d),
+            _ => None,
+        })
+        .unwrap_or(Dialect::OpenAi)
+}
+
 /// Why no route matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum NoRoute {
@@ -85,6 +101,15 @@ impl Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_speak_the_dialect_of_the_path() {
+        assert_eq!(dialect_for("/v1/messages"), Dialect::Anthropic);
+        assert_eq!(dialect_for("/v1/messages/count_tokens"), Dialect::Anthropic);
+        assert_eq!(dialect_for("/v1/messagesx"), Dialect::OpenAi);
+        assert_eq!(dialect_for("/v1/chat/completions"), Dialect::OpenAi);
+        assert_eq!(dialect_for("/anything"), Dialect::OpenAi);
+    }
 
     #[test]
     fn one_table_answers_found_not_found_and_wrong_method() {

@@ -17,7 +17,7 @@ pub fn render_response(resp: &ChatResponse, model: &str) -> Vec<u8> {
         "content": content,
         "stop_reason": stop_reason(resp.finish),
         "stop_sequence": Value::Null,
-        "usage": usage_json(&resp.usage),
+        "usage": usage_json(&resp.usage.unwrap_or_default()),
     });
     serde_json::to_vec(&body).unwrap_or_default()
 }
@@ -611,11 +611,11 @@ mod tests {
                 },
             ],
             finish: FinishReason::ToolCalls,
-            usage: Usage {
+            usage: Some(Usage {
                 input_tokens: 10,
                 output_tokens: 20,
                 ..Default::default()
-            },
+            }),
         };
         let v: Value =
             serde_json::from_slice::<Value>(&render_response(&resp, "my-alias")).unwrap();

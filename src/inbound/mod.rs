@@ -42,7 +42,7 @@ pub mod openai;
 mod openai_request;
 
 use crate::canonical::{ChatResponse, StreamEvent};
-use crate::error::GatewayError;
+use crate::error::{ErrorCode, GatewayError};
 
 /// The API a client speaks, decided by the path it called. Errors are always answered in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,5 +136,40 @@ impl Encoder {
             Encoder::OpenAi(e) => e.fail(err, out),
             Encoder::Anthropic(e) => e.fail(err, out),
         }
+    }
+}
+
+/// The README's error table, rendered from [`ErrorCode::spec`] and each dialect's error types: code, status, each dialect's error type,
+/// whether it fails over, and what it means.
+pub fn error_table() -> String {
+    let mut out = String::from(
+        "| code | status | OpenAI `type` | Anthropic `type` | fails over | meaning |\n| --- | --- | --- | --- | --- | --- |\n",
+    );
+    for &code in ErrorCode::ALL {
+        let s = code.spec();
+        let e = GatewayError::new(code, "");
+        out.push_str(&format!(
+            "| `{}` | {} | `{}` | `{}` | {} | {} |\n",
+            s.name,
+            s.status,
+            openai::error_type(s.kind),
+            anthropic::error_type(&e),
+            if s.fails_over { "yes" } else { "no" },
+            s.meaning
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn readme_error_table_is_current() {
+        let readme = include_str!("../../README.md");
+        let table = super::error_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's error table is stale; the current table is:\n{table}"
+        );
     }
 }

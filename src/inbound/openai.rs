@@ -270,7 +270,7 @@ pub fn render_response(resp: &ChatResponse, created: u64) -> Vec<u8> {
         "created": created,
         "model": resp.model,
         "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(resp.finish), "logprobs": null}],
-        "usage": usage_value(&resp.usage),
+        "usage": usage_value(&resp.usage.unwrap_or_default()),
     }))
     .unwrap_or_default()
 }

@@ -302,7 +302,6 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
         .content
         .as_ref()
         .ok_or_else(|| upstream("Anthropic response has no `content` array"))?;
-    let usage = v.usage.unwrap_or_default();
     Ok(ChatResponse {
         id: wire::text(&v.id),
         model: wire::text(&v.model),
@@ -311,7 +310,7 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
             .stop_reason
             .as_deref()
             .map_or(FinishReason::Stop, finish_reason),
-        usage: canonical_usage(&usage, input_tokens(&usage)),
+        usage: v.usage.map(|u| canonical_usage(&u, input_tokens(&u))),
     })
 }
 
@@ -768,13 +767,13 @@ mod tests {
                 model: "claude-sonnet-4-5-20250929".into(),
                 content: vec![text("Hello! How can I help you today?")],
                 finish: FinishReason::Stop,
-                usage: Usage {
+                usage: Some(Usage {
                     input_tokens: 12,
                     output_tokens: 11,
                     cached_input_tokens: Some(0),
                     cache_write_tokens: Some(0),
                     reasoning_tokens: None,
-                },
+                }),
             }
         );
     }
@@ -796,13 +795,13 @@ mod tests {
                     },
                 ],
                 finish: FinishReason::ToolCalls,
-                usage: Usage {
+                usage: Some(Usage {
                     input_tokens: 384 + 16 + 2048,
                     output_tokens: 73,
                     cached_input_tokens: Some(2048),
                     cache_write_tokens: Some(16),
                     reasoning_tokens: None,
-                },
+                }),
             }
         );
     }
@@ -1002,7 +1001,7 @@ mod tests {
     #[test]
     fn usage_counts_the_whole_prompt_with_cache_reads_and_writes_apart() {
         let whole = include_str!("../../tests/fixtures/anthropic/usage_prompt_caching.json");
-        let u = parse_response(whole.as_bytes()).unwrap().usage;
+        let u = parse_response(whole.as_bytes()).unwrap().usage.unwrap();
         assert_eq!((u.input_tokens, u.output_tokens), (3 + 418 + 1111, 33));
         assert_eq!(
             (u.cached_input_tokens, u.cache_write_tokens),

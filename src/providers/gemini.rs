@@ -350,7 +350,7 @@ pub fn parse_response(body: &[u8], id: &str) -> Result<ChatResponse, GatewayErro
         model: v.model_version.as_deref().unwrap_or("").to_owned(),
         content,
         finish,
-        usage: v.usage_metadata.as_ref().map(usage).unwrap_or_default(),
+        usage: v.usage_metadata.as_ref().map(usage),
     })
 }
 
@@ -801,12 +801,12 @@ mod tests {
                     "The capital of France is Paris. It is known for the Eiffel Tower.".into()
                 )],
                 finish: FinishReason::Stop,
-                usage: Usage {
+                usage: Some(Usage {
                     input_tokens: 9,
                     output_tokens: 17 + 20,
                     reasoning_tokens: Some(20),
                     ..Default::default()
-                },
+                }),
             }
         );
     }
@@ -829,11 +829,11 @@ mod tests {
                     call("call_1", "get_time", r#"{"timezone":"Europe/Paris"}"#),
                 ],
                 finish: FinishReason::ToolCalls,
-                usage: Usage {
+                usage: Some(Usage {
                     input_tokens: 120,
                     output_tokens: 24,
                     ..Default::default()
-                },
+                }),
             }
         );
 
@@ -892,7 +892,7 @@ mod tests {
         let blocked = br#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":4,"totalTokenCount":4}}"#;
         let r = parse_response(blocked, "x").unwrap();
         assert_eq!(
-            (r.finish, r.content.len(), r.usage.input_tokens),
+            (r.finish, r.content.len(), r.usage.unwrap().input_tokens),
             (FinishReason::ContentFilter, 0, 4)
         );
     }
@@ -1024,7 +1024,10 @@ mod tests {
     #[test]
     fn usage_keeps_the_cached_content_count() {
         let whole = include_str!("../../tests/fixtures/gemini/usage_cached_thoughts.json");
-        let u = parse_response(whole.as_bytes(), "x").unwrap().usage;
+        let u = parse_response(whole.as_bytes(), "x")
+            .unwrap()
+            .usage
+            .unwrap();
         assert_eq!((u.input_tokens, u.output_tokens), (323388, 397));
         assert_eq!(u.cached_input_tokens, Some(323383));
         assert_eq!(u.reasoning_tokens, None, "not reported, so absent");

@@ -50,17 +50,24 @@ impl Credentials {
     }
 }
 
-/// URL of an OpenAI-wire chat endpoint (OpenAI-compatible or Azure).
-pub fn openai_wire_url(dep: &Deployment) -> String {
+/// URL of an OpenAI-wire endpoint (OpenAI-compatible or Azure), e.g. `chat/completions`: an operation names
+/// its own.
+pub fn openai_wire_url(dep: &Deployment, endpoint: &str) -> String {
     let base = &dep.provider.base_url;
     match &dep.provider.kind {
         ProviderKind::Azure { api_version } => format!(
-            "{base}/openai/deployments/{}/chat/completions?api-version={api_version}",
+            "{base}/openai/deployments/{}/{endpoint}?api-version={api_version}",
             crate::url::segment(&dep.model)
         ),
-        _ => format!("{base}/chat/completions"),
+        ProviderKind::OpenAi
+        | ProviderKind::Anthropic
+        | ProviderKind::Gemini
+        | ProviderKind::Bedrock { .. } => format!("{base}/{endpoint}"),
     }
 }
+
+/// The chat endpoint's path under an OpenAI-wire base URL.
+pub const CHAT_COMPLETIONS: &str = "chat/completions";
 
 /// Adds the provider's authentication header for API-key kinds.
 pub fn add_key_header(kind: &ProviderKind, creds: &Credentials, headers: &mut Headers) {
@@ -97,7 +104,7 @@ pub fn build_request(
         ProviderKind::OpenAi | ProviderKind::Azure { .. } => {
             headers.insert("accept", sse);
             (
-                openai_wire_url(dep),
+                openai_wire_url(dep, CHAT_COMPLETIONS),
                 openai_compat::request_body(req, &dep.model),
             )
         }

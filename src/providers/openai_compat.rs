@@ -58,7 +58,7 @@ pub fn passthrough_request(
     super::add_key_header(&dep.provider.kind, creds, &mut headers);
     UpstreamRequest {
         method: Method::Post,
-        url: super::openai_wire_url(dep),
+        url: super::openai_wire_url(dep, super::CHAT_COMPLETIONS),
         headers,
         body,
         cancel_on_drop: chat.stream,
@@ -246,7 +246,7 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
         model: wire::text(&v.model),
         content,
         finish: finish_from(choice.finish_reason.as_deref().unwrap_or("stop")),
-        usage: v.usage.as_ref().and_then(usage_from).unwrap_or_default(),
+        usage: v.usage.as_ref().and_then(usage_from),
     })
 }
 
@@ -499,7 +499,7 @@ mod tests {
         assert_eq!(r.id, "chatcmpl-abc123");
         assert_eq!(r.finish, FinishReason::ToolCalls);
         assert_eq!(
-            r.usage,
+            r.usage.unwrap(),
             Usage {
                 input_tokens: 82,
                 output_tokens: 17,
@@ -598,7 +598,7 @@ mod tests {
     #[test]
     fn usage_keeps_cached_cache_write_and_reasoning_counts() {
         let whole = include_bytes!("../../tests/fixtures/openai/usage_cached_reasoning.json");
-        let u = parse_response(whole).unwrap().usage;
+        let u = parse_response(whole).unwrap().usage.unwrap();
         assert_eq!((u.input_tokens, u.output_tokens), (4020, 4));
         assert_eq!(u.cached_input_tokens, Some(4012));
         assert_eq!(u.cache_write_tokens, Some(0));

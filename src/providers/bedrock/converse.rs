@@ -214,7 +214,7 @@ pub fn parse_response(body: &[u8], id: &str, model: &str) -> Result<ChatResponse
             .stop_reason
             .as_deref()
             .map_or(FinishReason::Stop, finish_reason),
-        usage: usage(v.usage.as_ref()),
+        usage: v.usage.as_ref().map(|u| usage(Some(u))),
     })
 }
 
@@ -740,11 +740,11 @@ mod tests {
                 model: "m".into(),
                 content: vec![text("Hello! How can I help you today?")],
                 finish: FinishReason::Stop,
-                usage: Usage {
+                usage: Some(Usage {
                     input_tokens: 12,
                     output_tokens: 9,
                     ..Default::default()
-                },
+                }),
             }
         );
     }
@@ -765,7 +765,7 @@ mod tests {
         );
         assert_eq!(r.finish, FinishReason::ToolCalls);
         assert_eq!(
-            r.usage,
+            r.usage.unwrap(),
             Usage {
                 input_tokens: 415,
                 output_tokens: 67,
@@ -1091,7 +1091,10 @@ mod tests {
     #[test]
     fn usage_counts_the_whole_prompt_with_cache_reads_and_writes_apart() {
         let whole = include_str!("../../../tests/fixtures/bedrock/converse_usage_cache.json");
-        let u = parse_response(whole.as_bytes(), "id", "m").unwrap().usage;
+        let u = parse_response(whole.as_bytes(), "id", "m")
+            .unwrap()
+            .usage
+            .unwrap();
         assert_eq!((u.input_tokens, u.output_tokens), (3 + 1712 + 236, 121));
         assert_eq!(
             (u.cached_input_tokens, u.cache_write_tokens),
