@@ -96,9 +96,9 @@ impl SsePassthrough {
                     .map_err(|_| malformed())?;
             } else {
                 let v: Completion = serde_json::from_str(&ev.data).map_err(|_| malformed())?;
-                if v.error.is_some() {
+                if let Some(e) = &v.error {
                     return Err(GatewayError::new(
-                        ErrorCode::UpstreamStreamError,
+                        e.stream_code(),
                         "provider stream reported an error",
                     ));
                 }

@@ -306,8 +306,10 @@ impl<P: Platform, O: Operation> Call<'_, P, O> {
         let hedge_start = self.platform.now_ms();
         self.state.router.borrow_mut().hedged(second);
         let b = pin!(self.attempt(second, second_req));
+        // The loser took at least as long as it ran, which routing learns if that is slower than it expected.
         let lost = |dep: &Deployment, started_ms: u64| {
-            let ms = self.platform.now_ms().saturating_sub(started_ms);
+            let now = self.platform.now_ms();
+            let ms = now.saturating_sub(started_ms);
             self.recorder.update(|r| {
                 r.attempts.push(record::Attempt {
                     deployment: dep.id(),
@@ -317,28 +319,18 @@ impl<P: Platform, O: Operation> Call<'_, P, O> {
                     ms,
                 })
             });
+            self.state
+                .router
+                .borrow_mut()
+                .at_least(dep, self.shape, ms as f64, now);
         };
         match select(a, b).await {
             Either::Left((Ok(r), _loser)) => {
                 lost(second, hedge_start);
-                let waited = self.platform.now_ms().saturating_sub(hedge_start) as f64;
-                self.state.router.borrow_mut().at_least(
-                    second,
-                    self.shape,
-                    waited,
-                    self.platform.now_ms(),
-                );
                 (Ok((r, first)), Second::Ran(j))
             }
             Either::Right((Ok(r), _loser)) => {
                 lost(first, hedge_start.saturating_sub(after_ms));
-                let waited = (self.platform.now_ms().saturating_sub(hedge_start) + after_ms) as f64;
-                self.state.router.borrow_mut().at_least(
-                    first,
-                    self.shape,
-                    waited,
-                    self.platform.now_ms(),
-                );
                 (Ok((r, second)), Second::Ran(j))
             }
             Either::Left((Err(_), b)) => (b.await.map(|r| (r, second)), Second::Ran(j)),

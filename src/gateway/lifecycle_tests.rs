@@ -609,14 +609,7 @@ fn every_request_leaves_exactly_one_record_without_content() {
 
 #[test]
 fn token_budgets_are_corrected_to_what_the_provider_counted() {
-    let cfg = Config::parse(&format!(
-        r#"{{
-        "keys": [{{"name": "demo", "sha256": "{KEY_SHA256}", "tpm": 100000}}],
-        "providers": {{"a": {{"kind": "openai", "base_url": "http://a.test/v1", "api_key_secret": "K"}}}},
-        "models": {{"trio": {{"deployments": [{{"provider": "a", "model": "m-a", "region": "us-east-1"}}]}}}}
-    }}"#
-    ))
-    .unwrap();
+    let cfg = one_deployment(r#""tpm": 100000"#);
     let p = platform([completion()]);
     let req = chat(D::OpenAi, "trio", false);
     let estimate = (req.body.len() / 4) as u64;
@@ -627,14 +620,7 @@ fn token_budgets_are_corrected_to_what_the_provider_counted() {
 
 #[test]
 fn an_unknown_model_costs_no_budget() {
-    let cfg = Config::parse(&format!(
-        r#"{{
-        "keys": [{{"name": "demo", "sha256": "{KEY_SHA256}", "rpm": 1}}],
-        "providers": {{"a": {{"kind": "openai", "base_url": "http://a.test/v1", "api_key_secret": "K"}}}},
-        "models": {{"trio": {{"deployments": [{{"provider": "a", "model": "m-a", "region": "us-east-1"}}]}}}}
-    }}"#
-    ))
-    .unwrap();
+    let cfg = one_deployment(r#""rpm": 1"#);
     let p = platform([completion()]);
     let state = State::new(1);
     for d in BOTH {
@@ -829,14 +815,7 @@ fn a_request_abandoned_before_its_response_is_recorded_once() {
 
 #[test]
 fn an_answer_without_counts_records_none_and_keeps_the_estimate() {
-    let cfg = Config::parse(&format!(
-        r#"{{
-        "keys": [{{"name": "demo", "sha256": "{KEY_SHA256}", "tpm": 100000}}],
-        "providers": {{"a": {{"kind": "openai", "base_url": "http://a.test/v1", "api_key_secret": "K"}}}},
-        "models": {{"trio": {{"deployments": [{{"provider": "a", "model": "m-a", "region": "us-east-1"}}]}}}}
-    }}"#
-    ))
-    .unwrap();
+    let cfg = one_deployment(r#""tpm": 100000"#);
     let no_usage = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"answer text"},"finish_reason":"stop"}]}"#;
     for d in BOTH {
         let p = platform([Scripted::json(200, no_usage)]);
@@ -847,4 +826,16 @@ fn an_answer_without_counts_records_none_and_keeps_the_estimate() {
         let w = p.windows.borrow().get("key:demo").copied().unwrap();
         assert_eq!(w.tokens(), estimate, "nothing counted, nothing corrected");
     }
+}
+
+/// Model `trio` with one deployment, and key `demo` with `policy` (e.g. `"tpm": 100`).
+fn one_deployment(policy: &str) -> Config {
+    Config::parse(&format!(
+        r#"{{
+        "keys": [{{"name": "demo", "sha256": "{KEY_SHA256}", {policy}}}],
+        "providers": {{"a": {{"kind": "openai", "base_url": "http://a.test/v1", "api_key_secret": "K"}}}},
+        "models": {{"trio": {{"deployments": [{{"provider": "a", "model": "m-a", "region": "us-east-1"}}]}}}}
+    }}"#
+    ))
+    .unwrap()
 }

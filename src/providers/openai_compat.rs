@@ -286,7 +286,7 @@ impl StreamDecoder {
             if let Some(err) = &v.error {
                 let msg = err.message.as_deref().unwrap_or("unknown error");
                 return Err(GatewayError::new(
-                    ErrorCode::UpstreamStreamError,
+                    err.stream_code(),
                     format!("provider stream failed: {msg}"),
                 ));
             }

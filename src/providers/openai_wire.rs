@@ -101,6 +101,37 @@ pub struct ErrorBody<'a> {
 pub struct WireError<'a> {
     #[serde(default, borrow)]
     pub message: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+    /// A string at OpenAI (`rate_limit_exceeded`), a number or a numeric string at some hosts and Azure.
+    #[serde(default)]
+    pub code: Option<serde_json::Value>,
+}
+
+impl WireError<'_> {
+    /// The code of an error reported inside a stream: throttling and overload keep their meaning (clients retry
+    /// them), as the same HTTP statuses and the other provider kinds' stream errors do.
+    pub fn stream_code(&self) -> crate::error::ErrorCode {
+        use crate::error::ErrorCode;
+        let code = match &self.code {
+            Some(serde_json::Value::String(s)) => s.to_ascii_lowercase(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        let kind = self
+            .kind
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let says = |word: &str| code.contains(word) || kind.contains(word);
+        if says("rate_limit") || code == "429" {
+            ErrorCode::UpstreamRateLimited
+        } else if says("overloaded") || code == "503" || code == "529" {
+            ErrorCode::UpstreamOverloaded
+        } else {
+            ErrorCode::UpstreamStreamError
+        }
+    }
 }
 
 /// The usage of a chat completion, read without building it; `None` when the body is not one (a chat completion
@@ -184,5 +215,35 @@ mod shape_tests {
         ] {
             assert!(!is_chat_completion(not), "{}", String::from_utf8_lossy(not));
         }
+    }
+
+    #[test]
+    fn stream_errors_keep_throttling_and_overload() {
+        use crate::error::ErrorCode;
+        let code = |body: &str| {
+            let c: super::Completion = serde_json::from_str(body).unwrap();
+            c.error.unwrap().stream_code()
+        };
+        // OpenAI's error object (code and type), Azure's numeric code, and a plain failure.
+        assert_eq!(
+            code(
+                r#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#
+            ),
+            ErrorCode::UpstreamRateLimited
+        );
+        assert_eq!(
+            code(r#"{"error":{"message":"busy","code":"429"}}"#),
+            ErrorCode::UpstreamRateLimited
+        );
+        assert_eq!(
+            code(
+                r#"{"error":{"message":"The server is overloaded","type":"overloaded_error","code":529}}"#
+            ),
+            ErrorCode::UpstreamOverloaded
+        );
+        assert_eq!(
+            code(r#"{"error":{"message":"boom","type":"server_error","code":null}}"#),
+            ErrorCode::UpstreamStreamError
+        );
     }
 }
