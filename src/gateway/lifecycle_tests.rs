@@ -515,14 +515,7 @@ fn a_deployment_that_cannot_express_the_request_is_skipped() {
     let rec = only_record(&p);
     assert_eq!(
         attempts(&rec),
-        [
-            own(
-                "br/anthropic.claude-3-haiku-20240307-v1:0",
-                "skipped",
-                Some("unsupported_input")
-            ),
-            own("a/m-a", "committed", None),
-        ]
+        [bedrock_skipped(), own("a/m-a", "committed", None),]
     );
     // The same request where nothing can serve it: a 400 naming the field and why, in the caller's dialect.
     for d in BOTH {
@@ -731,11 +724,7 @@ fn a_hedge_looks_for_its_second_deployment_only_when_it_is_due() {
     assert_eq!(
         attempts(&only_record(&p)),
         [
-            own(
-                "br/anthropic.claude-3-haiku-20240307-v1:0",
-                "skipped",
-                Some("unsupported_input")
-            ),
+            bedrock_skipped(),
             own("b/m-b", "committed", None),
             own("a/m-a", "lost", None),
         ]
@@ -751,11 +740,7 @@ fn a_hedge_looks_for_its_second_deployment_only_when_it_is_due() {
         attempts(&only_record(&p)),
         [
             own("a/m-a", "failed", Some("upstream_overloaded")),
-            own(
-                "br/anthropic.claude-3-haiku-20240307-v1:0",
-                "skipped",
-                Some("unsupported_input")
-            ),
+            bedrock_skipped(),
             own("b/m-b", "committed", None),
         ]
     );
@@ -781,14 +766,7 @@ fn an_anthropic_dialect_request_skips_what_cannot_express_it() {
     );
     assert_eq!(
         attempts(&only_record(&p)),
-        [
-            own(
-                "br/anthropic.claude-3-haiku-20240307-v1:0",
-                "skipped",
-                Some("unsupported_input")
-            ),
-            own("a/m-a", "committed", None),
-        ]
+        [bedrock_skipped(), own("a/m-a", "committed", None),]
     );
 }
 
@@ -838,4 +816,13 @@ fn one_deployment(policy: &str) -> Config {
     }}"#
     ))
     .unwrap()
+}
+
+/// The Bedrock deployment's entry when it cannot express a request.
+fn bedrock_skipped() -> (String, String, Option<String>) {
+    own(
+        "br/anthropic.claude-3-haiku-20240307-v1:0",
+        "skipped",
+        Some("unsupported_input"),
+    )
 }
