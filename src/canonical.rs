@@ -153,5 +153,7 @@ pub enum StreamEvent {
         delta: String,
     },
     Finish(FinishReason),
+    /// The counts so far; a provider that counts the prompt up front says so right after `Start`, and the last
+    /// `Usage` of a stream is the answer's.
     Usage(Usage),
 }

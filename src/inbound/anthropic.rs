@@ -134,6 +134,10 @@ pub struct StreamEncoder {
     tool_blocks: Vec<(u32, u32)>,
     finish: Option<FinishReason>,
     usage: Option<Usage>,
+    /// The id of a `Start` not written yet: `message_start` carries the usage known when it is written, and
+    /// providers that count the prompt up front send that right after the start (clients such as Claude Code read
+    /// the input count there).
+    pending_start: Option<String>,
 }
 
 impl StreamEncoder {
@@ -148,6 +152,7 @@ impl StreamEncoder {
             tool_blocks: Vec::new(),
             finish: None,
             usage: None,
+            pending_start: None,
         }
     }
 
@@ -156,15 +161,37 @@ impl StreamEncoder {
             return;
         }
         match ev {
-            StreamEvent::Start { id, .. } => self.start(id, out),
+            StreamEvent::Start { id, .. } => {
+                if !self.started && self.pending_start.is_none() {
+                    self.pending_start = Some(id.clone());
+                }
+                return;
+            }
+            StreamEvent::Usage(usage) => {
+                self.usage = Some(*usage);
+                return;
+            }
+            StreamEvent::Text(_)
+            | StreamEvent::ToolCallStart { .. }
+            | StreamEvent::ToolCallArgs { .. }
+            | StreamEvent::Finish(_) => self.flush_start(out),
+        }
+        match ev {
+            StreamEvent::Start { .. } | StreamEvent::Usage(_) => {}
             StreamEvent::Text(text) => self.text(text, out),
             StreamEvent::ToolCallStart { index, id, name } => {
                 self.tool_start(*index, id, name, out)
             }
             StreamEvent::ToolCallArgs { index, delta } => self.tool_args(*index, delta, out),
-            // Anthropic reports both in one final message_delta, so they wait for `finish`.
+            // Anthropic reports it with the usage in one final message_delta, so it waits for `finish`.
             StreamEvent::Finish(reason) => self.finish = Some(*reason),
-            StreamEvent::Usage(usage) => self.usage = Some(*usage),
+        }
+    }
+
+    /// Writes the `message_start` a `Start` asked for, with the usage known by now.
+    fn flush_start(&mut self, out: &mut Vec<u8>) {
+        if let Some(id) = self.pending_start.take() {
+            self.start(&id, out);
         }
     }
 
@@ -173,6 +200,7 @@ impl StreamEncoder {
         if self.done {
             return;
         }
+        self.flush_start(out);
         self.start(UNKNOWN_MESSAGE_ID, out);
         self.close_block(out);
         let reason = self.finish.unwrap_or(if self.tool_blocks.is_empty() {
@@ -202,6 +230,7 @@ impl StreamEncoder {
         if self.done {
             return;
         }
+        self.flush_start(out);
         write_event(out, "error", &error_value(e));
         self.done = true;
     }
@@ -212,7 +241,10 @@ impl StreamEncoder {
             return;
         }
         self.started = true;
-        let input_tokens = self.usage.map_or(0, |u| u.input_tokens);
+        let usage = self.usage.map_or_else(
+            || json!({ "input_tokens": 0, "output_tokens": 0 }),
+            |u| usage_json(&u),
+        );
         write_event(
             out,
             "message_start",
@@ -226,7 +258,7 @@ impl StreamEncoder {
                     "content": [],
                     "stop_reason": Value::Null,
                     "stop_sequence": Value::Null,
-                    "usage": { "input_tokens": input_tokens, "output_tokens": 0 },
+                    "usage": usage,
                 },
             }),
         );
@@ -880,6 +912,34 @@ mod tests {
         let mut again = dec.push(&out).unwrap();
         again.extend(dec.end().unwrap());
         assert_eq!(again, events);
+    }
+
+    #[test]
+    fn message_start_carries_the_count_of_the_prompt_said_with_the_start() {
+        let out = encode_all(
+            "alias",
+            &[
+                StreamEvent::Start {
+                    id: "msg_1".into(),
+                    model: "m".into(),
+                },
+                StreamEvent::Usage(Usage {
+                    input_tokens: 25,
+                    output_tokens: 1,
+                    cached_input_tokens: Some(10),
+                    cache_write_tokens: Some(0),
+                    reasoning_tokens: None,
+                }),
+                StreamEvent::Text("hi".into()),
+            ],
+        );
+        let events = sse_events(&out);
+        assert_eq!(events[0].0, "message_start");
+        assert_eq!(events[0].1["message"]["id"], "msg_1");
+        assert_eq!(
+            events[0].1["message"]["usage"],
+            json!({"input_tokens": 15, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 10})
+        );
     }
 
     #[test]

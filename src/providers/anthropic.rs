@@ -466,6 +466,13 @@ impl StreamDecoder {
             id: message.map(|m| wire::text(&m.id)).unwrap_or_default(),
             model: message.map(|m| wire::text(&m.model)).unwrap_or_default(),
         });
+        // The prompt is counted up front; said at once, so that a client reading `message_start` sees it (the
+        // final usage follows with `message_delta`). An empty count (a start written without one) says nothing.
+        if let Some(u) = message.and_then(|m| m.usage) {
+            if input_tokens(&u) > 0 {
+                out.push(StreamEvent::Usage(canonical_usage(&u, input_tokens(&u))));
+            }
+        }
     }
 
     fn block_start(&mut self, v: &wire::Body, out: &mut Vec<StreamEvent>) {
@@ -846,6 +853,14 @@ mod tests {
                 id: "msg_01LrT8ZkUmxCjVpkA4ovPmnT".into(),
                 model: "claude-sonnet-4-5-20250929".into(),
             },
+            // message_start's count of the prompt, said at once.
+            StreamEvent::Usage(Usage {
+                input_tokens: 25,
+                output_tokens: 1,
+                cached_input_tokens: Some(0),
+                cache_write_tokens: Some(0),
+                reasoning_tokens: None,
+            }),
             StreamEvent::Text("Hello".into()),
             StreamEvent::Text("! How can I help".into()),
             StreamEvent::Text(" you today? ✨".into()),
@@ -870,6 +885,13 @@ mod tests {
                 id: "msg_014p7gG3wDgGV9EUtLvnow3U".into(),
                 model: "claude-sonnet-4-5-20250929".into(),
             },
+            StreamEvent::Usage(Usage {
+                input_tokens: 572,
+                output_tokens: 2,
+                cached_input_tokens: Some(100),
+                cache_write_tokens: Some(0),
+                reasoning_tokens: None,
+            }),
             StreamEvent::Text("Okay".into()),
             StreamEvent::Text(", let's check the weather and the time:".into()),
             StreamEvent::ToolCallStart {
@@ -943,6 +965,10 @@ mod tests {
         assert_eq!(
             events[1..],
             [
+                StreamEvent::Usage(Usage {
+                    input_tokens: 1,
+                    ..Default::default()
+                }),
                 StreamEvent::Finish(FinishReason::Length),
                 StreamEvent::Usage(Usage {
                     input_tokens: 35,
@@ -1009,14 +1035,21 @@ mod tests {
         );
 
         let stream = include_str!("../../tests/fixtures/anthropic/stream_prompt_caching.sse");
-        let usage = decode(&[stream.as_bytes()])
+        let usages: Vec<Usage> = decode(&[stream.as_bytes()])
             .unwrap()
             .into_iter()
-            .find_map(|e| match e {
+            .filter_map(|e| match e {
                 StreamEvent::Usage(u) => Some(u),
                 _ => None,
             })
-            .unwrap();
+            .collect();
+        // Said with message_start, then the whole count with message_delta.
+        assert_eq!(usages.len(), 2);
+        assert_eq!(
+            (usages[0].input_tokens, usages[0].output_tokens),
+            (2 + 22 + 13993, 5)
+        );
+        let usage = usages[1];
         assert_eq!(usage.input_tokens, 2 + 22 + 13993);
         assert_eq!(usage.output_tokens, 61);
         assert_eq!(
