@@ -397,11 +397,16 @@ async fn translated_stream<P: Platform>(
                 Some(Err(e)) => return Err(stream_failed(dep, &e)),
                 Some(Ok(chunk)) => {
                     events.extend(decoder.push(&chunk)?);
-                    // Committed on the first content, not on the provider's opening message.
-                    if events
-                        .iter()
-                        .any(|e| !matches!(e, StreamEvent::Start { .. }))
-                    {
+                    // Committed on the first content, not on the provider's opening message (nor the count
+                    // of the prompt some providers send with it).
+                    let content = |e: &StreamEvent| match e {
+                        StreamEvent::Start { .. } | StreamEvent::Usage(_) => false,
+                        StreamEvent::Text(_)
+                        | StreamEvent::ToolCallStart { .. }
+                        | StreamEvent::ToolCallArgs { .. }
+                        | StreamEvent::Finish(_) => true,
+                    };
+                    if events.iter().any(content) {
                         return Ok(false);
                     }
                 }

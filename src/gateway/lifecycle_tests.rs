@@ -20,6 +20,7 @@ fn config(trio_extra: &str, timeouts: &str) -> Config {
         "providers": {{
             "a": {{"kind": "openai", "base_url": "http://a.test/v1", "api_key_secret": "K"}},
             "b": {{"kind": "openai", "base_url": "http://b.test/v1", "api_key_secret": "K"}},
+            "an": {{"kind": "anthropic", "base_url": "http://an.test/v1", "api_key_secret": "K"}},
             "c": {{"kind": "openai", "base_url": "http://c.test/v1", "api_key_secret": "K"}},
             "br": {{"kind": "bedrock", "base_url": "http://br.test", "region": "us-east-1",
                     "access_key_id_secret": "AWS_ID", "secret_access_key_secret": "AWS_SECRET"}}
@@ -38,6 +39,10 @@ fn config(trio_extra: &str, timeouts: &str) -> Config {
                 {{"provider": "a", "model": "m-a", "region": "r-a", "weight": 3}},
                 {{"provider": "br", "model": "anthropic.claude-3-haiku-20240307-v1:0", "region": "us-east-1", "weight": 2}},
                 {{"provider": "b", "model": "m-b", "region": "r-b", "weight": 1}}
+            ]}},
+            "anthro": {{"deployments": [
+                {{"provider": "an", "model": "claude-sonnet-4-5", "region": "r-a", "weight": 3}},
+                {{"provider": "a", "model": "m-a", "region": "r-a", "weight": 1}}
             ]}},
             "bedrock-only": {{"deployments": [
                 {{"provider": "br", "model": "anthropic.claude-3-haiku-20240307-v1:0", "region": "us-east-1"}}
@@ -825,4 +830,31 @@ fn bedrock_skipped() -> (String, String, Option<String>) {
         "skipped",
         Some("unsupported_input"),
     )
+}
+
+#[test]
+fn the_count_of_the_prompt_is_not_content_a_provider_failing_after_it_is_failed_over() {
+    let cfg = config("", "");
+    for d in BOTH {
+        // Anthropic's opening message (with its count of the prompt), then an overload: nothing was said yet.
+        let overloaded = Scripted::sse(&[
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n",
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+        ]);
+        let p = platform([overloaded, stream(0)]);
+        let (resp, body) = run(&cfg, &p, &State::new(1), chat(d, "anthro", true));
+        assert_eq!(resp.status, 200);
+        assert_eq!(text_of(d, true, &body), "answer text");
+        assert_eq!(
+            attempts(&only_record(&p)),
+            [
+                own(
+                    "an/claude-sonnet-4-5",
+                    "failed",
+                    Some("upstream_overloaded")
+                ),
+                own("a/m-a", "committed", None),
+            ]
+        );
+    }
 }
