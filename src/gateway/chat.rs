@@ -544,30 +544,27 @@ async fn follow(
     let state = (events, enc, Some(pending), false, (timer, recorder));
     let body = stream::unfold(
         state,
-        |(mut events, mut enc, pending, done, (timer, recorder))| async move {
-            if let Some(p) = pending {
-                return Some((Ok(p), (events, enc, None, done, (timer, recorder))));
+        |(mut events, mut enc, pending, mut done, (timer, recorder))| async move {
+            // Events that write nothing yet (a start, a count) are read on: a body never carries an empty chunk.
+            let mut out = pending.unwrap_or_default();
+            while out.is_empty() && !done {
+                done = match next_followed(&mut events, &timer).await {
+                    Some(Ok(ev)) => {
+                        enc.encode_all(std::slice::from_ref(&ev), &mut out);
+                        false
+                    }
+                    Some(Err(e)) => {
+                        recorder.stream_failed(e.code);
+                        enc.fail(&e, &mut out);
+                        true
+                    }
+                    None => {
+                        enc.finish(&mut out);
+                        true
+                    }
+                };
             }
-            if done {
-                return None;
-            }
-            let mut out = Vec::new();
-            let finished = match next_followed(&mut events, &timer).await {
-                Some(Ok(ev)) => {
-                    enc.encode_all(std::slice::from_ref(&ev), &mut out);
-                    false
-                }
-                Some(Err(e)) => {
-                    recorder.stream_failed(e.code);
-                    enc.fail(&e, &mut out);
-                    true
-                }
-                None => {
-                    enc.finish(&mut out);
-                    true
-                }
-            };
-            Some((Ok(out), (events, enc, None, finished, (timer, recorder))))
+            (!out.is_empty()).then_some((Ok(out), (events, enc, None, done, (timer, recorder))))
         },
     );
     Ok(Response::event_stream(Box::pin(body)))
