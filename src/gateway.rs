@@ -104,9 +104,16 @@ pub async fn handle<P: Platform>(
 ) -> Response {
     let dialect = routes::dialect_for(&req.path);
     let req_origin = req.headers.get("origin").map(str::to_owned);
-    let recorder = recorder_for(platform, state, dialect, &req);
+    let debug_routes = config.is_ok_and(|c| c.debug_panic_route);
+    let found = routes::find(req.method, &req.path, debug_routes);
+    let operation = match (req.method, found) {
+        (Method::Options, _) => Operation::Preflight,
+        (_, Ok(route)) => route.operation(),
+        (_, Err(_)) => Operation::Unrouted,
+    };
+    let recorder = recorder_for(platform, state, dialect, operation);
     let result = match config {
-        Ok(config) => apart(route(config, platform, state, req, &recorder)).await,
+        Ok(config) => apart(route(config, platform, state, found, req, &recorder)).await,
         Err(e) => Err(GatewayError::new(ErrorCode::InvalidConfig, e.to_string())),
     };
     let mut resp = result.unwrap_or_else(|e| {
@@ -145,20 +152,14 @@ pub async fn handle<P: Platform>(
     resp
 }
 
-/// The request's record, with its sinks: the log line, this isolate's counters, and the correction of a token
-/// budget spent on an estimate.
+/// The request's record, with the sinks every request has: the log line and this isolate's counters (admission
+/// adds the correction of a token budget for keys that have one).
 fn recorder_for<P: Platform>(
     platform: &P,
     state: &State,
     dialect: Dialect,
-    req: &Request,
+    operation: Operation,
 ) -> Recorder {
-    let operation = match req.method {
-        Method::Options => Operation::Preflight,
-        _ => {
-            routes::find(req.method, &req.path, true).map_or(Operation::Unrouted, Route::operation)
-        }
-    };
     let record = Record::new(platform.now_ms(), dialect.name(), operation);
     let log_line = {
         let log = platform.logger();
@@ -223,6 +224,7 @@ async fn route<P: Platform>(
     config: &Config,
     platform: &P,
     state: &State,
+    found: Result<Route, NoRoute>,
     req: Request,
     recorder: &Recorder,
 ) -> Result<Response, GatewayError> {
@@ -233,20 +235,19 @@ async fn route<P: Platform>(
         }
         return Ok(resp);
     }
-    let route =
-        routes::find(req.method, &req.path, config.debug_panic_route).map_err(|why| match why {
-            NoRoute::NotFound => {
-                GatewayError::new(ErrorCode::NotFound, format!("no route for {}", req.path))
-            }
-            NoRoute::MethodNotAllowed => GatewayError::new(
-                ErrorCode::MethodNotAllowed,
-                format!(
-                    "method {} is not allowed on {}",
-                    req.method.as_str(),
-                    req.path
-                ),
+    let route = found.map_err(|why| match why {
+        NoRoute::NotFound => {
+            GatewayError::new(ErrorCode::NotFound, format!("no route for {}", req.path))
+        }
+        NoRoute::MethodNotAllowed => GatewayError::new(
+            ErrorCode::MethodNotAllowed,
+            format!(
+                "method {} is not allowed on {}",
+                req.method.as_str(),
+                req.path
             ),
-        })?;
+        ),
+    })?;
     match route {
         Route::Chat(dialect) => apart(chat(config, platform, state, dialect, &req, recorder)).await,
         Route::DebugPanicAfterAwait => {

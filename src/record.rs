@@ -212,7 +212,7 @@ impl Recorder {
 
     /// Milliseconds since the request started.
     pub fn elapsed_ms(&self) -> u64 {
-        (self.0.clock)().saturating_sub(self.0.started_ms)
+        self.0.elapsed_ms()
     }
 
     /// Another place this record goes when finished (what only some requests need, such as a budget correction).
@@ -230,27 +230,22 @@ impl Recorder {
         self.update(|r| r.error = Some(code));
     }
 
-    pub fn is_finished(&self) -> bool {
-        self.0.finished.get()
-    }
-
     /// Ends the record (the first call only) and hands it to the sinks.
     pub fn finish(&self, end: End) {
         self.0.finish(end);
     }
-
-    /// A copy of the record as it stands (tests, and sinks that need it before the end).
-    pub fn snapshot(&self) -> Record {
-        self.0.record.borrow().clone()
-    }
 }
 
 impl Inner {
+    fn elapsed_ms(&self) -> u64 {
+        (self.clock)().saturating_sub(self.started_ms)
+    }
+
     fn finish(&self, end: End) {
         if self.finished.replace(true) {
             return;
         }
-        let total_ms = (self.clock)().saturating_sub(self.started_ms);
+        let total_ms = self.elapsed_ms();
         let mut record = self.record.borrow_mut();
         record.end = end;
         record.total_ms = total_ms;

@@ -61,19 +61,6 @@ enum Second {
     NoneLeft,
 }
 
-/// An attempt that did not produce a response: whether another deployment may do better.
-struct Failed {
-    error: GatewayError,
-    retryable: bool,
-}
-
-impl From<GatewayError> for Failed {
-    fn from(error: GatewayError) -> Self {
-        let retryable = error.fails_over();
-        Failed { error, retryable }
-    }
-}
-
 /// Runs an admitted request of any operation to its committed response (or its error).
 pub(super) async fn run<P: Platform, O: Operation>(
     config: &Config,
@@ -216,11 +203,12 @@ pub(super) async fn run<P: Platform, O: Operation>(
                 });
                 return Ok(resp);
             }
-            Err(f) if !f.retryable => {
-                op.failed(&f.error);
-                return Err(f.error);
+            // A failure another deployment would meet too ends the request; any other is this deployment's.
+            Err(e) if !e.fails_over() => {
+                op.failed(&e);
+                return Err(e);
             }
-            Err(f) => last = Some(f.error),
+            Err(e) => last = Some(e),
         }
     }
     // Only when no deployment could even express the request is that the client's problem.
@@ -289,7 +277,7 @@ impl<P: Platform, O: Operation> Call<'_, P, O> {
         (order, from): (&[&'d Deployment], usize),
         after_ms: u64,
         (unsupported, last): (&mut Option<GatewayError>, &mut Option<GatewayError>),
-    ) -> (Result<(Response, &'d Deployment), Failed>, Second) {
+    ) -> (Result<(Response, &'d Deployment), GatewayError>, Second) {
         let a = pin!(self.attempt(first, first_req));
         let timer = pin!(self.platform.sleep(after_ms));
         let a = match select(a, timer).await {
@@ -340,7 +328,7 @@ impl<P: Platform, O: Operation> Call<'_, P, O> {
 
     /// One deployment, up to the point where the response is committed (headers and, for streams, the first
     /// content), recording what was learned.
-    async fn attempt(&self, dep: &Deployment, req: Prepared) -> Result<Response, Failed> {
+    async fn attempt(&self, dep: &Deployment, req: Prepared) -> Result<Response, GatewayError> {
         let now = self.platform.now_ms();
         self.state.router.borrow_mut().started(dep, now);
         let result = if self.op.stream() {
@@ -357,21 +345,20 @@ impl<P: Platform, O: Operation> Call<'_, P, O> {
                     Ok(_) => record::AttemptOutcome::Committed,
                     Err(_) => record::AttemptOutcome::Failed,
                 },
-                code: result.as_ref().err().map(|f| f.error.code),
+                code: result.as_ref().err().map(|e| e.code),
                 ms: end.saturating_sub(now),
             })
         });
         let mut router = self.state.router.borrow_mut();
         match &result {
             Ok((_, latency_ms)) => router.success(dep, self.shape, *latency_ms, end),
-            Err(f) if f.retryable => {
-                let retry_after_ms = f
-                    .error
+            Err(e) if e.fails_over() => {
+                let retry_after_ms = e
                     .retry_after
                     .as_deref()
                     .and_then(|s| s.parse::<u64>().ok())
                     .map(|s| s.saturating_mul(1000));
-                router.failure(dep, &f.error.message, retry_after_ms, end);
+                router.failure(dep, &e.message, retry_after_ms, end);
             }
             // The request was at fault, not the deployment.
             Err(_) => {}
@@ -386,15 +373,15 @@ impl<P: Platform, O: Operation> Call<'_, P, O> {
         dep: &Deployment,
         req: Prepared,
         start_ms: u64,
-    ) -> Result<(Response, f64), Failed> {
+    ) -> Result<(Response, f64), GatewayError> {
         let (config, platform) = (self.config, self.platform);
         let until = Deadline {
             start_ms,
             ms: config.timeouts.first_byte_ms,
         };
         let resp = match until.run(platform, platform.fetch(req.upstream)).await {
-            None => return Err(timeout(dep, until.ms).into()),
-            Some(Err(e)) => return Err(unreachable(dep, &e).into()),
+            None => return Err(timeout(dep, until.ms)),
+            Some(Err(e)) => return Err(unreachable(dep, &e)),
             // Once begun, a stream is bounded by its silence. Every layer above may poll once more after the
             // end; fused, the provider's body stays ended.
             Some(Ok(r)) => UpstreamResponse {
@@ -417,7 +404,7 @@ impl<P: Platform, O: Operation> Call<'_, P, O> {
                 .await
                 .and_then(Result::ok)
                 .unwrap_or_default();
-            return Err(provider_error(dep, platform, status, &headers, &body).into());
+            return Err(provider_error(dep, platform, status, &headers, &body));
         }
         let stream = self
             .op
@@ -434,32 +421,37 @@ impl<P: Platform, O: Operation> Call<'_, P, O> {
         dep: &Deployment,
         req: Prepared,
         start_ms: u64,
-    ) -> Result<(Response, f64), Failed> {
+    ) -> Result<(Response, f64), GatewayError> {
         let (config, platform) = (self.config, self.platform);
         let (first_byte, total) = (config.timeouts.first_byte_ms, config.timeouts.total_ms);
         let resp = match platform
             .fetch_whole(req.upstream, first_byte, total, MAX_RESPONSE_BODY)
             .await
         {
-            Err(NoResponse::Timeout) => return Err(timeout(dep, first_byte).into()),
-            Err(NoResponse::Failed(e)) => return Err(unreachable(dep, &e).into()),
+            Err(NoResponse::Timeout) => return Err(timeout(dep, first_byte)),
+            Err(NoResponse::Failed(e)) => return Err(unreachable(dep, &e)),
             Ok(r) => r,
         };
         let latency_ms = platform.now_ms().saturating_sub(start_ms) as f64;
         if !(200..300).contains(&resp.status) {
             let mut body = resp.body.unwrap_or_default();
             body.truncate(MAX_ERROR_BODY);
-            return Err(provider_error(dep, platform, resp.status, &resp.headers, &body).into());
+            return Err(provider_error(
+                dep,
+                platform,
+                resp.status,
+                &resp.headers,
+                &body,
+            ));
         }
         let body = match resp.body {
             Ok(b) => b,
-            Err(BodyFailure::Timeout) => return Err(timeout(dep, total).into()),
+            Err(BodyFailure::Timeout) => return Err(timeout(dep, total)),
             Err(BodyFailure::Failed(e)) => {
                 return Err(GatewayError::new(
                     ErrorCode::UpstreamBodyError,
                     format!("provider {} response failed: {e}", dep.provider.name),
-                )
-                .into())
+                ))
             }
         };
         let whole = self
