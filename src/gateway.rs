@@ -11,7 +11,7 @@ use crate::http::{Body, Headers, Method, Request, Response, StreamError};
 use crate::idle::IdleLimit;
 use crate::inbound::{anthropic, openai, Dialect};
 use crate::limits;
-use crate::passthrough::SsePassthrough;
+use crate::passthrough::{AnthropicCheck, SsePassthrough, WireCheck};
 use crate::platform::{
     deadline, read_all, BodyFailure, Deadline, NoResponse, Platform, Timer, UpstreamResponse,
 };

@@ -1,20 +1,119 @@
-//! Forwards an OpenAI-format SSE body untouched, event by event, while checking it: every event must be JSON (or
-//! the `[DONE]` marker). Only whole, checked events are forwarded, so a stream that carries garbage, fails, or
-//! ends before `data: [DONE]` gets a final error event that starts on an event boundary, and neither the garbage
-//! nor half an event ever reaches the client. Nothing after `[DONE]` is forwarded.
+//! Forwards a provider's SSE body untouched, event by event, to a client of the same wire format, while checking
+//! it: every event must be one of the format's (an OpenAI chunk or `[DONE]`, an Anthropic event). Only whole,
+//! checked events are forwarded, so a stream that carries garbage, reports an error, fails, or ends before its end
+//! marker gets a final error event in the client's format that starts on an event boundary, and neither the
+//! garbage, the provider's error nor half an event ever reaches the client. Nothing after the end is forwarded.
 
 use crate::error::{ErrorCode, GatewayError};
 use crate::http::{ByteStream, StreamError};
 use crate::inbound::openai::error_event;
+use crate::providers::anthropic::StreamDecoder;
 use crate::providers::openai_wire::{Choice, Completion};
 use crate::record::Recorder;
-use crate::sse::SseParser;
+use crate::sse::{SseEvent, SseParser};
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use futures_util::Stream;
 use std::borrow::Cow;
 
-pub struct SsePassthrough {
+/// What one event of a wire format says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Nothing the client waits for (a role chunk, a start, a ping).
+    Nothing,
+    /// Content: text, a tool call, a refusal, the finish or the usage.
+    Content,
+    /// The format's end marker: the answer is complete.
+    End,
+}
+
+/// How the events of one wire format are checked.
+pub trait WireCheck {
+    /// Checks one whole event, telling `recorder` the usage it carries. An error when the provider reported one
+    /// or the event is not the format's.
+    fn event(&mut self, ev: &SseEvent, recorder: Option<&Recorder>) -> Result<Seen, GatewayError>;
+
+    /// The error event that ends a failed stream, in the client's (and so the provider's) format.
+    fn error_event(&self, e: &GatewayError) -> Vec<u8>;
+}
+
+/// OpenAI-wire chunks, ended by `data: [DONE]`.
+#[derive(Debug, Default)]
+pub struct OpenAiCheck {
+    saw_content: bool,
+}
+
+impl WireCheck for OpenAiCheck {
+    fn event(&mut self, ev: &SseEvent, recorder: Option<&Recorder>) -> Result<Seen, GatewayError> {
+        if ev.data == "[DONE]" {
+            return Ok(Seen::End);
+        }
+        // Usage is read where it is sent (the last chunk, when the client asked for it).
+        let plain = !ev.data.contains("\"error\"") && !ev.data.contains("\"usage\"");
+        if self.saw_content && plain {
+            // Past the first content only well-formedness matters, and that is cheaper to check.
+            serde_json::from_slice::<serde::de::IgnoredAny>(ev.data.as_bytes())
+                .map_err(|_| malformed())?;
+            return Ok(Seen::Nothing);
+        }
+        let v: Completion = serde_json::from_str(&ev.data).map_err(|_| malformed())?;
+        if let Some(e) = &v.error {
+            return Err(GatewayError::new(
+                e.stream_code(),
+                "provider stream reported an error",
+            ));
+        }
+        if let (Some(u), Some(r)) = (v.usage, recorder) {
+            r.usage(u.counts());
+        }
+        Ok(if has_content(&v) {
+            self.saw_content = true;
+            Seen::Content
+        } else {
+            Seen::Nothing
+        })
+    }
+
+    fn error_event(&self, e: &GatewayError) -> Vec<u8> {
+        error_event(e)
+    }
+}
+
+/// Anthropic Messages events, ended by `message_stop`; read by the same decoder that translates them.
+#[derive(Debug, Default)]
+pub struct AnthropicCheck {
+    decoder: StreamDecoder,
+}
+
+impl WireCheck for AnthropicCheck {
+    fn event(&mut self, ev: &SseEvent, recorder: Option<&Recorder>) -> Result<Seen, GatewayError> {
+        let events = self.decoder.event(ev)?;
+        if let Some(r) = recorder {
+            crate::translate::observe(&events, r);
+        }
+        let content = events.iter().any(|e| {
+            !matches!(
+                e,
+                crate::canonical::StreamEvent::Start { .. }
+                    | crate::canonical::StreamEvent::Usage(_)
+            )
+        });
+        Ok(if self.decoder.saw_stop() {
+            Seen::End
+        } else if content {
+            Seen::Content
+        } else {
+            Seen::Nothing
+        })
+    }
+
+    fn error_event(&self, e: &GatewayError) -> Vec<u8> {
+        crate::inbound::anthropic::error_event(e)
+    }
+}
+
+pub struct SsePassthrough<C: WireCheck = OpenAiCheck> {
+    check: C,
     inner: ByteStream,
     sse: SseParser,
     /// Bytes taken from the provider and not yet forwarded: checked events, then the event being read.
@@ -23,7 +122,6 @@ pub struct SsePassthrough {
     pending_at: u64,
     checked_to: u64,
     saw_done: bool,
-    saw_content: bool,
     /// Why the stream is being ended: sent as an error event once the checked events before it are out.
     failure: Option<GatewayError>,
     finished: bool,
@@ -52,14 +150,20 @@ fn malformed() -> GatewayError {
 
 impl SsePassthrough {
     pub fn new(inner: ByteStream) -> Self {
+        Self::checked(inner, OpenAiCheck::default())
+    }
+}
+
+impl<C: WireCheck> SsePassthrough<C> {
+    pub fn checked(inner: ByteStream, check: C) -> Self {
         SsePassthrough {
+            check,
             inner,
             sse: SseParser::new(),
             pending: Vec::new(),
             pending_at: 0,
             checked_to: 0,
             saw_done: false,
-            saw_content: false,
             failure: None,
             finished: false,
             recorder: None,
@@ -83,32 +187,14 @@ impl SsePassthrough {
         self.pending.extend_from_slice(chunk);
         let mut content = false;
         for ev in self.sse.push(chunk)? {
-            if ev.data == "[DONE]" {
-                self.saw_done = true;
-                self.checked_to = ev.end;
-                return Ok(true);
-            }
-            // Usage is read where it is sent (the last chunk, when the client asked for it).
-            let plain = !ev.data.contains("\"error\"") && !ev.data.contains("\"usage\"");
-            if self.saw_content && plain {
-                // Past the first content only well-formedness matters, and that is cheaper to check.
-                serde_json::from_slice::<serde::de::IgnoredAny>(ev.data.as_bytes())
-                    .map_err(|_| malformed())?;
-            } else {
-                let v: Completion = serde_json::from_str(&ev.data).map_err(|_| malformed())?;
-                if let Some(e) = &v.error {
-                    return Err(GatewayError::new(
-                        e.stream_code(),
-                        "provider stream reported an error",
-                    ));
+            match self.check.event(&ev, self.recorder.as_ref())? {
+                Seen::End => {
+                    self.saw_done = true;
+                    self.checked_to = ev.end;
+                    return Ok(true);
                 }
-                if let (Some(u), Some(r)) = (v.usage, &self.recorder) {
-                    r.usage(u.counts());
-                }
-                if has_content(&v) {
-                    self.saw_content = true;
-                    content = true;
-                }
+                Seen::Content => content = true,
+                Seen::Nothing => {}
             }
             self.checked_to = ev.end;
         }
@@ -134,7 +220,7 @@ impl SsePassthrough {
     }
 }
 
-impl Stream for SsePassthrough {
+impl<C: WireCheck + Unpin> Stream for SsePassthrough<C> {
     type Item = Result<Vec<u8>, StreamError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -148,7 +234,7 @@ impl Stream for SsePassthrough {
             if let Some(e) = self.failure.take() {
                 self.finished = true;
                 self.pending = Vec::new();
-                return Poll::Ready(Some(Ok(error_event(&e))));
+                return Poll::Ready(Some(Ok(self.check.error_event(&e))));
             }
             if self.saw_done {
                 self.finished = true;

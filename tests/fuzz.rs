@@ -951,7 +951,7 @@ fn key_of(body: &[u8]) -> Option<String> {
         "tenant",
         "model",
         &c,
-        Some(&chat.body_object()),
+        Some(&meridian::cache::key::Body::OpenAi(chat.body.object())),
     ))
 }
 

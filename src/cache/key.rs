@@ -17,16 +17,39 @@ const VERSION: u32 = 2;
 /// Fields of an OpenAI body that never change the answer (the model is the resolved alias, keyed apart).
 const UNKEYED: &[&str] = &["model", "stream", "stream_options", "user"];
 
+/// Members of a Messages body the canonical request holds (and keys) already, or that never change the answer.
+const ANTHROPIC_CANONICAL: &[&str] = &[
+    "model",
+    "max_tokens",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "temperature",
+    "top_p",
+    "stop_sequences",
+    "metadata",
+    "stream",
+];
+
+/// The client's body, for a dialect whose bodies may be forwarded to the provider as they are: every field of
+/// it must count then, not only those the canonical request carries.
+pub enum Body<'a> {
+    OpenAi(Map<String, Value>),
+    /// With the `anthropic-beta` features asked for, which may change the answer too.
+    Anthropic(Map<String, Value>, Option<&'a str>),
+}
+
 /// `namespace` scopes entries (a tenant, or an explicitly shared namespace); `model` is the resolved alias;
-/// `openai_body` is the client's body when it spoke the OpenAI dialect.
-pub fn cache_key(
-    namespace: &str,
-    model: &str,
-    req: &ChatRequest,
-    openai_body: Option<&Map<String, Value>>,
-) -> String {
+/// `body` is the client's body as sent.
+pub fn cache_key(namespace: &str, model: &str, req: &ChatRequest, body: Option<&Body>) -> String {
     let mut form = canonical_form(model, req);
-    if let Some(body) = openai_body.and_then(|b| beyond_canonical(req, b)) {
+    let beyond = match body {
+        None => None,
+        Some(Body::OpenAi(b)) => beyond_canonical(req, b),
+        Some(Body::Anthropic(b, beta)) => beyond_anthropic(b, *beta),
+    };
+    if let Some(body) = beyond {
         form["body"] = body;
     }
     form.sort_all_objects();
@@ -47,16 +70,52 @@ pub fn cache_key(
     format!("cache/v{VERSION}/{ns}/{hex}")
 }
 
-/// A request the cached answer cannot reproduce (several choices, log probabilities) is not cached at all.
-pub fn unreplayable(openai_body: &Map<String, Value>) -> Option<&'static str> {
-    let set = |k: &str| openai_body.get(k).is_some_and(|v| !v.is_null());
-    if set("n") && openai_body.get("n").and_then(Value::as_u64) != Some(1) {
-        return Some("n");
+/// A request the cached answer cannot reproduce (several choices, log probabilities, the model's thinking) is
+/// not cached at all.
+pub fn unreplayable(body: &Body) -> Option<&'static str> {
+    match body {
+        Body::OpenAi(b) => {
+            let set = |k: &str| b.get(k).is_some_and(|v| !v.is_null());
+            if set("n") && b.get("n").and_then(Value::as_u64) != Some(1) {
+                return Some("n");
+            }
+            if b.get("logprobs").and_then(Value::as_bool) == Some(true) || set("top_logprobs") {
+                return Some("logprobs");
+            }
+            None
+        }
+        Body::Anthropic(b, _) => {
+            let thinking = b
+                .get("thinking")
+                .and_then(|t| t.get("type"))
+                .and_then(Value::as_str);
+            thinking
+                .is_some_and(|t| t != "disabled")
+                .then_some("thinking")
+        }
     }
-    if openai_body.get("logprobs").and_then(Value::as_bool) == Some(true) || set("top_logprobs") {
-        return Some("logprobs");
+}
+
+/// The members of a Messages body beyond the canonical request (`top_k`, `thinking`, `output_config`, ...), with
+/// the beta features; nothing when there are none, so that the same question asked in another dialect still
+/// meets it.
+fn beyond_anthropic(body: &Map<String, Value>, beta: Option<&str>) -> Option<Value> {
+    let mut own = Map::new();
+    for (k, v) in body {
+        if !ANTHROPIC_CANONICAL.contains(&k.as_str()) && !v.is_null() {
+            own.insert(k.clone(), drop_nulls(v.clone()));
+        }
     }
-    None
+    if let Some(beta) = beta {
+        let mut features: Vec<&str> = beta
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .collect();
+        features.sort_unstable();
+        own.insert("anthropic-beta".into(), features.join(",").into());
+    }
+    (!own.is_empty()).then_some(Value::Object(own))
 }
 
 /// The client's body, normalized, unless it is what the canonical request renders to anyway.
@@ -228,7 +287,7 @@ mod tests {
             "tenant",
             "fast",
             &chat.to_canonical().unwrap(),
-            Some(&chat.body_object()),
+            Some(&Body::OpenAi(chat.body.object())),
         )
     }
 
@@ -263,11 +322,21 @@ mod tests {
         let chat = openai::parse_chat(base.as_bytes()).unwrap();
         let c = chat.to_canonical().unwrap();
         assert_ne!(
-            cache_key("other-tenant", "fast", &c, Some(&chat.body_object())),
+            cache_key(
+                "other-tenant",
+                "fast",
+                &c,
+                Some(&Body::OpenAi(chat.body.object()))
+            ),
             k
         );
         assert_ne!(
-            cache_key("tenant", "slow", &c, Some(&chat.body_object())),
+            cache_key(
+                "tenant",
+                "slow",
+                &c,
+                Some(&Body::OpenAi(chat.body.object()))
+            ),
             k
         );
     }
@@ -348,12 +417,12 @@ mod tests {
     #[test]
     fn answers_the_cache_cannot_replay_are_not_cached() {
         let body = |extra: &str| {
-            openai::parse_chat(
+            let chat = openai::parse_chat(
                 format!(r#"{{{extra}"model":"m","messages":[{{"role":"user","content":"x"}}]}}"#)
                     .as_bytes(),
             )
-            .unwrap()
-            .body_object()
+            .unwrap();
+            Body::OpenAi(chat.body.object())
         };
         assert_eq!(unreplayable(&body("")), None);
         assert_eq!(unreplayable(&body(r#""n":1,"logprobs":false,"#)), None);
@@ -363,5 +432,62 @@ mod tests {
             unreplayable(&body(r#""top_logprobs":1,"#)),
             Some("logprobs")
         );
+        let thinking = |t: &str| {
+            let m = anthropic::parse_messages(
+                format!(r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":"x"}}]{t}}}"#)
+                    .as_bytes(),
+                None,
+            )
+            .unwrap();
+            unreplayable(&Body::Anthropic(m.body.object(), None))
+        };
+        assert_eq!(thinking(""), None);
+        assert_eq!(thinking(r#","thinking":{"type":"disabled"}"#), None);
+        assert_eq!(
+            thinking(r#","thinking":{"type":"enabled","budget_tokens":1024}"#),
+            Some("thinking")
+        );
+    }
+
+    fn anthropic_key(body: &str, beta: Option<&str>) -> String {
+        let m = anthropic::parse_messages(body.as_bytes(), beta).unwrap();
+        let c = m.canonical.as_deref().unwrap();
+        cache_key(
+            "tenant",
+            "fast",
+            c,
+            Some(&Body::Anthropic(m.body.object(), m.beta.as_deref())),
+        )
+    }
+
+    #[test]
+    fn anthropic_fields_beyond_the_canonical_request_and_beta_features_change_the_key() {
+        let base = r#"{"model":"fast","max_tokens":64,"system":"terse","messages":[{"role":"user","content":"hi"}]}"#;
+        let k = anthropic_key(base, None);
+        // Only what the canonical request holds: the same key as the OpenAI dialect's.
+        assert_eq!(
+            k,
+            openai_key(
+                r#"{"model":"fast","max_tokens":64,"messages":[{"role":"system","content":"terse"},{"role":"user","content":"hi"}]}"#
+            )
+        );
+        assert_eq!(
+            anthropic_key(
+                r#"{"stream":true,"metadata":{"user_id":"u"},"model":"fast","max_tokens":64,"system":"terse","messages":[{"role":"user","content":"hi"}]}"#,
+                None
+            ),
+            k
+        );
+        let with = |extra: &str| base.replacen('{', &format!("{{{extra},"), 1);
+        let top_k = anthropic_key(&with(r#""top_k":5"#), None);
+        assert_ne!(top_k, k);
+        assert_ne!(anthropic_key(&with(r#""top_k":6"#), None), top_k);
+        assert_ne!(
+            anthropic_key(&with(r#""output_config":{"effort":"low"}"#), None),
+            k
+        );
+        let beta = anthropic_key(base, Some("a-2025, b-2025"));
+        assert_ne!(beta, k);
+        assert_eq!(anthropic_key(base, Some("b-2025,a-2025")), beta);
     }
 }

@@ -52,7 +52,7 @@ pub(super) async fn admit<'c, P: Platform>(
         )
     });
     let inbound = match dialect {
-        Dialect::Anthropic => anthropic_inbound(&req.body, &config.limits)?,
+        Dialect::Anthropic => anthropic_inbound(req, &config.limits)?,
         Dialect::OpenAi => openai_inbound(&req.body, &config.limits)?,
     };
     recorder.update(|r| {
@@ -133,16 +133,14 @@ pub(super) async fn admit<'c, P: Platform>(
 /// is asked for).
 #[inline(never)]
 pub(super) fn anthropic_inbound(
-    body: &[u8],
+    req: &Request,
     limits: &limits::Limits,
 ) -> Result<ClientRequest, GatewayError> {
-    limits::check_strings_in(body, limits)?;
-    let req = anthropic::parse_request(body)?;
-    limits::check_message_count(req.messages.len(), limits)?;
-    if let Some(n) = req.max_tokens {
-        limits::check_max_tokens(n.into(), limits)?;
-    }
-    Ok(ClientRequest::Canonical(Dialect::Anthropic, Box::new(req)))
+    limits::check_strings_in(&req.body, limits)?;
+    let msgs = anthropic::parse_messages(&req.body, req.headers.get("anthropic-beta"))?;
+    limits::check_message_count(msgs.message_count, limits)?;
+    limits::check_max_tokens(msgs.max_tokens.into(), limits)?;
+    Ok(ClientRequest::Anthropic(Box::new(msgs)))
 }
 
 #[inline(never)]
@@ -157,7 +155,7 @@ pub(super) fn openai_inbound(
             limits::check_max_tokens_text(v, limits)?;
         }
     }
-    limits::check_strings_in(&chat.raw, limits)?;
+    limits::check_strings_in(chat.body.bytes(), limits)?;
     Ok(ClientRequest::OpenAi(chat))
 }
 
@@ -200,28 +198,28 @@ pub(super) fn preflight(config: &Config, req: &Request) -> Response {
 /// A chat request as it arrived: OpenAI-dialect bodies stay raw so they can pass through untouched.
 pub(super) enum ClientRequest {
     OpenAi(openai::ChatRequest),
-    Canonical(Dialect, Box<canonical::ChatRequest>),
+    Anthropic(Box<anthropic::MessagesRequest>),
 }
 
 impl ClientRequest {
     pub(super) fn model(&self) -> &str {
         match self {
             ClientRequest::OpenAi(c) => &c.model,
-            ClientRequest::Canonical(_, c) => &c.model,
+            ClientRequest::Anthropic(m) => &m.model,
         }
     }
 
     pub(super) fn stream(&self) -> bool {
         match self {
             ClientRequest::OpenAi(c) => c.stream,
-            ClientRequest::Canonical(_, c) => c.stream,
+            ClientRequest::Anthropic(m) => m.stream,
         }
     }
 
     pub(super) fn dialect(&self) -> Dialect {
         match self {
             ClientRequest::OpenAi(_) => Dialect::OpenAi,
-            ClientRequest::Canonical(d, _) => *d,
+            ClientRequest::Anthropic(_) => Dialect::Anthropic,
         }
     }
 }

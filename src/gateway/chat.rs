@@ -28,7 +28,7 @@ impl Chat {
 
     fn canonical(&self) -> Result<&canonical::ChatRequest, GatewayError> {
         match &self.inbound {
-            ClientRequest::Canonical(_, c) => Ok(c),
+            ClientRequest::Anthropic(m) => m.canonical.as_deref().map_err(Clone::clone),
             ClientRequest::OpenAi(chat) => {
                 if let Some(c) = self.canonical.get() {
                     return Ok(c);
@@ -39,16 +39,19 @@ impl Chat {
         }
     }
 
-    /// Whether the client's OpenAI body can go to `dep` untranslated. Not when a cached stream needs usage the
-    /// client did not ask for: then the provider is asked for it and the client's view is re-encoded.
+    /// Whether the client's body can go to `dep` untranslated: when `dep` speaks the client's wire format. Not an
+    /// OpenAI stream whose cached copy needs usage the client did not ask for: then the provider is asked for it
+    /// and the client's view is re-encoded.
     fn wire(&self, dep: &Deployment) -> Wire {
-        let ClientRequest::OpenAi(chat) = &self.inbound else {
-            return Wire::Translated;
+        let same = match &self.inbound {
+            ClientRequest::OpenAi(chat) => {
+                let leads_cache = self.sink.borrow().is_some();
+                dep.provider.kind.is_openai_wire()
+                    && !(chat.stream && !chat.include_usage() && leads_cache)
+            }
+            ClientRequest::Anthropic(_) => dep.provider.kind == ProviderKind::Anthropic,
         };
-        let leads_cache = self.sink.borrow().is_some();
-        if dep.provider.kind.is_openai_wire()
-            && !(chat.stream && !chat.include_usage() && leads_cache)
-        {
+        if same {
             Wire::Passthrough
         } else {
             Wire::Translated
@@ -87,6 +90,9 @@ impl Operation for Chat {
             (ClientRequest::OpenAi(chat), Wire::Passthrough) => {
                 openai_compat::passthrough_request(dep, chat, creds)
             }
+            (ClientRequest::Anthropic(m), Wire::Passthrough) => {
+                providers::anthropic::passthrough_request(dep, m, creds)
+            }
             (ClientRequest::OpenAi(_), Wire::Translated) => {
                 // What the canonical request cannot hold, only a passthrough deployment can serve.
                 let c = self
@@ -94,15 +100,8 @@ impl Operation for Chat {
                     .map_err(|e| GatewayError::new(ErrorCode::UnsupportedInput, e.message))?;
                 providers::build_request(dep, c, creds, now_ms)?
             }
-            (ClientRequest::Canonical(_, c), Wire::Translated) => {
-                providers::build_request(dep, c, creds, now_ms)?
-            }
-            // `wire` says passthrough only for an OpenAI-dialect body.
-            (ClientRequest::Canonical(..), Wire::Passthrough) => {
-                return Err(GatewayError::new(
-                    ErrorCode::InternalError,
-                    "a canonical request cannot pass through",
-                ))
+            (ClientRequest::Anthropic(_), Wire::Translated) => {
+                providers::build_request(dep, self.canonical()?, creds, now_ms)?
             }
         };
         Ok(Prepared { upstream, wire })
@@ -118,24 +117,36 @@ impl Operation for Chat {
     ) -> Result<Whole, GatewayError> {
         let (mut response, usage, note) = match wire {
             Wire::Passthrough => {
-                // Passed through as the provider's bytes, but never as garbage: a 200 must carry a chat completion
-                // (`{}` or an error object is this provider's failure, and is failed over).
-                let Some(usage) = openai_wire::chat_completion_usage(&body) else {
-                    return Err(GatewayError::new(
-                        ErrorCode::UpstreamMalformed,
-                        format!(
-                            "provider {} answered a malformed response (not a chat completion)",
-                            dep.provider.name
-                        ),
-                    ));
+                // Passed through as the provider's bytes, but never as garbage: a 200 must carry an answer of the
+                // format (`{}` or an error object is this provider's failure, and is failed over).
+                let (usage, answer) = match &self.inbound {
+                    ClientRequest::OpenAi(_) => {
+                        let Some(usage) = openai_wire::chat_completion_usage(&body) else {
+                            return Err(GatewayError::new(
+                                ErrorCode::UpstreamMalformed,
+                                format!(
+                                    "provider {} answered a malformed response (not a chat completion)",
+                                    dep.provider.name
+                                ),
+                            ));
+                        };
+                        let answer = self
+                            .sink
+                            .borrow()
+                            .is_some()
+                            .then(|| openai_compat::parse_response(&body).ok())
+                            .flatten();
+                        (usage, answer)
+                    }
+                    ClientRequest::Anthropic(_) => {
+                        let answer = providers::anthropic::parse_response(&body)?;
+                        (
+                            answer.usage.map(Into::into).unwrap_or_default(),
+                            Some(answer),
+                        )
+                    }
                 };
-                let note = if self.sink.borrow().is_some() {
-                    openai_compat::parse_response(&body)
-                        .ok()
-                        .and_then(|a| self.store(dep, a))
-                } else {
-                    None
-                };
+                let note = answer.and_then(|a| self.store(dep, a));
                 (Response::json(200, body), usage, note)
             }
             Wire::Translated => {
@@ -186,16 +197,17 @@ impl Operation for Chat {
             None
         };
         let r = match wire {
-            Wire::Passthrough => {
-                apart(passthrough_stream(
-                    platform,
-                    dep,
-                    until,
-                    resp,
-                    recorder.clone(),
-                ))
-                .await?
-            }
+            Wire::Passthrough => match &self.inbound {
+                ClientRequest::OpenAi(_) => {
+                    let pass = SsePassthrough::new(resp.body).with_recorder(recorder.clone());
+                    apart(passthrough_stream(platform, dep, until, pass)).await?
+                }
+                ClientRequest::Anthropic(_) => {
+                    let pass = SsePassthrough::checked(resp.body, AnthropicCheck::default())
+                        .with_recorder(recorder.clone());
+                    apart(passthrough_stream(platform, dep, until, pass)).await?
+                }
+            },
             Wire::Translated => {
                 let c = self.canonical()?;
                 let now = platform.now_ms();
@@ -239,17 +251,18 @@ impl Operation for Chat {
         };
         let sampled = c.temperature.is_none_or(|t| t != 0.0);
         let body = match &self.inbound {
-            ClientRequest::OpenAi(chat) => Some(chat.body_object()),
-            ClientRequest::Canonical(..) => None,
+            ClientRequest::OpenAi(chat) => cache::key::Body::OpenAi(chat.body.object()),
+            ClientRequest::Anthropic(m) => {
+                cache::key::Body::Anthropic(m.body.object(), m.beta.as_deref())
+            }
         };
-        let openai_body = body.as_ref();
         if (sampled && !settings.nonzero_temperature)
             || (ctl.no_cache && ctl.no_store)
-            || openai_body.and_then(cache::key::unreplayable).is_some()
+            || cache::key::unreplayable(&body).is_some()
         {
             return Ok(Lookup::Bypass);
         }
-        let key = cache::key::cache_key(&ctl.namespace, &model.name, c, openai_body);
+        let key = cache::key::cache_key(&ctl.namespace, &model.name, c, Some(&body));
         let now = platform.now_ms();
         let dialect = self.inbound.dialect();
         let hit = |entry: &cache::answer::Entry| {
@@ -332,14 +345,12 @@ pub(super) fn response_id(headers: &Headers, now_ms: u64) -> String {
 /// Holds the response until the provider has produced content (not just the role chunk), so that a provider
 /// failing before its first token is still reported as an error status (and can be failed over), and so that
 /// routing learns the real time to first token.
-async fn passthrough_stream<P: Platform>(
+async fn passthrough_stream<P: Platform, C: WireCheck + Unpin + 'static>(
     platform: &P,
     dep: &Deployment,
     until: Deadline,
-    resp: UpstreamResponse,
-    recorder: Recorder,
+    mut pass: SsePassthrough<C>,
 ) -> Result<Response, GatewayError> {
-    let mut pass = SsePassthrough::new(resp.body).with_recorder(recorder);
     let first = async {
         loop {
             match pass.next_raw().await {

@@ -5,7 +5,7 @@ use crate::canonical::{ChatResponse, FinishReason, Part, StreamEvent, Usage};
 use crate::error::{ErrorKind, GatewayError};
 use serde_json::{json, Value};
 
-pub use super::anthropic_request::parse_request;
+pub use super::anthropic_request::{parse_messages, parse_request, MessagesRequest};
 
 pub fn render_response(resp: &ChatResponse, model: &str) -> Vec<u8> {
     let content: Vec<Value> = resp.content.iter().filter_map(content_json).collect();
@@ -100,6 +100,13 @@ fn error_value(e: &GatewayError) -> Value {
 /// `{"type":"error","error":{"type","message"}}`, the shape Anthropic SDKs parse.
 pub fn error_body(e: &GatewayError) -> Vec<u8> {
     serde_json::to_vec(&error_value(e)).unwrap_or_default()
+}
+
+/// An error inside an already-started stream, as the `error` event Anthropic sends and its SDKs raise.
+pub fn error_event(e: &GatewayError) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_event(&mut out, "error", &error_value(e));
+    out
 }
 
 /// Identifies a message when the provider stream never said which (no `Start` arrived). Messages have no
@@ -539,20 +546,12 @@ mod tests {
                 "messages[0].content: field required",
             ),
             (
-                json!({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": [{"type": "foo"}]}]}),
-                "messages[1].content[0].type: unknown block type \"foo\"",
-            ),
-            (
                 json!({"messages": user(json!([{"text": "x"}]))}),
                 "messages[0].content[0].type: field required",
             ),
             (
                 json!({"messages": user(json!([{"type": "text", "text": 3}]))}),
                 "messages[0].content[0].text: must be a string",
-            ),
-            (
-                json!({"messages": user(json!([{"type": "image", "source": {"type": "file", "file_id": "f"}}]))}),
-                "messages[0].content[0].source.type: unsupported image source type \"file\"",
             ),
             (
                 json!({"messages": user(json!([{"type": "tool_use", "id": "a", "name": "f", "input": {}}]))}),
@@ -568,11 +567,6 @@ mod tests {
                 "messages[0].content[0].tool_use_id: field required",
             ),
             (
-                json!({"messages": user(json!([{"type": "tool_result", "tool_use_id": "a",
-                                                  "content": [{"type": "image"}]}]))}),
-                "messages[0].content[0].content[0].type: unsupported block type \"image\"",
-            ),
-            (
                 json!({"system": [{"type": "image"}]}),
                 "system[0].type: unsupported block type",
             ),
@@ -583,10 +577,6 @@ mod tests {
             (
                 json!({"tools": [{"name": "f"}]}),
                 "tools[0].input_schema: field required",
-            ),
-            (
-                json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
-                "tools[0].type: unsupported tool type \"web_search_20250305\"",
             ),
             (
                 json!({"tool_choice": {"type": "tool"}}),
@@ -622,6 +612,56 @@ mod tests {
             let got = parse_err(body.to_string().as_bytes());
             assert!(got.starts_with(want), "{body}\n want: {want}\n  got: {got}");
         }
+    }
+
+    #[test]
+    fn what_only_anthropic_can_take_is_kept_for_it_and_unsupported_elsewhere() {
+        let user = |content: Value| json!([{"role": "user", "content": content}]);
+        for (patch, want) in [
+            (
+                json!({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "t", "signature": "s"}, {"type": "text", "text": "b"}]}]}),
+                "messages[1].content[0].type: block type \"thinking\" can only be sent to an Anthropic provider",
+            ),
+            (
+                json!({"messages": user(json!([{"type": "image", "source": {"type": "file", "file_id": "f"}}]))}),
+                "messages[0].content[0].source.type: image source type \"file\" can only be sent to an Anthropic provider",
+            ),
+            (
+                json!({"messages": user(json!([{"type": "tool_result", "tool_use_id": "a",
+                                                  "content": [{"type": "image"}]}]))}),
+                "messages[0].content[0].content[0].type: block type \"image\" can only be sent to an Anthropic provider",
+            ),
+            (
+                json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
+                "tools[0].type: tool type \"web_search_20250305\" can only be sent to an Anthropic provider",
+            ),
+        ] {
+            let mut body = json!({"model": "m", "max_tokens": 7, "stream": true, "messages": user(json!("hi"))});
+            for (k, v) in patch.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let raw = body.to_string();
+            let m = parse_messages(raw.as_bytes(), Some("interleaved-thinking-2025-05-14")).unwrap();
+            let e = m.canonical.unwrap_err();
+            assert_eq!(e.code, ErrorCode::UnsupportedInput);
+            assert_eq!(e.message, want);
+            assert_eq!((m.model.as_str(), m.stream, m.max_tokens), ("m", true, 7));
+            assert_eq!(m.beta.as_deref(), Some("interleaved-thinking-2025-05-14"));
+            assert_eq!(m.body.bytes(), raw.as_bytes());
+        }
+        // Invalid input is still refused at once; so is a beta header that is not a list of names.
+        assert!(parse_messages(
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
+            None
+        )
+        .is_err());
+        let e = parse_messages(
+            br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#,
+            Some("a\"b"),
+        )
+        .unwrap_err();
+        assert!(e.message.starts_with("anthropic-beta:"), "{}", e.message);
     }
 
     #[test]

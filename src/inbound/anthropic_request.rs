@@ -3,8 +3,9 @@
 //! are alike. Errors name the offending field by its path, in Anthropic's own words where the type is wrong
 //! (`messages[0].content[1].text: must be a string`).
 
+use super::raw::RawObject;
 use crate::canonical::{ChatRequest, Image, Message, Part, Role, Tool, ToolChoice};
-use crate::error::GatewayError;
+use crate::error::{ErrorCode, GatewayError};
 use core::fmt;
 use serde::de::{self, Deserializer, Unexpected, Visitor};
 use serde::Deserialize;
@@ -161,6 +162,12 @@ fn invalid(path: &str, message: impl fmt::Display) -> GatewayError {
     GatewayError::invalid(format!("{path}: {message}"))
 }
 
+/// Valid Messages API input that the canonical request cannot hold: an Anthropic provider takes it as sent, other
+/// kinds are skipped.
+fn unsupported(path: &str, message: impl fmt::Display) -> GatewayError {
+    GatewayError::new(ErrorCode::UnsupportedInput, format!("{path}: {message}"))
+}
+
 fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         key.to_owned()
@@ -202,6 +209,86 @@ fn wording(expected: &str) -> &str {
     }
 }
 
+/// A validated Messages request. The body is kept as the client sent it, for an Anthropic provider (same wire
+/// format: nothing dropped); the canonical form serves every other kind.
+#[derive(Debug, Clone)]
+pub struct MessagesRequest {
+    pub model: String,
+    pub stream: bool,
+    pub max_tokens: u32,
+    /// How many entries `messages` has (the input limits check it).
+    pub message_count: usize,
+    pub body: RawObject,
+    /// `unsupported_input` when the request holds what only an Anthropic provider can take.
+    pub canonical: Result<Box<ChatRequest>, GatewayError>,
+    /// The `anthropic-beta` header as the client sent it, for an Anthropic provider.
+    pub beta: Option<String>,
+}
+
+/// Longest `anthropic-beta` value taken: a comma-separated list of feature names.
+const MAX_BETA_LEN: usize = 1024;
+
+/// Reads and validates a Messages request. `beta` is the client's `anthropic-beta` header.
+pub fn parse_messages(body: &[u8], beta: Option<&str>) -> Result<MessagesRequest, GatewayError> {
+    let canonical = match parse_request(body) {
+        Ok(c) => Ok(Box::new(c)),
+        Err(e) if e.code == ErrorCode::UnsupportedInput => Err(e),
+        Err(e) => return Err(e),
+    };
+    let raw = RawObject::parse(body)?;
+    let (model, stream, max_tokens, message_count) = match &canonical {
+        Ok(c) => (
+            c.model.clone(),
+            c.stream,
+            c.max_tokens.unwrap_or(0),
+            c.messages.len(),
+        ),
+        // Validated by `parse_request` before it met what it cannot convert.
+        Err(_) => {
+            #[derive(Deserialize)]
+            struct Head {
+                model: String,
+                max_tokens: u32,
+                stream: Option<bool>,
+                messages: Vec<de::IgnoredAny>,
+            }
+            let h: Head = serde_json::from_slice(body)
+                .map_err(|e| GatewayError::invalid(format!("request body is malformed: {e}")))?;
+            (
+                h.model,
+                h.stream.unwrap_or(false),
+                h.max_tokens,
+                h.messages.len(),
+            )
+        }
+    };
+    let beta = match beta {
+        None => None,
+        Some(b)
+            if b.len() <= MAX_BETA_LEN
+                && b.bytes().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b',' | b' ')
+                }) =>
+        {
+            Some(b.to_owned())
+        }
+        Some(_) => {
+            return Err(GatewayError::invalid(
+                "anthropic-beta: must be a comma-separated list of feature names",
+            ))
+        }
+    };
+    Ok(MessagesRequest {
+        model,
+        stream,
+        max_tokens,
+        message_count,
+        body: raw,
+        canonical,
+        beta,
+    })
+}
+
 pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
     let text = core::str::from_utf8(body)
         .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
@@ -238,7 +325,7 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
         model: model.into_owned(),
         system: match b.system {
             None => Vec::new(),
-            Some(s) => text_pieces(s, "system")?
+            Some(s) => text_pieces(s, "system", TextField::System)?
                 .into_iter()
                 .filter(|s| !s.is_empty())
                 .collect(),
@@ -270,29 +357,45 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
     })
 }
 
+/// Where a string-or-text-blocks field is: `system` takes text blocks only; a tool result may also hold images
+/// and documents, which only an Anthropic provider can take.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TextField {
+    System,
+    ToolResult,
+}
+
 /// Each piece of a string-or-text-blocks field.
-fn text_pieces(v: TextOrTextBlocks, path: &str) -> Result<Vec<String>, GatewayError> {
+fn text_pieces(
+    v: TextOrTextBlocks,
+    path: &str,
+    field: TextField,
+) -> Result<Vec<String>, GatewayError> {
     match v {
         TextOrTextBlocks::Text(s) => Ok(vec![s.into_owned()]),
         TextOrTextBlocks::List(blocks) => blocks
             .into_iter()
             .enumerate()
-            .map(|(i, b)| text_block(b, &format!("{path}[{i}]")))
+            .map(|(i, b)| text_block(b, &format!("{path}[{i}]"), field))
             .collect(),
     }
 }
 
-/// A block that may only be `{"type":"text","text":...}`.
-fn text_block(b: TextBlock, path: &str) -> Result<String, GatewayError> {
-    match b.kind.as_deref() {
-        None => Err(invalid(&join(path, "type"), "field required")),
-        Some("text") => Ok(b
+/// A block that the canonical request holds only as `{"type":"text","text":...}`.
+fn text_block(b: TextBlock, path: &str, field: TextField) -> Result<String, GatewayError> {
+    match (b.kind.as_deref(), field) {
+        (None, _) => Err(invalid(&join(path, "type"), "field required")),
+        (Some("text"), _) => Ok(b
             .text
             .ok_or_else(|| invalid(&join(path, "text"), "field required"))?
             .into_owned()),
-        Some(other) => Err(invalid(
+        (Some(other), TextField::System) => Err(invalid(
             &join(path, "type"),
             format!("unsupported block type {other:?} (only \"text\" is allowed here)"),
+        )),
+        (Some(other), TextField::ToolResult) => Err(unsupported(
+            &join(path, "type"),
+            format!("block type {other:?} can only be sent to an Anthropic provider"),
         )),
     }
 }
@@ -351,7 +454,9 @@ fn content_block(b: Block, role: Role, path: &str) -> Result<Part, GatewayError>
             // Canonical tool results are text: text blocks are joined, anything else cannot be carried.
             let content = match b.content {
                 None => String::new(),
-                Some(c) => text_pieces(c, &join(path, "content"))?.join("\n"),
+                Some(c) => {
+                    text_pieces(c, &join(path, "content"), TextField::ToolResult)?.join("\n")
+                }
             };
             Ok(Part::ToolResult {
                 call_id: call_id.into_owned(),
@@ -369,9 +474,11 @@ fn content_block(b: Block, role: Role, path: &str) -> Result<Part, GatewayError>
                 }
             ),
         )),
-        (other, _) => Err(invalid(
+        // Block types added to the API (documents, thinking, server tools' results, ...) are Anthropic's to
+        // judge: only an Anthropic provider can take them.
+        (other, _) => Err(unsupported(
             &join(path, "type"),
-            format!("unknown block type {other:?}"),
+            format!("block type {other:?} can only be sent to an Anthropic provider"),
         )),
     }
 }
@@ -384,9 +491,9 @@ fn image(source: Option<Source>, path: &str) -> Result<Image, GatewayError> {
             data: required(s.data, path, "data")?.into_owned(),
         }),
         "url" => Ok(Image::Url(required(s.url, path, "url")?.into_owned())),
-        other => Err(invalid(
+        other => Err(unsupported(
             &join(path, "type"),
-            format!("unsupported image source type {other:?} (expected \"base64\" or \"url\")"),
+            format!("image source type {other:?} can only be sent to an Anthropic provider"),
         )),
     }
 }
@@ -396,9 +503,9 @@ fn tool(t: ToolDef, path: &str) -> Result<Tool, GatewayError> {
     match t.kind.as_deref() {
         None | Some("custom") => {}
         Some(other) => {
-            return Err(invalid(
+            return Err(unsupported(
                 &join(path, "type"),
-                format!("unsupported tool type {other:?} (only client tools are supported)"),
+                format!("tool type {other:?} can only be sent to an Anthropic provider"),
             ))
         }
     }

@@ -40,6 +40,7 @@ pub mod anthropic;
 mod anthropic_request;
 pub mod openai;
 mod openai_request;
+pub mod raw;
 
 use crate::canonical::{ChatResponse, StreamEvent};
 use crate::error::{ErrorCode, GatewayError};

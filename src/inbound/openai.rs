@@ -1,14 +1,12 @@
 //! The OpenAI Chat Completions dialect as spoken by clients.
 
+use super::raw::RawObject;
 use crate::canonical::{ChatResponse, FinishReason, Part, StreamEvent, Usage};
 use crate::config::Config;
 use crate::error::{ErrorCode, ErrorKind, GatewayError};
-use core::ops::Range;
-use indexmap::IndexMap;
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::borrow::Cow;
 
 const ROLES: &[&str] = &[
@@ -21,8 +19,7 @@ const ROLES: &[&str] = &[
 ];
 
 /// A validated chat request. The body is kept as the client sent it, so fields Meridian does not interpret reach
-/// the provider byte for byte; its top-level members are indexed once, so nothing has to parse it again to
-/// forward it.
+/// the provider byte for byte.
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
     pub model: String,
@@ -30,9 +27,7 @@ pub struct ChatRequest {
     /// How many entries `messages` has (the input limits check it).
     pub message_count: usize,
     /// The body as the client sent it.
-    pub raw: Vec<u8>,
-    /// Its top-level members in order: the name, and where the value's JSON text lies in `raw`.
-    members: Vec<(String, Range<usize>)>,
+    pub body: RawObject,
 }
 
 /// What is read of each message before a provider is chosen: its role.
@@ -43,16 +38,8 @@ struct MessageHead<'a> {
 }
 
 pub fn parse_chat(raw: &[u8]) -> Result<ChatRequest, GatewayError> {
-    let members: IndexMap<Cow<'_, str>, &RawValue> = match serde_json::from_slice(raw) {
-        Ok(m) => m,
-        Err(e) => {
-            return Err(match serde_json::from_slice::<IgnoredAny>(raw) {
-                Ok(_) => GatewayError::invalid("request body must be a JSON object"),
-                Err(_) => GatewayError::invalid(format!("request body is not valid JSON: {e}")),
-            })
-        }
-    };
-    let member = |name: &str| members.get(name).map(|v| v.get());
+    let body = RawObject::parse(raw)?;
+    let member = |name: &str| body.member(name);
     let model = match member("model") {
         None => return Err(param_error("model", "missing required parameter `model`")),
         Some(v) => match serde_json::from_str::<String>(v) {
@@ -96,39 +83,19 @@ pub fn parse_chat(raw: &[u8]) -> Result<ChatRequest, GatewayError> {
             }
         }
     }
-    let base = raw.as_ptr() as usize;
-    let members = members
-        .iter()
-        .map(|(name, v)| {
-            // Every value borrows from `raw`: its position there is its offset from the start.
-            let start = v.get().as_ptr() as usize - base;
-            (name.to_string(), start..start + v.get().len())
-        })
-        .collect();
+    let message_count = messages.len();
     Ok(ChatRequest {
         model,
         stream,
-        message_count: messages.len(),
-        raw: raw.to_vec(),
-        members,
+        message_count,
+        body,
     })
 }
 
 impl ChatRequest {
-    /// The top-level members as the client sent them: name, and the value's JSON text.
-    pub fn members(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.members.iter().map(|(name, range)| {
-            // `raw` was valid UTF-8 JSON and each range is one whole value inside it.
-            (
-                name.as_str(),
-                core::str::from_utf8(&self.raw[range.clone()]).unwrap_or("null"),
-            )
-        })
-    }
-
     /// The JSON text of member `name`, if the client sent it.
     pub fn member(&self, name: &str) -> Option<&str> {
-        self.members().find(|(n, _)| *n == name).map(|(_, v)| v)
+        self.body.member(name)
     }
 
     /// `stream_options.include_usage`: whether a streamed answer should end with usage.
@@ -142,13 +109,6 @@ impl ChatRequest {
             .flatten()
             .and_then(|o| o.include_usage)
             .unwrap_or(false)
-    }
-
-    /// The body as a JSON object, parsed on demand: for the cache key, which compares every forwarded field as
-    /// JSON (free-form by definition: any field a client sends counts).
-    pub fn body_object(&self) -> Map<String, Value> {
-        // parse_chat accepted these bytes as an object.
-        serde_json::from_slice(&self.raw).unwrap_or_default()
     }
 }
 

@@ -178,7 +178,7 @@ fn invalid(message: String) -> GatewayError {
 
 impl ChatRequest {
     pub fn to_canonical(&self) -> Result<canonical::ChatRequest, GatewayError> {
-        let mut de = serde_json::Deserializer::from_slice(&self.raw);
+        let mut de = serde_json::Deserializer::from_slice(self.body.bytes());
         let b: Body = serde_path_to_error::deserialize(&mut de).map_err(type_error)?;
         let mut out = canonical::ChatRequest {
             model: self.model.clone(),

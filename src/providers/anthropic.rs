@@ -1,16 +1,52 @@
 //! Anthropic Messages API (`POST /v1/messages`) as a provider: canonical requests out, canonical answers and
 //! stream events back.
 
+use super::Credentials;
 use crate::canonical::{
     ChatRequest, ChatResponse, FinishReason, Image, Message, Part, ResponseFormat, Role,
     StreamEvent, Tool, ToolChoice, Usage,
 };
+use crate::config::Deployment;
 use crate::error::{ErrorCode, GatewayError};
+use crate::http::{Headers, Method};
+use crate::inbound::anthropic::MessagesRequest;
+use crate::platform::UpstreamRequest;
 use crate::sse::{SseEvent, SseParser};
 use serde_json::{json, Map, Value};
 
 /// Anthropic requires `max_tokens` while other dialects make it optional; this is sent when the client set none.
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// The client's own Messages body, forwarded to an Anthropic provider with only the model replaced (same wire
+/// format: every field reaches it, those Meridian does not read included), with the beta features it asked for.
+pub fn passthrough_request(
+    dep: &Deployment,
+    req: &MessagesRequest,
+    creds: &Credentials,
+) -> UpstreamRequest {
+    let mut headers = Headers::new();
+    headers.insert("content-type", "application/json");
+    headers.insert(
+        "accept",
+        if req.stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        },
+    );
+    headers.insert("anthropic-version", super::ANTHROPIC_VERSION);
+    if let Some(beta) = &req.beta {
+        headers.insert("anthropic-beta", beta.as_str());
+    }
+    super::add_key_header(&dep.provider.kind, creds, &mut headers);
+    UpstreamRequest {
+        method: Method::Post,
+        url: format!("{}/messages", dep.provider.base_url),
+        headers,
+        body: req.body.with_model(&dep.model),
+        cancel_on_drop: req.stream,
+    }
+}
 
 pub fn request_body(req: &ChatRequest, model: &str) -> Result<Vec<u8>, GatewayError> {
     let mut body = Map::new();
@@ -414,8 +450,15 @@ impl StreamDecoder {
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamEvent>, GatewayError> {
         let mut out = Vec::new();
         for event in self.sse.push(bytes)? {
-            self.event(&event, &mut out)?;
+            self.decode(&event, &mut out)?;
         }
+        Ok(out)
+    }
+
+    /// One whole SSE event's canonical events.
+    pub fn event(&mut self, event: &SseEvent) -> Result<Vec<StreamEvent>, GatewayError> {
+        let mut out = Vec::new();
+        self.decode(event, &mut out)?;
         Ok(out)
     }
 
@@ -436,7 +479,7 @@ impl StreamDecoder {
         }
     }
 
-    fn event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
+    fn decode(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
         if event.data.trim().is_empty() {
             return Ok(());
         }

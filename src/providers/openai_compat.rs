@@ -15,28 +15,6 @@ use crate::sse::SseParser;
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 
-/// The client's own OpenAI-dialect body with the model name replaced: every other member's value goes out as
-/// the client wrote it (numbers, escapes and all), in the client's order.
-pub fn passthrough_body(chat: &ChatRequest, model: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(chat.raw.len() + model.len());
-    out.push(b'{');
-    // parse_chat requires `model`, so it is among the members and replaced in its place.
-    for (i, (k, v)) in chat.members().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let _ = serde_json::to_writer(&mut out, k);
-        out.push(b':');
-        if k == "model" {
-            let _ = serde_json::to_writer(&mut out, model);
-        } else {
-            out.extend_from_slice(v.as_bytes());
-        }
-    }
-    out.push(b'}');
-    out
-}
-
 /// The client's own OpenAI-dialect body, forwarded untranslated to an OpenAI-wire provider with only the model
 /// name replaced: nothing is lost, and nothing is spent re-encoding.
 pub fn passthrough_request(
@@ -44,7 +22,7 @@ pub fn passthrough_request(
     chat: &ChatRequest,
     creds: &Credentials,
 ) -> UpstreamRequest {
-    let body = passthrough_body(chat, &dep.model);
+    let body = chat.body.with_model(&dep.model);
     let mut headers = Headers::new();
     headers.insert("content-type", "application/json");
     headers.insert(
@@ -375,7 +353,7 @@ mod tests {
         let raw = br#"{ "model" : "alias", "temperature":1.10,"x":2.5E-3, "big":123456789012345678901234567890,
             "s":"\u00e9\/", "o":{"b":1,"a":[1 , 2]}, "messages" : [ {"role":"user","content":"x"} ] }"#;
         let chat = parse_chat(raw).unwrap();
-        let out = String::from_utf8(passthrough_body(&chat, "gpt-4o")).unwrap();
+        let out = String::from_utf8(chat.body.with_model("gpt-4o")).unwrap();
         assert_eq!(
             out,
             r#"{"model":"gpt-4o","temperature":1.10,"x":2.5E-3,"big":123456789012345678901234567890,"s":"\u00e9\/","o":{"b":1,"a":[1 , 2]},"messages":[ {"role":"user","content":"x"} ]}"#
@@ -383,7 +361,7 @@ mod tests {
         // A member name with escapes goes out decoded (the same name); the model keeps its place.
         let chat = parse_chat(br#"{"me\u0073sages":[{"role":"user"}],"model":"a"}"#).unwrap();
         assert_eq!(
-            passthrough_body(&chat, "b"),
+            chat.body.with_model("b"),
             br#"{"messages":[{"role":"user"}],"model":"b"}"#
         );
     }
