@@ -64,6 +64,7 @@ error_codes!(
     ResidencyUnsatisfiable,
     DeadlineExceeded,
     UpstreamRejectedRequest,
+    ContextLengthExceeded,
     UpstreamRateLimited,
     UpstreamOverloaded,
     UpstreamMisconfigured,
@@ -87,7 +88,8 @@ error_codes!(
 pub struct Spec {
     pub name: &'static str,
     pub kind: ErrorKind,
-    /// The HTTP status in both dialects.
+    /// The HTTP status (in both dialects, but for `upstream_overloaded`, which is Anthropic's own 529 in its
+    /// dialect).
     pub status: u16,
     /// Whether the next deployment in the plan is tried (only before anything was sent to the client).
     pub fails_over: bool,
@@ -124,6 +126,7 @@ impl ErrorCode {
             ErrorCode::ResidencyUnsatisfiable => ("residency_unsatisfiable", K::Upstream, 503, false, "no deployment satisfies the residency the key or `x-meridian-residency` requires"),
             ErrorCode::DeadlineExceeded => ("deadline_exceeded", K::Timeout, 504, false, "`timeouts.total_ms` passed before any deployment answered"),
             ErrorCode::UpstreamRejectedRequest => ("upstream_rejected_request", K::InvalidRequest, 400, false, "the provider refused the request as invalid (its 400, 413 or 422 is kept)"),
+            ErrorCode::ContextLengthExceeded => ("context_length_exceeded", K::InvalidRequest, 400, false, "the provider said the prompt (with the output asked for) does not fit the model's context window"),
             ErrorCode::UpstreamRateLimited => ("upstream_rate_limited", K::RateLimited, 429, true, "the provider answered 429"),
             ErrorCode::UpstreamOverloaded => ("upstream_overloaded", K::Upstream, 503, true, "the provider answered 503 or 529, or reported itself overloaded"),
             ErrorCode::UpstreamMisconfigured => ("upstream_misconfigured", K::Upstream, 502, true, "the provider answered 401, 403 or 404: the gateway's credentials or model mapping are wrong"),

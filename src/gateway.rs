@@ -337,7 +337,7 @@ fn other_route<P: Platform>(
 }
 
 fn error_response(dialect: Dialect, e: &GatewayError) -> Response {
-    let mut r = Response::json(e.status, dialect.error_body(e));
+    let mut r = Response::json(dialect.error_status(e), dialect.error_body(e));
     if let Some(s) = &e.retry_after {
         r.headers.insert("retry-after", s.clone());
     }

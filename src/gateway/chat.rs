@@ -150,14 +150,13 @@ impl Operation for Chat {
                 (Response::json(200, body), usage, note)
             }
             Wire::Translated => {
-                let c = self.canonical()?;
                 let id = response_id(headers, now_ms);
                 let answer = providers::parse_response(dep, &body, &id)?;
                 let usage = answer.usage.map(Into::into).unwrap_or_default();
                 let rendered = self
                     .inbound
                     .dialect()
-                    .render_response(&answer, &c.model, now_ms);
+                    .render_response(&answer, &dep.model, now_ms);
                 (
                     Response::json(200, rendered),
                     usage,
@@ -215,7 +214,7 @@ impl Operation for Chat {
                 let encoder = self
                     .inbound
                     .dialect()
-                    .stream_encoder(&c.model, c.include_usage, now);
+                    .stream_encoder(&dep.model, c.include_usage, now);
                 let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
                 apart(translated_stream(
                     platform,

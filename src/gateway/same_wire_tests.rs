@@ -157,5 +157,35 @@ fn what_only_anthropic_can_take_is_not_sent_to_other_kinds() {
     assert_eq!(rec["attempts"][1]["code"], "unsupported_input");
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["type"], "error");
-    assert!(resp.status >= 500, "{}", resp.status);
+    assert_eq!(v["error"]["type"], "overloaded_error");
+    assert_eq!(resp.status, 529);
+}
+
+#[test]
+fn an_overloaded_provider_is_overloaded_in_both_dialects_with_each_ones_status() {
+    for d in BOTH {
+        let cfg = config("", "");
+        let overloaded = || {
+            Scripted::json(
+                529,
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            )
+        };
+        let p = platform([overloaded(), Scripted::json(503, "")]);
+        let (resp, body) = run(&cfg, &p, &State::new(1), chat(d, "anthro", false));
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let rec = only_record(&p);
+        assert_eq!(rec["error"], "upstream_overloaded");
+        match d {
+            D::Anthropic => {
+                assert_eq!(resp.status, 529);
+                assert_eq!(v["error"]["type"], "overloaded_error");
+            }
+            D::OpenAi => {
+                assert_eq!(resp.status, 503);
+                assert_eq!(v["error"]["code"], "upstream_overloaded");
+            }
+        }
+        assert_eq!(rec["status"], resp.status);
+    }
 }

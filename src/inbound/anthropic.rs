@@ -2,18 +2,20 @@
 //! ones, canonical answers, stream events and errors are written back in Anthropic's shapes.
 
 use crate::canonical::{ChatResponse, FinishReason, Part, StreamEvent, Usage};
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorCode, ErrorKind, GatewayError};
 use serde_json::{json, Value};
 
 pub use super::anthropic_request::{parse_messages, parse_request, MessagesRequest};
 
+/// `model` stands in when the provider named none: the model field is the provider's model that answered, in
+/// both dialects (as OpenAI's own API names the snapshot that answered an alias).
 pub fn render_response(resp: &ChatResponse, model: &str) -> Vec<u8> {
     let content: Vec<Value> = resp.content.iter().filter_map(content_json).collect();
     let body = json!({
         "id": resp.id,
         "type": "message",
         "role": "assistant",
-        "model": model,
+        "model": if resp.model.is_empty() { model } else { &resp.model },
         "content": content,
         "stop_reason": stop_reason(resp.finish),
         "stop_sequence": Value::Null,
@@ -84,8 +86,8 @@ pub(crate) fn error_type(e: &GatewayError) -> &'static str {
         ErrorKind::Permission => "permission_error",
         ErrorKind::NotFound => "not_found_error",
         ErrorKind::RateLimited => "rate_limit_error",
-        // Anthropic SDKs treat overloaded_error as retryable, as a 503 or 529 from a provider is.
-        ErrorKind::Upstream if matches!(e.status, 503 | 529) => "overloaded_error",
+        // Anthropic SDKs retry overloaded_error, as they retry its 529.
+        ErrorKind::Upstream if e.code == ErrorCode::UpstreamOverloaded => "overloaded_error",
         ErrorKind::Upstream | ErrorKind::Timeout | ErrorKind::Internal => "api_error",
     }
 }
@@ -148,7 +150,7 @@ pub struct StreamEncoder {
 }
 
 impl StreamEncoder {
-    /// `model`: the name the client asked for, which is what it sees in the answer.
+    /// `model` stands in until the provider's start names the model that answers.
     pub fn new(model: &str) -> Self {
         StreamEncoder {
             model: model.to_owned(),
@@ -168,9 +170,12 @@ impl StreamEncoder {
             return;
         }
         match ev {
-            StreamEvent::Start { id, .. } => {
+            StreamEvent::Start { id, model } => {
                 if !self.started && self.pending_start.is_none() {
                     self.pending_start = Some(id.clone());
+                    if !model.is_empty() {
+                        self.model.clone_from(model);
+                    }
                 }
                 return;
             }
@@ -363,7 +368,6 @@ fn write_event(out: &mut Vec<u8>, event: &str, data: &Value) {
 mod tests {
     use super::*;
     use crate::canonical::{ChatRequest, Image, Message, Role, Tool, ToolChoice};
-    use crate::error::ErrorCode;
     use crate::providers::anthropic as provider;
 
     const REQUEST: &str = include_str!("../../tests/fixtures/anthropic/messages_request.json");
@@ -697,7 +701,7 @@ mod tests {
                 "id": "chatcmpl-123",
                 "type": "message",
                 "role": "assistant",
-                "model": "my-alias",
+                "model": "gpt-4o-2024-08-06",
                 "content": [
                     {"type": "text", "text": "Checking."},
                     {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
@@ -708,6 +712,13 @@ mod tests {
                 "usage": {"input_tokens": 10, "output_tokens": 20},
             })
         );
+        // The model that answered; the deployment's name only when the provider said none.
+        let unnamed = ChatResponse {
+            model: String::new(),
+            ..resp.clone()
+        };
+        let v: Value = serde_json::from_slice(&render_response(&unnamed, "dep-model")).unwrap();
+        assert_eq!(v["model"], "dep-model");
         for (finish, want) in [
             (FinishReason::Stop, "end_turn"),
             (FinishReason::StopSequence, "stop_sequence"),

@@ -90,7 +90,16 @@ impl Dialect {
         }
     }
 
-    /// A complete answer. `model` is the name the client asked for; `now_ms` dates OpenAI's `created`.
+    /// The status an error is answered with: the code's, but Anthropic's own 529 for an overloaded provider in
+    /// its dialect (its SDKs and tools key their retries on it).
+    pub fn error_status(self, e: &GatewayError) -> u16 {
+        match self {
+            Dialect::Anthropic if e.code == ErrorCode::UpstreamOverloaded => 529,
+            Dialect::Anthropic | Dialect::OpenAi => e.status,
+        }
+    }
+
+    /// A complete answer. `model` stands in when the provider named none; `now_ms` dates OpenAI's `created`.
     pub fn render_response(self, resp: &ChatResponse, model: &str, now_ms: u64) -> Vec<u8> {
         match self {
             Dialect::OpenAi => openai::render_response(resp, now_ms / 1000),
@@ -149,10 +158,16 @@ pub fn error_table() -> String {
     for &code in ErrorCode::ALL {
         let s = code.spec();
         let e = GatewayError::new(code, "");
+        let anthropic_status = Dialect::Anthropic.error_status(&e);
+        let status = if anthropic_status == s.status {
+            s.status.to_string()
+        } else {
+            format!("{} (Anthropic dialect: {anthropic_status})", s.status)
+        };
         out.push_str(&format!(
             "| `{}` | {} | `{}` | `{}` | {} | {} |\n",
             s.name,
-            s.status,
+            status,
             openai::error_type(s.kind),
             anthropic::error_type(&e),
             if s.fails_over { "yes" } else { "no" },

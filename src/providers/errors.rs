@@ -26,6 +26,9 @@ pub fn upstream_error(
         format!("provider {who} answered HTTP {status}: {detail}")
     };
     match status {
+        400 | 413 | 422 if context_length(body, &detail) => {
+            GatewayError::new(ErrorCode::ContextLengthExceeded, message)
+        }
         400 | 413 | 422 => {
             GatewayError::new(ErrorCode::UpstreamRejectedRequest, message).with_status(status)
         }
@@ -40,6 +43,24 @@ pub fn upstream_error(
         401 | 403 | 404 => GatewayError::new(ErrorCode::UpstreamMisconfigured, message),
         _ => GatewayError::new(ErrorCode::UpstreamError, message),
     }
+}
+
+/// Whether a refused request was refused for its length, in each provider's documented words: OpenAI's
+/// `context_length_exceeded` code ("maximum context length"), Anthropic's "prompt is too long", Gemini's "exceeds
+/// the maximum number of tokens", Bedrock's "input is too long" / "too many input tokens".
+fn context_length(body: &[u8], detail: &str) -> bool {
+    let detail = detail.to_ascii_lowercase();
+    String::from_utf8_lossy(body).contains("context_length_exceeded")
+        || [
+            "maximum context length",
+            "prompt is too long",
+            "exceeds the maximum number of tokens",
+            "input is too long",
+            "too many input tokens",
+            "context window",
+        ]
+        .iter()
+        .any(|p| detail.contains(p))
 }
 
 fn number(v: &str) -> Option<&str> {
@@ -137,6 +158,15 @@ mod tests {
             upstream_error(&dep(), 504, &Headers::new(), b"", none).status,
             504
         );
+        for (body, context) in [
+            (&br#"{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#[..], true),
+            (br#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 208310 tokens > 200000 maximum"}}"#, true),
+            (br#"{"error":{"message":"temperature must be at most 2","type":"invalid_request_error"}}"#, false),
+        ] {
+            let e = upstream_error(&dep(), 400, &Headers::new(), body, none);
+            assert_eq!(e.code == ErrorCode::ContextLengthExceeded, context, "{}", e.message);
+            assert_eq!(e.status, 400);
+        }
         let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "é".repeat(400));
         assert!(
             upstream_error(&dep(), 500, &Headers::new(), long.as_bytes(), none)

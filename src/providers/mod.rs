@@ -225,7 +225,7 @@ impl Decoder {
     pub fn new(kind: &ProviderKind, id: &str, model: &str) -> Self {
         match kind {
             ProviderKind::OpenAi | ProviderKind::Azure { .. } => {
-                Decoder::OpenAi(openai_compat::StreamDecoder::new())
+                Decoder::OpenAi(openai_compat::StreamDecoder::with_fallback(id, model))
             }
             ProviderKind::Anthropic => Decoder::Anthropic(anthropic::StreamDecoder::new()),
             ProviderKind::Gemini => {

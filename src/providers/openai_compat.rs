@@ -242,11 +242,21 @@ pub struct StreamDecoder {
     tools_started: Vec<u64>,
     finished: bool,
     done: bool,
+    /// The id and model said in the start when the provider's chunks carry none.
+    fallback: (String, String),
 }
 
 impl StreamDecoder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// `id` and `model` stand in for an answer whose chunks carry none.
+    pub fn with_fallback(id: &str, model: &str) -> Self {
+        StreamDecoder {
+            fallback: (id.to_owned(), model.to_owned()),
+            ..Self::default()
+        }
     }
 
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamEvent>, GatewayError> {
@@ -274,11 +284,16 @@ impl StreamDecoder {
     }
 
     fn chunk(&mut self, v: &Completion, out: &mut Vec<StreamEvent>) {
-        if !self.started {
+        // Azure opens with a chunk of content-filter results for the prompt, without an id or choices: the
+        // answer starts with the first chunk that is the answer's.
+        let id = wire::text(&v.id);
+        let answers = v.choices.as_ref().is_some_and(|c| !c.is_empty());
+        if !self.started && (!id.is_empty() || answers) {
             self.started = true;
+            let or = |s: String, fallback: &str| if s.is_empty() { fallback.to_owned() } else { s };
             out.push(StreamEvent::Start {
-                id: wire::text(&v.id),
-                model: wire::text(&v.model),
+                id: or(id, &self.fallback.0),
+                model: or(wire::text(&v.model), &self.fallback.1),
             });
         }
         if let Some(choice) = v.choices.as_ref().and_then(|c| c.first()) {
