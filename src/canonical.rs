@@ -24,6 +24,18 @@ pub struct ChatRequest {
     pub stream: bool,
     /// OpenAI `stream_options.include_usage`: whether an OpenAI-dialect stream ends with a usage chunk.
     pub include_usage: bool,
+    /// Where the client marked the end of a prompt prefix for the provider to cache (Anthropic `cache_control`),
+    /// in prompt order.
+    pub cache_points: Vec<CachePoint>,
+}
+
+/// The end of a prompt prefix to cache: after a system piece, a tool, or a message's part (indexes into the
+/// request's `system`, `tools` and `messages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachePoint {
+    System(usize),
+    Tool(usize),
+    Message { message: usize, part: usize },
 }
 
 /// Conversation turns alternate between the user and the assistant. Tool results travel in user turns (as
@@ -101,6 +113,9 @@ pub enum FinishReason {
     Length,
     ToolCalls,
     ContentFilter,
+    /// The model declined to answer; the text is its refusal (OpenAI's `refusal`, Anthropic's
+    /// `stop_reason: "refusal"`).
+    Refusal,
 }
 
 /// Token counts, in one meaning whatever the provider: the input counts the whole prompt (cached and cache-written

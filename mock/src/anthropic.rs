@@ -7,9 +7,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::body::MockBody;
-use crate::content::{seed_hex, word_count, Reply};
+use crate::content::{seed_hex, Reply};
 use crate::dialect::RequestCtx;
-use crate::openai::{content_text, last_user_text, prompt_words};
+use crate::openai::last_user_text;
+use crate::prompt_cache::Walk;
 use crate::respond;
 use crate::stream::{self, sse, Events, Pacing, EVENT_STREAM, NO_CACHE};
 
@@ -107,13 +108,16 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
         ctx.knobs.reply_words,
         Some(max_tokens),
     );
-    let input_tokens = prompt_words(messages) + word_count(&content_text(obj.get("system")));
+    let counts = ctx.prompt_cache.account(&walk(obj, messages));
+    let cached = |n: u64| counts.marked.then_some(n);
     let plan = Plan {
         id: format!("msg_mock_{}", seed_hex(&user_text)),
         model,
         usage: Usage {
-            input_tokens,
+            input_tokens: counts.uncached,
             output_tokens: reply.output_tokens(),
+            cache_creation_input_tokens: cached(counts.write),
+            cache_read_input_tokens: cached(counts.read),
         },
         reply,
     };
@@ -123,6 +127,32 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
         let message = plan.message();
         stream::json_reply(ctx.knobs, &message).await
     }
+}
+
+/// The prompt in caching order (tools, system, messages), with its `cache_control` marks.
+fn walk(obj: &Map<String, Value>, messages: &[Value]) -> Walk {
+    let mut w = Walk::default();
+    let blocks = |v: Option<&Value>, w: &mut Walk| match v {
+        Some(Value::String(s)) => w.block(&Value::Null, Some(s)),
+        Some(Value::Array(items)) => {
+            for b in items {
+                let text = (b.get("type").and_then(Value::as_str) == Some("text"))
+                    .then(|| b.get("text").and_then(Value::as_str))
+                    .flatten();
+                w.block(b, text);
+                if b.get("cache_control").is_some_and(|c| !c.is_null()) {
+                    w.mark();
+                }
+            }
+        }
+        _ => {}
+    };
+    blocks(obj.get("tools"), &mut w);
+    blocks(obj.get("system"), &mut w);
+    for m in messages {
+        blocks(m.get("content"), &mut w);
+    }
+    w
 }
 
 /// Declared tool names: `tools[].name`.
@@ -149,6 +179,11 @@ struct Plan<'a> {
 struct Usage {
     input_tokens: u64,
     output_tokens: u64,
+    /// Present when the prompt carried a `cache_control` mark.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_read_input_tokens: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -283,8 +318,8 @@ fn stream_response(plan: &Plan<'_>, pacing: Pacing) -> Response<MockBody> {
             stop_reason: None,
             stop_sequence: None,
             usage: Usage {
-                input_tokens: plan.usage.input_tokens,
                 output_tokens: 1,
+                ..plan.usage
             },
         },
     }));

@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::body::MockBody;
-use crate::content::{word_count, Reply};
+use crate::content::Reply;
+use crate::prompt_cache::Walk;
 use crate::dialect::RequestCtx;
 use crate::eventstream::event_frame;
 use crate::respond;
@@ -171,17 +172,15 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
         ctx.knobs.reply_words,
         limit,
     );
-    let input_tokens: u64 = messages
-        .iter()
-        .flat_map(|m| text_blocks(m.get("content")))
-        .chain(text_blocks(obj.get("system")))
-        .map(word_count)
-        .sum();
+    let counts = ctx.prompt_cache.account(&walk(obj, messages));
     let output_tokens = reply.output_tokens();
+    let cached = |n: u64| counts.marked.then_some(n);
     let usage = Usage {
-        input_tokens,
+        input_tokens: counts.uncached,
         output_tokens,
-        total_tokens: input_tokens + output_tokens,
+        total_tokens: counts.uncached + counts.read + counts.write + output_tokens,
+        cache_read_input_tokens: cached(counts.read),
+        cache_write_input_tokens: cached(counts.write),
     };
     if streaming {
         stream_response(&reply, usage, Pacing::from_ctx(ctx))
@@ -227,6 +226,31 @@ struct Usage {
     input_tokens: u64,
     output_tokens: u64,
     total_tokens: u64,
+    /// Present when the prompt carried a `cachePoint`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_write_input_tokens: Option<u64>,
+}
+
+/// The prompt in caching order (tools, system, messages), with its `cachePoint` marks.
+fn walk(obj: &Map<String, Value>, messages: &[Value]) -> Walk {
+    let mut w = Walk::default();
+    let blocks = |v: Option<&Value>, w: &mut Walk| {
+        for b in v.and_then(Value::as_array).into_iter().flatten() {
+            if b.get("cachePoint").is_some() {
+                w.mark();
+            } else {
+                w.block(b, b.get("text").and_then(Value::as_str));
+            }
+        }
+    };
+    blocks(obj.get("toolConfig").and_then(|c| c.get("tools")), &mut w);
+    blocks(obj.get("system"), &mut w);
+    for m in messages {
+        blocks(m.get("content"), &mut w);
+    }
+    w
 }
 
 #[derive(Serialize, Clone, Copy)]

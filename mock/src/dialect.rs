@@ -18,6 +18,8 @@ pub(crate) struct RequestCtx<'a> {
     pub knobs: &'a Knobs,
     /// The region's count of streams abandoned by their client.
     pub abandoned: &'a std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The region's prompt cache (Anthropic `cache_control`, Bedrock `cachePoint`).
+    pub prompt_cache: &'a crate::prompt_cache::PromptCache,
 }
 
 impl RequestCtx<'_> {

@@ -27,6 +27,7 @@ mod eventstream;
 mod gemini;
 mod knobs;
 mod openai;
+mod prompt_cache;
 mod region;
 mod respond;
 mod server;

@@ -111,6 +111,7 @@ pub(crate) async fn handle(region: Arc<RegionState>, req: Request<Incoming>) -> 
                 body: &body,
                 knobs: &knobs,
                 abandoned: &region.abandoned,
+                prompt_cache: &region.prompt_cache,
             };
             dialect.handle(&ctx).await
         }

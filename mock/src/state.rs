@@ -89,6 +89,7 @@ pub(crate) struct RegionState {
     /// Bytes of `raw_chunks` answers handed to the connection (at most one piece ahead of the client).
     pub raw_bytes_sent: Arc<AtomicU64>,
     last: Mutex<Option<LastRequest>>,
+    pub prompt_cache: crate::prompt_cache::PromptCache,
 }
 
 /// SplitMix64: a small, fast, well-mixed generator step. The jitter of the
@@ -118,6 +119,7 @@ impl RegionState {
             abandoned: Arc::new(AtomicU64::new(0)),
             raw_bytes_sent: Arc::new(AtomicU64::new(0)),
             last: Mutex::new(None),
+            prompt_cache: Default::default(),
         }
     }
 
@@ -207,6 +209,7 @@ impl RegionState {
         self.jitter_seq.store(0, Ordering::Relaxed);
         self.abandoned.store(0, Ordering::Relaxed);
         self.raw_bytes_sent.store(0, Ordering::Relaxed);
+        self.prompt_cache.clear();
     }
 
     pub fn stats_json(&self) -> Value {

@@ -56,6 +56,7 @@ enum StoredFinish {
     Length,
     ToolCalls,
     ContentFilter,
+    Refusal,
 }
 
 impl From<FinishReason> for StoredFinish {
@@ -66,6 +67,7 @@ impl From<FinishReason> for StoredFinish {
             FinishReason::Length => StoredFinish::Length,
             FinishReason::ToolCalls => StoredFinish::ToolCalls,
             FinishReason::ContentFilter => StoredFinish::ContentFilter,
+            FinishReason::Refusal => StoredFinish::Refusal,
         }
     }
 }
@@ -78,6 +80,7 @@ impl From<StoredFinish> for FinishReason {
             StoredFinish::Length => FinishReason::Length,
             StoredFinish::ToolCalls => FinishReason::ToolCalls,
             StoredFinish::ContentFilter => FinishReason::ContentFilter,
+            StoredFinish::Refusal => FinishReason::Refusal,
         }
     }
 }

@@ -205,6 +205,8 @@ pub fn canonical_form(model: &str, req: &ChatRequest) -> Value {
         user: _,
         stream: _,
         include_usage: _,
+        // What the provider may cache of the prompt, not what it answers.
+        cache_points: _,
     } = req;
     let messages: Vec<Value> = messages
         .iter()

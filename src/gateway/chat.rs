@@ -211,10 +211,10 @@ impl Operation for Chat {
                 let c = self.canonical()?;
                 let now = platform.now_ms();
                 let id = response_id(&resp.headers, now);
-                let encoder = self
-                    .inbound
-                    .dialect()
-                    .stream_encoder(&dep.model, c.include_usage, now);
+                let encoder =
+                    self.inbound
+                        .dialect()
+                        .stream_encoder(&dep.model, c.include_usage, now);
                 let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
                 apart(translated_stream(
                     platform,

@@ -74,7 +74,7 @@ fn stop_reason(finish: FinishReason) -> &'static str {
         FinishReason::StopSequence => "stop_sequence",
         FinishReason::Length => "max_tokens",
         FinishReason::ToolCalls => "tool_use",
-        FinishReason::ContentFilter => "refusal",
+        FinishReason::ContentFilter | FinishReason::Refusal => "refusal",
     }
 }
 
@@ -460,6 +460,7 @@ mod tests {
             user: Some("user-1234".into()),
             stream: true,
             include_usage: true,
+            cache_points: vec![crate::canonical::CachePoint::System(0)],
         };
         assert_eq!(r, want);
     }

@@ -4,7 +4,7 @@
 //! (`messages[0].content[1].text: must be a string`).
 
 use super::raw::RawObject;
-use crate::canonical::{ChatRequest, Image, Message, Part, Role, Tool, ToolChoice};
+use crate::canonical::{CachePoint, ChatRequest, Image, Message, Part, Role, Tool, ToolChoice};
 use crate::error::{ErrorCode, GatewayError};
 use core::fmt;
 use serde::de::{self, Deserializer, Unexpected, Visitor};
@@ -75,6 +75,7 @@ struct Block<'a> {
     #[serde(borrow)]
     content: Option<TextOrTextBlocks<'a>>,
     is_error: Option<bool>,
+    cache_control: Option<de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +102,7 @@ struct TextBlock<'a> {
     kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     text: Option<Cow<'a, str>>,
+    cache_control: Option<de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +115,7 @@ struct ToolDef<'a> {
     description: Option<Cow<'a, str>>,
     /// JSON Schema: free-form.
     input_schema: Option<Value>,
+    cache_control: Option<de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -312,32 +315,46 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
         .max_tokens
         .ok_or_else(|| invalid("max_tokens", "field required"))?
         .0;
+    // Cache points in prompt order: tools, system, messages.
+    let mut cache_points = Vec::new();
+    let tools = b
+        .tools
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if t.cache_control.is_some() {
+                cache_points.push(CachePoint::Tool(i));
+            }
+            tool(t, &format!("tools[{i}]"))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut system = Vec::new();
+    if let Some(s) = b.system {
+        for (text, cached) in text_pieces(s, "system", TextField::System)? {
+            if !text.is_empty() {
+                system.push(text);
+            }
+            // After the last piece kept: an empty piece marked for caching marks what precedes it.
+            if cached && !system.is_empty() {
+                cache_points.push(CachePoint::System(system.len() - 1));
+            }
+        }
+    }
     let messages = match b.messages {
         None => return Err(invalid("messages", "field required")),
         Some(m) if m.is_empty() => return Err(invalid("messages", "must not be empty")),
         Some(m) => m
             .into_iter()
             .enumerate()
-            .map(|(i, m)| message(m, &format!("messages[{i}]")))
+            .map(|(i, m)| message(m, i, &mut cache_points))
             .collect::<Result<_, _>>()?,
     };
     Ok(ChatRequest {
         model: model.into_owned(),
-        system: match b.system {
-            None => Vec::new(),
-            Some(s) => text_pieces(s, "system", TextField::System)?
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect(),
-        },
+        system,
         messages,
-        tools: b
-            .tools
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| tool(t, &format!("tools[{i}]")))
-            .collect::<Result<_, _>>()?,
+        tools,
         tool_choice: b.tool_choice.map(tool_choice).transpose()?,
         response_format: None,
         temperature: b.temperature,
@@ -354,6 +371,7 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
         stream: b.stream.unwrap_or(false),
         // Anthropic streams always end with usage.
         include_usage: true,
+        cache_points,
     })
 }
 
@@ -365,18 +383,21 @@ enum TextField {
     ToolResult,
 }
 
-/// Each piece of a string-or-text-blocks field.
+/// Each piece of a string-or-text-blocks field, and whether it is marked for caching.
 fn text_pieces(
     v: TextOrTextBlocks,
     path: &str,
     field: TextField,
-) -> Result<Vec<String>, GatewayError> {
+) -> Result<Vec<(String, bool)>, GatewayError> {
     match v {
-        TextOrTextBlocks::Text(s) => Ok(vec![s.into_owned()]),
+        TextOrTextBlocks::Text(s) => Ok(vec![(s.into_owned(), false)]),
         TextOrTextBlocks::List(blocks) => blocks
             .into_iter()
             .enumerate()
-            .map(|(i, b)| text_block(b, &format!("{path}[{i}]"), field))
+            .map(|(i, b)| {
+                let cached = b.cache_control.is_some();
+                Ok((text_block(b, &format!("{path}[{i}]"), field)?, cached))
+            })
             .collect(),
     }
 }
@@ -400,7 +421,12 @@ fn text_block(b: TextBlock, path: &str, field: TextField) -> Result<String, Gate
     }
 }
 
-fn message(m: InMessage, path: &str) -> Result<Message, GatewayError> {
+fn message(
+    m: InMessage,
+    index: usize,
+    cache_points: &mut Vec<CachePoint>,
+) -> Result<Message, GatewayError> {
+    let path = &format!("messages[{index}]");
     let role = match m.role.as_deref() {
         None => return Err(invalid(&join(path, "role"), "field required")),
         Some("user") => Role::User,
@@ -418,7 +444,15 @@ fn message(m: InMessage, path: &str) -> Result<Message, GatewayError> {
         Some(Content::List(blocks)) => blocks
             .into_iter()
             .enumerate()
-            .map(|(j, b)| content_block(b, role, &format!("{path}.content[{j}]")))
+            .map(|(j, b)| {
+                if b.cache_control.is_some() {
+                    cache_points.push(CachePoint::Message {
+                        message: index,
+                        part: j,
+                    });
+                }
+                content_block(b, role, &format!("{path}.content[{j}]"))
+            })
             .collect::<Result<_, _>>()?,
     };
     Ok(Message { role, content })
@@ -454,9 +488,11 @@ fn content_block(b: Block, role: Role, path: &str) -> Result<Part, GatewayError>
             // Canonical tool results are text: text blocks are joined, anything else cannot be carried.
             let content = match b.content {
                 None => String::new(),
-                Some(c) => {
-                    text_pieces(c, &join(path, "content"), TextField::ToolResult)?.join("\n")
-                }
+                Some(c) => text_pieces(c, &join(path, "content"), TextField::ToolResult)?
+                    .into_iter()
+                    .map(|(text, _)| text)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
             };
             Ok(Part::ToolResult {
                 call_id: call_id.into_owned(),

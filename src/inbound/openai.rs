@@ -173,7 +173,8 @@ pub fn models_list(config: &Config) -> Vec<u8> {
 
 pub fn finish_reason(f: FinishReason) -> &'static str {
     match f {
-        FinishReason::Stop | FinishReason::StopSequence => "stop",
+        // OpenAI ends a refusal as a natural stop, with the text in `refusal`.
+        FinishReason::Stop | FinishReason::StopSequence | FinishReason::Refusal => "stop",
         FinishReason::Length => "length",
         FinishReason::ToolCalls => "tool_calls",
         FinishReason::ContentFilter => "content_filter",
@@ -220,7 +221,11 @@ pub fn render_response(resp: &ChatResponse, created: u64) -> Vec<u8> {
             Part::Image(_) | Part::ToolResult { .. } => {}
         }
     }
-    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
+    let mut message = if resp.finish == FinishReason::Refusal {
+        json!({"role": "assistant", "content": Value::Null, "refusal": text})
+    } else {
+        json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }})
+    };
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
     }

@@ -372,7 +372,7 @@ fn finish_reason(stop_reason: &str) -> FinishReason {
         "stop_sequence" => FinishReason::StopSequence,
         "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
         "tool_use" => FinishReason::ToolCalls,
-        "refusal" => FinishReason::ContentFilter,
+        "refusal" => FinishReason::Refusal,
         // end_turn, pause_turn and reasons added later all mean the model stopped of its own accord.
         _ => FinishReason::Stop,
     }
@@ -709,6 +709,7 @@ mod tests {
             user: Some("u-1".into()),
             stream: true,
             include_usage: true,
+            cache_points: Vec::new(),
         };
         let want = json!({
             "model": "claude-sonnet-4-5",
@@ -863,7 +864,7 @@ mod tests {
             ("stop_sequence", FinishReason::StopSequence),
             ("max_tokens", FinishReason::Length),
             ("tool_use", FinishReason::ToolCalls),
-            ("refusal", FinishReason::ContentFilter),
+            ("refusal", FinishReason::Refusal),
             ("pause_turn", FinishReason::Stop),
         ] {
             let body = json!({"id": "m", "model": "c", "content": [], "stop_reason": reason});

@@ -104,10 +104,14 @@ mod tests {
     use std::rc::Rc;
 
     fn dep() -> Deployment {
+        dep_of(ProviderKind::OpenAi)
+    }
+
+    fn dep_of(kind: ProviderKind) -> Deployment {
         Deployment {
             provider: Rc::new(Provider {
                 name: "p".into(),
-                kind: ProviderKind::OpenAi,
+                kind,
                 base_url: "https://api.example.test/v1".into(),
                 api_key_secret: Some("K".into()),
                 region: "global".into(),
@@ -173,6 +177,65 @@ mod tests {
                 .message
                 .len()
                 < 400
+        );
+    }
+
+    /// Anthropic's error bodies as recorded (tests/fixtures/SOURCES.md): each keeps its meaning.
+    #[test]
+    fn anthropic_errors_keep_their_meaning() {
+        #[derive(serde::Deserialize)]
+        struct Recorded {
+            status: u16,
+            body: String,
+        }
+        let all: Vec<Recorded> =
+            serde_json::from_str(include_str!("../../tests/fixtures/anthropic/errors.json"))
+                .unwrap();
+        let dep = dep_of(ProviderKind::Anthropic);
+        let codes: Vec<(u16, ErrorCode, u16)> = all
+            .iter()
+            .map(|r| {
+                let e = upstream_error(
+                    &dep,
+                    r.status,
+                    &Headers::new(),
+                    r.body.as_bytes(),
+                    &Credentials::None,
+                );
+                assert!(
+                    e.message.contains("provider p answered HTTP"),
+                    "{}",
+                    e.message
+                );
+                (r.status, e.code, e.status)
+            })
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                // "prompt is too long: 205429 tokens > 200000 maximum"
+                (400, ErrorCode::ContextLengthExceeded, 400),
+                // The gateway's own provider credentials or model mapping: not the client's to fix.
+                (401, ErrorCode::UpstreamMisconfigured, 502),
+                (403, ErrorCode::UpstreamMisconfigured, 502),
+                (404, ErrorCode::UpstreamMisconfigured, 502),
+                (429, ErrorCode::UpstreamRateLimited, 429),
+                (529, ErrorCode::UpstreamOverloaded, 503),
+            ]
+        );
+        let overloaded = include_str!("../../tests/fixtures/anthropic/overloaded_error.json");
+        let e = upstream_error(
+            &dep,
+            529,
+            &Headers::new(),
+            overloaded.as_bytes(),
+            &Credentials::None,
+        );
+        assert_eq!(crate::inbound::Dialect::Anthropic.error_status(&e), 529);
+        assert_eq!(crate::inbound::Dialect::OpenAi.error_status(&e), 503);
+        assert_eq!(
+            crate::inbound::anthropic::error_type(&e),
+            "overloaded_error"
         );
     }
 }

@@ -684,6 +684,7 @@ mod tests {
             user: Some("u-1".into()),
             stream: true,
             include_usage: false,
+            cache_points: Vec::new(),
         };
         let sig = UNKNOWN_THOUGHT_SIGNATURE;
         let want = json!({

@@ -211,6 +211,11 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
     if let Some(t) = msg.content.as_deref().filter(|t| !t.is_empty()) {
         content.push(Part::Text(t.to_owned()));
     }
+    // A refusal is the answer's text, and says why the answer ended.
+    let refusal = msg.refusal.as_deref().filter(|t| !t.is_empty());
+    if let Some(t) = refusal {
+        content.push(Part::Text(t.to_owned()));
+    }
     for c in msg.tool_calls.iter().flatten() {
         let f = c.function.as_ref();
         content.push(Part::ToolCall {
@@ -223,7 +228,10 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
         id: wire::text(&v.id),
         model: wire::text(&v.model),
         content,
-        finish: finish_from(choice.finish_reason.as_deref().unwrap_or("stop")),
+        finish: match finish_from(choice.finish_reason.as_deref().unwrap_or("stop")) {
+            FinishReason::Stop if refusal.is_some() => FinishReason::Refusal,
+            f => f,
+        },
         usage: v.usage.as_ref().and_then(usage_from),
     })
 }
@@ -242,6 +250,8 @@ pub struct StreamDecoder {
     tools_started: Vec<u64>,
     finished: bool,
     done: bool,
+    /// The answer is a refusal (`delta.refusal`): it ends as one.
+    refused: bool,
     /// The id and model said in the start when the provider's chunks carry none.
     fallback: (String, String),
 }
@@ -303,6 +313,12 @@ impl StreamDecoder {
                     out.push(StreamEvent::Text(t.to_owned()));
                 }
             }
+            if let Some(t) = delta.and_then(|d| d.refusal.as_deref()) {
+                if !t.is_empty() {
+                    self.refused = true;
+                    out.push(StreamEvent::Text(t.to_owned()));
+                }
+            }
             for c in delta
                 .and_then(|d| d.tool_calls.as_ref())
                 .into_iter()
@@ -331,7 +347,10 @@ impl StreamDecoder {
             if let Some(f) = choice.finish_reason.as_deref() {
                 if !self.finished {
                     self.finished = true;
-                    out.push(StreamEvent::Finish(finish_from(f)));
+                    out.push(StreamEvent::Finish(match finish_from(f) {
+                        FinishReason::Stop if self.refused => FinishReason::Refusal,
+                        f => f,
+                    }));
                 }
             }
         }

@@ -7,8 +7,8 @@
 use super::eventstream::{self, Message as Frame};
 use super::wire;
 use crate::canonical::{
-    ChatRequest, ChatResponse, FinishReason, Image, Message, Part, Role, StreamEvent, ToolChoice,
-    Usage,
+    CachePoint, ChatRequest, ChatResponse, FinishReason, Image, Message, Part, Role, StreamEvent,
+    ToolChoice, Usage,
 };
 use crate::error::{ErrorCode, GatewayError};
 use serde_json::{json, Map, Value};
@@ -36,15 +36,18 @@ pub fn request_body(req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
         .messages
         .iter()
         .enumerate()
-        .map(|(i, m)| message(m, i))
+        .map(|(i, m)| message(m, i, &req.cache_points))
         .collect::<Result<Vec<_>, _>>()?;
     body.insert("messages".into(), Value::Array(messages));
-    let system: Vec<Value> = req
-        .system
-        .iter()
-        .filter(|s| !s.is_empty())
-        .map(|s| json!({ "text": s }))
-        .collect();
+    let mut system = Vec::new();
+    for (i, s) in req.system.iter().enumerate() {
+        if !s.is_empty() {
+            system.push(json!({ "text": s }));
+        }
+        if req.cache_points.contains(&CachePoint::System(i)) && !system.is_empty() {
+            system.push(cache_point());
+        }
+    }
     if !system.is_empty() {
         body.insert("system".into(), Value::Array(system));
     }
@@ -57,15 +60,28 @@ pub fn request_body(req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
     Ok(serde_json::to_vec(&body).unwrap_or_default())
 }
 
-fn message(m: &Message, index: usize) -> Result<Value, GatewayError> {
+/// Bedrock's prompt caching marker: the prompt up to here may be cached (the Converse form of Anthropic's
+/// `cache_control`).
+fn cache_point() -> Value {
+    json!({ "cachePoint": { "type": "default" } })
+}
+
+fn message(m: &Message, index: usize, cache_points: &[CachePoint]) -> Result<Value, GatewayError> {
     let role = match m.role {
         Role::User => "user",
         Role::Assistant => "assistant",
     };
     let mut content = Vec::with_capacity(m.content.len());
-    for part in &m.content {
+    for (j, part) in m.content.iter().enumerate() {
         if let Some(block) = content_block(part, index)? {
             content.push(block);
+        }
+        let point = CachePoint::Message {
+            message: index,
+            part: j,
+        };
+        if cache_points.contains(&point) && !content.is_empty() {
+            content.push(cache_point());
         }
     }
     Ok(json!({ "role": role, "content": content }))
@@ -155,10 +171,9 @@ fn tool_config(req: &ChatRequest) -> Option<Value> {
         Some(ToolChoice::Required) => Some(json!({ "any": {} })),
         Some(ToolChoice::Tool(name)) => Some(json!({ "tool": { "name": name } })),
     };
-    let tools: Vec<Value> = req
-        .tools
-        .iter()
-        .map(|tool| {
+    let mut tools: Vec<Value> = Vec::with_capacity(req.tools.len());
+    for (i, tool) in req.tools.iter().enumerate() {
+        tools.push({
             let mut spec = Map::new();
             spec.insert("name".into(), json!(tool.name));
             if let Some(description) = &tool.description {
@@ -171,8 +186,11 @@ fn tool_config(req: &ChatRequest) -> Option<Value> {
             };
             spec.insert("inputSchema".into(), json!({ "json": schema }));
             json!({ "toolSpec": spec })
-        })
-        .collect();
+        });
+        if req.cache_points.contains(&CachePoint::Tool(i)) {
+            tools.push(cache_point());
+        }
+    }
     let mut config = json!({ "tools": tools });
     if let Some(choice) = choice {
         config["toolChoice"] = choice;
@@ -645,6 +663,7 @@ mod tests {
             user: Some("user-1".into()),
             stream: true,
             include_usage: true,
+            cache_points: Vec::new(),
         }
     }
 
@@ -1100,5 +1119,40 @@ mod tests {
             (u.cached_input_tokens, u.cache_write_tokens),
             (Some(1712), Some(236))
         );
+    }
+
+    /// Anthropic's `cache_control` marks become Converse `cachePoint` blocks where they were: after the tool, the
+    /// system piece, the message part.
+    #[test]
+    fn cache_control_becomes_cache_points() {
+        let req = crate::inbound::anthropic::parse_request(
+            br#"{"model":"m","max_tokens":5,
+              "tools":[{"name":"a","input_schema":{"type":"object"}},{"name":"b","input_schema":{"type":"object"},"cache_control":{"type":"ephemeral"}}],
+              "system":[{"type":"text","text":"long rules","cache_control":{"type":"ephemeral","ttl":"1h"}},{"type":"text","text":"more"}],
+              "messages":[{"role":"user","content":[{"type":"text","text":"doc","cache_control":{"type":"ephemeral"}},{"type":"text","text":"question"}]}]}"#,
+        )
+        .unwrap();
+        let body: Value = serde_json::from_slice(&request_body(&req).unwrap()).unwrap();
+        let point = json!({"cachePoint": {"type": "default"}});
+        assert_eq!(
+            body["system"],
+            json!([{"text": "long rules"}, point, {"text": "more"}])
+        );
+        assert_eq!(
+            body["messages"][0]["content"],
+            json!([{"text": "doc"}, point, {"text": "question"}])
+        );
+        let tools = body["toolConfig"]["tools"].as_array().unwrap();
+        assert_eq!(tools.len(), 3);
+        assert_eq!(tools[2], point);
+        assert_eq!(tools[1]["toolSpec"]["name"], "b");
+        // Without marks, nothing is added.
+        let plain = crate::inbound::anthropic::parse_request(
+            br#"{"model":"m","max_tokens":5,"system":"s","messages":[{"role":"user","content":"q"}]}"#,
+        )
+        .unwrap();
+        assert!(!String::from_utf8(request_body(&plain).unwrap())
+            .unwrap()
+            .contains("cachePoint"));
     }
 }
