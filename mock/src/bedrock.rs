@@ -9,9 +9,9 @@ use serde_json::{Map, Value};
 
 use crate::body::MockBody;
 use crate::content::Reply;
-use crate::prompt_cache::Walk;
 use crate::dialect::RequestCtx;
 use crate::eventstream::event_frame;
+use crate::prompt_cache::Walk;
 use crate::respond;
 use crate::stream::{self, percent_decode, Events, Pacing};
 

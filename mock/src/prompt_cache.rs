@@ -105,15 +105,30 @@ mod tests {
         let c = PromptCache::default();
         assert_eq!(
             c.account(&walk(true, "first question")),
-            Counts { uncached: 2, write: 4, read: 0, marked: true }
+            Counts {
+                uncached: 2,
+                write: 4,
+                read: 0,
+                marked: true
+            }
         );
         assert_eq!(
             c.account(&walk(true, "another one here")),
-            Counts { uncached: 3, write: 0, read: 4, marked: true }
+            Counts {
+                uncached: 3,
+                write: 0,
+                read: 4,
+                marked: true
+            }
         );
         assert_eq!(
             c.account(&walk(false, "x")),
-            Counts { uncached: 5, write: 0, read: 0, marked: false }
+            Counts {
+                uncached: 5,
+                write: 0,
+                read: 0,
+                marked: false
+            }
         );
         c.clear();
         assert_eq!(c.account(&walk(true, "x")).write, 4);

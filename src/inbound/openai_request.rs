@@ -4,7 +4,9 @@
 //! read here (passthrough forwards them; the cache key compares them).
 
 use super::openai::ChatRequest;
-use crate::canonical::{self, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice};
+use crate::canonical::{
+    self, CachePoint, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice,
+};
 use crate::error::GatewayError;
 use core::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -60,6 +62,8 @@ struct InPart<'a> {
     text: Option<Cow<'a, str>>,
     #[serde(borrow)]
     image_url: Option<ImageUrl<'a>>,
+    /// Anthropic's prompt-caching mark on a content part, as OpenAI-compatible gateways accept it.
+    cache_control: Option<de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -257,12 +261,19 @@ impl ChatRequest {
 
 /// Text of a `content` that may be a string or an array of `{type:"text"}` parts.
 fn text_of(content: Option<Content>, path: &str) -> Result<String, GatewayError> {
+    text_and_mark(content, path).map(|(text, _)| text)
+}
+
+/// The text, and whether a part carries a prompt-caching mark.
+fn text_and_mark(content: Option<Content>, path: &str) -> Result<(String, bool), GatewayError> {
     match content {
-        None => Ok(String::new()),
-        Some(Content::Text(s)) => Ok(s.into_owned()),
+        None => Ok((String::new(), false)),
+        Some(Content::Text(s)) => Ok((s.into_owned(), false)),
         Some(Content::List(parts)) => {
             let mut s = String::new();
+            let mut marked = false;
             for (j, p) in parts.into_iter().enumerate() {
+                marked |= p.cache_control.is_some();
                 match p.kind.as_deref() {
                     Some("text") => s.push_str(p.text.as_deref().unwrap_or_default()),
                     other => {
@@ -272,7 +283,7 @@ fn text_of(content: Option<Content>, path: &str) -> Result<String, GatewayError>
                     }
                 }
             }
-            Ok(s)
+            Ok((s, marked))
         }
     }
 }
@@ -294,7 +305,14 @@ fn read_message(
 ) -> Result<(), GatewayError> {
     let path = format!("messages[{i}].content");
     match &*m.role {
-        "system" | "developer" => out.system.push(text_of(m.content, &path)?),
+        "system" | "developer" => {
+            let (text, marked) = text_and_mark(m.content, &path)?;
+            out.system.push(text);
+            if marked {
+                out.cache_points
+                    .push(CachePoint::System(out.system.len() - 1));
+            }
+        }
         "user" => match m.content {
             Some(Content::List(parts)) => {
                 for (j, p) in parts.into_iter().enumerate() {
@@ -313,6 +331,11 @@ fn read_message(
                         }
                     };
                     push_part(out, Role::User, part);
+                    if p.cache_control.is_some() {
+                        let message = out.messages.len() - 1;
+                        let part = out.messages[message].content.len() - 1;
+                        out.cache_points.push(CachePoint::Message { message, part });
+                    }
                 }
             }
             c => push_part(out, Role::User, Part::Text(text_of(c, &path)?)),

@@ -3,8 +3,8 @@
 
 use super::Credentials;
 use crate::canonical::{
-    ChatRequest, ChatResponse, FinishReason, Image, Message, Part, ResponseFormat, Role,
-    StreamEvent, Tool, ToolChoice, Usage,
+    CachePoint, ChatRequest, ChatResponse, FinishReason, Image, Message, Part, ResponseFormat,
+    Role, StreamEvent, Tool, ToolChoice, Usage,
 };
 use crate::config::Deployment;
 use crate::error::{ErrorCode, GatewayError};
@@ -55,15 +55,29 @@ pub fn request_body(req: &ChatRequest, model: &str) -> Result<Vec<u8>, GatewayEr
         "max_tokens".into(),
         req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).into(),
     );
-    if let Some(system) = system_prompt(req) {
+    if let Some(system) = system_blocks(req) {
+        body.insert("system".into(), system);
+    } else if let Some(system) = system_prompt(req) {
         body.insert("system".into(), system.into());
     }
-    body.insert("messages".into(), messages(&req.messages)?);
+    body.insert(
+        "messages".into(),
+        messages(&req.messages, &req.cache_points)?,
+    );
     if !req.tools.is_empty() {
-        body.insert(
-            "tools".into(),
-            req.tools.iter().map(tool).collect::<Vec<_>>().into(),
-        );
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mut v = tool(t);
+                if req.cache_points.contains(&CachePoint::Tool(i)) {
+                    v["cache_control"] = ephemeral();
+                }
+                v
+            })
+            .collect();
+        body.insert("tools".into(), tools.into());
     }
     if let Some(choice) = tool_choice(req) {
         body.insert("tool_choice".into(), choice);
@@ -85,6 +99,40 @@ pub fn request_body(req: &ChatRequest, model: &str) -> Result<Vec<u8>, GatewayEr
         body.insert("stream".into(), true.into());
     }
     Ok(serde_json::to_vec(&Value::Object(body)).unwrap_or_default())
+}
+
+/// Anthropic's prompt-caching mark.
+fn ephemeral() -> Value {
+    json!({ "type": "ephemeral" })
+}
+
+/// System instructions as text blocks when a piece is marked for caching (a mark needs a block of its own), with
+/// the JSON-output instruction last.
+fn system_blocks(req: &ChatRequest) -> Option<Value> {
+    if !req
+        .cache_points
+        .iter()
+        .any(|p| matches!(p, CachePoint::System(_)))
+    {
+        return None;
+    }
+    let mut blocks = Vec::new();
+    for (i, s) in req.system.iter().enumerate() {
+        if s.is_empty() {
+            continue;
+        }
+        let mut b = json!({ "type": "text", "text": s });
+        if req.cache_points.contains(&CachePoint::System(i)) {
+            b["cache_control"] = ephemeral();
+        }
+        blocks.push(b);
+    }
+    blocks.extend(
+        req.response_format
+            .as_ref()
+            .map(|f| json!({ "type": "text", "text": json_instruction(f) })),
+    );
+    Some(blocks.into())
 }
 
 /// System instructions as the single string Anthropic takes, with the JSON-output instruction appended.
@@ -116,12 +164,20 @@ fn json_instruction(format: &ResponseFormat) -> String {
 
 /// Consecutive messages of one role are merged: the Messages API wants alternating turns, and canonical requests
 /// from other dialects may carry, say, tool results and a user question as separate user messages.
-fn messages(messages: &[Message]) -> Result<Value, GatewayError> {
+fn messages(messages: &[Message], cache_points: &[CachePoint]) -> Result<Value, GatewayError> {
     let mut turns: Vec<(Role, Vec<Value>)> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         let mut blocks = Vec::with_capacity(m.content.len());
-        for part in &m.content {
-            blocks.extend(block(part, i)?);
+        for (j, part) in m.content.iter().enumerate() {
+            let mut b = block(part, i)?;
+            let point = CachePoint::Message {
+                message: i,
+                part: j,
+            };
+            if let (Some(b), true) = (&mut b, cache_points.contains(&point)) {
+                b["cache_control"] = ephemeral();
+            }
+            blocks.extend(b);
         }
         if blocks.is_empty() {
             continue;
@@ -1100,5 +1156,41 @@ mod tests {
             (usage.cached_input_tokens, usage.cache_write_tokens),
             (Some(13993), Some(22))
         );
+    }
+
+    /// Prompt-caching marks from an OpenAI-dialect client (content parts with `cache_control`, as OpenAI-compatible
+    /// gateways accept them) reach Anthropic on the same blocks.
+    #[test]
+    fn cache_marks_from_the_openai_dialect_reach_anthropic() {
+        let chat = crate::inbound::openai::parse_chat(
+            br#"{"model":"m","messages":[
+              {"role":"system","content":[{"type":"text","text":"long rules","cache_control":{"type":"ephemeral"}}]},
+              {"role":"user","content":[{"type":"text","text":"doc","cache_control":{"type":"ephemeral"}},{"type":"text","text":"q"}]}],
+              "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}"#,
+        )
+        .unwrap();
+        let req = chat.to_canonical().unwrap();
+        let body: Value = serde_json::from_slice(&request_body(&req, "claude").unwrap()).unwrap();
+        assert_eq!(
+            body["system"],
+            json!([{"type": "text", "text": "long rules", "cache_control": {"type": "ephemeral"}}])
+        );
+        assert_eq!(
+            body["messages"][0]["content"],
+            json!([
+                {"type": "text", "text": "doc", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "q"}
+            ])
+        );
+        assert!(body["tools"][0].get("cache_control").is_none());
+        // Unmarked, the system prompt stays one string.
+        let plain = crate::inbound::openai::parse_chat(
+            br#"{"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"q"}]}"#,
+        )
+        .unwrap()
+        .to_canonical()
+        .unwrap();
+        let body: Value = serde_json::from_slice(&request_body(&plain, "claude").unwrap()).unwrap();
+        assert_eq!(body["system"], "s");
     }
 }
