@@ -13,6 +13,9 @@ pub struct ChatRequest {
     pub messages: Vec<Message>,
     pub tools: Vec<Tool>,
     pub tool_choice: Option<ToolChoice>,
+    /// `Some(false)` forbids more than one tool call per turn (OpenAI `parallel_tool_calls: false`, Anthropic
+    /// `tool_choice.disable_parallel_tool_use: true`).
+    pub parallel_tool_calls: Option<bool>,
     pub response_format: Option<ResponseFormat>,
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,

@@ -50,6 +50,7 @@ error_codes!(
     MaxTokensTooLarge,
     StringTooLong,
     UnsupportedInput,
+    UnsupportedParameter,
     MissingApiKey,
     InvalidApiKey,
     InvalidBrowserToken,
@@ -112,6 +113,7 @@ impl ErrorCode {
             ErrorCode::MaxTokensTooLarge => ("max_tokens_too_large", K::InvalidRequest, 400, false, "the output token limit asked for is above `limits.max_output_tokens`"),
             ErrorCode::StringTooLong => ("string_too_long", K::InvalidRequest, 400, false, "a string is longer than `limits.max_string_bytes`"),
             ErrorCode::UnsupportedInput => ("unsupported_input", K::InvalidRequest, 400, false, "no deployment of the model can express the request (the message names the field and why); a deployment that cannot is skipped, not failed"),
+            ErrorCode::UnsupportedParameter => ("unsupported_parameter", K::InvalidRequest, 400, false, "a field the provider kinds of the model's deployments have no equivalent for was given a value other than its default (the message names it; see \"What reaches the provider\"); a deployment that cannot take it is skipped, not failed; `drop_unsupported = true` on the model drops it instead"),
             ErrorCode::MissingApiKey => ("missing_api_key", K::Authentication, 401, false, "no gateway key or browser token was sent"),
             ErrorCode::InvalidApiKey => ("invalid_api_key", K::Authentication, 401, false, "the gateway key is not known"),
             ErrorCode::InvalidBrowserToken => ("invalid_browser_token", K::Authentication, 401, false, "the browser token is malformed, badly signed, or tokens are off"),
@@ -159,6 +161,15 @@ impl ErrorCode {
 
     pub const fn kind(self) -> ErrorKind {
         self.spec().kind
+    }
+
+    /// Whether the error says a deployment cannot express the request (it is skipped, and another kind may serve
+    /// it) rather than that the request is wrong.
+    pub const fn skips_deployment(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::UnsupportedInput | ErrorCode::UnsupportedParameter
+        )
     }
 }
 

@@ -271,7 +271,11 @@ async fn chat<P: Platform>(
     recorder: &Recorder,
 ) -> Result<Response, GatewayError> {
     let (admitted, inbound) = admit(config, platform, dialect, req, recorder).await?;
-    let op = chat::Chat::new(inbound);
+    let drop_unsupported = match &admitted.target {
+        Target::Alias(model) => model.drop_unsupported,
+        Target::Direct(_) => false,
+    };
+    let op = chat::Chat::new(inbound, drop_unsupported);
     let result = apart(lifecycle::run(config, platform, state, &admitted, &op)).await;
     persist_estimates(platform, state, &admitted.caller.location);
     let mut resp = result?;

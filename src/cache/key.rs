@@ -203,6 +203,8 @@ pub fn canonical_form(model: &str, req: &ChatRequest) -> Value {
         seed,
         // Abuse tracking and transport: the same answer either way.
         user: _,
+        // Keyed through the client's own body (both dialects' bodies are part of the key when they carry it).
+        parallel_tool_calls: _,
         stream: _,
         include_usage: _,
         // What the provider may cache of the prompt, not what it answers.

@@ -129,6 +129,9 @@ pub struct Model {
     /// At least 1.
     pub max_attempts: usize,
     pub cache: Option<CacheSettings>,
+    /// Fields a translated deployment has no equivalent for are dropped (and listed in `x-meridian-dropped-params`)
+    /// instead of refused with `unsupported_parameter`.
+    pub drop_unsupported: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -421,6 +424,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 hedge_budget,
                 max_attempts,
                 cache,
+                drop_unsupported: m.drop_unsupported.unwrap_or(false),
             },
         );
     }

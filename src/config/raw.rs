@@ -116,6 +116,8 @@ pub struct RawModel {
     pub max_attempts: Option<u32>,
     /// Edge cache for identical prompts (off unless configured).
     pub cache: Option<RawCache>,
+    /// Drop request fields a deployment's provider kind has no equivalent for, instead of refusing the request.
+    pub drop_unsupported: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -216,6 +216,14 @@ impl ClientRequest {
         }
     }
 
+    /// The body as the client sent it.
+    pub(super) fn body(&self) -> &crate::inbound::raw::RawObject {
+        match self {
+            ClientRequest::OpenAi(c) => &c.body,
+            ClientRequest::Anthropic(m) => &m.body,
+        }
+    }
+
     pub(super) fn dialect(&self) -> Dialect {
         match self {
             ClientRequest::OpenAi(_) => Dialect::OpenAi,

@@ -15,14 +15,57 @@ pub(super) struct Chat {
     canonical: OnceCell<canonical::ChatRequest>,
     /// Set when this request leads a cache flight: taken by the attempt that commits.
     sink: RefCell<Option<Sink>>,
+    /// The model drops fields a translated deployment has no equivalent for, instead of refusing them.
+    drop_unsupported: bool,
 }
 
 impl Chat {
-    pub(super) fn new(inbound: ClientRequest) -> Self {
+    pub(super) fn new(inbound: ClientRequest, drop_unsupported: bool) -> Self {
         Chat {
             inbound,
             canonical: OnceCell::new(),
             sink: RefCell::new(None),
+            drop_unsupported,
+        }
+    }
+
+    /// The client's fields `dep` has no equivalent for (with values other than their defaults): refused, or
+    /// dropped when the model says so (then returned, for `x-meridian-dropped-params`).
+    fn unsupported(&self, dep: &Deployment) -> Result<Vec<String>, GatewayError> {
+        let fields = providers::params::unsupported(
+            self.inbound.dialect(),
+            self.inbound.body(),
+            &dep.provider.kind,
+        );
+        if fields.is_empty() || self.drop_unsupported {
+            return Ok(fields);
+        }
+        Err(GatewayError::new(
+            ErrorCode::UnsupportedParameter,
+            format!(
+                "{} cannot be sent to deployment {} ({} has no equivalent for the value given); set \
+                 `drop_unsupported = true` on the model to drop such fields instead",
+                fields
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                dep.id(),
+                dep.provider.kind.name(),
+            ),
+        ))
+    }
+
+    /// Names the fields dropped for a translated deployment, if any.
+    fn note_dropped(&self, dep: &Deployment, wire: Wire, resp: &mut Response) {
+        if wire == Wire::Passthrough || !self.drop_unsupported {
+            return;
+        }
+        if let Ok(fields) = self.unsupported(dep) {
+            if !fields.is_empty() {
+                resp.headers
+                    .insert("x-meridian-dropped-params", fields.join(","));
+            }
         }
     }
 
@@ -94,6 +137,7 @@ impl Operation for Chat {
                 providers::anthropic::passthrough_request(dep, m, creds)
             }
             (ClientRequest::OpenAi(_), Wire::Translated) => {
+                self.unsupported(dep)?;
                 // What the canonical request cannot hold, only a passthrough deployment can serve.
                 let c = self
                     .canonical()
@@ -101,6 +145,7 @@ impl Operation for Chat {
                 providers::build_request(dep, c, creds, now_ms)?
             }
             (ClientRequest::Anthropic(_), Wire::Translated) => {
+                self.unsupported(dep)?;
                 providers::build_request(dep, self.canonical()?, creds, now_ms)?
             }
         };
@@ -167,6 +212,7 @@ impl Operation for Chat {
         if let Some(n) = note {
             response.headers.insert("x-meridian-cache-note", n);
         }
+        self.note_dropped(dep, wire, &mut response);
         Ok(Whole { response, usage })
     }
 
@@ -232,6 +278,8 @@ impl Operation for Chat {
         if let (Some(sink), Some(slot)) = (self.sink.borrow_mut().take(), &slot) {
             cache::attach(slot, sink, dep.id());
         }
+        let mut r = r;
+        self.note_dropped(dep, wire, &mut r);
         Ok(r)
     }
 

@@ -240,7 +240,7 @@ impl<P: Platform, O: Operation> Call<'_, P, O> {
                     return Ok(Some((i, p)));
                 }
                 Err(e) => {
-                    let skipped = e.code == ErrorCode::UnsupportedInput;
+                    let skipped = e.code.skips_deployment();
                     if !skipped && !e.fails_over() {
                         return Err(e);
                     }

@@ -154,7 +154,9 @@ fn what_only_anthropic_can_take_is_not_sent_to_other_kinds() {
     assert_eq!(p.requests.borrow().len(), 1);
     let rec = only_record(&p);
     assert_eq!(rec["attempts"][1]["outcome"], "skipped", "{rec}");
-    assert_eq!(rec["attempts"][1]["code"], "unsupported_input");
+    // `top_k`, `thinking` and `output_config.effort` have no OpenAI equivalent (and the thinking block in the
+    // history no canonical form either).
+    assert_eq!(rec["attempts"][1]["code"], "unsupported_parameter");
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["type"], "error");
     assert_eq!(v["error"]["type"], "overloaded_error");
@@ -188,4 +190,57 @@ fn an_overloaded_provider_is_overloaded_in_both_dialects_with_each_ones_status()
         }
         assert_eq!(rec["status"], resp.status);
     }
+}
+
+/// Bedrock only, with `drop_unsupported` as given.
+fn bedrock_model(drop: bool) -> Config {
+    Config::parse(&format!(
+        r#"{{
+        "keys": [{{"name": "demo", "sha256": "{KEY_SHA256}"}}],
+        "providers": {{
+            "br": {{"kind": "bedrock", "base_url": "http://br.test", "region": "us-east-1",
+                    "access_key_id_secret": "AWS_ID", "secret_access_key_secret": "AWS_SECRET"}}
+        }},
+        "models": {{"m": {{"drop_unsupported": {drop}, "deployments": [
+            {{"provider": "br", "model": "anthropic.claude-3-haiku-20240307-v1:0", "region": "us-east-1"}}
+        ]}}}}
+    }}"#
+    ))
+    .unwrap()
+}
+
+const CONVERSE: &str = r#"{"output":{"message":{"role":"assistant","content":[{"text":"hi"}]}},"stopReason":"end_turn","usage":{"inputTokens":3,"outputTokens":1,"totalTokens":4}}"#;
+
+#[test]
+fn a_field_without_an_equivalent_is_refused_by_name_or_dropped_when_the_model_says_so() {
+    let body = r#"{"model":"m","n":2,"logprobs":true,"temperature":0.5,"messages":[{"role":"user","content":"hi"}]}"#;
+    let post = || {
+        let mut req = request(D::OpenAi, "m", false, "\"hi\"");
+        req.body = body.as_bytes().to_vec();
+        req
+    };
+    let p = platform([Scripted::json(200, CONVERSE)]);
+    let (resp, out) = run(&bedrock_model(false), &p, &State::new(1), post());
+    assert_eq!(resp.status, 400);
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["error"]["code"], "unsupported_parameter");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("`n`, `logprobs` cannot be sent to deployment br/"),
+        "{message}"
+    );
+    assert!(
+        p.requests.borrow().is_empty(),
+        "nothing reached the provider"
+    );
+
+    let p = platform([Scripted::json(200, CONVERSE)]);
+    let (resp, out) = run(&bedrock_model(true), &p, &State::new(1), post());
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&out));
+    assert_eq!(
+        resp.headers.get("x-meridian-dropped-params"),
+        Some("n,logprobs")
+    );
+    let sent: Value = serde_json::from_slice(&p.requests.borrow()[0].body).unwrap();
+    assert_eq!(sent["inferenceConfig"]["temperature"], 0.5);
 }

@@ -461,6 +461,7 @@ mod tests {
             stream: true,
             include_usage: true,
             cache_points: vec![crate::canonical::CachePoint::System(0)],
+            parallel_tool_calls: Some(false),
         };
         assert_eq!(r, want);
     }
@@ -477,7 +478,6 @@ mod tests {
         // What canonical requests do not carry: provider-specific extras (the system prompt keeps its blocks
         // because one is marked for caching).
         want["model"] = "claude-sonnet-4-5-20250929".into();
-        want["tool_choice"] = json!({"type": "auto"});
         want.as_object_mut().unwrap().remove("top_k");
         want["messages"][2]["content"][0]["content"] = "15 degrees\nlight rain".into();
         assert_eq!(body, want);

@@ -4,7 +4,9 @@
 //! (`messages[0].content[1].text: must be a string`).
 
 use super::raw::RawObject;
-use crate::canonical::{CachePoint, ChatRequest, Image, Message, Part, Role, Tool, ToolChoice};
+use crate::canonical::{
+    CachePoint, ChatRequest, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice,
+};
 use crate::error::{ErrorCode, GatewayError};
 use core::fmt;
 use serde::de::{self, Deserializer, Unexpected, Visitor};
@@ -32,6 +34,7 @@ struct Body<'a> {
     #[serde(borrow)]
     metadata: Option<Metadata<'a>>,
     stream: Option<bool>,
+    output_config: Option<OutputConfig>,
 }
 
 #[derive(Deserialize)]
@@ -124,6 +127,22 @@ struct Choice<'a> {
     kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     name: Option<Cow<'a, str>>,
+    disable_parallel_tool_use: Option<bool>,
+}
+
+/// `output_config`: its `format` is what the canonical request holds (structured output); `effort` has no
+/// equivalent elsewhere (see providers::params).
+#[derive(Deserialize)]
+struct OutputConfig {
+    format: Option<OutputFormat>,
+}
+
+#[derive(Deserialize)]
+struct OutputFormat {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// JSON Schema: free-form.
+    schema: Option<Value>,
 }
 
 /// `max_tokens`: Anthropic requires a positive integer, so this dialect does too.
@@ -355,8 +374,17 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
         system,
         messages,
         tools,
+        parallel_tool_calls: b
+            .tool_choice
+            .as_ref()
+            .and_then(|c| c.disable_parallel_tool_use)
+            .map(|disabled| !disabled),
         tool_choice: b.tool_choice.map(tool_choice).transpose()?,
-        response_format: None,
+        response_format: b
+            .output_config
+            .and_then(|o| o.format)
+            .map(output_format)
+            .transpose()?,
         temperature: b.temperature,
         top_p: b.top_p,
         max_tokens: Some(max_tokens),
@@ -555,6 +583,23 @@ fn tool(t: ToolDef, path: &str) -> Result<Tool, GatewayError> {
         description: t.description.map(Cow::into_owned),
         parameters,
     })
+}
+
+/// `output_config.format`: a JSON Schema the answer must follow.
+fn output_format(f: OutputFormat) -> Result<ResponseFormat, GatewayError> {
+    match f.kind.as_deref() {
+        Some("json_schema") => Ok(ResponseFormat::JsonSchema {
+            name: "response".into(),
+            schema: f
+                .schema
+                .ok_or_else(|| invalid("output_config.format.schema", "field required"))?,
+            strict: Some(true),
+        }),
+        other => Err(invalid(
+            "output_config.format.type",
+            format!("unknown format {other:?} (expected \"json_schema\")"),
+        )),
+    }
 }
 
 fn tool_choice(c: Choice) -> Result<ToolChoice, GatewayError> {

@@ -33,6 +33,7 @@ struct Body<'a> {
     tool_choice: Option<Choice<'a>>,
     #[serde(borrow)]
     response_format: Option<Format<'a>>,
+    parallel_tool_calls: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +191,7 @@ impl ChatRequest {
             include_usage: self.include_usage(),
             temperature: b.temperature,
             top_p: b.top_p,
+            parallel_tool_calls: b.parallel_tool_calls,
             max_tokens: b.max_completion_tokens.or(b.max_tokens),
             seed: b.seed,
             user: b.user.map(Cow::into_owned),

@@ -3,8 +3,8 @@
 
 use super::Credentials;
 use crate::canonical::{
-    CachePoint, ChatRequest, ChatResponse, FinishReason, Image, Message, Part, ResponseFormat,
-    Role, StreamEvent, Tool, ToolChoice, Usage,
+    CachePoint, ChatRequest, ChatResponse, FinishReason, Image, Message, Part, Role, StreamEvent,
+    Tool, ToolChoice, Usage,
 };
 use crate::config::Deployment;
 use crate::error::{ErrorCode, GatewayError};
@@ -130,7 +130,7 @@ fn system_blocks(req: &ChatRequest) -> Option<Value> {
     blocks.extend(
         req.response_format
             .as_ref()
-            .map(|f| json!({ "type": "text", "text": json_instruction(f) })),
+            .map(|f| json!({ "type": "text", "text": super::json_instruction(f) })),
     );
     Some(blocks.into())
 }
@@ -143,23 +143,8 @@ fn system_prompt(req: &ChatRequest) -> Option<String> {
         .filter(|s| !s.is_empty())
         .cloned()
         .collect();
-    parts.extend(req.response_format.as_ref().map(json_instruction));
+    parts.extend(req.response_format.as_ref().map(super::json_instruction));
     (!parts.is_empty()).then(|| parts.join("\n\n"))
-}
-
-/// The Messages API has no JSON mode that a plain request can switch on, so a requested response format becomes an
-/// instruction: Claude follows it reliably, but nothing enforces it, so clients must still validate what they get.
-fn json_instruction(format: &ResponseFormat) -> String {
-    const BASE: &str =
-        "Respond with a single JSON object only, with no other text and no code fences.";
-    match format {
-        ResponseFormat::JsonObject => BASE.to_owned(),
-        ResponseFormat::JsonSchema { name, schema, .. } => {
-            format!(
-                "{BASE} The object must conform to this JSON Schema (named {name:?}):\n{schema}"
-            )
-        }
-    }
 }
 
 /// Consecutive messages of one role are merged: the Messages API wants alternating turns, and canonical requests
@@ -272,17 +257,26 @@ fn tool(t: &Tool) -> Value {
 }
 
 fn tool_choice(req: &ChatRequest) -> Option<Value> {
-    let choice = req.tool_choice.as_ref()?;
+    let one_at_a_time = req.parallel_tool_calls == Some(false) && !req.tools.is_empty();
+    let choice = match req.tool_choice.as_ref() {
+        None if one_at_a_time => &ToolChoice::Auto,
+        None => return None,
+        Some(c) => c,
+    };
     // Without tools, "auto" and "none" mean nothing, and the API rejects a tool_choice without tools.
     if req.tools.is_empty() && matches!(choice, ToolChoice::Auto | ToolChoice::None) {
         return None;
     }
-    Some(match choice {
+    let mut v = match choice {
         ToolChoice::Auto => json!({ "type": "auto" }),
         ToolChoice::None => json!({ "type": "none" }),
         ToolChoice::Required => json!({ "type": "any" }),
         ToolChoice::Tool(name) => json!({ "type": "tool", "name": name }),
-    })
+    };
+    if one_at_a_time && !matches!(choice, ToolChoice::None) {
+        v["disable_parallel_tool_use"] = true.into();
+    }
+    Some(v)
 }
 
 /// The Messages API's answers as Anthropic sends them: a whole message, and the events of a stream. One flat
@@ -752,7 +746,7 @@ mod tests {
                 },
             ],
             tool_choice: Some(ToolChoice::Required),
-            response_format: Some(ResponseFormat::JsonSchema {
+            response_format: Some(crate::canonical::ResponseFormat::JsonSchema {
                 name: "answer".into(),
                 schema: json!({"type": "object"}),
                 strict: Some(true),
@@ -766,6 +760,7 @@ mod tests {
             stream: true,
             include_usage: true,
             cache_points: Vec::new(),
+            parallel_tool_calls: None,
         };
         let want = json!({
             "model": "claude-sonnet-4-5",
@@ -808,7 +803,7 @@ mod tests {
     fn request_minimal_uses_defaults() {
         let req = ChatRequest {
             messages: vec![user(vec![text("hi")])],
-            response_format: Some(ResponseFormat::JsonObject),
+            response_format: Some(crate::canonical::ResponseFormat::JsonObject),
             tool_choice: Some(ToolChoice::None),
             ..Default::default()
         };

@@ -685,6 +685,7 @@ mod tests {
             stream: true,
             include_usage: false,
             cache_points: Vec::new(),
+            parallel_tool_calls: None,
         };
         let sig = UNKNOWN_THOUGHT_SIGNATURE;
         let want = json!({

@@ -8,6 +8,7 @@ pub mod errors;
 pub mod gemini;
 pub mod openai_compat;
 pub mod openai_wire;
+pub mod params;
 
 use crate::canonical::{ChatRequest, ChatResponse, StreamEvent};
 use crate::config::{Deployment, ProviderKind};
@@ -183,6 +184,21 @@ pub fn error_message(kind: &ProviderKind, body: &[u8]) -> Option<String> {
         ProviderKind::Anthropic => anthropic::error_message(body),
         ProviderKind::Gemini => gemini::error_message(body),
         ProviderKind::Bedrock { .. } => bedrock::converse::error_message(body),
+    }
+}
+
+/// For providers without a JSON mode a plain request can switch on (Anthropic's Messages API, Bedrock's Converse), a
+/// requested response format becomes an instruction: Claude follows it reliably, but nothing enforces it, so clients must still validate what they get.
+pub(crate) fn json_instruction(format: &crate::canonical::ResponseFormat) -> String {
+    const BASE: &str =
+        "Respond with a single JSON object only, with no other text and no code fences.";
+    match format {
+        crate::canonical::ResponseFormat::JsonObject => BASE.to_owned(),
+        crate::canonical::ResponseFormat::JsonSchema { name, schema, .. } => {
+            format!(
+                "{BASE} The object must conform to this JSON Schema (named {name:?}):\n{schema}"
+            )
+        }
     }
 }
 

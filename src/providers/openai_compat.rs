@@ -126,6 +126,13 @@ pub fn request_body(req: &canonical::ChatRequest, model: &str) -> Vec<u8> {
     set("seed", req.seed.map(|v| json!(v)));
     set("user", req.user.as_ref().map(|v| json!(v)));
     set("stop", (!req.stop.is_empty()).then(|| json!(req.stop)));
+    // Only with tools: the API refuses the flag without them.
+    if !req.tools.is_empty() {
+        set(
+            "parallel_tool_calls",
+            req.parallel_tool_calls.map(|v| json!(v)),
+        );
+    }
     if !req.tools.is_empty() {
         let tools: Vec<Value> = req
             .tools

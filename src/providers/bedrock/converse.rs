@@ -1,8 +1,8 @@
 //! Bedrock Converse / ConverseStream: canonical requests to Converse JSON, and Converse answers (JSON or a binary
 //! event stream) back to canonical responses and stream events.
 //!
-//! Not mapped, because Converse has no equivalent: `response_format` (no JSON mode; the model sees only the
-//! prompt), `seed` and `user`.
+//! Converse has no JSON mode, so `response_format` becomes an instruction in the system prompt (as for Anthropic);
+//! `seed` has no equivalent and `user` is not sent (see providers::params).
 
 use super::eventstream::{self, Message as Frame};
 use super::wire;
@@ -47,6 +47,9 @@ pub fn request_body(req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
         if req.cache_points.contains(&CachePoint::System(i)) && !system.is_empty() {
             system.push(cache_point());
         }
+    }
+    if let Some(format) = &req.response_format {
+        system.push(json!({ "text": crate::providers::json_instruction(format) }));
     }
     if !system.is_empty() {
         body.insert("system".into(), Value::Array(system));
@@ -664,12 +667,23 @@ mod tests {
             stream: true,
             include_usage: true,
             cache_points: Vec::new(),
+            parallel_tool_calls: None,
         }
     }
 
     #[test]
     fn request_body_matches_fixture() {
-        assert_eq!(body(&full_request()), json_fixture("converse_request.json"));
+        let mut req = full_request();
+        let format = req.response_format.take();
+        assert_eq!(body(&req), json_fixture("converse_request.json"));
+        // A response format becomes the system prompt's last instruction.
+        req.response_format = format;
+        let system = body(&req)["system"].as_array().unwrap().clone();
+        assert_eq!(system.len(), 3);
+        assert!(system[2]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Respond with a single JSON object only"));
     }
 
     #[test]
