@@ -70,6 +70,13 @@ pub enum Part {
         content: String,
         is_error: bool,
     },
+    /// The model's reasoning before its answer (Anthropic `thinking`, Bedrock `reasoningContent`, Gemini thought
+    /// parts, OpenAI-compatible `reasoning_content`). `signature` is the provider's proof of it (Anthropic,
+    /// Bedrock), without which no Anthropic-family provider takes it back.
+    Reasoning {
+        text: String,
+        signature: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -142,7 +149,7 @@ pub struct ChatResponse {
     pub id: String,
     /// The provider's model name.
     pub model: String,
-    /// `Part::Text` and `Part::ToolCall` only, in the order the model produced them.
+    /// `Part::Reasoning`, `Part::Text` and `Part::ToolCall` only, in the order the model produced them.
     pub content: Vec<Part>,
     pub finish: FinishReason,
     /// `None` when the provider's answer carried no counts.
@@ -159,6 +166,10 @@ pub enum StreamEvent {
         model: String,
     },
     Text(String),
+    /// More of the model's reasoning text.
+    Reasoning(String),
+    /// The signature of the reasoning said so far, which ends it.
+    ReasoningSignature(String),
     /// A tool call begins; `index` numbers tool calls within the answer from 0.
     ToolCallStart {
         index: u32,

@@ -129,13 +129,16 @@ pub struct SsePassthrough<C: WireCheck = OpenAiCheck> {
     recorder: Option<Recorder>,
 }
 
-/// Whether a chunk carries content: a finish reason, text, a tool call, a refusal, or the usage.
+/// Whether a chunk carries content: a finish reason, text, reasoning, a tool call, a refusal, or the usage.
 fn has_content(chunk: &Completion) -> bool {
     let nonempty = |s: &Option<Cow<str>>| s.as_deref().is_some_and(|s| !s.is_empty());
     let choice = |c: &Choice| {
         c.finish_reason.is_some()
             || c.delta.as_ref().is_some_and(|d| {
-                nonempty(&d.content) || d.tool_calls.is_some() || nonempty(&d.refusal)
+                nonempty(&d.content)
+                    || d.tool_calls.is_some()
+                    || nonempty(&d.refusal)
+                    || nonempty(&d.reasoning_content)
             })
     };
     chunk.usage.is_some() || chunk.choices.iter().flatten().any(choice)

@@ -46,6 +46,12 @@ enum StoredPart<'a> {
         #[serde(borrow)]
         arguments: Cow<'a, str>,
     },
+    Reasoning {
+        #[serde(borrow)]
+        reasoning: Cow<'a, str>,
+        #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+        signature: Option<Cow<'a, str>>,
+    },
 }
 
 #[derive(Clone, Copy, Serialize, Deserialize)]
@@ -110,8 +116,12 @@ impl Entry {
                     name: name.into(),
                     arguments: arguments.into(),
                 }),
+                Part::Reasoning { text, signature } => Some(StoredPart::Reasoning {
+                    reasoning: text.into(),
+                    signature: signature.as_deref().map(Into::into),
+                }),
                 // Images and tool results are never part of an answer.
-                _ => None,
+                Part::Image(_) | Part::ToolResult { .. } => None,
             })
             .collect();
         let stored = Stored {
@@ -167,6 +177,13 @@ impl Entry {
                     name: name.into_owned(),
                     arguments: arguments.into_owned(),
                 },
+                StoredPart::Reasoning {
+                    reasoning,
+                    signature,
+                } => Part::Reasoning {
+                    text: reasoning.into_owned(),
+                    signature: signature.map(Cow::into_owned),
+                },
             })
             .collect();
         Some(Entry {
@@ -215,7 +232,11 @@ impl Entry {
                     }
                     tool += 1;
                 }
-                _ => {}
+                Part::Reasoning { text, signature } => {
+                    out.extend(pieces(text).map(|s| StreamEvent::Reasoning(s.to_owned())));
+                    out.extend(signature.clone().map(StreamEvent::ReasoningSignature));
+                }
+                Part::Image(_) | Part::ToolResult { .. } => {}
             }
         }
         out.push(StreamEvent::Finish(a.finish));
@@ -247,6 +268,9 @@ pub struct Recorder {
     /// (id, name, arguments) by tool index; text before the first tool call stays first.
     tools: Vec<(String, String, String)>,
     text_first: bool,
+    /// Reasoning comes before the answer it leads to.
+    reasoning: String,
+    signature: Option<String>,
     finish: Option<FinishReason>,
     usage: Option<Usage>,
 }
@@ -279,6 +303,8 @@ impl Recorder {
                     t.2.push_str(delta);
                 }
             }
+            StreamEvent::Reasoning(t) => self.reasoning.push_str(t),
+            StreamEvent::ReasoningSignature(s) => self.signature = Some(s.clone()),
             StreamEvent::Finish(f) => self.finish = Some(*f),
             StreamEvent::Usage(u) => self.usage = Some(*u),
         }
@@ -292,6 +318,12 @@ impl Recorder {
     pub fn into_answer(self) -> Option<ChatResponse> {
         let finish = self.finish?;
         let mut content = Vec::new();
+        if !self.reasoning.is_empty() {
+            content.push(Part::Reasoning {
+                text: self.reasoning,
+                signature: self.signature,
+            });
+        }
         let text = (!self.text.is_empty()).then_some(Part::Text(self.text));
         let tools = self
             .tools

@@ -256,6 +256,8 @@ pub fn canonical_form(model: &str, req: &ChatRequest) -> Value {
 fn part(p: &Part) -> Value {
     match p {
         Part::Text(t) => json!({"text": t}),
+        // The reasoning is what the model sees again; its signature only proves it.
+        Part::Reasoning { text, .. } => json!({"reasoning": text}),
         Part::Image(Image::Url(u)) => json!({"image_url": u}),
         Part::Image(Image::Base64 { media_type, data }) => {
             json!({"image": media_type, "data": data})

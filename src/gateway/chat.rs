@@ -459,7 +459,11 @@ async fn translated_stream<P: Platform>(
                     // of the prompt some providers send with it).
                     let content = |e: &StreamEvent| match e {
                         StreamEvent::Start { .. } | StreamEvent::Usage(_) => false,
+                        // Reasoning is content: a client of either dialect sees it, and a model may reason for
+                        // long before it answers.
                         StreamEvent::Text(_)
+                        | StreamEvent::Reasoning(_)
+                        | StreamEvent::ReasoningSignature(_)
                         | StreamEvent::ToolCallStart { .. }
                         | StreamEvent::ToolCallArgs { .. }
                         | StreamEvent::Finish(_) => true,

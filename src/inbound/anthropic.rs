@@ -42,10 +42,17 @@ fn usage_json(u: &Usage) -> Value {
     v
 }
 
-/// Answers only hold text and tool calls; anything else is not part of an assistant message.
+/// Answers hold reasoning, text and tool calls; anything else is not part of an assistant message.
 fn content_json(part: &Part) -> Option<Value> {
     match part {
         Part::Text(text) => Some(json!({ "type": "text", "text": text })),
+        // Reasoning from a provider that signs none still reaches the client; its empty signature tells an
+        // Anthropic-family provider not to take it back (Meridian leaves such blocks out when it translates).
+        Part::Reasoning { text, signature } => Some(json!({
+            "type": "thinking",
+            "thinking": text,
+            "signature": signature.as_deref().unwrap_or_default(),
+        })),
         Part::ToolCall {
             id,
             name,
@@ -119,12 +126,13 @@ const UNKNOWN_MESSAGE_ID: &str = "msg_unknown";
 enum Block {
     Text { index: u32 },
     Tool { index: u32 },
+    Thinking { index: u32 },
 }
 
 impl Block {
     fn index(self) -> u32 {
         match self {
-            Block::Text { index } | Block::Tool { index } => index,
+            Block::Text { index } | Block::Tool { index } | Block::Thinking { index } => index,
         }
     }
 }
@@ -184,6 +192,8 @@ impl StreamEncoder {
                 return;
             }
             StreamEvent::Text(_)
+            | StreamEvent::Reasoning(_)
+            | StreamEvent::ReasoningSignature(_)
             | StreamEvent::ToolCallStart { .. }
             | StreamEvent::ToolCallArgs { .. }
             | StreamEvent::Finish(_) => self.flush_start(out),
@@ -191,6 +201,8 @@ impl StreamEncoder {
         match ev {
             StreamEvent::Start { .. } | StreamEvent::Usage(_) => {}
             StreamEvent::Text(text) => self.text(text, out),
+            StreamEvent::Reasoning(text) => self.thinking(text, out),
+            StreamEvent::ReasoningSignature(signature) => self.signature(signature, out),
             StreamEvent::ToolCallStart { index, id, name } => {
                 self.tool_start(*index, id, name, out)
             }
@@ -275,6 +287,53 @@ impl StreamEncoder {
             }),
         );
         write_event(out, "ping", &json!({ "type": "ping" }));
+    }
+
+    /// Reasoning goes to a `thinking` block of its own, as Anthropic streams it.
+    fn thinking(&mut self, text: &str, out: &mut Vec<u8>) {
+        if text.is_empty() {
+            return;
+        }
+        self.start(UNKNOWN_MESSAGE_ID, out);
+        let index = self.thinking_block(out);
+        write_event(
+            out,
+            "content_block_delta",
+            &json!({
+                "type": "content_block_delta",
+                "index": index,
+                "delta": { "type": "thinking_delta", "thinking": text },
+            }),
+        );
+    }
+
+    fn signature(&mut self, signature: &str, out: &mut Vec<u8>) {
+        self.start(UNKNOWN_MESSAGE_ID, out);
+        let index = self.thinking_block(out);
+        write_event(
+            out,
+            "content_block_delta",
+            &json!({
+                "type": "content_block_delta",
+                "index": index,
+                "delta": { "type": "signature_delta", "signature": signature },
+            }),
+        );
+    }
+
+    /// The open thinking block, opened if another (or none) is open.
+    fn thinking_block(&mut self, out: &mut Vec<u8>) -> u32 {
+        match self.open {
+            Some(Block::Thinking { index }) => index,
+            _ => {
+                let index = self.open_block(
+                    out,
+                    json!({ "type": "thinking", "thinking": "", "signature": "" }),
+                );
+                self.open = Some(Block::Thinking { index });
+                index
+            }
+        }
     }
 
     fn text(&mut self, text: &str, out: &mut Vec<u8>) {
@@ -624,8 +683,8 @@ mod tests {
         for (patch, want) in [
             (
                 json!({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": [
-                    {"type": "thinking", "thinking": "t", "signature": "s"}, {"type": "text", "text": "b"}]}]}),
-                "messages[1].content[0].type: block type \"thinking\" can only be sent to an Anthropic provider",
+                    {"type": "redacted_thinking", "data": "EmwKAhgB"}, {"type": "text", "text": "b"}]}]}),
+                "messages[1].content[0].type: block type \"redacted_thinking\" can only be sent to an Anthropic provider",
             ),
             (
                 json!({"messages": user(json!([{"type": "image", "source": {"type": "file", "file_id": "f"}}]))}),

@@ -79,6 +79,10 @@ struct Block<'a> {
     content: Option<TextOrTextBlocks<'a>>,
     is_error: Option<bool>,
     cache_control: Option<de::IgnoredAny>,
+    #[serde(borrow)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    signature: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -511,6 +515,10 @@ fn content_block(b: Block, role: Role, path: &str) -> Result<Part, GatewayError>
                 arguments,
             })
         }
+        ("thinking", Role::Assistant) => Ok(Part::Reasoning {
+            text: required(b.thinking, path, "thinking")?.into_owned(),
+            signature: b.signature.map(Cow::into_owned),
+        }),
         ("tool_result", Role::User) => {
             let call_id = required(b.tool_use_id, path, "tool_use_id")?;
             // Canonical tool results are text: text blocks are joined, anything else cannot be carried.

@@ -207,10 +207,12 @@ fn usage_value(u: &Usage) -> Value {
 /// A `chat.completion` object for a canonical answer.
 pub fn render_response(resp: &ChatResponse, created: u64) -> Vec<u8> {
     let mut text = String::new();
+    let mut reasoning = String::new();
     let mut calls = Vec::new();
     for p in &resp.content {
         match p {
             Part::Text(t) => text.push_str(t),
+            Part::Reasoning { text, .. } => reasoning.push_str(text),
             Part::ToolCall {
                 id,
                 name,
@@ -226,6 +228,10 @@ pub fn render_response(resp: &ChatResponse, created: u64) -> Vec<u8> {
     } else {
         json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }})
     };
+    // Reasoning in the field OpenAI-compatible hosts (DeepSeek, vLLM, OpenRouter) use; OpenAI's own API shows none.
+    if !reasoning.is_empty() {
+        message["reasoning_content"] = Value::String(reasoning);
+    }
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
     }
@@ -291,6 +297,9 @@ impl StreamEncoder {
         match ev {
             StreamEvent::Start { .. } => {}
             StreamEvent::Text(t) => self.chunk(json!({"content": t}), None, out),
+            StreamEvent::Reasoning(t) => self.chunk(json!({"reasoning_content": t}), None, out),
+            // OpenAI's dialect has no place for it.
+            StreamEvent::ReasoningSignature(_) => {}
             StreamEvent::ToolCallStart { index, id, name } => self.chunk(
                 json!({"tool_calls": [{"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
                 None,

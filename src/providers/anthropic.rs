@@ -186,11 +186,19 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-/// One content block; `None` for empty text, which the API rejects.
+/// One content block; `None` for empty text, which the API rejects, and for reasoning without a signature
+/// (another provider's), which Anthropic cannot verify and refuses.
 fn block(part: &Part, message: usize) -> Result<Option<Value>, GatewayError> {
     Ok(Some(match part {
         Part::Text(t) if t.is_empty() => return Ok(None),
         Part::Text(t) => json!({ "type": "text", "text": t }),
+        Part::Reasoning {
+            text,
+            signature: Some(signature),
+        } if !signature.is_empty() => {
+            json!({ "type": "thinking", "thinking": text, "signature": signature })
+        }
+        Part::Reasoning { .. } => return Ok(None),
         Part::Image(image) => json!({ "type": "image", "source": image_source(image) }),
         Part::ToolCall {
             id,
@@ -327,6 +335,10 @@ mod wire {
         /// A tool call's arguments, as the JSON text the model wrote.
         #[serde(default, borrow)]
         pub input: Option<&'a RawValue>,
+        #[serde(default, borrow)]
+        pub thinking: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub signature: Option<Cow<'a, str>>,
     }
 
     /// A `content_block_delta`'s or a `message_delta`'s delta.
@@ -338,6 +350,10 @@ mod wire {
         pub text: Option<Cow<'a, str>>,
         #[serde(default, borrow)]
         pub partial_json: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub thinking: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub signature: Option<Cow<'a, str>>,
         #[serde(default, borrow)]
         pub stop_reason: Option<Cow<'a, str>>,
     }
@@ -400,10 +416,15 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
     })
 }
 
-/// Text and tool calls; thinking and server-tool blocks have no canonical form and are dropped.
+/// Reasoning, text and tool calls; redacted thinking and server-tool blocks have no canonical form and are dropped
+/// (an Anthropic-dialect client gets them, passed through).
 fn response_part(block: &wire::Block) -> Option<Part> {
     match block.kind.as_deref()? {
         "text" => Some(Part::Text(wire::text(&block.text))),
+        "thinking" => Some(Part::Reasoning {
+            text: wire::text(&block.thinking),
+            signature: block.signature.as_deref().map(str::to_owned),
+        }),
         "tool_use" => Some(Part::ToolCall {
             id: wire::text(&block.id),
             name: wire::text(&block.name),
@@ -579,6 +600,12 @@ impl StreamDecoder {
                     out.push(StreamEvent::Text(text.to_owned()));
                 }
             }
+            Some("thinking") => {
+                let text = block.thinking.as_deref().unwrap_or_default();
+                if !text.is_empty() {
+                    out.push(StreamEvent::Reasoning(text.to_owned()));
+                }
+            }
             Some("tool_use") => {
                 let index = self.next_tool;
                 self.next_tool += 1;
@@ -618,7 +645,18 @@ impl StreamDecoder {
                     });
                 }
             }
-            // thinking_delta, signature_delta, citations_delta: nothing canonical.
+            Some("thinking_delta") => {
+                let text = delta.thinking.as_deref().unwrap_or_default();
+                if !text.is_empty() {
+                    out.push(StreamEvent::Reasoning(text.to_owned()));
+                }
+            }
+            Some("signature_delta") => {
+                if let Some(s) = delta.signature.as_deref().filter(|s| !s.is_empty()) {
+                    out.push(StreamEvent::ReasoningSignature(s.to_owned()));
+                }
+            }
+            // citations_delta and types added later: nothing canonical.
             _ => {}
         }
     }

@@ -105,6 +105,8 @@ fn gemini_part(
     Ok(Some(match part {
         Part::Text(t) if t.is_empty() => return Ok(None),
         Part::Text(t) => json!({ "text": t }),
+        // Gemini takes no reasoning back as text (its own thoughts return only as signatures).
+        Part::Reasoning { .. } => return Ok(None),
         Part::Image(image) => image_part(image),
         Part::ToolCall {
             id,
@@ -333,6 +335,10 @@ pub fn parse_response(body: &[u8], id: &str) -> Result<ChatResponse, GatewayErro
                 Some(Part::Text(prev)) => prev.push_str(&t),
                 _ => content.push(Part::Text(t)),
             },
+            Some(Part::Reasoning { text, signature }) => match content.last_mut() {
+                Some(Part::Reasoning { text: prev, .. }) => prev.push_str(&text),
+                _ => content.push(Part::Reasoning { text, signature }),
+            },
             Some(call) => {
                 calls += 1;
                 content.push(call);
@@ -363,11 +369,16 @@ fn candidate_parts<'v, 'a>(v: &'v wire::Response<'a>) -> &'v [wire::Part<'a>] {
         .unwrap_or(&[])
 }
 
-/// Text or a function call; thought summaries and other part kinds have no canonical form. `calls` numbers the
-/// function calls before this one, for ids: Gemini calls carry no id unless the API assigns one.
+/// Text, reasoning (a thought summary) or a function call; other part kinds have no canonical form. `calls`
+/// numbers the function calls before this one, for ids: Gemini calls carry no id unless the API assigns one.
 fn answer_part(part: &wire::Part, calls: u32) -> Option<Part> {
     if part.thought == Some(true) {
-        return None;
+        // Gemini's thought signatures prove nothing to another provider: the text alone is carried.
+        let text = part.text.as_deref().filter(|t| !t.is_empty())?;
+        return Some(Part::Reasoning {
+            text: text.to_owned(),
+            signature: None,
+        });
     }
     if let Some(text) = &part.text {
         return (!text.is_empty()).then(|| Part::Text(text.to_string()));
@@ -530,6 +541,7 @@ impl StreamDecoder {
         for part in candidate_parts(v) {
             match answer_part(part, self.calls) {
                 Some(Part::Text(t)) => out.push(StreamEvent::Text(t)),
+                Some(Part::Reasoning { text, .. }) => out.push(StreamEvent::Reasoning(text)),
                 Some(Part::ToolCall {
                     id,
                     name,
@@ -799,9 +811,16 @@ mod tests {
             ChatResponse {
                 id: "mM0eaOG7Ft2SqtsP5q-h8AI".into(),
                 model: "gemini-2.5-flash".into(),
-                content: vec![Part::Text(
-                    "The capital of France is Paris. It is known for the Eiffel Tower.".into()
-                )],
+                content: vec![
+                    Part::Reasoning {
+                        text: "**Recalling the capital**\n\nThe user wants the capital of France."
+                            .into(),
+                        signature: None,
+                    },
+                    Part::Text(
+                        "The capital of France is Paris. It is known for the Eiffel Tower.".into()
+                    )
+                ],
                 finish: FinishReason::Stop,
                 usage: Some(Usage {
                     input_tokens: 9,

@@ -95,7 +95,9 @@ pub fn request_body(req: &canonical::ChatRequest, model: &str) -> Vec<u8> {
                         Part::Image(Image::Base64 { media_type, data }) => parts.push(
                             json!({"type": "image_url", "image_url": {"url": format!("data:{media_type};base64,{data}")}}),
                         ),
-                        Part::ToolCall { .. } => {}
+                        // Not in a user turn; an assistant's reasoning is not sent back (hosts that return
+                        // `reasoning_content` refuse it in the history).
+                        Part::ToolCall { .. } | Part::Reasoning { .. } => {}
                     }
                 }
                 if !parts.is_empty() {
@@ -215,6 +217,12 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
         .as_ref()
         .ok_or_else(|| malformed("response (no message)"))?;
     let mut content = Vec::new();
+    if let Some(t) = msg.reasoning_content.as_deref().filter(|t| !t.is_empty()) {
+        content.push(Part::Reasoning {
+            text: t.to_owned(),
+            signature: None,
+        });
+    }
     if let Some(t) = msg.content.as_deref().filter(|t| !t.is_empty()) {
         content.push(Part::Text(t.to_owned()));
     }
@@ -315,6 +323,11 @@ impl StreamDecoder {
         }
         if let Some(choice) = v.choices.as_ref().and_then(|c| c.first()) {
             let delta = choice.delta.as_ref();
+            if let Some(t) = delta.and_then(|d| d.reasoning_content.as_deref()) {
+                if !t.is_empty() {
+                    out.push(StreamEvent::Reasoning(t.to_owned()));
+                }
+            }
             if let Some(t) = delta.and_then(|d| d.content.as_deref()) {
                 if !t.is_empty() {
                     out.push(StreamEvent::Text(t.to_owned()));

@@ -38,6 +38,9 @@ pub struct Message<'a> {
     pub content: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub refusal: Option<Cow<'a, str>>,
+    /// The reasoning OpenAI-compatible hosts (DeepSeek, vLLM, ...) return beside the answer.
+    #[serde(default, borrow)]
+    pub reasoning_content: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub tool_calls: Option<Vec<ToolCall<'a>>>,
 }

@@ -96,6 +96,15 @@ fn content_block(part: &Part, message: usize) -> Result<Option<Value>, GatewayEr
         // only calls tools).
         Part::Text(text) if text.is_empty() => return Ok(None),
         Part::Text(text) => json!({ "text": text }),
+        // Bedrock's Anthropic models want their signed reasoning back; reasoning without a signature (another
+        // provider's) cannot be verified and is left out.
+        Part::Reasoning {
+            text,
+            signature: Some(signature),
+        } if !signature.is_empty() => {
+            json!({ "reasoningContent": { "reasoningText": { "text": text, "signature": signature } } })
+        }
+        Part::Reasoning { .. } => return Ok(None),
         Part::Image(image) => image_block(image, message)?,
         Part::ToolCall {
             id,
@@ -224,8 +233,13 @@ pub fn parse_response(body: &[u8], id: &str, model: &str) -> Result<ChatResponse
             content.push(Part::Text(text.into_owned()));
         } else if let Some(tool_use) = &block.tool_use {
             content.push(tool_call(tool_use)?);
+        } else if let Some(r) = block.reasoning_content.and_then(|r| r.reasoning_text) {
+            content.push(Part::Reasoning {
+                text: r.text.map(Cow::into_owned).unwrap_or_default(),
+                signature: r.signature.map(Cow::into_owned),
+            });
         }
-        // Reasoning, citations and other block kinds have no canonical form.
+        // Redacted reasoning, citations and other block kinds have no canonical form.
     }
     Ok(ChatResponse {
         id: id.to_owned(),
@@ -432,6 +446,13 @@ impl StreamDecoder {
             if !text.is_empty() {
                 self.emit(events, StreamEvent::Text(text.to_string()));
             }
+        } else if let Some(r) = &delta.reasoning_content {
+            if let Some(text) = r.text.as_deref().filter(|t| !t.is_empty()) {
+                self.emit(events, StreamEvent::Reasoning(text.to_owned()));
+            }
+            if let Some(s) = r.signature.as_deref().filter(|s| !s.is_empty()) {
+                self.emit(events, StreamEvent::ReasoningSignature(s.to_owned()));
+            }
         } else if let Some(input) = delta.tool_use.as_ref().and_then(|t| t.input.as_deref()) {
             let block = block_index(event.content_block_index)?;
             // The last start wins should Bedrock ever reuse a block index.
@@ -455,7 +476,7 @@ impl StreamDecoder {
                 );
             }
         }
-        // Reasoning and citation deltas have no canonical form.
+        // Redacted reasoning and citation deltas have no canonical form.
         Ok(())
     }
 
@@ -1007,6 +1028,7 @@ mod tests {
                 tool_start(1, "b", "g"),
                 args(1, "{}"),
                 args(0, "[]"),
+                StreamEvent::Reasoning("hm".into()),
                 StreamEvent::Usage(Usage {
                     input_tokens: 1,
                     output_tokens: 2,

@@ -29,7 +29,7 @@ pub struct OutputMessage<'a> {
     pub content: Option<Vec<Block<'a>>>,
 }
 
-/// A content block: text, a tool call, or a kind with no canonical form (reasoning, citations, ...).
+/// A content block: text, a tool call, reasoning, or a kind with no canonical form (citations, ...).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Block<'a> {
@@ -37,6 +37,25 @@ pub struct Block<'a> {
     pub text: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub tool_use: Option<ToolUse<'a>>,
+    #[serde(default, borrow)]
+    pub reasoning_content: Option<Reasoning<'a>>,
+}
+
+/// `reasoningContent`: the model's reasoning with its signature (or `redactedContent`, which has no canonical
+/// form).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reasoning<'a> {
+    #[serde(default, borrow)]
+    pub reasoning_text: Option<ReasoningText<'a>>,
+}
+
+#[derive(Deserialize)]
+pub struct ReasoningText<'a> {
+    #[serde(default, borrow)]
+    pub text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub signature: Option<Cow<'a, str>>,
 }
 
 /// A tool call: whole in a response, without `input` in a stream's contentBlockStart.
@@ -123,6 +142,9 @@ pub struct Delta<'a> {
     pub text: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub tool_use: Option<ToolUseDelta<'a>>,
+    /// In a stream: `{"text": ...}` or `{"signature": ...}` (or `redactedContent`).
+    #[serde(default, borrow)]
+    pub reasoning_content: Option<ReasoningText<'a>>,
 }
 
 /// A piece of a tool call's input JSON, as text.
