@@ -16,6 +16,8 @@ pub struct ChatRequest {
     /// `Some(false)` forbids more than one tool call per turn (OpenAI `parallel_tool_calls: false`, Anthropic
     /// `tool_choice.disable_parallel_tool_use: true`).
     pub parallel_tool_calls: Option<bool>,
+    /// How much the model should reason before answering (OpenAI `reasoning_effort`, Anthropic `thinking`).
+    pub thinking: Option<Thinking>,
     pub response_format: Option<ResponseFormat>,
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
@@ -30,6 +32,82 @@ pub struct ChatRequest {
     /// Where the client marked the end of a prompt prefix for the provider to cache (Anthropic `cache_control`),
     /// in prompt order.
     pub cache_points: Vec<CachePoint>,
+}
+
+/// A reasoning setting, as either dialect says it; each provider kind maps it to its own (see
+/// providers::params).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Thinking {
+    Off,
+    /// Anthropic's `budget_tokens`.
+    Budget(u32),
+    /// OpenAI's `reasoning_effort`.
+    Effort(Effort),
+    /// Anthropic's `adaptive`: the model decides.
+    Adaptive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    Minimal,
+    Low,
+    Medium,
+    High,
+}
+
+impl Effort {
+    pub fn name(self) -> &'static str {
+        match self {
+            Effort::Minimal => "minimal",
+            Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High => "high",
+        }
+    }
+}
+
+impl Thinking {
+    /// A token budget for providers that take one (Anthropic, Bedrock's Anthropic models, Gemini); `None` when
+    /// reasoning is off, or left to the model.
+    pub fn budget(self) -> Option<u32> {
+        match self {
+            Thinking::Off | Thinking::Adaptive => None,
+            Thinking::Budget(n) => Some(n),
+            Thinking::Effort(Effort::Minimal) => None,
+            // Anthropic's minimum is 1024; the others grow fourfold, as OpenAI's efforts roughly do.
+            Thinking::Effort(Effort::Low) => Some(1024),
+            Thinking::Effort(Effort::Medium) => Some(4096),
+            Thinking::Effort(Effort::High) => Some(16384),
+        }
+    }
+
+    /// An effort for providers that take one (OpenAI-wire); `None` when reasoning is off.
+    pub fn effort(self) -> Option<Effort> {
+        match self {
+            Thinking::Off => None,
+            Thinking::Effort(e) => Some(e),
+            Thinking::Adaptive => Some(Effort::Medium),
+            Thinking::Budget(n) if n < 4096 => Some(Effort::Low),
+            Thinking::Budget(n) if n < 16384 => Some(Effort::Medium),
+            Thinking::Budget(_) => Some(Effort::High),
+        }
+    }
+
+    /// Anthropic's `thinking` object (also what Bedrock's Anthropic models take).
+    pub fn anthropic(self, max_tokens: u32) -> Option<serde_json::Value> {
+        match (self, self.budget()) {
+            (Thinking::Off, _) | (Thinking::Effort(Effort::Minimal), _) => {
+                Some(serde_json::json!({ "type": "disabled" }))
+            }
+            (Thinking::Adaptive, _) => Some(serde_json::json!({ "type": "adaptive" })),
+            // The budget must stay below `max_tokens`.
+            (_, Some(n)) => Some(serde_json::json!({
+                "type": "enabled",
+                "budget_tokens": n.min(max_tokens.saturating_sub(1)).max(1024),
+            })),
+            (_, None) => None,
+        }
+    }
 }
 
 /// The end of a prompt prefix to cache: after a system piece, a tool, or a message's part (indexes into the

@@ -202,3 +202,64 @@ fn reasoning_goes_back_only_where_it_can_be_verified() {
         serde_json::json!({"role":"assistant","content":"a"})
     );
 }
+
+#[test]
+fn reasoning_settings_map_between_effort_and_budget() {
+    let chat = openai::parse_chat(
+        br#"{"model":"m","reasoning_effort":"high","max_tokens":1000,"messages":[{"role":"user","content":"q"}]}"#,
+    )
+    .unwrap()
+    .to_canonical()
+    .unwrap();
+    let a: Value =
+        serde_json::from_slice(&anthropic_out::request_body(&chat, "claude").unwrap()).unwrap();
+    assert_eq!(
+        a["thinking"],
+        serde_json::json!({"type": "enabled", "budget_tokens": 16384})
+    );
+    assert_eq!(
+        a["max_tokens"],
+        16384 + 1024,
+        "room for the answer beyond the budget"
+    );
+    let b: Value =
+        serde_json::from_slice(&bedrock::converse::request_body(&chat).unwrap()).unwrap();
+    assert_eq!(
+        b["additionalModelRequestFields"]["thinking"],
+        serde_json::json!({"type": "enabled", "budget_tokens": 16384})
+    );
+    assert_eq!(b["inferenceConfig"]["maxTokens"], 16384 + 1024);
+    let g: Value = serde_json::from_slice(&gemini::request_body(&chat).unwrap()).unwrap();
+    assert_eq!(
+        g["generationConfig"]["thinkingConfig"],
+        serde_json::json!({"thinkingBudget": 16384, "includeThoughts": true})
+    );
+
+    let effort_of = |thinking: &str| {
+        let req = anthropic::parse_request(
+            format!(r#"{{"model":"m","max_tokens":64000,"thinking":{thinking},"messages":[{{"role":"user","content":"q"}}]}}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(&openai_compat::request_body(&req, "o4")).unwrap();
+        v.get("reasoning_effort").cloned()
+    };
+    assert_eq!(
+        effort_of(r#"{"type":"enabled","budget_tokens":2048}"#),
+        Some("low".into())
+    );
+    assert_eq!(
+        effort_of(r#"{"type":"enabled","budget_tokens":8000}"#),
+        Some("medium".into())
+    );
+    assert_eq!(
+        effort_of(r#"{"type":"enabled","budget_tokens":32000}"#),
+        Some("high".into())
+    );
+    assert_eq!(effort_of(r#"{"type":"adaptive"}"#), Some("medium".into()));
+    assert_eq!(effort_of(r#"{"type":"disabled"}"#), None);
+    assert!(anthropic::parse_request(
+        br#"{"model":"m","max_tokens":5,"thinking":{"type":"enabled"},"messages":[{"role":"user","content":"q"}]}"#
+    )
+    .is_err());
+}

@@ -203,8 +203,8 @@ pub fn canonical_form(model: &str, req: &ChatRequest) -> Value {
         seed,
         // Abuse tracking and transport: the same answer either way.
         user: _,
-        // Keyed through the client's own body (both dialects' bodies are part of the key when they carry it).
-        parallel_tool_calls: _,
+        parallel_tool_calls,
+        thinking,
         stream: _,
         include_usage: _,
         // What the provider may cache of the prompt, not what it answers.
@@ -229,7 +229,7 @@ pub fn canonical_form(model: &str, req: &ChatRequest) -> Value {
              }| json!({"name": name, "description": description, "parameters": parameters}),
         )
         .collect();
-    json!({
+    let mut form = json!({
         "v": VERSION,
         "model": model,
         "system": system,
@@ -250,7 +250,15 @@ pub fn canonical_form(model: &str, req: &ChatRequest) -> Value {
         "max_tokens": max_tokens,
         "stop": stop,
         "seed": seed,
-    })
+    });
+    // Only when set, so that the keys of requests without them stay what they were.
+    if let Some(p) = parallel_tool_calls {
+        form["parallel_tool_calls"] = json!(p);
+    }
+    if let Some(t) = thinking {
+        form["thinking"] = json!(format!("{t:?}"));
+    }
+    form
 }
 
 fn part(p: &Part) -> Value {

@@ -521,6 +521,7 @@ mod tests {
             include_usage: true,
             cache_points: vec![crate::canonical::CachePoint::System(0)],
             parallel_tool_calls: Some(false),
+            thinking: None,
         };
         assert_eq!(r, want);
     }

@@ -5,7 +5,7 @@
 
 use super::raw::RawObject;
 use crate::canonical::{
-    CachePoint, ChatRequest, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice,
+    CachePoint, ChatRequest, Image, Message, Part, ResponseFormat, Role, Thinking, Tool, ToolChoice,
 };
 use crate::error::{ErrorCode, GatewayError};
 use core::fmt;
@@ -35,6 +35,15 @@ struct Body<'a> {
     metadata: Option<Metadata<'a>>,
     stream: Option<bool>,
     output_config: Option<OutputConfig>,
+    #[serde(borrow)]
+    thinking: Option<ThinkingConfig<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ThinkingConfig<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    budget_tokens: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -378,6 +387,7 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
         system,
         messages,
         tools,
+        thinking: b.thinking.map(thinking).transpose()?,
         parallel_tool_calls: b
             .tool_choice
             .as_ref()
@@ -591,6 +601,22 @@ fn tool(t: ToolDef, path: &str) -> Result<Tool, GatewayError> {
         description: t.description.map(Cow::into_owned),
         parameters,
     })
+}
+
+fn thinking(t: ThinkingConfig) -> Result<Thinking, GatewayError> {
+    match t.kind.as_deref() {
+        Some("enabled") => {
+            Ok(Thinking::Budget(t.budget_tokens.ok_or_else(|| {
+                invalid("thinking.budget_tokens", "field required")
+            })?))
+        }
+        Some("disabled") => Ok(Thinking::Off),
+        Some("adaptive") => Ok(Thinking::Adaptive),
+        other => Err(invalid(
+            "thinking.type",
+            format!("unknown type {other:?} (expected \"enabled\", \"disabled\" or \"adaptive\")"),
+        )),
+    }
 }
 
 /// `output_config.format`: a JSON Schema the answer must follow.

@@ -5,7 +5,8 @@
 
 use super::openai::ChatRequest;
 use crate::canonical::{
-    self, CachePoint, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice,
+    self, CachePoint, Effort, Image, Message, Part, ResponseFormat, Role, Thinking, Tool,
+    ToolChoice,
 };
 use crate::error::GatewayError;
 use core::fmt;
@@ -34,6 +35,8 @@ struct Body<'a> {
     #[serde(borrow)]
     response_format: Option<Format<'a>>,
     parallel_tool_calls: Option<bool>,
+    #[serde(borrow)]
+    reasoning_effort: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -192,6 +195,19 @@ impl ChatRequest {
             temperature: b.temperature,
             top_p: b.top_p,
             parallel_tool_calls: b.parallel_tool_calls,
+            thinking: match b.reasoning_effort.as_deref() {
+                None => None,
+                Some("none") => Some(Thinking::Off),
+                Some("minimal") => Some(Thinking::Effort(Effort::Minimal)),
+                Some("low") => Some(Thinking::Effort(Effort::Low)),
+                Some("medium") => Some(Thinking::Effort(Effort::Medium)),
+                Some("high") | Some("xhigh") => Some(Thinking::Effort(Effort::High)),
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "reasoning_effort: unknown value {other:?} (expected none, minimal, low, medium or high)"
+                    )))
+                }
+            },
             max_tokens: b.max_completion_tokens.or(b.max_tokens),
             seed: b.seed,
             user: b.user.map(Cow::into_owned),

@@ -95,6 +95,15 @@ pub fn request_body(req: &ChatRequest, model: &str) -> Result<Vec<u8>, GatewayEr
     if let Some(user) = &req.user {
         body.insert("metadata".into(), json!({ "user_id": user }));
     }
+    if let Some(t) = req.thinking {
+        let max_tokens = body["max_tokens"].as_u64().unwrap_or(0) as u32;
+        // Thinking needs room beyond its budget: a budget at or above the answer's limit raises the limit.
+        if let Some(budget) = t.budget().filter(|b| *b >= max_tokens) {
+            body.insert("max_tokens".into(), (budget + max_tokens.max(1024)).into());
+        }
+        let max_tokens = body["max_tokens"].as_u64().unwrap_or(0) as u32;
+        body.extend(t.anthropic(max_tokens).map(|v| ("thinking".to_owned(), v)));
+    }
     if req.stream {
         body.insert("stream".into(), true.into());
     }
@@ -799,6 +808,7 @@ mod tests {
             include_usage: true,
             cache_points: Vec::new(),
             parallel_tool_calls: None,
+            thinking: None,
         };
         let want = json!({
             "model": "claude-sonnet-4-5",

@@ -2,8 +2,8 @@
 
 use super::anthropic::parse_data_url;
 use crate::canonical::{
-    ChatRequest, ChatResponse, FinishReason, Image, Message, Part, ResponseFormat, Role,
-    StreamEvent, Tool, ToolChoice, Usage,
+    ChatRequest, ChatResponse, Effort, FinishReason, Image, Message, Part, ResponseFormat, Role,
+    StreamEvent, Thinking, Tool, ToolChoice, Usage,
 };
 use crate::error::{ErrorCode, GatewayError};
 use crate::sse::SseParser;
@@ -205,6 +205,18 @@ fn generation_config(req: &ChatRequest) -> Map<String, Value> {
     if let Some(seed) = req.seed {
         // Gemini seeds are 32-bit. Truncating keeps what a seed is for: the same seed gives the same sampling.
         g.insert("seed".into(), (seed as i32).into());
+    }
+    if let Some(t) = req.thinking {
+        // The thoughts are shown (as reasoning) whenever reasoning is asked for; -1 lets the model decide.
+        let budget = match t {
+            Thinking::Off | Thinking::Effort(Effort::Minimal) => 0,
+            Thinking::Adaptive => -1,
+            t => t.budget().map_or(-1, i64::from),
+        };
+        g.insert(
+            "thinkingConfig".into(),
+            json!({ "thinkingBudget": budget, "includeThoughts": budget != 0 }),
+        );
     }
     match &req.response_format {
         Some(ResponseFormat::JsonObject) => {
@@ -698,6 +710,7 @@ mod tests {
             include_usage: false,
             cache_points: Vec::new(),
             parallel_tool_calls: None,
+            thinking: None,
         };
         let sig = UNKNOWN_THOUGHT_SIGNATURE;
         let want = json!({

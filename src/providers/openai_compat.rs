@@ -128,6 +128,12 @@ pub fn request_body(req: &canonical::ChatRequest, model: &str) -> Vec<u8> {
     set("seed", req.seed.map(|v| json!(v)));
     set("user", req.user.as_ref().map(|v| json!(v)));
     set("stop", (!req.stop.is_empty()).then(|| json!(req.stop)));
+    set(
+        "reasoning_effort",
+        req.thinking
+            .and_then(|t| t.effort())
+            .map(|e| json!(e.name())),
+    );
     // Only with tools: the API refuses the flag without them.
     if !req.tools.is_empty() {
         set(

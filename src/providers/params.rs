@@ -65,9 +65,6 @@ fn null_or_auto(v: &Value) -> bool {
 fn text_only(v: &Value) -> bool {
     v.is_null() || v.as_array().is_some_and(|a| a == &[Value::from("text")])
 }
-fn thinking_off(v: &Value) -> bool {
-    v.is_null() || v.get("type").and_then(Value::as_str) == Some("disabled")
-}
 fn parallel_allowed(v: &Value) -> bool {
     v.get("disable_parallel_tool_use") != Some(&Value::Bool(true))
 }
@@ -251,7 +248,14 @@ pub const OPENAI: &[Field] = &[
     openai_only("presence_penalty", null_or_zero),
     openai_only("frequency_penalty", null_or_zero),
     openai_only("logit_bias", null_or_empty),
-    openai_only("reasoning_effort", null),
+    Field {
+        name: "reasoning_effort",
+        default: any,
+        openai_wire: SAME,
+        anthropic: Mapped("`thinking`: low, medium, high as budgets of 1024, 4096, 16384 tokens (`max_tokens` raised above the budget); minimal and none disable it"),
+        bedrock: Mapped("`additionalModelRequestFields.thinking` as for Anthropic (Anthropic models)"),
+        gemini: Mapped("`generationConfig.thinkingConfig`: the same budgets, thoughts included; minimal and none: budget 0"),
+    },
     openai_only("verbosity", null),
     openai_only("service_tier", null_or_auto),
     openai_only("store", null_or_false),
@@ -372,7 +376,14 @@ pub const ANTHROPIC: &[Field] = &[
         ),
     },
     anthropic_only("top_k", null),
-    anthropic_only("thinking", thinking_off),
+    Field {
+        name: "thinking",
+        default: any,
+        openai_wire: Mapped("`reasoning_effort`: a budget under 4096 tokens is low, under 16384 medium, else high; adaptive is medium; disabled sends none"),
+        anthropic: SAME,
+        bedrock: Mapped("`additionalModelRequestFields.thinking` (Anthropic models)"),
+        gemini: Mapped("`generationConfig.thinkingConfig.thinkingBudget` (adaptive: -1, the model decides), thoughts included"),
+    },
     anthropic_only("service_tier", null_or_auto),
     anthropic_only("container", null),
     anthropic_only("mcp_servers", null_or_empty),
@@ -499,11 +510,11 @@ mod tests {
                     "output_config":{"format":{"type":"json_schema","schema":{}}},"tool_choice":{"type":"auto","disable_parallel_tool_use":true}}"#;
         assert_eq!(
             check(Dialect::Anthropic, b, &ProviderKind::OpenAi),
-            ["top_k", "thinking"]
+            ["top_k"]
         );
         assert_eq!(
             check(Dialect::Anthropic, b, &ProviderKind::Gemini),
-            ["top_k", "thinking", "tool_choice"]
+            ["top_k", "tool_choice"]
         );
         let effort = r#"{"model":"m","max_tokens":5,"messages":[],"output_config":{"effort":"low"},"thinking":{"type":"disabled"}}"#;
         assert_eq!(

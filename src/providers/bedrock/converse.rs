@@ -60,6 +60,22 @@ pub fn request_body(req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
     if let Some(config) = tool_config(req) {
         body.insert("toolConfig".into(), config);
     }
+    // Bedrock's Anthropic models take Anthropic's own `thinking` object beside the Converse fields; the answer's
+    // limit must leave room beyond the thinking budget.
+    if let Some(t) = req.thinking {
+        let mut max_tokens = req.max_tokens.unwrap_or(0);
+        if let Some(budget) = t.budget().filter(|b| *b >= max_tokens) {
+            max_tokens = budget + max_tokens.max(1024);
+            let config = body.entry("inferenceConfig").or_insert_with(|| json!({}));
+            config["maxTokens"] = json!(max_tokens);
+        }
+        if let Some(thinking) = t.anthropic(max_tokens.max(1025)) {
+            body.insert(
+                "additionalModelRequestFields".into(),
+                json!({ "thinking": thinking }),
+            );
+        }
+    }
     Ok(serde_json::to_vec(&body).unwrap_or_default())
 }
 
@@ -689,6 +705,7 @@ mod tests {
             include_usage: true,
             cache_points: Vec::new(),
             parallel_tool_calls: None,
+            thinking: None,
         }
     }
 
