@@ -159,3 +159,32 @@ test("JS: Azure's content-filter chunk does not become the Anthropic message id;
   const s = await anthropic.messages.create({ model: "anthropic", max_tokens: 10, messages: [{ role: "user", content: "x" }] });
   assert.equal(s.stop_sequence, "Paris");
 });
+
+test("JS: reasoning reaches the other dialect, and reasoning settings map both ways", async () => {
+  await mock.set("bedrock", { raw_body: fixture("bedrock/converse_reasoning.json"), raw_content_type: "application/json" });
+  const m = await anthropic.messages.create({ model: "bedrock", max_tokens: 10, messages: [{ role: "user", content: "x" }] });
+  assert.deepEqual(m.content.map((b) => b.type), ["thinking", "text"]);
+  assert.ok(m.content[0].signature.startsWith("EvYBCkgI"));
+  await mock.set("anthropic", { raw_chunks: [{ text: sseFixture("anthropic/stream_thinking.sse") }] });
+  let reasoning = "";
+  for await (const c of await openai.chat.completions.create({ model: "anthropic", messages: [{ role: "user", content: "x" }], stream: true })) {
+    reasoning += c.choices[0]?.delta?.reasoning_content ?? "";
+  }
+  assert.ok(reasoning.length > 0, "the thinking deltas arrive as reasoning_content");
+  await mock.reset();
+  await anthropic.messages.create({
+    model: "gemini",
+    max_tokens: 10,
+    thinking: { type: "enabled", budget_tokens: 2048 },
+    messages: [{ role: "user", content: "x" }],
+  });
+  const req = await lastRequest("gemini");
+  assert.deepEqual(req.body.generationConfig.thinkingConfig, { thinkingBudget: 2048, includeThoughts: true });
+});
+
+test("JS: a field without an equivalent is unsupported_parameter, naming it", async () => {
+  await assert.rejects(
+    openai.chat.completions.create({ model: "gemini", logprobs: true, messages: [{ role: "user", content: "x" }] }),
+    (e) => e.status === 400 && e.code === "unsupported_parameter" && e.message.includes("`logprobs`"),
+  );
+});

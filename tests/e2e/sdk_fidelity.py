@@ -279,5 +279,63 @@ class Ids(Base):
                 self.assertEqual(r.model, model)
 
 
+class Reasoning(Base):
+    """Reasoning reaches clients of the other dialect; reasoning settings map both ways."""
+
+    def test_reasoning_reaches_the_other_dialect(self):
+        knobs("bedrock", raw_body=fixture("bedrock/converse_reasoning.json"), raw_content_type="application/json")
+        m = ANTHROPIC.messages.create(model="bedrock", max_tokens=100, messages=[{"role": "user", "content": "x"}])
+        self.assertEqual([b.type for b in m.content], ["thinking", "text"])
+        self.assertTrue(m.content[0].thinking.startswith("Let me count the r's"))
+        self.assertTrue(m.content[0].signature.startswith("EvYBCkgI"))
+
+        knobs("openai", raw_chunks=[{"text": sse_fixture("openai_compat/reasoning_content_stream.sse")}])
+        with ANTHROPIC.messages.stream(model="openai", max_tokens=100, messages=[{"role": "user", "content": "x"}]) as s:
+            final = s.get_final_message()
+        self.assertEqual(final.content[0].type, "thinking")
+        self.assertTrue(final.content[0].thinking.startswith("H"))
+
+        knobs("anthropic", raw_body=fixture("anthropic/thinking_response.json"), raw_content_type="application/json")
+        r = OPENAI.chat.completions.create(model="anthropic", messages=[{"role": "user", "content": "x"}])
+        message = r.choices[0].message
+        self.assertTrue(message.model_extra["reasoning_content"].startswith("I need to find all roots"))
+        self.assertTrue(message.content.startswith("## Step 1"))
+
+        knobs("gemini", raw_body=fixture("gemini/thought_parts.json"), raw_content_type="application/json")
+        r = OPENAI.chat.completions.create(model="gemini", messages=[{"role": "user", "content": "x"}])
+        self.assertTrue(r.choices[0].message.model_extra["reasoning_content"].startswith("**A Safe Street-Crossing"))
+
+    def test_reasoning_settings_map(self):
+        OPENAI.chat.completions.create(
+            model="anthropic", reasoning_effort="high", max_tokens=1000, messages=[{"role": "user", "content": "x"}]
+        )
+        body = last_request("anthropic")["body"]
+        self.assertEqual(body["thinking"], {"type": "enabled", "budget_tokens": 16384})
+        self.assertGreater(body["max_tokens"], 16384)
+        ANTHROPIC.messages.create(
+            model="openai",
+            max_tokens=20000,
+            thinking={"type": "enabled", "budget_tokens": 2048},
+            messages=[{"role": "user", "content": "x"}],
+        )
+        self.assertEqual(last_request("openai")["body"]["reasoning_effort"], "low")
+
+
+class UnsupportedParameters(Base):
+    """A field without an equivalent is refused by name, in the caller's dialect."""
+
+    def test_refused_by_name(self):
+        with self.assertRaises(openai.BadRequestError) as e:
+            OPENAI.chat.completions.create(model="bedrock", n=2, messages=[{"role": "user", "content": "x"}])
+        self.assertEqual(e.exception.code, "unsupported_parameter")
+        self.assertIn("`n`", e.exception.message)
+        with self.assertRaises(anthropic.BadRequestError) as e:
+            ANTHROPIC.messages.create(
+                model="openai", max_tokens=10, messages=[{"role": "user", "content": "x"}], extra_body={"top_k": 5}
+            )
+        self.assertEqual(e.exception.body["error"]["type"], "invalid_request_error")
+        self.assertIn("`top_k`", e.exception.message)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
