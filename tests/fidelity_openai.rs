@@ -1,57 +1,16 @@
 //! OpenAI-wire providers (OpenAI, Azure OpenAI) to clients of the other dialect, on recorded real traffic
 //! (tests/fixtures/SOURCES.md names each recording): refusals keep their text and their meaning, and Azure's
-//! opening content-filter chunk does not become the answer's start.
+//! opening content-filter chunk does not become the answer's start, and OpenAI-compatible hosts' reasoning reaches
+//! Anthropic clients as thinking.
 
+mod common;
+
+use common::*;
 use meridian::canonical::{FinishReason, Part, StreamEvent};
 use meridian::config::ProviderKind;
-use meridian::inbound::{anthropic, openai, Dialect};
-use meridian::providers::{openai_compat, Decoder};
+use meridian::inbound::{anthropic, openai};
+use meridian::providers::openai_compat;
 use serde_json::Value;
-
-fn fixture(path: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/tests/fixtures/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-/// The SSE events an encoder wrote: (event name, data).
-fn events(bytes: &[u8]) -> Vec<(String, Value)> {
-    String::from_utf8(bytes.to_vec())
-        .unwrap()
-        .split("\n\n")
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            let mut name = String::new();
-            let mut data = Value::Null;
-            for line in e.lines() {
-                if let Some(n) = line.strip_prefix("event: ") {
-                    name = n.into();
-                }
-                if let Some(d) = line.strip_prefix("data: ") {
-                    data = serde_json::from_str(d).unwrap_or(Value::String(d.into()));
-                }
-            }
-            (name, data)
-        })
-        .collect()
-}
-
-fn decode_all(kind: &ProviderKind, sse: &str) -> Vec<StreamEvent> {
-    let mut d = Decoder::new(kind, "msg_fallback", "dep-model");
-    let mut out = d.push(sse.as_bytes()).unwrap();
-    out.extend(d.end().unwrap());
-    out
-}
-
-fn anthropic_stream(events_in: &[StreamEvent]) -> Vec<(String, Value)> {
-    let mut enc = Dialect::Anthropic.stream_encoder("dep-model", true, 0);
-    let mut out = Vec::new();
-    enc.encode_all(events_in, &mut out);
-    enc.finish(&mut out);
-    events(&out)
-}
 
 const REFUSAL: &str = "I'm very sorry, but I can't assist with that.";
 
@@ -75,7 +34,10 @@ fn a_refusal_reaches_an_anthropic_client_as_its_text_and_stop_reason_refusal() {
 
 #[test]
 fn a_streamed_refusal_reaches_an_anthropic_client_as_text_deltas_and_stop_reason_refusal() {
-    let decoded = decode_all(&ProviderKind::OpenAi, &fixture("openai/stream_refusal.sse"));
+    let decoded = decode(
+        &ProviderKind::OpenAi,
+        fixture("openai/stream_refusal.sse").as_bytes(),
+    );
     let text: String = decoded
         .iter()
         .filter_map(|e| match e {
@@ -108,7 +70,7 @@ fn azures_content_filter_chunk_is_not_the_start_of_the_answer() {
         "{}\n\n",
         fixture("azure/stream_content_filter.sse").trim_end()
     );
-    let decoded = decode_all(&kind, &sse);
+    let decoded = decode(&kind, sse.as_bytes());
     assert_eq!(
         decoded[0],
         StreamEvent::Start {
@@ -129,4 +91,28 @@ fn azures_content_filter_chunk_is_not_the_start_of_the_answer() {
         .map(|(_, d)| d["delta"]["text"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(text, "Hallo Welt!");
+}
+
+#[test]
+fn openai_compatible_reasoning_content_reaches_anthropic_clients() {
+    let answer =
+        openai_compat::parse_response(fixture("openai_compat/reasoning_content.json").as_bytes())
+            .unwrap();
+    let (text, _) = reasoning_of(&answer.content);
+    assert!(text.starts_with("The user wants to play a dice game."));
+    let v: Value = serde_json::from_slice(&anthropic::render_response(&answer, "m")).unwrap();
+    assert_eq!(v["content"][0]["thinking"], text);
+
+    let events = decode(
+        &ProviderKind::OpenAi,
+        fixture("openai_compat/reasoning_content_stream.sse").as_bytes(),
+    );
+    let (text, signature) = streamed_reasoning(&events);
+    assert!(text.starts_with("H"), "{text}");
+    assert_eq!(signature, None);
+    let (thinking, sig, blocks) = anthropic_thinking(&events);
+    assert_eq!(thinking, text);
+    assert_eq!(sig, "");
+    assert_eq!(blocks.first().map(String::as_str), Some("thinking"));
+    assert!(blocks.contains(&"text".to_owned()), "{blocks:?}");
 }

@@ -186,7 +186,7 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
         response_id: format!("mock-{}", seed_hex(&user_text)),
         usage: UsageMetadata {
             prompt_token_count: prompt,
-            candidates_token_count: candidates,
+            candidates_token_count: Some(candidates),
             total_token_count: prompt + candidates,
         },
         reply,
@@ -198,7 +198,7 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
             },
             Reply::Tool(_) => plan.function_call(),
         };
-        let body = plan.chunk(part, true);
+        let body = plan.chunk(part, true, 0);
         return stream::json_reply(ctx.knobs, &body).await;
     }
     let pacing = Pacing::from_ctx(ctx);
@@ -259,7 +259,14 @@ impl Plan<'_> {
         }
     }
 
-    fn chunk<'p>(&'p self, part: Part<'p>, last: bool) -> GenerateContentResponse<'p> {
+    /// `done`: the pieces sent before this chunk. Every chunk carries the usage so far, as Gemini's do: the
+    /// prompt's count from the first, the answer's as it grows, the whole on the last.
+    fn chunk<'p>(&'p self, part: Part<'p>, last: bool, done: u64) -> GenerateContentResponse<'p> {
+        let so_far = UsageMetadata {
+            prompt_token_count: self.usage.prompt_token_count,
+            candidates_token_count: (done > 0).then_some(done),
+            total_token_count: self.usage.prompt_token_count + done,
+        };
         GenerateContentResponse {
             candidates: [Candidate {
                 content: Content {
@@ -269,7 +276,7 @@ impl Plan<'_> {
                 finish_reason: last.then(|| self.finish_reason()),
                 index: 0,
             }],
-            usage_metadata: last.then_some(self.usage),
+            usage_metadata: Some(if last { self.usage } else { so_far }),
             model_version: self.model,
             response_id: &self.response_id,
         }
@@ -292,7 +299,7 @@ impl Plan<'_> {
         parts
             .into_iter()
             .enumerate()
-            .map(|(i, p)| self.chunk(p, i + 1 == n && !pacing.cut()))
+            .map(|(i, p)| self.chunk(p, i + 1 == n && !pacing.cut(), i as u64))
             .collect()
     }
 }
@@ -301,7 +308,8 @@ impl Plan<'_> {
 #[serde(rename_all = "camelCase")]
 struct UsageMetadata {
     prompt_token_count: u64,
-    candidates_token_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidates_token_count: Option<u64>,
     total_token_count: u64,
 }
 

@@ -98,7 +98,13 @@ async fn sse_stream_shape() {
         assert_eq!(e["candidates"][0]["index"], 0);
         let last = i == 3;
         assert_eq!(e["candidates"][0].get("finishReason").is_some(), last);
-        assert_eq!(e.get("usageMetadata").is_some(), last);
+        // Every chunk counts the prompt, as Gemini's do; the answer's count grows with the pieces sent before.
+        let usage = &e["usageMetadata"];
+        assert_eq!(usage["promptTokenCount"], 3);
+        if !last {
+            assert_eq!(usage.get("candidatesTokenCount").is_some(), i > 0);
+            assert_eq!(usage["totalTokenCount"], 3 + i as u64);
+        }
     }
     assert_eq!(ev[3]["candidates"][0]["finishReason"], "STOP");
     assert_eq!(

@@ -549,6 +549,18 @@ impl StreamDecoder {
                 id: v.response_id.as_deref().unwrap_or(&self.id).to_owned(),
                 model: v.model_version.as_deref().unwrap_or(&self.model).to_owned(),
             });
+            // Gemini counts the prompt in its first chunk: said at once, before the first content, so that an
+            // Anthropic-dialect client reads it in `message_start` (the final usage follows at the end).
+            if let Some(meta) = &v.usage_metadata {
+                let first = usage(meta);
+                if first.input_tokens > 0 {
+                    out.push(StreamEvent::Usage(Usage {
+                        output_tokens: 0,
+                        reasoning_tokens: None,
+                        ..first
+                    }));
+                }
+            }
         }
         for part in candidate_parts(v) {
             match answer_part(part, self.calls) {
@@ -959,6 +971,11 @@ mod tests {
                 id: "Fk0faKGdIsWJqtsPzcOp8Qc".into(),
                 model: "gemini-2.5-flash".into(),
             },
+            // The prompt's count, as the first chunk says it (before any content).
+            StreamEvent::Usage(Usage {
+                input_tokens: 8,
+                ..Default::default()
+            }),
             StreamEvent::Text("The quick".into()),
             StreamEvent::Text(" brown fox jumps — über".into()),
             StreamEvent::ToolCallStart {

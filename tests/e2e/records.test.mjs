@@ -226,13 +226,16 @@ test("an image URL skips the Bedrock deployment ranked first; the OpenAI-wire on
   assert.equal(await mock.requests("bedrock"), 0);
 });
 
-test("an Anthropic-dialect stream from Anthropic says the prompt's count in message_start", async () => {
-  const resp = await send("anthropic", "anthropic", true);
-  const text = await resp.text();
-  const start = text
-    .split("\n")
-    .filter((l) => l.startsWith("data: "))
-    .map((l) => JSON.parse(l.slice(6)))
-    .find((e) => e.type === "message_start");
-  assert.equal(start.message.usage.input_tokens, USAGE.input, text);
+test("an Anthropic-dialect stream from Anthropic or Gemini says the prompt's count in message_start", async () => {
+  // Both count the prompt in their first event (Gemini in every chunk's usageMetadata).
+  for (const kind of ["anthropic", "gemini"]) {
+    const resp = await send("anthropic", kind, true);
+    const text = await resp.text();
+    const start = text
+      .split("\n")
+      .filter((l) => l.startsWith("data: "))
+      .map((l) => JSON.parse(l.slice(6)))
+      .find((e) => e.type === "message_start");
+    assert.equal(start.message.usage.input_tokens, USAGE.input, `${kind}: ${text}`);
+  }
 });
