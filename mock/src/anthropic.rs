@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::body::MockBody;
-use crate::content::{seed_hex, Reply};
+use crate::content::{reasoning, seed_hex, word_count, Reply};
 use crate::dialect::RequestCtx;
 use crate::openai::last_user_text;
 use crate::prompt_cache::Walk;
@@ -110,12 +110,21 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
     );
     let counts = ctx.prompt_cache.account(&walk(obj, messages));
     let cached = |n: u64| counts.marked.then_some(n);
+    let thinks = matches!(
+        obj.get("thinking")
+            .and_then(|t| t.get("type"))
+            .and_then(Value::as_str),
+        Some("enabled" | "adaptive")
+    );
+    let thinking = thinks.then(|| reasoning(&user_text));
+    let thinking_words = thinking.as_ref().map_or(0, |(t, _)| word_count(t));
     let plan = Plan {
         id: format!("msg_mock_{}", seed_hex(&user_text)),
         model,
+        thinking,
         usage: Usage {
             input_tokens: counts.uncached,
-            output_tokens: reply.output_tokens(),
+            output_tokens: reply.output_tokens() + thinking_words,
             cache_creation_input_tokens: cached(counts.write),
             cache_read_input_tokens: cached(counts.read),
         },
@@ -171,6 +180,8 @@ fn tool_names(obj: &Map<String, Value>) -> Vec<&str> {
 struct Plan<'a> {
     id: String,
     model: &'a str,
+    /// The reasoning's text and signature, when the request asked for thinking.
+    thinking: Option<(String, String)>,
     reply: Reply,
     usage: Usage,
 }
@@ -202,6 +213,10 @@ struct Message<'a> {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Block<'a> {
+    Thinking {
+        thinking: &'a str,
+        signature: &'a str,
+    },
     Text {
         text: String,
     },
@@ -237,9 +252,13 @@ enum StreamEvent<'a> {
     MessageStop,
 }
 
+// The variants are Anthropic's own delta type names (`thinking_delta`, `text_delta`, ...).
+#[allow(clippy::enum_variant_names)]
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum BlockDelta<'a> {
+    ThinkingDelta { thinking: &'a str },
+    SignatureDelta { signature: &'a str },
     TextDelta { text: &'a str },
     InputJsonDelta { partial_json: &'a str },
 }
@@ -277,12 +296,21 @@ impl Plan<'_> {
                 input: serde_json::json!({ "query": call.query }),
             },
         };
+        let mut content: Vec<Block<'_>> = self
+            .thinking
+            .iter()
+            .map(|(thinking, signature)| Block::Thinking {
+                thinking,
+                signature,
+            })
+            .collect();
+        content.push(block);
         Message {
             id: &self.id,
             kind: "message",
             role: "assistant",
             model: self.model,
-            content: vec![block],
+            content,
             stop_reason: Some(self.stop_reason()),
             stop_sequence: None,
             usage: self.usage,
@@ -333,12 +361,37 @@ fn stream_response(plan: &Plan<'_>, pacing: Pacing) -> Response<MockBody> {
             input: Value::Object(Map::new()),
         },
     };
-    ev.prelude.push(event(&StreamEvent::ContentBlockStart {
-        index: 0,
-        content_block,
-    }));
+    // Thinking comes first, as block 0: its start goes with the headers, its deltas, its end and the answer's
+    // start are the first timed event.
+    let index = u32::from(plan.thinking.is_some());
+    let mut first = Vec::new();
+    if let Some((thinking, signature)) = &plan.thinking {
+        ev.prelude.push(event(&StreamEvent::ContentBlockStart {
+            index: 0,
+            content_block: Block::Thinking {
+                thinking: "",
+                signature: "",
+            },
+        }));
+        for delta in [
+            BlockDelta::ThinkingDelta { thinking },
+            BlockDelta::SignatureDelta { signature },
+        ] {
+            first.extend_from_slice(&event(&StreamEvent::ContentBlockDelta { index: 0, delta }));
+        }
+        first.extend_from_slice(&event(&StreamEvent::ContentBlockStop { index: 0 }));
+        first.extend_from_slice(&event(&StreamEvent::ContentBlockStart {
+            index,
+            content_block,
+        }));
+    } else {
+        ev.prelude.push(event(&StreamEvent::ContentBlockStart {
+            index,
+            content_block,
+        }));
+    }
     ev.prelude.push(event(&StreamEvent::Ping));
-    let delta = |delta| event(&StreamEvent::ContentBlockDelta { index: 0, delta });
+    let delta = |delta| event(&StreamEvent::ContentBlockDelta { index, delta });
     match &plan.reply {
         Reply::Text { pieces, .. } => {
             ev.timed = pieces
@@ -354,8 +407,10 @@ fn stream_response(plan: &Plan<'_>, pacing: Pacing) -> Response<MockBody> {
                 .collect();
         }
     }
-    ev.tail
-        .push(event(&StreamEvent::ContentBlockStop { index: 0 }));
+    if !first.is_empty() {
+        ev.timed.insert(0, Bytes::from(first));
+    }
+    ev.tail.push(event(&StreamEvent::ContentBlockStop { index }));
     ev.tail.push(event(&StreamEvent::MessageDelta {
         delta: MessageDeltaBody {
             stop_reason: plan.stop_reason(),

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::body::MockBody;
-use crate::content::Reply;
+use crate::content::{reasoning, word_count, Reply};
 use crate::dialect::RequestCtx;
 use crate::eventstream::event_frame;
 use crate::prompt_cache::Walk;
@@ -173,7 +173,17 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
         limit,
     );
     let counts = ctx.prompt_cache.account(&walk(obj, messages));
-    let output_tokens = reply.output_tokens();
+    // Anthropic models on Bedrock reason when asked through `additionalModelRequestFields.thinking`.
+    let thinks = matches!(
+        obj.get("additionalModelRequestFields")
+            .and_then(|f| f.get("thinking"))
+            .and_then(|t| t.get("type"))
+            .and_then(Value::as_str),
+        Some("enabled" | "adaptive")
+    );
+    let thinking = thinks.then(|| reasoning(&user_text));
+    let output_tokens =
+        reply.output_tokens() + thinking.as_ref().map_or(0, |(t, _)| word_count(t));
     let cached = |n: u64| counts.marked.then_some(n);
     let usage = Usage {
         input_tokens: counts.uncached,
@@ -183,7 +193,7 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
         cache_write_input_tokens: cached(counts.write),
     };
     if streaming {
-        stream_response(&reply, usage, Pacing::from_ctx(ctx))
+        stream_response(&reply, thinking.as_ref(), usage, Pacing::from_ctx(ctx))
     } else {
         let content = match &reply {
             Reply::Text { pieces, .. } => ContentBlock::Text {
@@ -195,11 +205,20 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
                 input: serde_json::json!({ "query": call.query }),
             },
         };
+        let mut blocks: Vec<ContentBlock<'_>> = thinking
+            .iter()
+            .map(|(text, signature)| {
+                ContentBlock::ReasoningContent(
+                    serde_json::json!({ "reasoningText": { "text": text, "signature": signature } }),
+                )
+            })
+            .collect();
+        blocks.push(content);
         let body = ConverseResponse {
             output: Output {
                 message: OutMessage {
                     role: "assistant",
-                    content: [content],
+                    content: blocks,
                 },
             },
             stop_reason: stop_reason(&reply),
@@ -278,7 +297,7 @@ struct Output<'a> {
 #[derive(Serialize)]
 struct OutMessage<'a> {
     role: &'static str,
-    content: [ContentBlock<'a>; 1],
+    content: Vec<ContentBlock<'a>>,
 }
 
 #[derive(Serialize)]
@@ -290,6 +309,7 @@ enum ContentBlock<'a> {
         name: &'a str,
         input: Value,
     },
+    ReasoningContent(Value),
     #[serde(untagged)]
     Text { text: String },
 }
@@ -344,7 +364,12 @@ fn frame<T: Serialize>(event_type: &str, payload: &T) -> Bytes {
     Bytes::from(event_frame(event_type, &json))
 }
 
-fn stream_response(reply: &Reply, usage: Usage, pacing: Pacing) -> Response<MockBody> {
+fn stream_response(
+    reply: &Reply,
+    thinking: Option<&(String, String)>,
+    usage: Usage,
+    pacing: Pacing,
+) -> Response<MockBody> {
     let mut ev = Events::default();
     let start = frame("messageStart", &serde_json::json!({"role": "assistant"}));
     if pacing.malformed {
@@ -356,12 +381,32 @@ fn stream_response(reply: &Reply, usage: Usage, pacing: Pacing) -> Response<Mock
         ev.prelude.push(Bytes::from(bad));
     }
     ev.prelude.push(start);
+    // Reasoning is block 0, streamed as one first timed event (its text, its signature, its end); the answer
+    // follows as block 1.
+    let index = u32::from(thinking.is_some());
+    let reasoning_first = thinking.map(|(text, signature)| {
+        let mut first = Vec::new();
+        for r in [
+            serde_json::json!({ "text": text }),
+            serde_json::json!({ "signature": signature }),
+        ] {
+            first.extend_from_slice(&frame(
+                "contentBlockDelta",
+                &serde_json::json!({ "delta": { "reasoningContent": r }, "contentBlockIndex": 0 }),
+            ));
+        }
+        first.extend_from_slice(&frame(
+            "contentBlockStop",
+            &serde_json::json!({"contentBlockIndex": 0}),
+        ));
+        Bytes::from(first)
+    });
     let delta = |delta| {
         frame(
             "contentBlockDelta",
             &DeltaEvent {
                 delta,
-                content_block_index: 0,
+                content_block_index: index,
             },
         )
     };
@@ -382,7 +427,7 @@ fn stream_response(reply: &Reply, usage: Usage, pacing: Pacing) -> Response<Mock
                             name: &call.name,
                         },
                     },
-                    content_block_index: 0,
+                    content_block_index: index,
                 },
             ));
             ev.timed = call
@@ -392,9 +437,12 @@ fn stream_response(reply: &Reply, usage: Usage, pacing: Pacing) -> Response<Mock
                 .collect();
         }
     }
+    if let Some(first) = reasoning_first {
+        ev.timed.insert(0, first);
+    }
     ev.tail.push(frame(
         "contentBlockStop",
-        &serde_json::json!({"contentBlockIndex": 0}),
+        &serde_json::json!({"contentBlockIndex": index}),
     ));
     ev.tail.push(frame(
         "messageStop",

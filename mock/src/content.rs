@@ -184,6 +184,16 @@ impl Reply {
     }
 }
 
+/// The model's reasoning, when a request asks for it (Anthropic `thinking`, Bedrock's
+/// `additionalModelRequestFields.thinking`, Gemini's `thinkingConfig.includeThoughts`): its text, and the
+/// signature Anthropic-family providers attach to it.
+pub fn reasoning(user_text: &str) -> (String, String) {
+    (
+        format!("Reasoning about: {user_text}"),
+        format!("mock-signature-{}", seed_hex(user_text)),
+    )
+}
+
 /// `seed` as 16 lowercase hex digits, the suffix of every response id.
 pub fn seed_hex(user_text: &str) -> String {
     format!("{:016x}", fnv1a64(user_text.as_bytes()))

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::body::MockBody;
-use crate::content::{seed_hex, word_count, Reply};
+use crate::content::{reasoning, seed_hex, word_count, Reply};
 use crate::dialect::RequestCtx;
 use crate::respond;
 use crate::stream::{
@@ -181,14 +181,23 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
         .map(word_count)
         .sum();
     let candidates = reply.output_tokens();
+    let thinks = obj
+        .get("generationConfig")
+        .and_then(|c| c.get("thinkingConfig"))
+        .and_then(|t| t.get("includeThoughts"))
+        == Some(&Value::Bool(true));
+    let thought = thinks.then(|| reasoning(&user_text).0);
+    let thoughts = thought.as_deref().map(word_count);
     let plan = Plan {
         model: &model,
         response_id: format!("mock-{}", seed_hex(&user_text)),
         usage: UsageMetadata {
             prompt_token_count: prompt,
             candidates_token_count: Some(candidates),
-            total_token_count: prompt + candidates,
+            thoughts_token_count: thoughts,
+            total_token_count: prompt + candidates + thoughts.unwrap_or(0),
         },
+        thought,
         reply,
     };
     if !streaming {
@@ -198,7 +207,9 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
             },
             Reply::Tool(_) => plan.function_call(),
         };
-        let body = plan.chunk(part, true, 0);
+        let mut parts = plan.thought_part().into_iter().collect::<Vec<_>>();
+        parts.push(part);
+        let body = plan.chunk(parts, true, 0);
         return stream::json_reply(ctx.knobs, &body).await;
     }
     let pacing = Pacing::from_ctx(ctx);
@@ -234,10 +245,19 @@ struct Plan<'a> {
     model: &'a str,
     response_id: String,
     usage: UsageMetadata,
+    /// The thought summary, when the request asked for thoughts.
+    thought: Option<String>,
     reply: Reply,
 }
 
 impl Plan<'_> {
+    fn thought_part(&self) -> Option<Part<'_>> {
+        self.thought.as_deref().map(|text| Part::Thought {
+            text,
+            thought: true,
+        })
+    }
+
     fn finish_reason(&self) -> &'static str {
         match &self.reply {
             Reply::Text {
@@ -261,17 +281,23 @@ impl Plan<'_> {
 
     /// `done`: the pieces sent before this chunk. Every chunk carries the usage so far, as Gemini's do: the
     /// prompt's count from the first, the answer's as it grows, the whole on the last.
-    fn chunk<'p>(&'p self, part: Part<'p>, last: bool, done: u64) -> GenerateContentResponse<'p> {
+    fn chunk<'p>(
+        &'p self,
+        parts: Vec<Part<'p>>,
+        last: bool,
+        done: u64,
+    ) -> GenerateContentResponse<'p> {
         let so_far = UsageMetadata {
             prompt_token_count: self.usage.prompt_token_count,
             candidates_token_count: (done > 0).then_some(done),
+            thoughts_token_count: None,
             total_token_count: self.usage.prompt_token_count + done,
         };
         GenerateContentResponse {
             candidates: [Candidate {
                 content: Content {
                     role: "model",
-                    parts: [part],
+                    parts,
                 },
                 finish_reason: last.then(|| self.finish_reason()),
                 index: 0,
@@ -296,10 +322,15 @@ impl Plan<'_> {
             Reply::Tool(_) => vec![self.function_call()],
         };
         let n = parts.len();
-        parts
+        let chunks = parts
             .into_iter()
             .enumerate()
-            .map(|(i, p)| self.chunk(p, i + 1 == n && !pacing.cut(), i as u64))
+            .map(|(i, p)| self.chunk(vec![p], i + 1 == n && !pacing.cut(), i as u64));
+        // Thoughts come first, in a chunk of their own.
+        self.thought_part()
+            .map(|t| self.chunk(vec![t], false, 0))
+            .into_iter()
+            .chain(chunks)
             .collect()
     }
 }
@@ -310,6 +341,8 @@ struct UsageMetadata {
     prompt_token_count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     candidates_token_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thoughts_token_count: Option<u64>,
     total_token_count: u64,
 }
 
@@ -335,12 +368,17 @@ struct Candidate<'a> {
 #[derive(Serialize)]
 struct Content<'a> {
     role: &'static str,
-    parts: [Part<'a>; 1],
+    parts: Vec<Part<'a>>,
 }
 
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Part<'a> {
+    /// A thought summary (`thought: true`), sent when `thinkingConfig.includeThoughts` asks for them.
+    Thought {
+        text: &'a str,
+        thought: bool,
+    },
     Text {
         text: std::borrow::Cow<'a, str>,
     },

@@ -305,6 +305,49 @@ class Reasoning(Base):
         r = OPENAI.chat.completions.create(model="gemini", messages=[{"role": "user", "content": "x"}])
         self.assertTrue(r.choices[0].message.model_extra["reasoning_content"].startswith("**A Safe Street-Crossing"))
 
+    def test_the_mock_reasons_when_asked_and_every_dialect_sees_it(self):
+        question = "why is the sky blue"
+        for kind in ("anthropic", "bedrock", "gemini"):
+            for stream in (False, True):
+                with self.subTest(kind=kind, stream=stream):
+                    kwargs = dict(
+                        model=kind,
+                        max_tokens=20000,
+                        thinking={"type": "enabled", "budget_tokens": 2048},
+                        messages=[{"role": "user", "content": question}],
+                    )
+                    if stream:
+                        with ANTHROPIC.messages.stream(**kwargs) as s:
+                            m = s.get_final_message()
+                    else:
+                        m = ANTHROPIC.messages.create(**kwargs)
+                    self.assertEqual([b.type for b in m.content], ["thinking", "text"])
+                    self.assertEqual(m.content[0].thinking, "Reasoning about: " + question)
+                    signed = kind != "gemini"
+                    self.assertEqual(m.content[0].signature.startswith("mock-signature-"), signed)
+                    if kind == "bedrock":
+                        # The signed reasoning goes back to Bedrock with the next turn.
+                        history = [{"role": "user", "content": question},
+                                   {"role": "assistant", "content": [b.model_dump() for b in m.content]},
+                                   {"role": "user", "content": "and at sunset"}]
+                        ANTHROPIC.messages.create(model=kind, max_tokens=20000, messages=history,
+                                                  thinking={"type": "enabled", "budget_tokens": 2048})
+                        sent = last_request(kind)["body"]["messages"][1]["content"][0]
+                        self.assertEqual(sent["reasoningContent"]["reasoningText"]["signature"], m.content[0].signature)
+        for kind in ("anthropic", "gemini"):
+            with self.subTest(kind=kind, client="openai"):
+                r = OPENAI.chat.completions.create(
+                    model=kind, reasoning_effort="low", messages=[{"role": "user", "content": question}]
+                )
+                self.assertEqual(r.choices[0].message.model_extra["reasoning_content"], "Reasoning about: " + question)
+                reasoning = ""
+                for chunk in OPENAI.chat.completions.create(
+                    model=kind, reasoning_effort="low", messages=[{"role": "user", "content": question}], stream=True
+                ):
+                    if chunk.choices:
+                        reasoning += (chunk.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
+                self.assertEqual(reasoning, "Reasoning about: " + question)
+
     def test_reasoning_settings_map(self):
         OPENAI.chat.completions.create(
             model="anthropic", reasoning_effort="high", max_tokens=1000, messages=[{"role": "user", "content": "x"}]
