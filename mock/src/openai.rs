@@ -282,7 +282,7 @@ pub(crate) async fn chat(ctx: &RequestCtx<'_>, deployment: Option<&str>) -> Resp
     let stream = obj.get("stream") == Some(&Value::Bool(true));
     let plan = make_plan(ctx, obj, model, messages);
     if stream {
-        stream_response(plan, Pacing::from_ctx(ctx))
+        stream_response(plan, Pacing::from_ctx(ctx), deployment.is_some())
     } else {
         completion_response(ctx, &plan).await
     }
@@ -389,10 +389,18 @@ fn delta_event(plan: &Plan, delta: Delta<'_>, finish_reason: Option<&str>) -> By
     })
 }
 
-fn stream_response(plan: Plan, pacing: Pacing) -> Response<MockBody> {
+/// Azure opens every stream with the content-filter results for the prompt: a chunk with an empty `id`,
+/// `model` and `object`, no choices, and `prompt_filter_results` (recorded in
+/// tests/fixtures/azure/stream_content_filter.sse).
+const AZURE_PROMPT_FILTER: &[u8] = b"data: {\"choices\":[],\"created\":0,\"id\":\"\",\"model\":\"\",\"object\":\"\",\"prompt_filter_results\":[{\"prompt_index\":0,\"content_filter_results\":{\"hate\":{\"filtered\":false,\"severity\":\"safe\"},\"self_harm\":{\"filtered\":false,\"severity\":\"safe\"},\"sexual\":{\"filtered\":false,\"severity\":\"safe\"},\"violence\":{\"filtered\":false,\"severity\":\"safe\"}}}]}\n\n";
+
+fn stream_response(plan: Plan, pacing: Pacing, azure: bool) -> Response<MockBody> {
     let mut ev = Events::default();
     if pacing.malformed {
         ev.prelude.push(Bytes::from_static(MALFORMED_EVENT));
+    }
+    if azure {
+        ev.prelude.push(Bytes::from_static(AZURE_PROMPT_FILTER));
     }
     match &plan.reply {
         Reply::Text { pieces, .. } => {

@@ -68,7 +68,11 @@ async fn stream_shape_and_pacing() {
     assert!(r.head_at >= Duration::from_millis(60), "{:?}", r.head_at);
     assert_eq!(r.events.last().unwrap().data, "[DONE]");
     let ev = r.event_json();
-    assert!(ev.iter().all(|e| e["model"] == "my-gpt4o"));
+    // Azure's opening chunk: the prompt's content-filter results, without an id, a model or choices.
+    assert_eq!(ev[0]["id"], "");
+    assert_eq!(ev[0]["choices"], json!([]));
+    assert!(ev[0]["prompt_filter_results"].is_array());
+    assert!(ev[1..].iter().all(|e| e["model"] == "my-gpt4o"));
     let content = r.content_events();
     assert_eq!(content.len(), 5);
     let joined: String = content.iter().map(|(_, c)| c.as_str()).collect();

@@ -269,6 +269,18 @@ class Ids(Base):
         self.assertEqual(final.model, "gpt-4o-2024-08-06")
         self.assertEqual(text, "Hallo Welt!")
 
+    def test_azure_streams_open_with_the_content_filter_chunk_and_the_id_is_the_answers(self):
+        # The mock opens every Azure stream with the prompt's content-filter results, as Azure does.
+        with ANTHROPIC.messages.stream(model="azure", max_tokens=100, messages=[{"role": "user", "content": "hi"}]) as s:
+            final = s.get_final_message()
+        self.assertTrue(final.id.startswith("chatcmpl"), final.id)
+        self.assertEqual(final.content[0].text, "Echo: hi")
+        text = ""
+        for chunk in OPENAI.chat.completions.create(model="azure", messages=[{"role": "user", "content": "hi"}], stream=True):
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+        self.assertEqual(text, "Echo: hi")
+
     def test_model_is_the_one_that_answered(self):
         models = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5", "gemini": "gemini-2.5-flash"}
         for kind, model in models.items():
