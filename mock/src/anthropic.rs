@@ -410,7 +410,8 @@ fn stream_response(plan: &Plan<'_>, pacing: Pacing) -> Response<MockBody> {
     if !first.is_empty() {
         ev.timed.insert(0, Bytes::from(first));
     }
-    ev.tail.push(event(&StreamEvent::ContentBlockStop { index }));
+    ev.tail
+        .push(event(&StreamEvent::ContentBlockStop { index }));
     ev.tail.push(event(&StreamEvent::MessageDelta {
         delta: MessageDeltaBody {
             stop_reason: plan.stop_reason(),

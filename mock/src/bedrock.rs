@@ -182,8 +182,7 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
         Some("enabled" | "adaptive")
     );
     let thinking = thinks.then(|| reasoning(&user_text));
-    let output_tokens =
-        reply.output_tokens() + thinking.as_ref().map_or(0, |(t, _)| word_count(t));
+    let output_tokens = reply.output_tokens() + thinking.as_ref().map_or(0, |(t, _)| word_count(t));
     let cached = |n: u64| counts.marked.then_some(n);
     let usage = Usage {
         input_tokens: counts.uncached,
@@ -311,7 +310,9 @@ enum ContentBlock<'a> {
     },
     ReasoningContent(Value),
     #[serde(untagged)]
-    Text { text: String },
+    Text {
+        text: String,
+    },
 }
 
 #[derive(Serialize)]
