@@ -102,7 +102,7 @@ pub async fn handle<P: Platform>(
     state: &State,
     req: Request,
 ) -> Response {
-    let dialect = routes::dialect_for(&req.path);
+    let dialect = routes::dialect_for(&req.path, req.headers.get("anthropic-version").is_some());
     let req_origin = req.headers.get("origin").map(str::to_owned);
     let debug_routes = config.is_ok_and(|c| c.debug_panic_route);
     let found = routes::find(req.method, &req.path, debug_routes);
@@ -255,7 +255,7 @@ async fn route<P: Platform>(
             platform.sleep(1).await;
             panic!("deliberate panic after an await, from the debug route")
         }
-        Route::Models | Route::Status | Route::Health | Route::DebugPanic => {
+        Route::Models | Route::Model | Route::Status | Route::Health | Route::DebugPanic => {
             other_route(config, platform, state, route, &req)
         }
     }
@@ -304,9 +304,15 @@ fn other_route<P: Platform>(
     match route {
         Route::Health => Ok(Response::json(200, br#"{"status":"ok"}"#.to_vec())),
         Route::DebugPanic => panic!("deliberate panic from the debug route"),
-        Route::Models => {
+        Route::Models | Route::Model => {
             authorize(config, platform, &req.headers)?;
-            Ok(Response::json(200, openai::models_list(config)))
+            let dialect =
+                routes::dialect_for(&req.path, req.headers.get("anthropic-version").is_some());
+            let body = match req.path.strip_prefix("/v1/models/") {
+                None => crate::inbound::models::list(config, dialect),
+                Some(id) => crate::inbound::models::retrieve(config, dialect, id)?,
+            };
+            Ok(Response::json(200, body))
         }
         Route::Status => {
             authenticate(config, &req.headers)?;

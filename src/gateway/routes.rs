@@ -11,6 +11,8 @@ pub(super) enum Route {
     /// A chat request in the client's dialect, run through the lifecycle.
     Chat(Dialect),
     Models,
+    /// `GET /v1/models/{id}`.
+    Model,
     Status,
     Health,
     /// Test-only routes, present when `debug_panic_route` is configured.
@@ -30,6 +32,7 @@ const ROUTES: &[(&str, &[Method], Route)] = &[
         Route::Chat(Dialect::Anthropic),
     ),
     ("/v1/models", &[Method::Get], Route::Models),
+    ("/v1/models/*", &[Method::Get], Route::Model),
     ("/_meridian/status", &[Method::Get], Route::Status),
     ("/healthz", &[Method::Get, Method::Head], Route::Health),
     ("/_meridian/debug/panic", &[Method::Post], Route::DebugPanic),
@@ -40,13 +43,17 @@ const ROUTES: &[(&str, &[Method], Route)] = &[
     ),
 ];
 
-/// The dialect errors are answered in, even before the body is read: the route's, and Anthropic's for any path
-/// under its endpoint (SDKs call sub-paths such as `/v1/messages/count_tokens`).
-pub(super) fn dialect_for(path: &str) -> Dialect {
+/// The dialect errors are answered in, even before the body is read: the route's, Anthropic's for any path
+/// under its endpoint (SDKs call sub-paths such as `/v1/messages/count_tokens`), and for the model catalogue the
+/// dialect of the SDK asking (`anthropic`: it sent `anthropic-version`).
+pub(super) fn dialect_for(path: &str, anthropic: bool) -> Dialect {
     let under = |prefix: &str| {
         path.strip_prefix(prefix)
             .is_some_and(|rest| rest.starts_with('/'))
     };
+    if anthropic && (path == "/v1/models" || under("/v1/models")) {
+        return Dialect::Anthropic;
+    }
     ROUTES
         .iter()
         .find_map(|(p, _, r)| match r {
@@ -65,9 +72,16 @@ pub(super) enum NoRoute {
 
 /// The route for `method` on `path`.
 pub(super) fn find(method: Method, path: &str, debug_routes: bool) -> Result<Route, NoRoute> {
+    // `prefix/*` takes one or more further characters (a model id may hold `/`).
+    let matches = |p: &str| match p.strip_suffix('*') {
+        Some(prefix) => path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty()),
+        None => p == path,
+    };
     let Some((_, methods, route)) = ROUTES
         .iter()
-        .find(|(p, _, r)| *p == path && (debug_routes || !r.is_debug()))
+        .find(|(p, _, r)| matches(p) && (debug_routes || !r.is_debug()))
     else {
         return Err(NoRoute::NotFound);
     };
@@ -82,7 +96,7 @@ impl Route {
     fn is_debug(self) -> bool {
         match self {
             Route::DebugPanic | Route::DebugPanicAfterAwait => true,
-            Route::Chat(_) | Route::Models | Route::Status | Route::Health => false,
+            Route::Chat(_) | Route::Models | Route::Model | Route::Status | Route::Health => false,
         }
     }
 
@@ -90,7 +104,7 @@ impl Route {
     pub(super) fn operation(self) -> Operation {
         match self {
             Route::Chat(_) => Operation::Chat,
-            Route::Models => Operation::Models,
+            Route::Models | Route::Model => Operation::Models,
             Route::Status => Operation::Status,
             Route::Health => Operation::Health,
             Route::DebugPanic | Route::DebugPanicAfterAwait => Operation::Unrouted,
@@ -104,11 +118,18 @@ mod tests {
 
     #[test]
     fn errors_speak_the_dialect_of_the_path() {
-        assert_eq!(dialect_for("/v1/messages"), Dialect::Anthropic);
-        assert_eq!(dialect_for("/v1/messages/count_tokens"), Dialect::Anthropic);
-        assert_eq!(dialect_for("/v1/messagesx"), Dialect::OpenAi);
-        assert_eq!(dialect_for("/v1/chat/completions"), Dialect::OpenAi);
-        assert_eq!(dialect_for("/anything"), Dialect::OpenAi);
+        assert_eq!(dialect_for("/v1/messages", false), Dialect::Anthropic);
+        assert_eq!(
+            dialect_for("/v1/messages/count_tokens", false),
+            Dialect::Anthropic
+        );
+        assert_eq!(dialect_for("/v1/messagesx", false), Dialect::OpenAi);
+        assert_eq!(dialect_for("/v1/chat/completions", true), Dialect::OpenAi);
+        assert_eq!(dialect_for("/anything", false), Dialect::OpenAi);
+        // The catalogue answers in the asking SDK's shape.
+        assert_eq!(dialect_for("/v1/models", true), Dialect::Anthropic);
+        assert_eq!(dialect_for("/v1/models/claude", true), Dialect::Anthropic);
+        assert_eq!(dialect_for("/v1/models/claude", false), Dialect::OpenAi);
     }
 
     #[test]
@@ -118,6 +139,19 @@ mod tests {
             Ok(Route::Chat(Dialect::Anthropic))
         );
         assert_eq!(find(Method::Head, "/healthz", false), Ok(Route::Health));
+        assert_eq!(find(Method::Get, "/v1/models", false), Ok(Route::Models));
+        assert_eq!(
+            find(Method::Get, "/v1/models/up/gpt-4o", false),
+            Ok(Route::Model)
+        );
+        assert_eq!(
+            find(Method::Post, "/v1/models/x", false),
+            Err(NoRoute::MethodNotAllowed)
+        );
+        assert_eq!(
+            find(Method::Get, "/v1/models/", false),
+            Err(NoRoute::NotFound)
+        );
         assert_eq!(
             find(Method::Get, "/v1/chat/completions", false),
             Err(NoRoute::MethodNotAllowed)

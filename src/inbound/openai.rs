@@ -2,7 +2,6 @@
 
 use super::raw::RawObject;
 use crate::canonical::{ChatResponse, FinishReason, Part, StreamEvent, Usage};
-use crate::config::Config;
 use crate::error::{ErrorCode, ErrorKind, GatewayError};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -156,16 +155,6 @@ pub fn error_event(e: &GatewayError) -> Vec<u8> {
     out.extend_from_slice(&error_body(e));
     out.extend_from_slice(b"\n\n");
     out
-}
-
-/// `GET /v1/models`: the aliases this deployment serves.
-pub fn models_list(config: &Config) -> Vec<u8> {
-    let data: Vec<Value> = config
-        .models
-        .keys()
-        .map(|name| json!({"id": name, "object": "model", "created": 0, "owned_by": "meridian"}))
-        .collect();
-    serde_json::to_vec(&json!({"object": "list", "data": data})).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------------------------

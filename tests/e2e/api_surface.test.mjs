@@ -1,0 +1,49 @@
+// The rest of the API surface: the official Python SDKs (sdk_surface.py holds their assertions) and the JS SDKs
+// against the compiled worker and the mock.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import OpenAI from "openai";
+import Anthropic from "@anthropic-ai/sdk";
+import { startAllKinds, KINDS, DEMO_KEY } from "./harness.mjs";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+let mock, worker;
+
+before(async () => {
+  ({ mock, worker } = await startAllKinds());
+});
+
+after(async () => {
+  await worker?.stop();
+  await mock?.stop();
+});
+
+test("official Python SDKs: model lookup in both shapes", async () => {
+  const python = process.env.MERIDIAN_PYTHON;
+  assert.ok(python && existsSync(python), "the SDK virtualenv is missing: run scripts/bootstrap (or make test)");
+  const child = spawn(python, [path.join(HERE, "sdk_surface.py")], {
+    env: { ...process.env, MERIDIAN_URL: worker.url, MOCK_CONTROL: mock.control, MERIDIAN_KINDS: KINDS.join(",") },
+    stdio: ["ignore", "inherit", "pipe"],
+  });
+  let output = "";
+  child.stderr.on("data", (d) => (output += d));
+  const code = await new Promise((resolve) => child.on("exit", resolve));
+  process.stderr.write(output);
+  assert.equal(code, 0, "Python SDK surface tests failed (output above)");
+  assert.match(output, /\nOK\n/);
+});
+
+test("JS SDKs: models.retrieve in OpenAI's shape, models.list in Anthropic's", async () => {
+  const openai = new OpenAI({ baseURL: `${worker.url}/v1`, apiKey: DEMO_KEY, maxRetries: 0 });
+  const anthropic = new Anthropic({ baseURL: worker.url, apiKey: DEMO_KEY, maxRetries: 0 });
+  const m = await openai.models.retrieve("gemini");
+  assert.equal(m.id, "gemini");
+  const ids = [];
+  for await (const model of anthropic.models.list()) ids.push(model.id);
+  assert.deepEqual(ids.sort(), [...KINDS].sort());
+  await assert.rejects(openai.models.retrieve("nope"), (e) => e.status === 404);
+});

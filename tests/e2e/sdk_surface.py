@@ -1,0 +1,45 @@
+"""The rest of the API surface through the official openai and anthropic Python SDKs: model lookup.
+
+Run by api_surface.test.mjs (MERIDIAN_URL, MOCK_CONTROL, MERIDIAN_KINDS).
+"""
+
+import os
+import unittest
+
+import anthropic
+import openai
+
+URL = os.environ["MERIDIAN_URL"]
+KINDS = os.environ["MERIDIAN_KINDS"].split(",")
+ANTHROPIC = anthropic.Anthropic(base_url=URL, api_key="demo", max_retries=0)
+OPENAI = openai.OpenAI(base_url=URL + "/v1", api_key="demo", max_retries=0)
+
+
+class Models(unittest.TestCase):
+    def test_openai_list_and_retrieve(self):
+        ids = [m.id for m in OPENAI.models.list()]
+        for kind in KINDS:
+            self.assertIn(kind, ids)
+            m = OPENAI.models.retrieve(kind)
+            self.assertEqual((m.id, m.object), (kind, "model"))
+        # A configured provider's model, addressed as `provider/model`.
+        self.assertEqual(OPENAI.models.retrieve("mock-openai/gpt-4o").id, "mock-openai/gpt-4o")
+        with self.assertRaises(openai.NotFoundError) as e:
+            OPENAI.models.retrieve("no-such-model")
+        self.assertEqual(e.exception.code, "model_not_found")
+
+    def test_anthropic_list_and_retrieve(self):
+        page = ANTHROPIC.models.list()
+        ids = [m.id for m in page.data]
+        for kind in KINDS:
+            self.assertIn(kind, ids)
+        self.assertFalse(page.has_more)
+        m = ANTHROPIC.models.retrieve("anthropic")
+        self.assertEqual((m.id, m.type), ("anthropic", "model"))
+        with self.assertRaises(anthropic.NotFoundError) as e:
+            ANTHROPIC.models.retrieve("no-such-model")
+        self.assertEqual(e.exception.body["error"]["type"], "not_found_error")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
