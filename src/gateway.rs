@@ -32,6 +32,7 @@ use std::rc::Rc;
 
 mod admission;
 mod chat;
+mod count_tokens;
 mod estimates;
 mod lifecycle;
 mod operation;
@@ -250,6 +251,12 @@ async fn route<P: Platform>(
     })?;
     match route {
         Route::Chat(dialect) => apart(chat(config, platform, state, dialect, &req, recorder)).await,
+        Route::CountTokens => {
+            apart(count_tokens::count_tokens(
+                config, platform, state, &req, recorder,
+            ))
+            .await
+        }
         Route::DebugPanicAfterAwait => {
             // A panic in a request that has already waited once: its answer is owed by a task, not a call.
             platform.sleep(1).await;
@@ -270,7 +277,15 @@ async fn chat<P: Platform>(
     req: &Request,
     recorder: &Recorder,
 ) -> Result<Response, GatewayError> {
-    let (admitted, inbound) = admit(config, platform, dialect, req, recorder).await?;
+    let (admitted, inbound) = admit(
+        config,
+        platform,
+        dialect,
+        req,
+        recorder,
+        anthropic::Purpose::Create,
+    )
+    .await?;
     let drop_unsupported = match &admitted.target {
         Target::Alias(model) => model.drop_unsupported,
         Target::Direct(_) => false,
@@ -339,10 +354,12 @@ fn other_route<P: Platform>(
             ))
         }
         // Run by `route` itself.
-        Route::Chat(_) | Route::DebugPanicAfterAwait => Err(GatewayError::new(
-            ErrorCode::InternalError,
-            "route dispatched to the wrong handler",
-        )),
+        Route::Chat(_) | Route::CountTokens | Route::DebugPanicAfterAwait => {
+            Err(GatewayError::new(
+                ErrorCode::InternalError,
+                "route dispatched to the wrong handler",
+            ))
+        }
     }
 }
 

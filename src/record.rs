@@ -17,6 +17,7 @@ use std::rc::Rc;
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     Chat,
+    CountTokens,
     Models,
     Status,
     Health,

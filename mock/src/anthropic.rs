@@ -92,6 +92,13 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
     let Some(messages) = obj.get("messages").and_then(Value::as_array) else {
         return bad_request("messages: Field required (must be an array)");
     };
+    // `POST …/messages/count_tokens`: the prompt's words, as `{"input_tokens": N}`.
+    if ctx.path.ends_with("/count_tokens") {
+        let n = walk(obj, messages).words();
+        let body =
+            serde_json::to_vec(&serde_json::json!({ "input_tokens": n })).unwrap_or_default();
+        return respond::with_body(StatusCode::OK, respond::JSON, Bytes::from(body));
+    }
     let Some(max_tokens) = obj.get("max_tokens").and_then(Value::as_u64) else {
         return bad_request("max_tokens: Field required (must be a non-negative integer)");
     };

@@ -20,6 +20,13 @@ const ERROR_TYPE: HeaderName = HeaderName::from_static("x-amzn-errortype");
 const EVENT_STREAM: HeaderValue = HeaderValue::from_static("application/vnd.amazon.eventstream");
 const AUTH_PREFIX: &str = "AWS4-HMAC-SHA256 Credential=";
 
+/// The raw (percent-encoded) model id of a `CountTokens` path (`/model/{id}/count-tokens`).
+pub(crate) fn count_route_of(path: &str) -> Option<&str> {
+    let rest = path.strip_suffix("/count-tokens")?;
+    let start = rest.find("/model/")? + "/model/".len();
+    Some(&rest[start..])
+}
+
 /// The raw (percent-encoded) model id and whether the path is the
 /// streaming operation.
 pub(crate) fn route_of(path: &str) -> Option<(&str, bool)> {
@@ -108,12 +115,16 @@ fn tool_names(obj: &Map<String, Value>) -> Vec<&str> {
 }
 
 pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
-    let Some((raw_model, streaming)) = route_of(ctx.path) else {
-        return error_response(
-            StatusCode::NOT_FOUND,
-            "UnknownOperationException",
-            "unknown operation",
-        );
+    let (raw_model, streaming, counting) = match (route_of(ctx.path), count_route_of(ctx.path)) {
+        (Some((model, streaming)), _) => (model, streaming, false),
+        (None, Some(model)) => (model, false, true),
+        (None, None) => {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                "UnknownOperationException",
+                "unknown operation",
+            )
+        }
     };
     if ctx.method != Method::POST {
         return error_response(
@@ -150,6 +161,24 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
     let Some(obj) = request.as_object() else {
         return bad_request("request body must be a JSON object");
     };
+    // `CountTokens`: `{"input": {"converse": {messages, system, ...}}}` answered `{"inputTokens": N}`.
+    if counting {
+        let Some(converse) = obj
+            .get("input")
+            .and_then(|i| i.get("converse"))
+            .and_then(Value::as_object)
+        else {
+            return bad_request("input: required, must hold `converse` (or `invokeModel`)");
+        };
+        let messages = converse
+            .get("messages")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let n = walk(converse, messages).words();
+        let body = serde_json::to_vec(&serde_json::json!({ "inputTokens": n })).unwrap_or_default();
+        return respond::with_body(StatusCode::OK, respond::JSON, Bytes::from(body));
+    }
     let Some(messages) = obj.get("messages").and_then(Value::as_array) else {
         return bad_request("messages: required, must be an array");
     };

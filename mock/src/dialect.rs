@@ -48,11 +48,11 @@ impl Dialect {
     pub fn for_path(path: &str) -> Dialect {
         if azure::deployment_of(path).is_some() {
             Dialect::Azure
-        } else if bedrock::route_of(path).is_some() {
+        } else if bedrock::route_of(path).is_some() || bedrock::count_route_of(path).is_some() {
             Dialect::Bedrock
-        } else if gemini::route_of(path).is_some() {
+        } else if gemini::route_of(path).is_some() || gemini::count_route_of(path).is_some() {
             Dialect::Gemini
-        } else if path.ends_with("/messages") {
+        } else if path.ends_with("/messages") || path.ends_with("/messages/count_tokens") {
             Dialect::Anthropic
         } else {
             Dialect::OpenAi
@@ -110,7 +110,10 @@ mod tests {
                 Dialect::Gemini,
             ),
             ("/v1/models/g:streamGenerateContent", Dialect::Gemini),
-            ("/v1beta/models/g:countTokens", Dialect::OpenAi),
+            ("/v1beta/models/g:countTokens", Dialect::Gemini),
+            ("/v1beta/g:countTokens", Dialect::OpenAi),
+            ("/model/m/count-tokens", Dialect::Bedrock),
+            ("/v1/messages/count_tokens", Dialect::Anthropic),
         ] {
             assert_eq!(Dialect::for_path(path), d, "{path}");
         }

@@ -19,6 +19,15 @@ use crate::stream::{
 const SEP: &[u8] = b"\r\n\r\n";
 const MALFORMED_EVENT: &[u8] = b"data: {not json\r\n\r\n";
 
+/// The raw model name of a `:countTokens` path.
+pub(crate) fn count_route_of(path: &str) -> Option<&str> {
+    let rest = path.strip_suffix(":countTokens")?;
+    let slash = rest.rfind('/')?;
+    rest[..=slash]
+        .ends_with("/models/")
+        .then_some(&rest[slash + 1..])
+}
+
 /// The raw model name and whether the path is the streaming method.
 pub(crate) fn route_of(path: &str) -> Option<(&str, bool)> {
     let (rest, stream) = if let Some(r) = path.strip_suffix(":streamGenerateContent") {
@@ -128,8 +137,10 @@ fn tool_names(obj: &Map<String, Value>) -> Vec<&str> {
 }
 
 pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
-    let Some((raw_model, streaming)) = route_of(ctx.path) else {
-        return error_response(StatusCode::NOT_FOUND, "unknown method");
+    let (raw_model, streaming, counting) = match (route_of(ctx.path), count_route_of(ctx.path)) {
+        (Some((model, streaming)), _) => (model, streaming, false),
+        (None, Some(model)) => (model, false, true),
+        (None, None) => return error_response(StatusCode::NOT_FOUND, "unknown method"),
     };
     if ctx.method != Method::POST {
         return error_response(
@@ -152,6 +163,24 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
     let Some(obj) = request.as_object() else {
         return bad_request("Invalid JSON payload received: the body must be an object");
     };
+    // `:countTokens`: `{"contents": [...]}` or `{"generateContentRequest": {...}}`, answered `{"totalTokens": N}`.
+    if counting {
+        let inner = obj
+            .get("generateContentRequest")
+            .and_then(Value::as_object)
+            .unwrap_or(obj);
+        let n: u64 = inner
+            .get("contents")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .chain(inner.get("systemInstruction"))
+            .flat_map(parts)
+            .map(word_count)
+            .sum();
+        let body = serde_json::to_vec(&serde_json::json!({ "totalTokens": n })).unwrap_or_default();
+        return respond::with_body(StatusCode::OK, respond::JSON, Bytes::from(body));
+    }
     let Some(contents) = obj.get("contents").and_then(Value::as_array) else {
         return bad_request("* GenerateContentRequest.contents: contents is not specified");
     };

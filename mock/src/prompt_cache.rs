@@ -54,6 +54,11 @@ impl Walk {
         }
     }
 
+    /// Words of the whole prompt walked so far.
+    pub fn words(&self) -> u64 {
+        self.words
+    }
+
     /// The prompt so far is a prefix to cache.
     pub fn mark(&mut self) {
         self.mark = Some((self.hasher.finish(), self.words));

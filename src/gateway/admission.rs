@@ -31,13 +31,15 @@ fn budget_correction<P: Platform>(
     })
 }
 
-/// Admits a chat request: `Ok` with what the lifecycle needs, or the error the client gets.
+/// Admits a chat request (or, with `Purpose::Count`, a Messages body to count): `Ok` with what the lifecycle
+/// needs, or the error the client gets.
 pub(super) async fn admit<'c, P: Platform>(
     config: &'c Config,
     platform: &P,
     dialect: Dialect,
     req: &Request,
     recorder: &'c Recorder,
+    purpose: anthropic::Purpose,
 ) -> Result<(Admitted<'c>, ClientRequest), GatewayError> {
     // Hostile input is refused before it is parsed or any budget is spent.
     limits::check_body(&req.body, &config.limits)?;
@@ -52,7 +54,7 @@ pub(super) async fn admit<'c, P: Platform>(
         )
     });
     let inbound = match dialect {
-        Dialect::Anthropic => anthropic_inbound(req, &config.limits)?,
+        Dialect::Anthropic => anthropic_inbound(req, &config.limits, purpose)?,
         Dialect::OpenAi => openai_inbound(&req.body, &config.limits)?,
     };
     recorder.update(|r| {
@@ -69,15 +71,18 @@ pub(super) async fn admit<'c, P: Platform>(
     let (rpm, tpm) = (principal.rpm(), key.tpm);
     if rpm.is_some() || tpm.is_some() {
         // Input tokens are estimated from the body (about 4 bytes each) and spent up front; the record corrects
-        // the budget to what the provider counted.
-        let estimate = (req.body.len() / 4) as u64;
+        // the budget to what the provider counted. Counting tokens spends none (a request, for `rpm`).
+        let estimate = match purpose {
+            anthropic::Purpose::Create => (req.body.len() / 4) as u64,
+            anthropic::Purpose::Count => 0,
+        };
         let rate_key = principal.rate_key();
         match platform
             .rate_check(&rate_key, config.rate_window_ms, rpm, tpm, estimate)
             .await
         {
             Ok(Decision::Allowed) => {
-                if tpm.is_some() {
+                if tpm.is_some() && purpose == anthropic::Purpose::Create {
                     recorder.add_sink(budget_correction(
                         platform,
                         rate_key,
@@ -135,9 +140,11 @@ pub(super) async fn admit<'c, P: Platform>(
 pub(super) fn anthropic_inbound(
     req: &Request,
     limits: &limits::Limits,
+    purpose: anthropic::Purpose,
 ) -> Result<ClientRequest, GatewayError> {
     limits::check_strings_in(&req.body, limits)?;
-    let msgs = anthropic::parse_messages(&req.body, req.headers.get("anthropic-beta"))?;
+    let msgs =
+        anthropic::parse_messages_for(&req.body, req.headers.get("anthropic-beta"), purpose)?;
     limits::check_message_count(msgs.message_count, limits)?;
     limits::check_max_tokens(msgs.max_tokens.into(), limits)?;
     Ok(ClientRequest::Anthropic(Box::new(msgs)))

@@ -10,6 +10,8 @@ use crate::record::Operation;
 pub(super) enum Route {
     /// A chat request in the client's dialect, run through the lifecycle.
     Chat(Dialect),
+    /// `POST /v1/messages/count_tokens`.
+    CountTokens,
     Models,
     /// `GET /v1/models/{id}`.
     Model,
@@ -30,6 +32,11 @@ const ROUTES: &[(&str, &[Method], Route)] = &[
         "/v1/messages",
         &[Method::Post],
         Route::Chat(Dialect::Anthropic),
+    ),
+    (
+        "/v1/messages/count_tokens",
+        &[Method::Post],
+        Route::CountTokens,
     ),
     ("/v1/models", &[Method::Get], Route::Models),
     ("/v1/models/*", &[Method::Get], Route::Model),
@@ -96,7 +103,12 @@ impl Route {
     fn is_debug(self) -> bool {
         match self {
             Route::DebugPanic | Route::DebugPanicAfterAwait => true,
-            Route::Chat(_) | Route::Models | Route::Model | Route::Status | Route::Health => false,
+            Route::Chat(_)
+            | Route::CountTokens
+            | Route::Models
+            | Route::Model
+            | Route::Status
+            | Route::Health => false,
         }
     }
 
@@ -104,6 +116,7 @@ impl Route {
     pub(super) fn operation(self) -> Operation {
         match self {
             Route::Chat(_) => Operation::Chat,
+            Route::CountTokens => Operation::CountTokens,
             Route::Models | Route::Model => Operation::Models,
             Route::Status => Operation::Status,
             Route::Health => Operation::Health,

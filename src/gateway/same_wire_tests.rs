@@ -244,3 +244,54 @@ fn a_field_without_an_equivalent_is_refused_by_name_or_dropped_when_the_model_sa
     let sent: Value = serde_json::from_slice(&p.requests.borrow()[0].body).unwrap();
     assert_eq!(sent["inferenceConfig"]["temperature"], 0.5);
 }
+
+fn count_request(model: &str) -> Request {
+    let mut req = request(D::Anthropic, model, false, "\"x\"");
+    req.path = "/v1/messages/count_tokens".into();
+    req.body = format!(
+        r#"{{"model":"{model}","system":"be brief","messages":[{{"role":"user","content":"count these words"}}]}}"#
+    )
+    .into_bytes();
+    req
+}
+
+#[test]
+fn token_counts_are_exact_where_a_provider_counts_and_estimated_elsewhere() {
+    // Anthropic counts: its own endpoint, the client's body as sent (no max_tokens needed).
+    let cfg = config("", "");
+    let p = platform([Scripted::json(200, r#"{"input_tokens":12}"#)]);
+    let (resp, body) = run(&cfg, &p, &State::new(1), count_request("anthro"));
+    assert_eq!(resp.status, 200);
+    assert_eq!(body, br#"{"input_tokens":12}"#);
+    assert_eq!(resp.headers.get("x-meridian-estimated"), None);
+    let reqs = p.requests.borrow();
+    assert_eq!(reqs[0].url, "http://an.test/v1/messages/count_tokens");
+    let sent: Value = serde_json::from_slice(&reqs[0].body).unwrap();
+    assert_eq!(sent["model"], "claude-sonnet-4-5");
+    drop(reqs);
+    assert_eq!(only_record(&p)["operation"], "count_tokens");
+
+    // Bedrock counts through CountTokens, signed.
+    let p = platform([Scripted::json(200, r#"{"inputTokens":7}"#)]);
+    let (resp, body) = run(&cfg, &p, &State::new(1), count_request("bedrock-only"));
+    assert_eq!(resp.status, 200);
+    assert_eq!(body, br#"{"input_tokens":7}"#);
+    let reqs = p.requests.borrow();
+    assert!(reqs[0].url.ends_with("/count-tokens"), "{}", reqs[0].url);
+    assert!(reqs[0]
+        .headers
+        .get("authorization")
+        .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256")));
+    let sent: Value = serde_json::from_slice(&reqs[0].body).unwrap();
+    assert_eq!(sent["input"]["converse"]["system"][0]["text"], "be brief");
+    drop(reqs);
+
+    // OpenAI-wire deployments cannot count: an estimate, marked, and no provider called.
+    let p = platform([]);
+    let (resp, body) = run(&cfg, &p, &State::new(1), count_request("trio"));
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.headers.get("x-meridian-estimated"), Some("true"));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["input_tokens"].as_u64().unwrap() > 0);
+    assert!(p.requests.borrow().is_empty());
+}

@@ -5,7 +5,9 @@ use crate::canonical::{ChatResponse, FinishReason, Part, StreamEvent, Usage};
 use crate::error::{ErrorCode, ErrorKind, GatewayError};
 use serde_json::{json, Value};
 
-pub use super::anthropic_request::{parse_messages, parse_request, MessagesRequest};
+pub use super::anthropic_request::{
+    parse_messages, parse_messages_for, parse_request, MessagesRequest, Purpose,
+};
 
 /// `model` stands in when the provider named none: the model field is the provider's model that answered, in
 /// both dialects (as OpenAI's own API names the snapshot that answered an alias).

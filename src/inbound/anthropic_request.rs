@@ -263,9 +263,26 @@ pub struct MessagesRequest {
 /// Longest `anthropic-beta` value taken: a comma-separated list of feature names.
 const MAX_BETA_LEN: usize = 1024;
 
+/// What a Messages body is for: a message to create (`max_tokens` required) or one to count
+/// (`/v1/messages/count_tokens`, where it is not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Create,
+    Count,
+}
+
 /// Reads and validates a Messages request. `beta` is the client's `anthropic-beta` header.
 pub fn parse_messages(body: &[u8], beta: Option<&str>) -> Result<MessagesRequest, GatewayError> {
-    let canonical = match parse_request(body) {
+    parse_messages_for(body, beta, Purpose::Create)
+}
+
+/// [`parse_messages`] for a purpose.
+pub fn parse_messages_for(
+    body: &[u8],
+    beta: Option<&str>,
+    purpose: Purpose,
+) -> Result<MessagesRequest, GatewayError> {
+    let canonical = match parse_request_for(body, purpose) {
         Ok(c) => Ok(Box::new(c)),
         Err(e) if e.code == ErrorCode::UnsupportedInput => Err(e),
         Err(e) => return Err(e),
@@ -283,6 +300,7 @@ pub fn parse_messages(body: &[u8], beta: Option<&str>) -> Result<MessagesRequest
             #[derive(Deserialize)]
             struct Head {
                 model: String,
+                #[serde(default)]
                 max_tokens: u32,
                 stream: Option<bool>,
                 messages: Vec<de::IgnoredAny>,
@@ -325,6 +343,10 @@ pub fn parse_messages(body: &[u8], beta: Option<&str>) -> Result<MessagesRequest
 }
 
 pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
+    parse_request_for(body, Purpose::Create)
+}
+
+fn parse_request_for(body: &[u8], purpose: Purpose) -> Result<ChatRequest, GatewayError> {
     let text = core::str::from_utf8(body)
         .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
     // A struct would also be read from an array, field by field: only an object is a request.
@@ -343,10 +365,11 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
         return Err(invalid("model", "must be a non-empty string"));
     }
     super::check_model_name(&model).map_err(|why| invalid("model", why))?;
-    let max_tokens = b
-        .max_tokens
-        .ok_or_else(|| invalid("max_tokens", "field required"))?
-        .0;
+    let max_tokens = match (b.max_tokens, purpose) {
+        (Some(n), _) => Some(n.0),
+        (None, Purpose::Count) => None,
+        (None, Purpose::Create) => return Err(invalid("max_tokens", "field required")),
+    };
     // Cache points in prompt order: tools, system, messages.
     let mut cache_points = Vec::new();
     let tools = b
@@ -401,7 +424,7 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
             .transpose()?,
         temperature: b.temperature,
         top_p: b.top_p,
-        max_tokens: Some(max_tokens),
+        max_tokens,
         stop: b
             .stop_sequences
             .unwrap_or_default()

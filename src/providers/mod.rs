@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod count_tokens;
 pub mod errors;
 pub mod gemini;
 pub mod openai_compat;
@@ -135,20 +136,7 @@ pub fn build_request(
                     "application/json"
                 },
             );
-            if let Credentials::Aws(aws) = creds {
-                let date = sigv4::amz_date(now_ms);
-                sigv4::sign(
-                    "POST",
-                    &url,
-                    &mut headers,
-                    &body,
-                    aws,
-                    region,
-                    "bedrock",
-                    &date,
-                    false,
-                );
-            }
+            sign_bedrock(&url, &mut headers, &body, creds, region, now_ms);
             (url, body)
         }
     };
@@ -161,6 +149,23 @@ pub fn build_request(
         // A stream the client leaves must stop at the provider.
         cancel_on_drop: req.stream,
     })
+}
+
+/// Signs a Bedrock request (SigV4, service `bedrock`) when the deployment has AWS credentials.
+pub(crate) fn sign_bedrock(
+    url: &str,
+    headers: &mut Headers,
+    body: &[u8],
+    creds: &Credentials,
+    region: &str,
+    now_ms: u64,
+) {
+    if let Credentials::Aws(aws) = creds {
+        let date = sigv4::amz_date(now_ms);
+        sigv4::sign(
+            "POST", url, headers, body, aws, region, "bedrock", &date, false,
+        );
+    }
 }
 
 /// A provider's complete answer in canonical form. `id` is used where the provider returns none.

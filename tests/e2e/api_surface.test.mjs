@@ -22,7 +22,7 @@ after(async () => {
   await mock?.stop();
 });
 
-test("official Python SDKs: model lookup in both shapes", async () => {
+test("official Python SDKs: model lookup in both shapes, token counting on every kind", async () => {
   const python = process.env.MERIDIAN_PYTHON;
   assert.ok(python && existsSync(python), "the SDK virtualenv is missing: run scripts/bootstrap (or make test)");
   const child = spawn(python, [path.join(HERE, "sdk_surface.py")], {
@@ -46,4 +46,12 @@ test("JS SDKs: models.retrieve in OpenAI's shape, models.list in Anthropic's", a
   for await (const model of anthropic.models.list()) ids.push(model.id);
   assert.deepEqual(ids.sort(), [...KINDS].sort());
   await assert.rejects(openai.models.retrieve("nope"), (e) => e.status === 404);
+});
+
+test("JS SDK: messages.countTokens exact from Anthropic, Bedrock and Gemini", async () => {
+  const anthropic = new Anthropic({ baseURL: worker.url, apiKey: DEMO_KEY, maxRetries: 0 });
+  for (const kind of ["anthropic", "bedrock", "gemini"]) {
+    const r = await anthropic.messages.countTokens({ model: kind, messages: [{ role: "user", content: "one two three" }] });
+    assert.equal(r.input_tokens, 3, kind);
+  }
 });

@@ -1,4 +1,5 @@
-"""The rest of the API surface through the official openai and anthropic Python SDKs: model lookup.
+"""The rest of the API surface through the official openai and anthropic Python SDKs: model lookup and token
+counting.
 
 Run by api_surface.test.mjs (MERIDIAN_URL, MOCK_CONTROL, MERIDIAN_KINDS).
 """
@@ -39,6 +40,39 @@ class Models(unittest.TestCase):
         with self.assertRaises(anthropic.NotFoundError) as e:
             ANTHROPIC.models.retrieve("no-such-model")
         self.assertEqual(e.exception.body["error"]["type"], "not_found_error")
+
+
+class CountTokens(unittest.TestCase):
+    """Exact from Anthropic, Bedrock and Gemini (the mock counts the prompt's words); estimated, and marked so,
+    for OpenAI-wire deployments, which have no counting endpoint."""
+
+    SYSTEM = "you are terse"
+    QUESTION = "how many words are in this question"
+
+    def count(self, kind):
+        raw = ANTHROPIC.messages.with_raw_response.count_tokens(
+            model=kind, system=self.SYSTEM, messages=[{"role": "user", "content": self.QUESTION}]
+        )
+        return raw.parse().input_tokens, raw.headers.get("x-meridian-estimated")
+
+    def test_every_kind(self):
+        words = len(self.SYSTEM.split()) + len(self.QUESTION.split())
+        for kind in KINDS:
+            with self.subTest(kind=kind):
+                n, estimated = self.count(kind)
+                if kind in ("openai", "azure"):
+                    self.assertEqual(estimated, "true")
+                    self.assertGreater(n, 0)
+                else:
+                    self.assertIsNone(estimated)
+                    self.assertEqual(n, words)
+
+    def test_bad_input_is_a_400_in_anthropics_shape(self):
+        with self.assertRaises(anthropic.BadRequestError) as e:
+            ANTHROPIC.messages.count_tokens(model="anthropic", messages=[])
+        self.assertEqual(e.exception.body["error"]["type"], "invalid_request_error")
+        with self.assertRaises(anthropic.NotFoundError):
+            ANTHROPIC.messages.count_tokens(model="nope", messages=[{"role": "user", "content": "x"}])
 
 
 if __name__ == "__main__":
