@@ -33,6 +33,7 @@ use std::rc::Rc;
 mod admission;
 mod chat;
 mod count_tokens;
+mod embeddings;
 mod estimates;
 mod lifecycle;
 mod operation;
@@ -251,6 +252,12 @@ async fn route<P: Platform>(
     })?;
     match route {
         Route::Chat(dialect) => apart(chat(config, platform, state, dialect, &req, recorder)).await,
+        Route::Embeddings => {
+            apart(embeddings::embeddings(
+                config, platform, state, &req, recorder,
+            ))
+            .await
+        }
         Route::CountTokens => {
             apart(count_tokens::count_tokens(
                 config, platform, state, &req, recorder,
@@ -277,15 +284,19 @@ async fn chat<P: Platform>(
     req: &Request,
     recorder: &Recorder,
 ) -> Result<Response, GatewayError> {
-    let (admitted, inbound) = admit(
-        config,
-        platform,
-        dialect,
-        req,
-        recorder,
-        anthropic::Purpose::Create,
-    )
-    .await?;
+    let (admitted, inbound) =
+        admit(
+            config,
+            platform,
+            req,
+            recorder,
+            true,
+            |req, limits| match dialect {
+                Dialect::Anthropic => anthropic_inbound(req, limits, anthropic::Purpose::Create),
+                Dialect::OpenAi => openai_inbound(&req.body, limits),
+            },
+        )
+        .await?;
     let drop_unsupported = match &admitted.target {
         Target::Alias(model) => model.drop_unsupported,
         Target::Direct(_) => false,
@@ -354,7 +365,7 @@ fn other_route<P: Platform>(
             ))
         }
         // Run by `route` itself.
-        Route::Chat(_) | Route::CountTokens | Route::DebugPanicAfterAwait => {
+        Route::Chat(_) | Route::CountTokens | Route::Embeddings | Route::DebugPanicAfterAwait => {
             Err(GatewayError::new(
                 ErrorCode::InternalError,
                 "route dispatched to the wrong handler",

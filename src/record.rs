@@ -18,6 +18,7 @@ use std::rc::Rc;
 pub enum Operation {
     Chat,
     CountTokens,
+    Embeddings,
     Models,
     Status,
     Health,

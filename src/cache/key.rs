@@ -59,15 +59,30 @@ pub fn cache_key(namespace: &str, model: &str, req: &ChatRequest, body: Option<&
     for b in digest {
         hex.push_str(&format!("{b:02x}"));
     }
-    // KV keys are at most 512 bytes: a long namespace is hashed rather than truncated.
-    let ns =
-        if namespace.len() <= 128 && namespace.bytes().all(|b| b.is_ascii_graphic() && b != b'/') {
-            namespace.to_owned()
-        } else {
-            let d = Sha256::digest(namespace.as_bytes());
-            d.iter().take(16).map(|b| format!("{b:02x}")).collect()
-        };
-    format!("cache/v{VERSION}/{ns}/{hex}")
+    format!("cache/v{VERSION}/{}/{hex}", scoped(namespace))
+}
+
+/// KV keys are at most 512 bytes: a long namespace is hashed rather than truncated.
+fn scoped(namespace: &str) -> String {
+    if namespace.len() <= 128 && namespace.bytes().all(|b| b.is_ascii_graphic() && b != b'/') {
+        namespace.to_owned()
+    } else {
+        let d = Sha256::digest(namespace.as_bytes());
+        d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The key of an embeddings request: the client's body as JSON (members in any order, `null` as absent), without
+/// `model` (the resolved alias is keyed apart) and `user` (never changes the vectors).
+pub fn embeddings_key(namespace: &str, model: &str, body: &Map<String, Value>) -> String {
+    let mut own = body.clone();
+    own.shift_remove("model");
+    own.shift_remove("user");
+    let mut form = json!({ "v": VERSION, "endpoint": "embeddings", "model": model, "body": drop_nulls(Value::Object(own)) });
+    form.sort_all_objects();
+    let digest = Sha256::digest(form.to_string().as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("cache/v{VERSION}/{}/{hex}", scoped(namespace))
 }
 
 /// A request the cached answer cannot reproduce (several choices, log probabilities, the model's thinking) is

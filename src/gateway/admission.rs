@@ -31,16 +31,34 @@ fn budget_correction<P: Platform>(
     })
 }
 
-/// Admits a chat request (or, with `Purpose::Count`, a Messages body to count): `Ok` with what the lifecycle
-/// needs, or the error the client gets.
-pub(super) async fn admit<'c, P: Platform>(
+/// What admission needs of a parsed request body, whatever the endpoint.
+pub(super) trait Inbound {
+    /// The model the client asked for (an alias or `provider/model`).
+    fn model(&self) -> &str;
+    fn stream(&self) -> bool;
+}
+
+impl Inbound for ClientRequest {
+    fn model(&self) -> &str {
+        ClientRequest::model(self)
+    }
+
+    fn stream(&self) -> bool {
+        ClientRequest::stream(self)
+    }
+}
+
+/// Admits a request whose body `parse` reads (and checks against the input limits): `Ok` with what the lifecycle
+/// needs, or the error the client gets. `spends_tokens`: whether the request spends a `tpm` budget (counting
+/// tokens does not).
+pub(super) async fn admit<'c, P: Platform, T: Inbound>(
     config: &'c Config,
     platform: &P,
-    dialect: Dialect,
     req: &Request,
     recorder: &'c Recorder,
-    purpose: anthropic::Purpose,
-) -> Result<(Admitted<'c>, ClientRequest), GatewayError> {
+    spends_tokens: bool,
+    parse: impl FnOnce(&Request, &limits::Limits) -> Result<T, GatewayError>,
+) -> Result<(Admitted<'c>, T), GatewayError> {
     // Hostile input is refused before it is parsed or any budget is spent.
     limits::check_body(&req.body, &config.limits)?;
     let principal = authorize(config, platform, &req.headers)?;
@@ -53,10 +71,7 @@ pub(super) async fn admit<'c, P: Platform>(
             },
         )
     });
-    let inbound = match dialect {
-        Dialect::Anthropic => anthropic_inbound(req, &config.limits, purpose)?,
-        Dialect::OpenAi => openai_inbound(&req.body, &config.limits)?,
-    };
+    let inbound = parse(req, &config.limits)?;
     recorder.update(|r| {
         r.model = Some(inbound.model().to_owned());
         r.stream = inbound.stream();
@@ -72,9 +87,10 @@ pub(super) async fn admit<'c, P: Platform>(
     if rpm.is_some() || tpm.is_some() {
         // Input tokens are estimated from the body (about 4 bytes each) and spent up front; the record corrects
         // the budget to what the provider counted. Counting tokens spends none (a request, for `rpm`).
-        let estimate = match purpose {
-            anthropic::Purpose::Create => (req.body.len() / 4) as u64,
-            anthropic::Purpose::Count => 0,
+        let estimate = if spends_tokens {
+            (req.body.len() / 4) as u64
+        } else {
+            0
         };
         let rate_key = principal.rate_key();
         match platform
@@ -82,7 +98,7 @@ pub(super) async fn admit<'c, P: Platform>(
             .await
         {
             Ok(Decision::Allowed) => {
-                if tpm.is_some() && purpose == anthropic::Purpose::Create {
+                if tpm.is_some() && spends_tokens {
                     recorder.add_sink(budget_correction(
                         platform,
                         rate_key,

@@ -12,6 +12,8 @@ pub(super) enum Route {
     Chat(Dialect),
     /// `POST /v1/messages/count_tokens`.
     CountTokens,
+    /// `POST /v1/embeddings`.
+    Embeddings,
     Models,
     /// `GET /v1/models/{id}`.
     Model,
@@ -38,6 +40,7 @@ const ROUTES: &[(&str, &[Method], Route)] = &[
         &[Method::Post],
         Route::CountTokens,
     ),
+    ("/v1/embeddings", &[Method::Post], Route::Embeddings),
     ("/v1/models", &[Method::Get], Route::Models),
     ("/v1/models/*", &[Method::Get], Route::Model),
     ("/_meridian/status", &[Method::Get], Route::Status),
@@ -105,6 +108,7 @@ impl Route {
             Route::DebugPanic | Route::DebugPanicAfterAwait => true,
             Route::Chat(_)
             | Route::CountTokens
+            | Route::Embeddings
             | Route::Models
             | Route::Model
             | Route::Status
@@ -117,6 +121,7 @@ impl Route {
         match self {
             Route::Chat(_) => Operation::Chat,
             Route::CountTokens => Operation::CountTokens,
+            Route::Embeddings => Operation::Embeddings,
             Route::Models | Route::Model => Operation::Models,
             Route::Status => Operation::Status,
             Route::Health => Operation::Health,

@@ -38,6 +38,7 @@ macro_rules! string_or_list {
 
 pub mod anthropic;
 mod anthropic_request;
+pub mod embeddings;
 pub mod models;
 pub mod openai;
 mod openai_request;

@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod bedrock;
 pub mod count_tokens;
+pub mod embeddings;
 pub mod errors;
 pub mod gemini;
 pub mod openai_compat;
