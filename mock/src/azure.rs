@@ -15,11 +15,14 @@ use crate::stream::{percent_decode, query_param};
 
 const PREFIX: &str = "/openai/deployments/";
 const SUFFIX: &str = "/chat/completions";
+const EMBEDDINGS: &str = "/embeddings";
 
 /// The (raw) deployment segment of an Azure chat completions path.
 pub(crate) fn deployment_of(path: &str) -> Option<&str> {
     let start = path.find(PREFIX)? + PREFIX.len();
-    let deployment = path[start..].strip_suffix(SUFFIX)?;
+    let deployment = path[start..]
+        .strip_suffix(SUFFIX)
+        .or_else(|| path[start..].strip_suffix(EMBEDDINGS))?;
     (!deployment.is_empty() && !deployment.contains('/')).then_some(deployment)
 }
 
@@ -83,5 +86,8 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
         );
     }
     let deployment = percent_decode(raw);
+    if ctx.path.ends_with(EMBEDDINGS) {
+        return openai::embeddings(ctx, Some(&deployment));
+    }
     openai::chat(ctx, Some(&deployment)).await
 }

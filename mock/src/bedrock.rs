@@ -20,6 +20,13 @@ const ERROR_TYPE: HeaderName = HeaderName::from_static("x-amzn-errortype");
 const EVENT_STREAM: HeaderValue = HeaderValue::from_static("application/vnd.amazon.eventstream");
 const AUTH_PREFIX: &str = "AWS4-HMAC-SHA256 Credential=";
 
+/// The raw (percent-encoded) model id of an `InvokeModel` path (`/model/{id}/invoke`).
+pub(crate) fn invoke_route_of(path: &str) -> Option<&str> {
+    let rest = path.strip_suffix("/invoke")?;
+    let start = rest.find("/model/")? + "/model/".len();
+    Some(&rest[start..])
+}
+
 /// The raw (percent-encoded) model id of a `CountTokens` path (`/model/{id}/count-tokens`).
 pub(crate) fn count_route_of(path: &str) -> Option<&str> {
     let rest = path.strip_suffix("/count-tokens")?;
@@ -115,17 +122,20 @@ fn tool_names(obj: &Map<String, Value>) -> Vec<&str> {
 }
 
 pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
-    let (raw_model, streaming, counting) = match (route_of(ctx.path), count_route_of(ctx.path)) {
-        (Some((model, streaming)), _) => (model, streaming, false),
-        (None, Some(model)) => (model, false, true),
-        (None, None) => {
-            return error_response(
-                StatusCode::NOT_FOUND,
-                "UnknownOperationException",
-                "unknown operation",
-            )
-        }
-    };
+    let invoking = invoke_route_of(ctx.path);
+    let (raw_model, streaming, counting) =
+        match (route_of(ctx.path), count_route_of(ctx.path), invoking) {
+            (Some((model, streaming)), _, _) => (model, streaming, false),
+            (None, Some(model), _) => (model, false, true),
+            (None, None, Some(model)) => (model, false, false),
+            (None, None, None) => {
+                return error_response(
+                    StatusCode::NOT_FOUND,
+                    "UnknownOperationException",
+                    "unknown operation",
+                )
+            }
+        };
     if ctx.method != Method::POST {
         return error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -161,6 +171,13 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
     let Some(obj) = request.as_object() else {
         return bad_request("request body must be a JSON object");
     };
+    // `InvokeModel`: the embedding models' own bodies.
+    if invoking.is_some() {
+        return match crate::embeddings::bedrock(&model_id, &request) {
+            Ok(v) => respond::json(StatusCode::OK, &v),
+            Err(e) => bad_request(&e),
+        };
+    }
     // `CountTokens`: `{"input": {"converse": {messages, system, ...}}}` answered `{"inputTokens": N}`.
     if counting {
         let Some(converse) = obj

@@ -48,9 +48,15 @@ impl Dialect {
     pub fn for_path(path: &str) -> Dialect {
         if azure::deployment_of(path).is_some() {
             Dialect::Azure
-        } else if bedrock::route_of(path).is_some() || bedrock::count_route_of(path).is_some() {
+        } else if bedrock::route_of(path).is_some()
+            || bedrock::count_route_of(path).is_some()
+            || bedrock::invoke_route_of(path).is_some()
+        {
             Dialect::Bedrock
-        } else if gemini::route_of(path).is_some() || gemini::count_route_of(path).is_some() {
+        } else if gemini::route_of(path).is_some()
+            || gemini::count_route_of(path).is_some()
+            || gemini::embed_route_of(path).is_some()
+        {
             Dialect::Gemini
         } else if path.ends_with("/messages") || path.ends_with("/messages/count_tokens") {
             Dialect::Anthropic
@@ -98,13 +104,13 @@ mod tests {
             ("/openai/deployments/gpt4o/chat/completions", Dialect::Azure),
             ("/x/openai/deployments/d/chat/completions", Dialect::Azure),
             ("/openai/deployments//chat/completions", Dialect::OpenAi),
-            ("/openai/deployments/d/embeddings", Dialect::OpenAi),
+            ("/openai/deployments/d/embeddings", Dialect::Azure),
             ("/v1/messages", Dialect::Anthropic),
             ("/anthropic/v1/messages", Dialect::Anthropic),
             ("/model/a.b-v1%3A0/converse", Dialect::Bedrock),
             ("/model/a.b-v1%3A0/converse-stream", Dialect::Bedrock),
             ("/model/arn:aws:x/y/converse", Dialect::Bedrock),
-            ("/model/x/invoke", Dialect::OpenAi),
+            ("/model/x/invoke", Dialect::Bedrock),
             (
                 "/v1beta/models/gemini-2.0-flash:generateContent",
                 Dialect::Gemini,
@@ -113,6 +119,12 @@ mod tests {
             ("/v1beta/models/g:countTokens", Dialect::Gemini),
             ("/v1beta/g:countTokens", Dialect::OpenAi),
             ("/model/m/count-tokens", Dialect::Bedrock),
+            (
+                "/model/amazon.titan-embed-text-v2%3A0/invoke",
+                Dialect::Bedrock,
+            ),
+            ("/v1beta/models/e:batchEmbedContents", Dialect::Gemini),
+            ("/v1/embeddings", Dialect::OpenAi),
             ("/v1/messages/count_tokens", Dialect::Anthropic),
         ] {
             assert_eq!(Dialect::for_path(path), d, "{path}");

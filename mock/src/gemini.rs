@@ -19,6 +19,18 @@ use crate::stream::{
 const SEP: &[u8] = b"\r\n\r\n";
 const MALFORMED_EVENT: &[u8] = b"data: {not json\r\n\r\n";
 
+/// The raw model name of an `:embedContent` or `:batchEmbedContents` path, and whether it is the batch.
+pub(crate) fn embed_route_of(path: &str) -> Option<(&str, bool)> {
+    let (rest, batch) = match path.strip_suffix(":batchEmbedContents") {
+        Some(r) => (r, true),
+        None => (path.strip_suffix(":embedContent")?, false),
+    };
+    let slash = rest.rfind('/')?;
+    rest[..=slash]
+        .ends_with("/models/")
+        .then_some((&rest[slash + 1..], batch))
+}
+
 /// The raw model name of a `:countTokens` path.
 pub(crate) fn count_route_of(path: &str) -> Option<&str> {
     let rest = path.strip_suffix(":countTokens")?;
@@ -137,11 +149,14 @@ fn tool_names(obj: &Map<String, Value>) -> Vec<&str> {
 }
 
 pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
-    let (raw_model, streaming, counting) = match (route_of(ctx.path), count_route_of(ctx.path)) {
-        (Some((model, streaming)), _) => (model, streaming, false),
-        (None, Some(model)) => (model, false, true),
-        (None, None) => return error_response(StatusCode::NOT_FOUND, "unknown method"),
-    };
+    let embedding = embed_route_of(ctx.path);
+    let (raw_model, streaming, counting) =
+        match (route_of(ctx.path), count_route_of(ctx.path), embedding) {
+            (Some((model, streaming)), _, _) => (model, streaming, false),
+            (None, Some(model), _) => (model, false, true),
+            (None, None, Some((model, _))) => (model, false, false),
+            (None, None, None) => return error_response(StatusCode::NOT_FOUND, "unknown method"),
+        };
     if ctx.method != Method::POST {
         return error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -163,6 +178,12 @@ pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
     let Some(obj) = request.as_object() else {
         return bad_request("Invalid JSON payload received: the body must be an object");
     };
+    if let Some((_, batch)) = embedding {
+        return match crate::embeddings::gemini(&request, batch) {
+            Ok(v) => respond::json(StatusCode::OK, &v),
+            Err(e) => bad_request(&e),
+        };
+    }
     // `:countTokens`: `{"contents": [...]}` or `{"generateContentRequest": {...}}`, answered `{"totalTokens": N}`.
     if counting {
         let inner = obj

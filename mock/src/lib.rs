@@ -22,6 +22,7 @@ mod config;
 mod content;
 mod control;
 mod dialect;
+mod embeddings;
 mod error;
 mod eventstream;
 mod gemini;

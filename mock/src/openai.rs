@@ -1,6 +1,6 @@
 //! OpenAI Chat Completions dialect.
 //!
-//! Routes: `POST …/chat/completions` (any prefix), `GET …/v1/models`.
+//! Routes: `POST …/chat/completions` and `POST …/embeddings` (any prefix), `GET …/v1/models`.
 
 use bytes::Bytes;
 use hyper::header::CACHE_CONTROL;
@@ -18,7 +18,13 @@ const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
 
 pub(crate) async fn handle(ctx: &RequestCtx<'_>) -> Response<MockBody> {
     let path = ctx.path;
-    if path.ends_with("/chat/completions") {
+    if path.ends_with("/embeddings") {
+        if ctx.method == Method::POST {
+            embeddings(ctx, None)
+        } else {
+            method_not_allowed(ctx)
+        }
+    } else if path.ends_with("/chat/completions") {
         if ctx.method == Method::POST {
             chat_completions(ctx).await
         } else {
@@ -253,6 +259,23 @@ impl Plan {
             } => "length",
             Reply::Text { .. } => "stop",
         }
+    }
+}
+
+/// `POST …/embeddings` (with `deployment`, Azure's: the response `model` is the deployment).
+pub(crate) fn embeddings(ctx: &RequestCtx<'_>, deployment: Option<&str>) -> Response<MockBody> {
+    let request: Value = match serde_json::from_slice(ctx.body) {
+        Ok(v) => v,
+        Err(e) => return bad_request(&format!("invalid JSON body: {e}")),
+    };
+    let model = match (deployment, request.get("model")) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(Value::String(m))) => m.clone(),
+        _ => return bad_request("missing required parameter: 'model' (must be a string)"),
+    };
+    match crate::embeddings::openai(&request, &model) {
+        Ok(v) => respond::json(StatusCode::OK, &v),
+        Err(e) => bad_request(&e),
     }
 }
 

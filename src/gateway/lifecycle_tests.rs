@@ -861,3 +861,6 @@ fn the_count_of_the_prompt_is_not_content_a_provider_failing_after_it_is_failed_
 
 #[path = "same_wire_tests.rs"]
 mod same_wire;
+
+#[path = "surface_tests.rs"]
+mod surface;

@@ -13,8 +13,17 @@ import { startAllKinds, KINDS, DEMO_KEY } from "./harness.mjs";
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 let mock, worker;
 
+// Embedding models on the mock's providers.
+const EMBEDDERS = {
+  "emb-openai": { deployments: [{ provider: "mock-openai", model: "text-embedding-3-small", region: "us-east-1" }] },
+  "emb-azure": { deployments: [{ provider: "mock-azure", model: "embed-deploy", region: "eastus" }] },
+  "emb-gemini": { deployments: [{ provider: "mock-gemini", model: "gemini-embedding-001", region: "us-central1" }] },
+  "emb-titan": { deployments: [{ provider: "mock-bedrock", model: "amazon.titan-embed-text-v2:0", region: "us-east-1" }] },
+  "emb-cohere": { deployments: [{ provider: "mock-bedrock", model: "cohere.embed-english-v3", region: "us-east-1" }] },
+};
+
 before(async () => {
-  ({ mock, worker } = await startAllKinds());
+  ({ mock, worker } = await startAllKinds(EMBEDDERS));
 });
 
 after(async () => {
@@ -22,7 +31,7 @@ after(async () => {
   await mock?.stop();
 });
 
-test("official Python SDKs: model lookup in both shapes, token counting on every kind", async () => {
+test("official Python SDKs: model lookup in both shapes, token counting and embeddings on every kind", async () => {
   const python = process.env.MERIDIAN_PYTHON;
   assert.ok(python && existsSync(python), "the SDK virtualenv is missing: run scripts/bootstrap (or make test)");
   const child = spawn(python, [path.join(HERE, "sdk_surface.py")], {
@@ -44,7 +53,7 @@ test("JS SDKs: models.retrieve in OpenAI's shape, models.list in Anthropic's", a
   assert.equal(m.id, "gemini");
   const ids = [];
   for await (const model of anthropic.models.list()) ids.push(model.id);
-  assert.deepEqual(ids.sort(), [...KINDS].sort());
+  assert.deepEqual(ids.sort(), [...KINDS, ...Object.keys(EMBEDDERS)].sort());
   await assert.rejects(openai.models.retrieve("nope"), (e) => e.status === 404);
 });
 
@@ -54,4 +63,18 @@ test("JS SDK: messages.countTokens exact from Anthropic, Bedrock and Gemini", as
     const r = await anthropic.messages.countTokens({ model: kind, messages: [{ role: "user", content: "one two three" }] });
     assert.equal(r.input_tokens, 3, kind);
   }
+});
+
+test("JS SDK: embeddings.create on every kind that embeds, decoding the default base64", async () => {
+  const openai = new OpenAI({ baseURL: `${worker.url}/v1`, apiKey: DEMO_KEY, maxRetries: 0 });
+  for (const model of ["emb-openai", "emb-azure", "emb-gemini", "emb-cohere"]) {
+    const floats = await openai.embeddings.create({ model, input: ["one two", "three"], encoding_format: "float" });
+    const decoded = await openai.embeddings.create({ model, input: ["one two", "three"] });
+    assert.equal(decoded.data.length, 2, model);
+    // The same f32 values: base64 carries them exactly, the decimal text as their shortest form.
+    assert.deepEqual(decoded.data[1].embedding.map(Math.fround), floats.data[1].embedding.map(Math.fround), model);
+  }
+  const titan = await openai.embeddings.create({ model: "emb-titan", input: "one two three", dimensions: 256 });
+  assert.equal(titan.data[0].embedding.length, 256);
+  assert.equal(titan.usage.prompt_tokens, 3);
 });

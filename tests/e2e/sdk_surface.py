@@ -1,5 +1,5 @@
-"""The rest of the API surface through the official openai and anthropic Python SDKs: model lookup and token
-counting.
+"""The rest of the API surface through the official openai and anthropic Python SDKs: model lookup, token
+counting and embeddings.
 
 Run by api_surface.test.mjs (MERIDIAN_URL, MOCK_CONTROL, MERIDIAN_KINDS).
 """
@@ -12,6 +12,7 @@ import openai
 
 URL = os.environ["MERIDIAN_URL"]
 KINDS = os.environ["MERIDIAN_KINDS"].split(",")
+EMBEDDERS = ["emb-openai", "emb-azure", "emb-gemini", "emb-titan", "emb-cohere"]
 ANTHROPIC = anthropic.Anthropic(base_url=URL, api_key="demo", max_retries=0)
 OPENAI = openai.OpenAI(base_url=URL + "/v1", api_key="demo", max_retries=0)
 
@@ -19,7 +20,7 @@ OPENAI = openai.OpenAI(base_url=URL + "/v1", api_key="demo", max_retries=0)
 class Models(unittest.TestCase):
     def test_openai_list_and_retrieve(self):
         ids = [m.id for m in OPENAI.models.list()]
-        for kind in KINDS:
+        for kind in KINDS + EMBEDDERS:
             self.assertIn(kind, ids)
             m = OPENAI.models.retrieve(kind)
             self.assertEqual((m.id, m.object), (kind, "model"))
@@ -73,6 +74,34 @@ class CountTokens(unittest.TestCase):
         self.assertEqual(e.exception.body["error"]["type"], "invalid_request_error")
         with self.assertRaises(anthropic.NotFoundError):
             ANTHROPIC.messages.count_tokens(model="nope", messages=[{"role": "user", "content": "x"}])
+
+
+class Embeddings(unittest.TestCase):
+    def test_every_kind_that_embeds(self):
+        for model in EMBEDDERS:
+            with self.subTest(model=model):
+                inputs = "one two three" if model == "emb-titan" else ["one two", "three"]
+                # The SDK asks for base64 unless told otherwise and decodes it: the same vectors as floats.
+                decoded = OPENAI.embeddings.create(model=model, input=inputs)
+                floats = OPENAI.embeddings.create(model=model, input=inputs, encoding_format="float")
+                self.assertEqual(len(decoded.data), 1 if model == "emb-titan" else 2)
+                for a, b in zip(decoded.data, floats.data):
+                    self.assertEqual(len(a.embedding), len(b.embedding))
+                    for x, y in zip(a.embedding, b.embedding):
+                        self.assertAlmostEqual(x, y, places=6)
+                self.assertGreater(decoded.usage.prompt_tokens, 0)
+        small = OPENAI.embeddings.create(model="emb-gemini", input="x", dimensions=4, encoding_format="float")
+        self.assertEqual(len(small.data[0].embedding), 4)
+
+    def test_what_a_kind_cannot_embed_is_a_clear_400(self):
+        with self.assertRaises(openai.BadRequestError) as e:
+            OPENAI.embeddings.create(model="emb-titan", input=["a", "b"])
+        self.assertEqual(e.exception.code, "unsupported_input")
+        with self.assertRaises(openai.BadRequestError) as e:
+            OPENAI.embeddings.create(model="anthropic", input="a")
+        self.assertEqual(e.exception.code, "unsupported_input")
+        with self.assertRaises(openai.BadRequestError):
+            OPENAI.embeddings.create(model="emb-openai", input=[])
 
 
 if __name__ == "__main__":
