@@ -37,6 +37,7 @@ mod embeddings;
 mod estimates;
 mod lifecycle;
 mod operation;
+mod responses;
 mod routes;
 
 use admission::*;
@@ -58,6 +59,8 @@ pub struct State {
     scrubber: OnceCell<Rc<Scrubber>>,
     /// What this isolate's requests did, by status, error code and cache status (the status endpoint shows it).
     pub counters: Rc<RefCell<Counters>>,
+    /// Responses this isolate has created: part of each new response id.
+    responses: Cell<u64>,
 }
 
 /// Totals over the records this isolate finished.
@@ -94,6 +97,7 @@ impl State {
             loaded: Cell::new(false),
             scrubber: OnceCell::new(),
             counters: Rc::default(),
+            responses: Cell::new(0),
         }
     }
 }
@@ -258,6 +262,8 @@ async fn route<P: Platform>(
             ))
             .await
         }
+        Route::Responses => apart(responses::create(config, platform, state, &req, recorder)).await,
+        Route::StoredResponse => apart(responses::stored(config, platform, &req)).await,
         Route::CountTokens => {
             apart(count_tokens::count_tokens(
                 config, platform, state, &req, recorder,
@@ -294,6 +300,11 @@ async fn chat<P: Platform>(
             |req, limits| match dialect {
                 Dialect::Anthropic => anthropic_inbound(req, limits, anthropic::Purpose::Create),
                 Dialect::OpenAi => openai_inbound(&req.body, limits),
+                // Its own route reads it (a stored conversation comes first).
+                Dialect::Responses => Err(GatewayError::new(
+                    ErrorCode::InternalError,
+                    "a Responses request is admitted by its own route",
+                )),
             },
         )
         .await?;
@@ -365,12 +376,15 @@ fn other_route<P: Platform>(
             ))
         }
         // Run by `route` itself.
-        Route::Chat(_) | Route::CountTokens | Route::Embeddings | Route::DebugPanicAfterAwait => {
-            Err(GatewayError::new(
-                ErrorCode::InternalError,
-                "route dispatched to the wrong handler",
-            ))
-        }
+        Route::Chat(_)
+        | Route::CountTokens
+        | Route::Embeddings
+        | Route::Responses
+        | Route::StoredResponse
+        | Route::DebugPanicAfterAwait => Err(GatewayError::new(
+            ErrorCode::InternalError,
+            "route dispatched to the wrong handler",
+        )),
     }
 }
 

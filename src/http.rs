@@ -128,6 +128,7 @@ pub enum Method {
     Get,
     Head,
     Post,
+    Delete,
     Options,
     Other,
 }
@@ -138,6 +139,7 @@ impl Method {
             "GET" => Method::Get,
             "HEAD" => Method::Head,
             "POST" => Method::Post,
+            "DELETE" => Method::Delete,
             "OPTIONS" => Method::Options,
             _ => Method::Other,
         }
@@ -148,6 +150,7 @@ impl Method {
             Method::Get => "GET",
             Method::Head => "HEAD",
             Method::Post => "POST",
+            Method::Delete => "DELETE",
             Method::Options => "OPTIONS",
             Method::Other => "OTHER",
         }

@@ -131,6 +131,8 @@ pub trait Platform {
     fn logger(&self) -> Logger;
     /// A value from the Workers KV namespace, `None` if absent or if no namespace is bound.
     async fn kv_get(&self, key: &str) -> Option<String>;
+    /// Deletes a KV entry; `false` when no namespace is bound or the delete failed.
+    async fn kv_delete(&self, key: &str) -> bool;
     /// Writes to KV after the response (`ctx.wait_until`); failures are logged, not surfaced. Owned, because a
     /// streamed answer is only complete (and cacheable) after the handler has returned.
     fn kv_writer(&self) -> KvWriter;

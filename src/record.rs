@@ -19,6 +19,7 @@ pub enum Operation {
     Chat,
     CountTokens,
     Embeddings,
+    Responses,
     Models,
     Status,
     Health,

@@ -262,6 +262,13 @@ impl Platform for EdgePlatform {
         self.kv()?.get(key).text().await.ok().flatten()
     }
 
+    async fn kv_delete(&self, key: &str) -> bool {
+        match self.kv() {
+            Some(kv) => kv.delete(key).await.is_ok(),
+            None => false,
+        }
+    }
+
     async fn rate_check(
         &self,
         key: &str,

@@ -222,6 +222,7 @@ pub(super) fn preflight(config: &Config, req: &Request) -> Response {
 pub(super) enum ClientRequest {
     OpenAi(openai::ChatRequest),
     Anthropic(Box<anthropic::MessagesRequest>),
+    Responses(Box<crate::inbound::responses::ResponsesRequest>),
 }
 
 impl ClientRequest {
@@ -229,6 +230,7 @@ impl ClientRequest {
         match self {
             ClientRequest::OpenAi(c) => &c.model,
             ClientRequest::Anthropic(m) => &m.model,
+            ClientRequest::Responses(r) => &r.model,
         }
     }
 
@@ -236,6 +238,7 @@ impl ClientRequest {
         match self {
             ClientRequest::OpenAi(c) => c.stream,
             ClientRequest::Anthropic(m) => m.stream,
+            ClientRequest::Responses(r) => r.stream,
         }
     }
 
@@ -244,6 +247,7 @@ impl ClientRequest {
         match self {
             ClientRequest::OpenAi(c) => &c.body,
             ClientRequest::Anthropic(m) => &m.body,
+            ClientRequest::Responses(r) => &r.body,
         }
     }
 
@@ -251,6 +255,7 @@ impl ClientRequest {
         match self {
             ClientRequest::OpenAi(_) => Dialect::OpenAi,
             ClientRequest::Anthropic(_) => Dialect::Anthropic,
+            ClientRequest::Responses(_) => Dialect::Responses,
         }
     }
 }

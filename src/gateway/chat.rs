@@ -72,6 +72,7 @@ impl Chat {
     fn canonical(&self) -> Result<&canonical::ChatRequest, GatewayError> {
         match &self.inbound {
             ClientRequest::Anthropic(m) => m.canonical.as_deref().map_err(Clone::clone),
+            ClientRequest::Responses(r) => Ok(&r.canonical),
             ClientRequest::OpenAi(chat) => {
                 if let Some(c) = self.canonical.get() {
                     return Ok(c);
@@ -93,6 +94,8 @@ impl Chat {
                     && !(chat.stream && !chat.include_usage() && leads_cache)
             }
             ClientRequest::Anthropic(_) => dep.provider.kind == ProviderKind::Anthropic,
+            // Conversations are Meridian's (stored, continued by `previous_response_id`): always translated.
+            ClientRequest::Responses(_) => false,
         };
         if same {
             Wire::Passthrough
@@ -144,9 +147,15 @@ impl Operation for Chat {
                     .map_err(|e| GatewayError::new(ErrorCode::UnsupportedInput, e.message))?;
                 providers::build_request(dep, c, creds, now_ms)?
             }
-            (ClientRequest::Anthropic(_), Wire::Translated) => {
+            (ClientRequest::Anthropic(_) | ClientRequest::Responses(_), Wire::Translated) => {
                 self.unsupported(dep)?;
                 providers::build_request(dep, self.canonical()?, creds, now_ms)?
+            }
+            (ClientRequest::Responses(_), Wire::Passthrough) => {
+                return Err(GatewayError::new(
+                    ErrorCode::InternalError,
+                    "a Responses request is never passed through",
+                ))
             }
         };
         Ok(Prepared { upstream, wire })
@@ -190,6 +199,12 @@ impl Operation for Chat {
                             Some(answer),
                         )
                     }
+                    ClientRequest::Responses(_) => {
+                        return Err(GatewayError::new(
+                            ErrorCode::InternalError,
+                            "a Responses request is never passed through",
+                        ))
+                    }
                 };
                 let note = answer.and_then(|a| self.store(dep, a));
                 (Response::json(200, body), usage, note)
@@ -198,10 +213,22 @@ impl Operation for Chat {
                 let id = response_id(headers, now_ms);
                 let answer = providers::parse_response(dep, &body, &id)?;
                 let usage = answer.usage.map(Into::into).unwrap_or_default();
-                let rendered = self
-                    .inbound
-                    .dialect()
-                    .render_response(&answer, &dep.model, now_ms);
+                let rendered = match &self.inbound {
+                    ClientRequest::Responses(r) => {
+                        serde_json::to_vec(&crate::inbound::responses::render_response(
+                            &answer,
+                            &r.id,
+                            &dep.model,
+                            now_ms / 1000,
+                            &r.echo,
+                        ))
+                        .unwrap_or_default()
+                    }
+                    _ => self
+                        .inbound
+                        .dialect()
+                        .render_response(&answer, &dep.model, now_ms),
+                };
                 (
                     Response::json(200, rendered),
                     usage,
@@ -252,15 +279,31 @@ impl Operation for Chat {
                         .with_recorder(recorder.clone());
                     apart(passthrough_stream(platform, dep, until, pass)).await?
                 }
+                ClientRequest::Responses(_) => {
+                    return Err(GatewayError::new(
+                        ErrorCode::InternalError,
+                        "a Responses request is never passed through",
+                    ))
+                }
             },
             Wire::Translated => {
                 let c = self.canonical()?;
                 let now = platform.now_ms();
                 let id = response_id(&resp.headers, now);
-                let encoder =
-                    self.inbound
+                let encoder = match &self.inbound {
+                    ClientRequest::Responses(r) => crate::inbound::Encoder::Responses(Box::new(
+                        crate::inbound::responses::StreamEncoder::new(
+                            &r.id,
+                            &dep.model,
+                            now / 1000,
+                            r.echo.clone(),
+                        ),
+                    )),
+                    _ => self
+                        .inbound
                         .dialect()
-                        .stream_encoder(&dep.model, c.include_usage, now);
+                        .stream_encoder(&dep.model, c.include_usage, now),
+                };
                 let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
                 apart(translated_stream(
                     platform,
@@ -302,6 +345,8 @@ impl Operation for Chat {
             ClientRequest::Anthropic(m) => {
                 cache::key::Body::Anthropic(m.body.object(), m.beta.as_deref())
             }
+            // Each response has its own id and may be stored: never answered from the cache.
+            ClientRequest::Responses(_) => return Ok(Lookup::Bypass),
         };
         if (sampled && !settings.nonzero_temperature)
             || (ctl.no_cache && ctl.no_store)

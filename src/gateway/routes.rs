@@ -14,6 +14,10 @@ pub(super) enum Route {
     CountTokens,
     /// `POST /v1/embeddings`.
     Embeddings,
+    /// `POST /v1/responses`: a chat in the Responses API's shape.
+    Responses,
+    /// `GET` / `DELETE /v1/responses/{id}`.
+    StoredResponse,
     Models,
     /// `GET /v1/models/{id}`.
     Model,
@@ -41,6 +45,12 @@ const ROUTES: &[(&str, &[Method], Route)] = &[
         Route::CountTokens,
     ),
     ("/v1/embeddings", &[Method::Post], Route::Embeddings),
+    ("/v1/responses", &[Method::Post], Route::Responses),
+    (
+        "/v1/responses/*",
+        &[Method::Get, Method::Delete],
+        Route::StoredResponse,
+    ),
     ("/v1/models", &[Method::Get], Route::Models),
     ("/v1/models/*", &[Method::Get], Route::Model),
     ("/_meridian/status", &[Method::Get], Route::Status),
@@ -63,6 +73,9 @@ pub(super) fn dialect_for(path: &str, anthropic: bool) -> Dialect {
     };
     if anthropic && (path == "/v1/models" || under("/v1/models")) {
         return Dialect::Anthropic;
+    }
+    if path == "/v1/responses" || under("/v1/responses") {
+        return Dialect::Responses;
     }
     ROUTES
         .iter()
@@ -109,6 +122,8 @@ impl Route {
             Route::Chat(_)
             | Route::CountTokens
             | Route::Embeddings
+            | Route::Responses
+            | Route::StoredResponse
             | Route::Models
             | Route::Model
             | Route::Status
@@ -122,6 +137,7 @@ impl Route {
             Route::Chat(_) => Operation::Chat,
             Route::CountTokens => Operation::CountTokens,
             Route::Embeddings => Operation::Embeddings,
+            Route::Responses | Route::StoredResponse => Operation::Responses,
             Route::Models | Route::Model => Operation::Models,
             Route::Status => Operation::Status,
             Route::Health => Operation::Health,

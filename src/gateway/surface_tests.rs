@@ -23,7 +23,8 @@ fn surface_config() -> Config {
             ]}},
             "titan": {{"deployments": [{{"provider": "br", "model": "amazon.titan-embed-text-v2:0", "region": "us-east-1"}}]}},
             "openai": {{"deployments": [{{"provider": "o", "model": "text-embedding-3-small", "region": "r-a"}}]}},
-            "cached": {{"cache": {{"enabled": true}}, "deployments": [{{"provider": "g", "model": "gemini-embedding-001", "region": "r-a"}}]}}
+            "cached": {{"cache": {{"enabled": true}}, "deployments": [{{"provider": "g", "model": "gemini-embedding-001", "region": "r-a"}}]}},
+            "chat": {{"deployments": [{{"provider": "o", "model": "gpt-4o-mini", "region": "r-a"}}]}}
         }},
         "regions": {{"r-a": {{"lat": 0, "lon": 0}}}},
         "routing": {{"exploration": 0}}
@@ -201,4 +202,154 @@ fn bad_embeddings_input_is_a_400_in_openais_shape() {
         assert_eq!(json_of(&out)["error"]["code"], code, "{body}");
     }
     assert!(p.requests.borrow().is_empty());
+}
+
+fn responses_post(body: &str) -> Request {
+    let mut req = request(D::OpenAi, "x", false, "\"x\"");
+    req.path = "/v1/responses".into();
+    req.body = body.as_bytes().to_vec();
+    req
+}
+
+fn responses_at(method: Method, id: &str) -> Request {
+    let mut req = request(D::OpenAi, "x", false, "\"x\"");
+    req.method = method;
+    req.path = format!("/v1/responses/{id}");
+    req.body = Vec::new();
+    req
+}
+
+#[test]
+fn a_response_is_stored_continued_retrieved_and_deleted() {
+    let cfg = surface_config();
+    let state = State::new(1);
+    let p = platform([completion(), completion()]);
+    let (resp, body) = run(
+        &cfg,
+        &p,
+        &state,
+        responses_post(r#"{"model":"chat","instructions":"be brief","input":"first question"}"#),
+    );
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&body));
+    let v = json_of(&body);
+    assert_eq!(v["object"], "response");
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["output"][0]["type"], "message");
+    assert_eq!(v["output"][0]["content"][0]["text"], "answer text");
+    assert_eq!(v["usage"]["input_tokens"], 11);
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("resp_"));
+    // The provider got a chat completion request.
+    let sent = json_of(&p.requests.borrow()[0].body);
+    assert_eq!(
+        sent["messages"][0],
+        serde_json::json!({"role": "system", "content": "be brief"})
+    );
+
+    // Continued: the stored conversation comes first.
+    let (resp, body) = run(
+        &cfg,
+        &p,
+        &state,
+        responses_post(&format!(
+            r#"{{"model":"chat","previous_response_id":"{id}","input":"second question"}}"#
+        )),
+    );
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&body));
+    let sent = json_of(&p.requests.borrow()[1].body);
+    let roles: Vec<&str> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "user"], "{sent}");
+    assert_eq!(sent["messages"][1]["content"], "answer text");
+    assert_eq!(json_of(&body)["previous_response_id"], id.as_str());
+
+    // Retrieved, deleted, gone.
+    let (resp, body) = run(&cfg, &p, &state, responses_at(Method::Get, &id));
+    assert_eq!(resp.status, 200);
+    assert_eq!(json_of(&body)["id"], id.as_str());
+    let (resp, body) = run(&cfg, &p, &state, responses_at(Method::Delete, &id));
+    assert_eq!(resp.status, 200);
+    assert_eq!(json_of(&body)["deleted"], true);
+    let (resp, body) = run(&cfg, &p, &state, responses_at(Method::Get, &id));
+    assert_eq!(resp.status, 404);
+    assert_eq!(json_of(&body)["error"]["code"], "response_not_found");
+    let (resp, _) = run(
+        &cfg,
+        &p,
+        &state,
+        responses_post(&format!(
+            r#"{{"model":"chat","previous_response_id":"{id}","input":"x"}}"#
+        )),
+    );
+    assert_eq!(resp.status, 404);
+}
+
+#[test]
+fn store_false_keeps_nothing_and_another_key_sees_nothing() {
+    let cfg = surface_config();
+    let state = State::new(1);
+    let p = platform([completion()]);
+    let (_, body) = run(
+        &cfg,
+        &p,
+        &state,
+        responses_post(r#"{"model":"chat","input":"hi","store":false}"#),
+    );
+    let id = json_of(&body)["id"].as_str().unwrap().to_owned();
+    assert!(p.kv.borrow().is_empty(), "nothing stored");
+    let (resp, _) = run(&cfg, &p, &state, responses_at(Method::Get, &id));
+    assert_eq!(resp.status, 404);
+}
+
+#[test]
+fn a_streamed_response_has_the_semantic_events_in_order_and_is_stored_when_complete() {
+    let cfg = surface_config();
+    let state = State::new(1);
+    let p = platform([stream(0)]);
+    let (resp, body) = run(
+        &cfg,
+        &p,
+        &state,
+        responses_post(r#"{"model":"chat","input":"hi","stream":true}"#),
+    );
+    assert_eq!(resp.status, 200);
+    let text = String::from_utf8(body).unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.completed"
+        ]
+    );
+    let completed: Value = serde_json::from_str(
+        text.lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        completed["response"]["output"][0]["content"][0]["text"],
+        "answer text"
+    );
+    assert_eq!(completed["response"]["usage"]["output_tokens"], 7);
+    let id = completed["response"]["id"].as_str().unwrap().to_owned();
+    let (resp, _) = run(&cfg, &p, &state, responses_at(Method::Get, &id));
+    assert_eq!(resp.status, 200);
 }

@@ -43,6 +43,7 @@ pub mod models;
 pub mod openai;
 mod openai_request;
 pub mod raw;
+pub mod responses;
 
 use crate::canonical::{ChatResponse, StreamEvent};
 use crate::error::{ErrorCode, GatewayError};
@@ -52,6 +53,8 @@ use crate::error::{ErrorCode, GatewayError};
 pub enum Dialect {
     OpenAi,
     Anthropic,
+    /// OpenAI's Responses API: OpenAI's error shape, its own answers.
+    Responses,
 }
 
 /// Longest model name a client may send.
@@ -82,12 +85,13 @@ impl Dialect {
         match self {
             Dialect::OpenAi => "openai",
             Dialect::Anthropic => "anthropic",
+            Dialect::Responses => "responses",
         }
     }
 
     pub fn error_body(self, e: &GatewayError) -> Vec<u8> {
         match self {
-            Dialect::OpenAi => openai::error_body(e),
+            Dialect::OpenAi | Dialect::Responses => openai::error_body(e),
             Dialect::Anthropic => anthropic::error_body(e),
         }
     }
@@ -97,15 +101,24 @@ impl Dialect {
     pub fn error_status(self, e: &GatewayError) -> u16 {
         match self {
             Dialect::Anthropic if e.code == ErrorCode::UpstreamOverloaded => 529,
-            Dialect::Anthropic | Dialect::OpenAi => e.status,
+            Dialect::Anthropic | Dialect::OpenAi | Dialect::Responses => e.status,
         }
     }
 
-    /// A complete answer. `model` stands in when the provider named none; `now_ms` dates OpenAI's `created`.
+    /// A complete answer. `model` stands in when the provider named none; `now_ms` dates OpenAI's `created`. A
+    /// Responses answer rendered here has no request to echo (the gateway renders those with theirs).
     pub fn render_response(self, resp: &ChatResponse, model: &str, now_ms: u64) -> Vec<u8> {
         match self {
             Dialect::OpenAi => openai::render_response(resp, now_ms / 1000),
             Dialect::Anthropic => anthropic::render_response(resp, model),
+            Dialect::Responses => serde_json::to_vec(&responses::render_response(
+                resp,
+                &format!("resp_{now_ms:x}"),
+                model,
+                now_ms / 1000,
+                &responses::Echo::default(),
+            ))
+            .unwrap_or_default(),
         }
     }
 
@@ -115,6 +128,12 @@ impl Dialect {
                 Encoder::OpenAi(openai::StreamEncoder::new(now_ms / 1000, include_usage))
             }
             Dialect::Anthropic => Encoder::Anthropic(anthropic::StreamEncoder::new(model)),
+            Dialect::Responses => Encoder::Responses(Box::new(responses::StreamEncoder::new(
+                &format!("resp_{now_ms:x}"),
+                model,
+                now_ms / 1000,
+                responses::Echo::default(),
+            ))),
         }
     }
 }
@@ -123,6 +142,7 @@ impl Dialect {
 pub enum Encoder {
     OpenAi(openai::StreamEncoder),
     Anthropic(anthropic::StreamEncoder),
+    Responses(Box<responses::StreamEncoder>),
 }
 
 impl Encoder {
@@ -131,6 +151,7 @@ impl Encoder {
             match self {
                 Encoder::OpenAi(e) => e.encode(ev, out),
                 Encoder::Anthropic(e) => e.encode(ev, out),
+                Encoder::Responses(e) => e.encode(ev, out),
             }
         }
     }
@@ -139,6 +160,7 @@ impl Encoder {
         match self {
             Encoder::OpenAi(e) => e.finish(out),
             Encoder::Anthropic(e) => e.finish(out),
+            Encoder::Responses(e) => e.finish(out),
         }
     }
 
@@ -147,6 +169,7 @@ impl Encoder {
         match self {
             Encoder::OpenAi(e) => e.fail(err, out),
             Encoder::Anthropic(e) => e.fail(err, out),
+            Encoder::Responses(e) => e.fail(err, out),
         }
     }
 }

@@ -12,7 +12,7 @@ const EPOCH: &str = "1970-01-01T00:00:00Z";
 
 fn object(dialect: Dialect, id: &str) -> Value {
     match dialect {
-        Dialect::OpenAi => {
+        Dialect::OpenAi | Dialect::Responses => {
             json!({"id": id, "object": "model", "created": 0, "owned_by": "meridian"})
         }
         Dialect::Anthropic => {
@@ -25,7 +25,7 @@ fn object(dialect: Dialect, id: &str) -> Value {
 pub fn list(config: &Config, dialect: Dialect) -> Vec<u8> {
     let data: Vec<Value> = config.models.keys().map(|n| object(dialect, n)).collect();
     let body = match dialect {
-        Dialect::OpenAi => json!({"object": "list", "data": data}),
+        Dialect::OpenAi | Dialect::Responses => json!({"object": "list", "data": data}),
         Dialect::Anthropic => json!({
             "data": data,
             "has_more": false,

@@ -373,6 +373,11 @@ impl Platform for FakePlatform {
         self.kv.borrow().get(key).cloned()
     }
 
+    async fn kv_delete(&self, key: &str) -> bool {
+        self.kv.borrow_mut().remove(key);
+        true
+    }
+
     async fn rate_check(
         &self,
         key: &str,

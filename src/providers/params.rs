@@ -390,11 +390,172 @@ pub const ANTHROPIC: &[Field] = &[
     anthropic_only("context_management", null),
 ];
 
+/// A Responses field every kind maps (requests in this dialect are always translated, OpenAI's included).
+const fn responses(
+    name: &'static str,
+    openai: &'static str,
+    anthropic: &'static str,
+    bedrock: &'static str,
+    gemini: &'static str,
+) -> Field {
+    Field {
+        name,
+        default: any,
+        openai_wire: Mapped(openai),
+        anthropic: Mapped(anthropic),
+        bedrock: Mapped(bedrock),
+        gemini: Mapped(gemini),
+    }
+}
+
+/// A Responses field Meridian itself serves, whatever the kind.
+const fn meridian(name: &'static str, how: &'static str) -> Field {
+    responses(name, how, how, how, how)
+}
+
+/// A Responses field no chat API has.
+const fn responses_only(name: &'static str, default: fn(&Value) -> bool) -> Field {
+    Field {
+        name,
+        default,
+        openai_wire: Unsupported,
+        anthropic: Unsupported,
+        bedrock: Unsupported,
+        gemini: Unsupported,
+    }
+}
+
+fn disabled(v: &Value) -> bool {
+    v.is_null() || v.as_str() == Some("disabled")
+}
+
+/// Responses fields (`POST /v1/responses`): translated for every kind, through Chat Completions for OpenAI-wire
+/// hosts; conversations are stored by Meridian.
+pub const RESPONSES: &[Field] = &[
+    responses(
+        "model",
+        "the deployment's model",
+        "the deployment's model",
+        "the deployment's model (in the path)",
+        "the deployment's model (in the path)",
+    ),
+    responses(
+        "input",
+        "`messages` (function calls and outputs as tool calls and `tool` messages)",
+        "`messages` (function calls as `tool_use`, outputs as `tool_result`)",
+        "`messages`",
+        "`contents`",
+    ),
+    responses(
+        "instructions",
+        "a `system` message",
+        "`system`",
+        "`system`",
+        "`systemInstruction`",
+    ),
+    responses(
+        "tools",
+        "`tools` (function tools; others are unsupported)",
+        "`tools`",
+        "`toolConfig.tools`",
+        "`tools.functionDeclarations`",
+    ),
+    responses(
+        "tool_choice",
+        "`tool_choice`",
+        "`tool_choice`",
+        "`toolConfig.toolChoice`",
+        "`toolConfig.functionCallingConfig`",
+    ),
+    responses(
+        "text",
+        "`response_format` from `text.format`",
+        "an instruction in the system prompt",
+        "an instruction in the system prompt",
+        "`generationConfig.responseJsonSchema`",
+    ),
+    responses(
+        "max_output_tokens",
+        "`max_completion_tokens`",
+        "`max_tokens`",
+        "`inferenceConfig.maxTokens`",
+        "`generationConfig.maxOutputTokens`",
+    ),
+    responses(
+        "temperature",
+        "`temperature`",
+        "`temperature`",
+        "`inferenceConfig.temperature`",
+        "`generationConfig.temperature`",
+    ),
+    responses(
+        "top_p",
+        "`top_p`",
+        "`top_p`",
+        "`inferenceConfig.topP`",
+        "`generationConfig.topP`",
+    ),
+    responses(
+        "reasoning",
+        "`reasoning_effort` from `reasoning.effort`",
+        "`thinking` (as for `reasoning_effort`)",
+        "`additionalModelRequestFields.thinking`",
+        "`generationConfig.thinkingConfig`",
+    ),
+    responses(
+        "user",
+        "`user`",
+        "`metadata.user_id`",
+        "ignored: an end-user id for abuse tracking, not a generation setting",
+        "ignored: an end-user id for abuse tracking, not a generation setting",
+    ),
+    responses(
+        "parallel_tool_calls",
+        "`parallel_tool_calls`",
+        "`tool_choice.disable_parallel_tool_use`",
+        "unsupported when `false`",
+        "unsupported when `false`",
+    ),
+    responses(
+        "stream",
+        "`stream`, with usage",
+        "`stream`",
+        "`/converse-stream`",
+        "`:streamGenerateContent?alt=sse`",
+    ),
+    meridian(
+        "store",
+        "stored by Meridian (KV, per key, 30 days) for `previous_response_id` and `GET`",
+    ),
+    meridian(
+        "previous_response_id",
+        "the stored conversation, continued by Meridian",
+    ),
+    meridian("metadata", "echoed in the response object"),
+    meridian(
+        "prompt_cache_key",
+        "ignored: a routing hint for OpenAI's prompt cache",
+    ),
+    meridian(
+        "safety_identifier",
+        "ignored: an end-user id for abuse tracking, not a generation setting",
+    ),
+    responses_only("truncation", disabled),
+    responses_only("include", null_or_empty),
+    responses_only("background", null_or_false),
+    responses_only("service_tier", null_or_auto),
+    responses_only("top_logprobs", null_or_zero),
+    responses_only("max_tool_calls", null),
+    responses_only("conversation", null),
+    responses_only("prompt", null),
+];
+
 /// The fields of a dialect.
 pub fn fields(dialect: Dialect) -> &'static [Field] {
     match dialect {
         Dialect::OpenAi => OPENAI,
         Dialect::Anthropic => ANTHROPIC,
+        Dialect::Responses => RESPONSES,
     }
 }
 
@@ -443,7 +604,7 @@ pub fn table() -> String {
     let mut out = String::from(
         "| dialect | field | OpenAI, Azure | Anthropic | Bedrock | Gemini |\n| --- | --- | --- | --- | --- | --- |\n",
     );
-    for dialect in [Dialect::OpenAi, Dialect::Anthropic] {
+    for dialect in [Dialect::OpenAi, Dialect::Anthropic, Dialect::Responses] {
         for f in fields(dialect) {
             out.push_str(&format!(
                 "| {} | `{}` | {} | {} | {} | {} |\n",
