@@ -8,6 +8,8 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
+import { generateText, streamText, tool, jsonSchema, stepCountIs } from "ai";
+import { createOpenAI } from "@ai-sdk/openai";
 import { startAllKinds, KINDS, DEMO_KEY } from "./harness.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -23,7 +25,8 @@ const EMBEDDERS = {
 };
 
 before(async () => {
-  ({ mock, worker } = await startAllKinds(EMBEDDERS));
+  // KV holds stored responses (previous_response_id, GET /v1/responses/{id}).
+  ({ mock, worker } = await startAllKinds(EMBEDDERS, {}, { kv: true }));
 });
 
 after(async () => {
@@ -77,4 +80,41 @@ test("JS SDK: embeddings.create on every kind that embeds, decoding the default 
   const titan = await openai.embeddings.create({ model: "emb-titan", input: "one two three", dimensions: 256 });
   assert.equal(titan.data[0].embedding.length, 256);
   assert.equal(titan.usage.prompt_tokens, 3);
+});
+
+test("Vercel AI SDK's default openai(...) provider (the Responses API): generateText, streamText and a tool call on every kind", async () => {
+  const provider = createOpenAI({ baseURL: `${worker.url}/v1`, apiKey: DEMO_KEY });
+  for (const kind of KINDS) {
+    const { text, usage } = await generateText({ model: provider(kind), prompt: "hello across vendors", maxRetries: 0 });
+    assert.equal(text, "Echo: hello across vendors", kind);
+    assert.equal(usage.inputTokens, 3, kind);
+    const streamed = streamText({ model: provider(kind), prompt: "stream this please", maxRetries: 0 });
+    let chunks = 0;
+    let all = "";
+    for await (const t of streamed.textStream) {
+      chunks += 1;
+      all += t;
+    }
+    assert.equal(all, "Echo: stream this please", kind);
+    assert.ok(chunks >= 2, `${kind}: tokens arrive as they are made`);
+    const calls = [];
+    const withTool = await generateText({
+      model: provider(kind),
+      prompt: "call get_weather Paris",
+      maxRetries: 0,
+      tools: {
+        get_weather: tool({
+          description: "Current weather for a city",
+          inputSchema: jsonSchema({ type: "object", properties: { query: { type: "string" } }, required: ["query"] }),
+          execute: async ({ query }) => {
+            calls.push(query);
+            return "18C and sunny";
+          },
+        }),
+      },
+      stopWhen: stepCountIs(2),
+    });
+    assert.deepEqual(calls, ["Paris"], kind);
+    assert.ok(withTool.text.startsWith("Echo:"), `${kind}: ${withTool.text}`);
+  }
 });

@@ -214,8 +214,8 @@ function allKindsConfig(regions) {
 }
 
 /** `extraModels` are added to the configuration's models (they may use the `mock-<kind>` providers), and
- *  `overrides` replace top-level sections (e.g. `routing`). */
-export async function startAllKinds(extraModels = {}, overrides = {}) {
+ *  `overrides` replace top-level sections (e.g. `routing`); `options` are startWorker's (`kv`, `limiter`). */
+export async function startAllKinds(extraModels = {}, overrides = {}, options = {}) {
   const mock = await startMock(Object.fromEntries(KINDS.map((k) => [k, {}])));
   try {
     const config = { ...allKindsConfig(mock.regions), ...overrides };
@@ -224,7 +224,7 @@ export async function startAllKinds(extraModels = {}, overrides = {}) {
       PROVIDER_KEY,
       AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
       AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-    });
+    }, options);
     return { mock, worker };
   } catch (e) {
     await mock.stop();

@@ -4,6 +4,7 @@ counting and embeddings.
 Run by api_surface.test.mjs (MERIDIAN_URL, MOCK_CONTROL, MERIDIAN_KINDS).
 """
 
+import json
 import os
 import unittest
 
@@ -102,6 +103,73 @@ class Embeddings(unittest.TestCase):
         self.assertEqual(e.exception.code, "unsupported_input")
         with self.assertRaises(openai.BadRequestError):
             OPENAI.embeddings.create(model="emb-openai", input=[])
+
+
+RESPONSES_TOOLS = [
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    }
+]
+
+
+class Responses(unittest.TestCase):
+    """The Responses API through the official SDK, on every provider kind (always translated)."""
+
+    def test_plain_streamed_and_continued(self):
+        for kind in KINDS:
+            with self.subTest(kind=kind):
+                r = OPENAI.responses.create(model=kind, input="hello across vendors")
+                self.assertEqual(r.status, "completed")
+                self.assertEqual(r.output_text, "Echo: hello across vendors")
+                self.assertEqual(r.usage.input_tokens, 3)
+                again = OPENAI.responses.create(model=kind, previous_response_id=r.id, input="and again")
+                self.assertEqual(again.output_text, "Echo: and again")
+                # The whole conversation reached the provider: both questions and the first answer.
+                self.assertGreater(again.usage.input_tokens, r.usage.input_tokens)
+                self.assertEqual(OPENAI.responses.retrieve(r.id).id, r.id)
+                deltas, completed = [], None
+                with OPENAI.responses.stream(model=kind, input="stream this please") as s:
+                    for ev in s:
+                        if ev.type == "response.output_text.delta":
+                            deltas.append(ev.delta)
+                        if ev.type == "response.completed":
+                            completed = ev.response
+                self.assertEqual("".join(deltas), "Echo: stream this please")
+                self.assertGreaterEqual(len(deltas), 2)
+                self.assertEqual(completed.usage.output_tokens, 4)
+
+    def test_tool_round_trip(self):
+        for kind in KINDS:
+            with self.subTest(kind=kind):
+                r = OPENAI.responses.create(model=kind, input="call get_weather Paris", tools=RESPONSES_TOOLS)
+                calls = [o for o in r.output if o.type == "function_call"]
+                self.assertEqual(len(calls), 1, r.output)
+                self.assertEqual(calls[0].name, "get_weather")
+                self.assertEqual(json.loads(calls[0].arguments), {"query": "Paris"})
+                follow = OPENAI.responses.create(
+                    model=kind,
+                    previous_response_id=r.id,
+                    tools=RESPONSES_TOOLS,
+                    input=[{"type": "function_call_output", "call_id": calls[0].call_id, "output": "18C and sunny"}],
+                )
+                self.assertEqual(follow.status, "completed")
+                self.assertTrue(follow.output_text.startswith("Echo:"))
+
+    def test_errors_and_store_false(self):
+        r = OPENAI.responses.create(model="openai", input="not kept", store=False)
+        with self.assertRaises(openai.NotFoundError):
+            OPENAI.responses.retrieve(r.id)
+        with self.assertRaises(openai.NotFoundError):
+            OPENAI.responses.create(model="openai", previous_response_id="resp_0000", input="x")
+        with self.assertRaises(openai.BadRequestError):
+            OPENAI.responses.create(model="openai", input=[])
+        deleted = OPENAI.responses.create(model="openai", input="to delete")
+        OPENAI.responses.delete(deleted.id)
+        with self.assertRaises(openai.NotFoundError):
+            OPENAI.responses.retrieve(deleted.id)
 
 
 if __name__ == "__main__":
