@@ -104,6 +104,44 @@ impl Chat {
         }
     }
 
+    /// An answer in the client's shape (a Responses answer with its id and what it echoes of the request).
+    fn render(&self, answer: &canonical::ChatResponse, model: &str, now_ms: u64) -> Vec<u8> {
+        match &self.inbound {
+            ClientRequest::Responses(r) => {
+                serde_json::to_vec(&crate::inbound::responses::render_response(
+                    answer,
+                    &r.id,
+                    model,
+                    now_ms / 1000,
+                    &r.echo,
+                ))
+                .unwrap_or_default()
+            }
+            _ => self
+                .inbound
+                .dialect()
+                .render_response(answer, model, now_ms),
+        }
+    }
+
+    /// The writer of a stream in the client's shape.
+    fn encoder(&self, model: &str, include_usage: bool, now_ms: u64) -> crate::inbound::Encoder {
+        match &self.inbound {
+            ClientRequest::Responses(r) => crate::inbound::Encoder::Responses(Box::new(
+                crate::inbound::responses::StreamEncoder::new(
+                    &r.id,
+                    model,
+                    now_ms / 1000,
+                    r.echo.clone(),
+                ),
+            )),
+            _ => self
+                .inbound
+                .dialect()
+                .stream_encoder(model, include_usage, now_ms),
+        }
+    }
+
     /// Stores a committed whole answer if this request leads a cache flight; a note for the client when it was
     /// too large to store.
     fn store(&self, dep: &Deployment, answer: canonical::ChatResponse) -> Option<&'static str> {
@@ -213,22 +251,7 @@ impl Operation for Chat {
                 let id = response_id(headers, now_ms);
                 let answer = providers::parse_response(dep, &body, &id)?;
                 let usage = answer.usage.map(Into::into).unwrap_or_default();
-                let rendered = match &self.inbound {
-                    ClientRequest::Responses(r) => {
-                        serde_json::to_vec(&crate::inbound::responses::render_response(
-                            &answer,
-                            &r.id,
-                            &dep.model,
-                            now_ms / 1000,
-                            &r.echo,
-                        ))
-                        .unwrap_or_default()
-                    }
-                    _ => self
-                        .inbound
-                        .dialect()
-                        .render_response(&answer, &dep.model, now_ms),
-                };
+                let rendered = self.render(&answer, &dep.model, now_ms);
                 (
                     Response::json(200, rendered),
                     usage,
@@ -290,20 +313,7 @@ impl Operation for Chat {
                 let c = self.canonical()?;
                 let now = platform.now_ms();
                 let id = response_id(&resp.headers, now);
-                let encoder = match &self.inbound {
-                    ClientRequest::Responses(r) => crate::inbound::Encoder::Responses(Box::new(
-                        crate::inbound::responses::StreamEncoder::new(
-                            &r.id,
-                            &dep.model,
-                            now / 1000,
-                            r.echo.clone(),
-                        ),
-                    )),
-                    _ => self
-                        .inbound
-                        .dialect()
-                        .stream_encoder(&dep.model, c.include_usage, now),
-                };
+                let encoder = self.encoder(&dep.model, c.include_usage, now);
                 let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
                 apart(translated_stream(
                     platform,
@@ -341,24 +351,25 @@ impl Operation for Chat {
         };
         let sampled = c.temperature.is_none_or(|t| t != 0.0);
         let body = match &self.inbound {
-            ClientRequest::OpenAi(chat) => cache::key::Body::OpenAi(chat.body.object()),
-            ClientRequest::Anthropic(m) => {
-                cache::key::Body::Anthropic(m.body.object(), m.beta.as_deref())
-            }
-            // Each response has its own id and may be stored: never answered from the cache.
-            ClientRequest::Responses(_) => return Ok(Lookup::Bypass),
+            ClientRequest::OpenAi(chat) => Some(cache::key::Body::OpenAi(chat.body.object())),
+            ClientRequest::Anthropic(m) => Some(cache::key::Body::Anthropic(
+                m.body.object(),
+                m.beta.as_deref(),
+            )),
+            // Everything of a Responses request that changes the answer is in the canonical request (the stored
+            // conversation included); each answer gets its own id when it is replayed.
+            ClientRequest::Responses(_) => None,
         };
         if (sampled && !settings.nonzero_temperature)
             || (ctl.no_cache && ctl.no_store)
-            || cache::key::unreplayable(&body).is_some()
+            || body.as_ref().and_then(cache::key::unreplayable).is_some()
         {
             return Ok(Lookup::Bypass);
         }
-        let key = cache::key::cache_key(&ctl.namespace, &model.name, c, Some(&body));
+        let key = cache::key::cache_key(&ctl.namespace, &model.name, c, body.as_ref());
         let now = platform.now_ms();
-        let dialect = self.inbound.dialect();
         let hit = |entry: &cache::answer::Entry| {
-            let mut r = replay(dialect, c, entry, now);
+            let mut r = replay(self, c, entry, now);
             r.headers.insert("x-meridian-cache", "HIT");
             r.headers.insert(
                 "age",
@@ -375,7 +386,7 @@ impl Operation for Chat {
                 // Said before following, so that a follower whose leader fails is recorded as one too.
                 recorder.update(|r| r.cache = Some("COALESCED"));
                 let mut r =
-                    follow(flight, dialect, c, now, platform.timer(), recorder.clone()).await?;
+                    follow(flight, self, c, now, platform.timer(), recorder.clone()).await?;
                 r.headers.insert("x-meridian-cache", "COALESCED");
                 return Ok(Lookup::Answered(r, "COALESCED"));
             }
@@ -550,13 +561,13 @@ fn stream_failed(dep: &Deployment, e: &StreamError) -> GatewayError {
 
 /// Replays a cached answer in the caller's dialect and mode.
 fn replay(
-    dialect: Dialect,
+    chat: &Chat,
     c: &canonical::ChatRequest,
     entry: &cache::answer::Entry,
     now_ms: u64,
 ) -> Response {
     let mut resp = if c.stream {
-        let mut enc = dialect.stream_encoder(&c.model, c.include_usage, now_ms);
+        let mut enc = chat.encoder(&c.model, c.include_usage, now_ms);
         // One chunk per event, as a provider would send them.
         let mut chunks: Vec<Result<Vec<u8>, StreamError>> = entry
             .events()
@@ -573,10 +584,7 @@ fn replay(
         chunks.push(Ok(tail));
         Response::event_stream(Box::pin(stream::iter(chunks)))
     } else {
-        Response::json(
-            200,
-            dialect.render_response(&entry.answer, &c.model, now_ms),
-        )
+        Response::json(200, chat.render(&entry.answer, &c.model, now_ms))
     };
     let u = entry.answer.usage.unwrap_or_default();
     resp.headers
@@ -611,7 +619,7 @@ async fn next_followed(
 /// A request identical to one in flight: the same answer, from the start, without another provider call.
 async fn follow(
     flight: cache::flight::FlightRef,
-    dialect: Dialect,
+    chat: &Chat,
     c: &canonical::ChatRequest,
     now_ms: u64,
     timer: Timer,
@@ -629,10 +637,7 @@ async fn follow(
                 "the request being followed did not complete",
             )
         })?;
-        return Ok(Response::json(
-            200,
-            dialect.render_response(&answer, &c.model, now_ms),
-        ));
+        return Ok(Response::json(200, chat.render(&answer, &c.model, now_ms)));
     }
     // The first event decides the status, as for a provider stream.
     let first = match next_followed(&mut events, &timer).await {
@@ -645,7 +650,7 @@ async fn follow(
             ))
         }
     };
-    let mut enc = dialect.stream_encoder(&c.model, c.include_usage, now_ms);
+    let mut enc = chat.encoder(&c.model, c.include_usage, now_ms);
     let mut pending = Vec::new();
     enc.encode_all(std::slice::from_ref(&first), &mut pending);
     let state = (events, enc, Some(pending), false, (timer, recorder));

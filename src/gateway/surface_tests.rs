@@ -24,7 +24,8 @@ fn surface_config() -> Config {
             "titan": {{"deployments": [{{"provider": "br", "model": "amazon.titan-embed-text-v2:0", "region": "us-east-1"}}]}},
             "openai": {{"deployments": [{{"provider": "o", "model": "text-embedding-3-small", "region": "r-a"}}]}},
             "cached": {{"cache": {{"enabled": true}}, "deployments": [{{"provider": "g", "model": "gemini-embedding-001", "region": "r-a"}}]}},
-            "chat": {{"deployments": [{{"provider": "o", "model": "gpt-4o-mini", "region": "r-a"}}]}}
+            "chat": {{"deployments": [{{"provider": "o", "model": "gpt-4o-mini", "region": "r-a"}}]}},
+            "cached-chat": {{"cache": {{"enabled": true}}, "deployments": [{{"provider": "o", "model": "gpt-4o-mini", "region": "r-a"}}]}}
         }},
         "regions": {{"r-a": {{"lat": 0, "lon": 0}}}},
         "routing": {{"exploration": 0}}
@@ -352,4 +353,30 @@ fn a_streamed_response_has_the_semantic_events_in_order_and_is_stored_when_compl
     let id = completed["response"]["id"].as_str().unwrap().to_owned();
     let (resp, _) = run(&cfg, &p, &state, responses_at(Method::Get, &id));
     assert_eq!(resp.status, 200);
+}
+
+#[test]
+fn a_cached_model_answers_an_identical_response_from_the_cache_with_its_own_id_and_stores_it() {
+    let cfg = surface_config();
+    let state = State::new(1);
+    let p = platform([completion()]);
+    let ask = r#"{"model":"cached-chat","input":"same question","temperature":0}"#;
+    let (first, body) = run(&cfg, &p, &state, responses_post(ask));
+    assert_eq!(first.status, 200);
+    let a = json_of(&body);
+    let (again, body) = run(&cfg, &p, &state, responses_post(ask));
+    assert_eq!(again.headers.get("x-meridian-cache"), Some("HIT"));
+    let b = json_of(&body);
+    assert_ne!(a["id"], b["id"], "each response has its own id");
+    assert_eq!(a["output"][0]["content"], b["output"][0]["content"]);
+    assert_eq!(p.requests.borrow().len(), 1);
+    for v in [&a, &b] {
+        let (resp, _) = run(
+            &cfg,
+            &p,
+            &state,
+            responses_at(Method::Get, v["id"].as_str().unwrap()),
+        );
+        assert_eq!(resp.status, 200);
+    }
 }
