@@ -8,7 +8,8 @@ use super::*;
 fn surface_config() -> Config {
     Config::parse(&format!(
         r#"{{
-        "keys": [{{"name": "demo", "sha256": "{KEY_SHA256}"}}],
+        "keys": [{{"name": "demo", "sha256": "{KEY_SHA256}"}},
+                 {{"name": "other", "sha256": "d9298a10d1b0735837dc4bd85dac641b0f3cef27a47e5d53a54f2f3f5b2fcffa"}}],
         "providers": {{
             "o": {{"kind": "openai", "base_url": "http://o.test/v1", "api_key_secret": "K"}},
             "g": {{"kind": "gemini", "base_url": "http://g.test/v1beta", "api_key_secret": "K"}},
