@@ -61,6 +61,8 @@ pub struct State {
     pub counters: Rc<RefCell<Counters>>,
     /// Responses this isolate has created: part of each new response id.
     responses: Cell<u64>,
+    /// Slices of limited keys' windows this isolate admits from (see `lease`).
+    pub leases: Rc<RefCell<crate::lease::Leases>>,
 }
 
 /// Totals over the records this isolate finished.
@@ -98,6 +100,7 @@ impl State {
             scrubber: OnceCell::new(),
             counters: Rc::default(),
             responses: Cell::new(0),
+            leases: Rc::default(),
         }
     }
 }
@@ -290,24 +293,24 @@ async fn chat<P: Platform>(
     req: &Request,
     recorder: &Recorder,
 ) -> Result<Response, GatewayError> {
-    let (admitted, inbound) =
-        admit(
-            config,
-            platform,
-            req,
-            recorder,
-            true,
-            |req, limits| match dialect {
-                Dialect::Anthropic => anthropic_inbound(req, limits, anthropic::Purpose::Create),
-                Dialect::OpenAi => openai_inbound(&req.body, limits),
-                // Its own route reads it (a stored conversation comes first).
-                Dialect::Responses => Err(GatewayError::new(
-                    ErrorCode::InternalError,
-                    "a Responses request is admitted by its own route",
-                )),
-            },
-        )
-        .await?;
+    let (admitted, inbound) = admit(
+        config,
+        platform,
+        &state.leases,
+        req,
+        recorder,
+        true,
+        |req, limits| match dialect {
+            Dialect::Anthropic => anthropic_inbound(req, limits, anthropic::Purpose::Create),
+            Dialect::OpenAi => openai_inbound(&req.body, limits),
+            // Its own route reads it (a stored conversation comes first).
+            Dialect::Responses => Err(GatewayError::new(
+                ErrorCode::InternalError,
+                "a Responses request is admitted by its own route",
+            )),
+        },
+    )
+    .await?;
     let drop_unsupported = match &admitted.target {
         Target::Alias(model) => model.drop_unsupported,
         Target::Direct(_) => false,

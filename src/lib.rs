@@ -16,6 +16,7 @@ pub mod http;
 pub mod idle;
 pub mod inbound;
 pub mod key_hash;
+pub mod lease;
 pub mod limits;
 pub mod passthrough;
 pub mod platform;

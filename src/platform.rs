@@ -31,6 +31,26 @@ pub type Logger = Rc<dyn Fn(&str)>;
 /// returns is run in the background.
 pub type RateSpender = Rc<dyn Fn(String, u64, i64) -> Work>;
 
+/// What a lease asks a key's limiter object: the key, the window length, the limits, and the slice wanted (with
+/// the unused rest of the slice held, given back).
+#[derive(Debug, Clone)]
+pub struct LeaseAsk {
+    pub key: String,
+    pub window_ms: u64,
+    pub rpm: Option<u32>,
+    pub tpm: Option<u64>,
+    pub want: crate::lease::Want,
+}
+
+/// Asks a key's limiter object for a slice of its window; owned, so that a refill can run in the background.
+pub type RateLeaser = Rc<
+    dyn Fn(
+        LeaseAsk,
+    ) -> core::pin::Pin<
+        Box<dyn core::future::Future<Output = Result<crate::ratelimit::Grant, String>>>,
+    >,
+>;
+
 /// An owned timer (`'static`), for waits that outlive the handler, such as a follower's stream.
 pub type Timer = Rc<dyn Fn(u64) -> core::pin::Pin<Box<dyn core::future::Future<Output = ()>>>>;
 use core::fmt;
@@ -148,6 +168,8 @@ pub trait Platform {
     ) -> Result<crate::ratelimit::Decision, String>;
     /// Corrects a budget after the fact: the tokens spent up front were an estimate, the record has the count.
     fn rate_spender(&self) -> RateSpender;
+    /// Slices of a key's window from its limiter object (see [`crate::lease`]).
+    fn rate_leaser(&self) -> RateLeaser;
     fn timer(&self) -> Timer;
     fn background(&self) -> Background;
 }

@@ -11,6 +11,17 @@ pub struct Window {
     tokens: u64,
 }
 
+/// A slice of a window: what its holder may admit without asking, until the window ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Grant {
+    pub requests: u32,
+    pub tokens: u64,
+    /// When the window the slice belongs to ends (the object's clock): an unused slice is void after it.
+    pub window_end_ms: u64,
+    /// With an empty grant: when the budget has room again.
+    pub retry_after_s: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Allowed,
@@ -55,6 +66,59 @@ impl Window {
     /// Tokens spent in the current window.
     pub fn tokens(&self) -> u64 {
         self.tokens
+    }
+
+    /// Hands out a slice of the window: up to `want_requests` requests and `want_tokens` tokens, no more than the
+    /// budgets have left, counted as spent at once (what the holder does not use it gives back with
+    /// [`Window::give_back`]). An unlimited budget grants what is asked.
+    pub fn grant(
+        &mut self,
+        now_ms: u64,
+        window_ms: u64,
+        (rpm, tpm): (Option<u32>, Option<u64>),
+        (want_requests, want_tokens): (u32, u64),
+    ) -> Grant {
+        self.roll(now_ms, window_ms);
+        let end = self.start_ms + window_ms.max(1);
+        let requests = rpm.map_or(want_requests, |r| {
+            want_requests.min(r.saturating_sub(self.requests))
+        });
+        let tokens = tpm.map_or(want_tokens, |t| {
+            want_tokens.min(t.saturating_sub(self.tokens))
+        });
+        let exhausted = requests == 0 || (tpm.is_some() && tokens == 0 && want_tokens > 0);
+        if exhausted {
+            return Grant {
+                requests: 0,
+                tokens: 0,
+                window_end_ms: end,
+                retry_after_s: end.saturating_sub(now_ms).div_ceil(1000).max(1),
+            };
+        }
+        self.requests += requests;
+        self.tokens = self.tokens.saturating_add(tokens);
+        Grant {
+            requests,
+            tokens,
+            window_end_ms: end,
+            retry_after_s: 0,
+        }
+    }
+
+    /// Takes back what a slice of the window ending at `window_end_ms` did not use; nothing if that window is over.
+    pub fn give_back(
+        &mut self,
+        now_ms: u64,
+        window_ms: u64,
+        window_end_ms: u64,
+        requests: u32,
+        tokens: u64,
+    ) {
+        self.roll(now_ms, window_ms);
+        if self.start_ms + window_ms.max(1) == window_end_ms {
+            self.requests = self.requests.saturating_sub(requests);
+            self.tokens = self.tokens.saturating_sub(tokens);
+        }
     }
 
     /// Tokens are known only as answers complete; they count against the window they complete in.

@@ -164,6 +164,8 @@ pub struct GatewayKey {
     pub models: Option<Vec<String>>,
     pub rpm: Option<u32>,
     pub tpm: Option<u64>,
+    /// Every request asks the limiter object, instead of admitting from a slice held at the edge.
+    pub exact_limits: bool,
     pub cors: CorsPolicy,
 }
 
@@ -271,6 +273,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             residency: k.residency,
             cache_namespace,
             models: k.models,
+            exact_limits: k.exact_limits.unwrap_or(k.rpm.is_some_and(|r| r < 60)),
             rpm: k.rpm,
             tpm: k.tpm,
             cors,

@@ -64,6 +64,9 @@ pub struct RawKey {
     pub rpm: Option<u32>,
     /// Tokens per minute, input and output.
     pub tpm: Option<u64>,
+    /// Every request asks the key's limiter object (exact, one round trip each) instead of admitting from a slice
+    /// of the window held at the edge. Default: exact when `rpm` is under 60, too small to slice.
+    pub exact_limits: Option<bool>,
     /// Browser origins allowed to call with this key.
     #[serde(default, deserialize_with = "null_is_default")]
     pub cors_origins: Vec<String>,

@@ -28,6 +28,24 @@ struct Spend {
     window_ms: Option<u64>,
 }
 
+/// `…/lease?window_ms=&rpm=&tpm=&want_requests=&want_tokens=&give_end_ms=&give_requests=&give_tokens=`: a slice of
+/// the window for an isolate, after taking back the unused rest of its last one.
+#[derive(Deserialize)]
+struct LeaseQuery {
+    window_ms: Option<u64>,
+    rpm: Option<u64>,
+    tpm: Option<u64>,
+    #[serde(default)]
+    want_requests: u32,
+    #[serde(default)]
+    want_tokens: u64,
+    give_end_ms: Option<u64>,
+    #[serde(default)]
+    give_requests: u32,
+    #[serde(default)]
+    give_tokens: u64,
+}
+
 /// The object's answer.
 #[derive(Serialize, Deserialize)]
 pub struct Verdict {
@@ -59,6 +77,21 @@ impl DurableObject for RateLimiter {
         // tables are about 40 KB of the module, which every cold start pays for (docs/performance.md).
         let url = req.inner().url();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        if path.ends_with("/lease") {
+            let q: LeaseQuery = match serde_urlencoded::from_str(query) {
+                Ok(q) => q,
+                Err(e) => return Response::error(format!("malformed lease: {e}"), 400),
+            };
+            let now = js_sys::Date::now() as u64;
+            let window = q.window_ms.unwrap_or(DEFAULT_WINDOW_MS);
+            let mut w = self.window.borrow_mut();
+            if let Some(end) = q.give_end_ms {
+                w.give_back(now, window, end, q.give_requests, q.give_tokens);
+            }
+            let rpm = q.rpm.map(|v| v.min(u64::from(u32::MAX)) as u32);
+            let grant = w.grant(now, window, (rpm, q.tpm), (q.want_requests, q.want_tokens));
+            return Response::from_json(&grant);
+        }
         if path.ends_with("/spend") {
             let q: Spend = match serde_urlencoded::from_str(query) {
                 Ok(q) => q,

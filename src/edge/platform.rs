@@ -4,7 +4,7 @@
 use crate::http::{Headers, StreamError};
 use crate::platform::{
     deadline, Background, BodyFailure, Clock, FetchError, KvWriter, Logger, NoResponse, Platform,
-    RateSpender, Timer, UpstreamRequest, UpstreamResponse, WholeResponse,
+    RateLeaser, RateSpender, Timer, UpstreamRequest, UpstreamResponse, WholeResponse,
 };
 use crate::ratelimit::Decision;
 use futures_util::StreamExt;
@@ -230,6 +230,43 @@ impl Platform for EdgePlatform {
     }
 
     /// A correction is not worth failing anything over: a limiter that cannot be reached is logged.
+    fn rate_leaser(&self) -> RateLeaser {
+        let env = self.env.clone();
+        Rc::new(move |ask: crate::platform::LeaseAsk| {
+            let env = env.clone();
+            Box::pin(async move {
+                let mut url = format!(
+                    "https://limiter/lease?window_ms={}&want_requests={}&want_tokens={}",
+                    ask.window_ms, ask.want.requests, ask.want.tokens
+                );
+                if let Some(r) = ask.rpm {
+                    url.push_str(&format!("&rpm={r}"));
+                }
+                if let Some(t) = ask.tpm {
+                    url.push_str(&format!("&tpm={t}"));
+                }
+                if let Some((end, requests, tokens)) = ask.want.give_back {
+                    url.push_str(&format!(
+                        "&give_end_ms={end}&give_requests={requests}&give_tokens={tokens}"
+                    ));
+                }
+                let ns = env.durable_object(LIMITER_BINDING).map_err(|_| {
+                    format!("the {LIMITER_BINDING} Durable Object binding is missing")
+                })?;
+                let stub = ns.get_by_name(&ask.key).map_err(message)?;
+                let mut answer = stub.fetch_with_str(&url).await.map_err(message)?;
+                if answer.status_code() != 200 {
+                    let why = answer.text().await.unwrap_or_default();
+                    return Err(format!(
+                        "the rate limiter answered {}: {why}",
+                        answer.status_code()
+                    ));
+                }
+                answer.json().await.map_err(message)
+            })
+        })
+    }
+
     fn rate_spender(&self) -> RateSpender {
         let env = self.env.clone();
         Rc::new(move |key: String, window_ms: u64, delta: i64| {

@@ -31,6 +31,69 @@ fn budget_correction<P: Platform>(
     })
 }
 
+/// Admits from this isolate's slice of the key's window; asks the limiter object (and waits) only when the slice is
+/// empty, and asks for the next slice in the background when half of it is spent.
+async fn leased<P: Platform>(
+    platform: &P,
+    leases: &Rc<RefCell<crate::lease::Leases>>,
+    key: &str,
+    window_ms: u64,
+    limits: (Option<u32>, Option<u64>),
+    estimate: u64,
+) -> Result<Decision, String> {
+    use crate::lease::Verdict;
+    let leaser = platform.rate_leaser();
+    let ask = |want| crate::platform::LeaseAsk {
+        key: key.to_owned(),
+        window_ms,
+        rpm: limits.0,
+        tpm: limits.1,
+        want,
+    };
+    let refill = |want| {
+        let (leases, clock, key) = (leases.clone(), platform.clock(), key.to_owned());
+        let asked = leaser(ask(want));
+        platform.background()(Box::pin(async move {
+            match asked.await {
+                Ok(grant) => leases.borrow_mut().granted(&key, clock(), grant),
+                Err(_) => leases.borrow_mut().refill_failed(&key),
+            }
+        }));
+    };
+    let now = platform.now_ms();
+    let want = match leases.borrow_mut().admit(key, now, limits, estimate) {
+        Verdict::Admit { refill: next } => {
+            next.map(refill);
+            return Ok(Decision::Allowed);
+        }
+        Verdict::Ask(want) => want,
+        Verdict::Spent { retry_after_s } => return Ok(Decision::Limited { retry_after_s }),
+    };
+    let grant = leaser(ask(want)).await?;
+    leases.borrow_mut().granted(key, now, grant);
+    if grant.requests == 0 {
+        return Ok(Decision::Limited {
+            retry_after_s: grant.retry_after_s.max(1),
+        });
+    }
+    let verdict = leases.borrow_mut().admit(key, now, limits, estimate);
+    match verdict {
+        Verdict::Admit { refill: next } => {
+            next.map(refill);
+            Ok(Decision::Allowed)
+        }
+        Verdict::Spent { retry_after_s } => Ok(Decision::Limited { retry_after_s }),
+        // The window has fewer tokens left than this request is estimated to need.
+        Verdict::Ask(_) => Ok(Decision::Limited {
+            retry_after_s: grant
+                .window_end_ms
+                .saturating_sub(now)
+                .div_ceil(1000)
+                .max(1),
+        }),
+    }
+}
+
 /// What admission needs of a parsed request body, whatever the endpoint.
 pub(super) trait Inbound {
     /// The model the client asked for (an alias or `provider/model`).
@@ -54,6 +117,7 @@ impl Inbound for ClientRequest {
 pub(super) async fn admit<'c, P: Platform, T: Inbound>(
     config: &'c Config,
     platform: &P,
+    leases: &Rc<RefCell<crate::lease::Leases>>,
     req: &Request,
     recorder: &'c Recorder,
     spends_tokens: bool,
@@ -93,10 +157,22 @@ pub(super) async fn admit<'c, P: Platform, T: Inbound>(
             0
         };
         let rate_key = principal.rate_key();
-        match platform
-            .rate_check(&rate_key, config.rate_window_ms, rpm, tpm, estimate)
+        let decision = if key.exact_limits {
+            platform
+                .rate_check(&rate_key, config.rate_window_ms, rpm, tpm, estimate)
+                .await
+        } else {
+            leased(
+                platform,
+                leases,
+                &rate_key,
+                config.rate_window_ms,
+                (rpm, tpm),
+                estimate,
+            )
             .await
-        {
+        };
+        match decision {
             Ok(Decision::Allowed) => {
                 if tpm.is_some() && spends_tokens {
                     recorder.add_sink(budget_correction(

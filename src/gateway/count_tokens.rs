@@ -100,9 +100,15 @@ pub(super) async fn count_tokens<P: Platform>(
     req: &Request,
     recorder: &Recorder,
 ) -> Result<Response, GatewayError> {
-    let (admitted, inbound) = admit(config, platform, req, recorder, false, |req, limits| {
-        anthropic_inbound(req, limits, anthropic::Purpose::Count)
-    })
+    let (admitted, inbound) = admit(
+        config,
+        platform,
+        &state.leases,
+        req,
+        recorder,
+        false,
+        |req, limits| anthropic_inbound(req, limits, anthropic::Purpose::Count),
+    )
     .await?;
     let ClientRequest::Anthropic(m) = inbound else {
         return Err(GatewayError::new(

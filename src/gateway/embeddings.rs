@@ -162,10 +162,18 @@ pub(super) async fn embeddings<P: Platform>(
     req: &Request,
     recorder: &Recorder,
 ) -> Result<Response, GatewayError> {
-    let (admitted, parsed) = admit(config, platform, req, recorder, true, |req, limits| {
-        limits::check_strings_in(&req.body, limits)?;
-        inbound::parse(&req.body)
-    })
+    let (admitted, parsed) = admit(
+        config,
+        platform,
+        &state.leases,
+        req,
+        recorder,
+        true,
+        |req, limits| {
+            limits::check_strings_in(&req.body, limits)?;
+            inbound::parse(&req.body)
+        },
+    )
     .await?;
     let op = Embeddings {
         req: parsed,

@@ -607,13 +607,36 @@ fn every_request_leaves_exactly_one_record_without_content() {
 
 #[test]
 fn token_budgets_are_corrected_to_what_the_provider_counted() {
-    let cfg = one_deployment(r#""tpm": 100000"#);
+    // Exact: the object counts each request's estimate, then its correction.
+    let cfg = one_deployment(r#""tpm": 100000, "exact_limits": true"#);
     let p = platform([completion()]);
     let req = chat(D::OpenAi, "trio", false);
     let estimate = (req.body.len() / 4) as u64;
     run(&cfg, &p, &State::new(1), req);
     let w = p.windows.borrow().get("key:demo").copied().unwrap();
     assert_eq!(w.tokens(), 18, "estimated {estimate}, corrected to 11 + 7");
+    // Leased: the object counts the slice it handed out, then the same correction.
+    let cfg = one_deployment(r#""tpm": 100000"#);
+    let p = platform([completion()]);
+    let state = State::new(1);
+    run(&cfg, &p, &state, chat(D::OpenAi, "trio", false));
+    let w = p.windows.borrow().get("key:demo").copied().unwrap();
+    let (_, left, _) = state
+        .leases
+        .borrow()
+        .remaining("key:demo", FAKE_NOW_MS)
+        .unwrap();
+    let granted = w.tokens() + estimate - 18;
+    assert_eq!(
+        granted - left,
+        estimate,
+        "the slice paid the estimate; the correction went to the object"
+    );
+    assert_eq!(
+        p.lease_asks.get(),
+        2,
+        "the first request waited for a slice; a refill followed"
+    );
 }
 
 #[test]
@@ -798,7 +821,7 @@ fn a_request_abandoned_before_its_response_is_recorded_once() {
 
 #[test]
 fn an_answer_without_counts_records_none_and_keeps_the_estimate() {
-    let cfg = one_deployment(r#""tpm": 100000"#);
+    let cfg = one_deployment(r#""tpm": 100000, "exact_limits": true"#);
     let no_usage = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"answer text"},"finish_reason":"stop"}]}"#;
     for d in BOTH {
         let p = platform([Scripted::json(200, no_usage)]);
@@ -864,3 +887,30 @@ mod same_wire;
 
 #[path = "surface_tests.rs"]
 mod surface;
+
+#[test]
+fn leased_limits_admit_from_the_edge_and_stay_within_the_limit_across_isolates() {
+    let cfg = one_deployment(r#""rpm": 60"#);
+    let answers: Vec<Scripted> = (0..200).map(|_| completion()).collect();
+    let p = platform(answers);
+    let isolates = [State::new(1), State::new(1)];
+    let mut admitted = 0;
+    for i in 0..200 {
+        let (resp, _) = run(&cfg, &p, &isolates[i % 2], chat(D::OpenAi, "trio", false));
+        match resp.status {
+            200 => admitted += 1,
+            429 => assert!(resp.headers.get("retry-after").is_some()),
+            s => panic!("status {s}"),
+        }
+    }
+    assert!(admitted <= 60, "{admitted}");
+    assert!(
+        admitted >= 50,
+        "the budget is used, not stranded in slices: {admitted}"
+    );
+    assert!(
+        p.lease_asks.get() < 40,
+        "most requests are admitted without asking: {} asks",
+        p.lease_asks.get()
+    );
+}

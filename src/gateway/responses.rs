@@ -112,12 +112,20 @@ pub(super) async fn create<P: Platform>(
         None => None,
     };
     let id = new_id(platform, state, &req.body);
-    let (admitted, inbound) = admit(config, platform, req, recorder, true, |req, limits| {
-        limits::check_strings_in(&req.body, limits)?;
-        let conversation = previous.as_ref().map(|p| p.conversation.as_slice());
-        let r = responses::parse(&req.body, conversation, id)?;
-        Ok(ClientRequest::Responses(Box::new(r)))
-    })
+    let (admitted, inbound) = admit(
+        config,
+        platform,
+        &state.leases,
+        req,
+        recorder,
+        true,
+        |req, limits| {
+            limits::check_strings_in(&req.body, limits)?;
+            let conversation = previous.as_ref().map(|p| p.conversation.as_slice());
+            let r = responses::parse(&req.body, conversation, id)?;
+            Ok(ClientRequest::Responses(Box::new(r)))
+        },
+    )
     .await?;
     let stored_conversation = match &inbound {
         ClientRequest::Responses(r) if r.store => {

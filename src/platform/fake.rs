@@ -149,6 +149,8 @@ pub struct FakePlatform {
     pub secrets: HashMap<String, String>,
     pub kv: Rc<RefCell<HashMap<String, String>>>,
     pub windows: Rc<RefCell<HashMap<String, crate::ratelimit::Window>>>,
+    /// How many times a limiter object was asked for a slice.
+    pub lease_asks: Rc<Cell<u32>>,
     pub clock: Rc<Clock>,
     pub background: Rc<RefCell<Vec<super::Work>>>,
     /// Log lines, as the runtime's console would print them.
@@ -394,6 +396,30 @@ impl Platform for FakePlatform {
             w.spend(now, window_ms, tokens as i64);
         }
         Ok(d)
+    }
+
+    fn rate_leaser(&self) -> super::RateLeaser {
+        let windows = self.windows.clone();
+        let clock = self.clock.clone();
+        let asks = self.lease_asks.clone();
+        Rc::new(move |ask: super::LeaseAsk| {
+            let windows = windows.clone();
+            let now = clock.now_ms();
+            asks.set(asks.get() + 1);
+            Box::pin(async move {
+                let mut windows = windows.borrow_mut();
+                let w = windows.entry(ask.key).or_default();
+                if let Some((end, requests, tokens)) = ask.want.give_back {
+                    w.give_back(now, ask.window_ms, end, requests, tokens);
+                }
+                Ok(w.grant(
+                    now,
+                    ask.window_ms,
+                    (ask.rpm, ask.tpm),
+                    (ask.want.requests, ask.want.tokens),
+                ))
+            })
+        })
     }
 
     fn rate_spender(&self) -> super::RateSpender {

@@ -10,6 +10,7 @@ const EVIL = "https://evil.example.net";
 const TOKEN_SECRET = "token-signing-secret-0123456789abcdef";
 const LIMITED_KEY = "limited-key";
 const NARROW_KEY = "narrow-key";
+const LEASED_KEY = "leased-key";
 const PROVIDER_KEY = "sk-provider-secret-9876543210";
 const sha = (s) => createHash("sha256").update(s).digest("hex");
 let mock, worker;
@@ -22,6 +23,7 @@ before(async () => {
         { name: "demo", sha256: DEMO_KEY_SHA256 },
         { name: "narrow", sha256: sha(NARROW_KEY), models: ["open"] },
         { name: "limited", sha256: sha(LIMITED_KEY), rpm: 3 },
+        { name: "leased", sha256: sha(LEASED_KEY), rpm: 20, exact_limits: false },
         { name: "web", sha256: sha("web-backend-key"), models: ["open", "guarded"] },
       ],
       cors_origins: [APP],
@@ -141,6 +143,33 @@ test("the rate limit trips with a clear 429 and recovers", async () => {
   assert.equal((await chat("open")).status, 200, "other keys are unaffected");
   await new Promise((r) => setTimeout(r, 3200));
   assert.equal((await chat("open", { key: LIMITED_KEY })).status, 200, "recovered in the next window");
+});
+
+test("limits decided at the edge: 50 concurrent requests against rpm = 20 let 20 through, 429 in both dialects", async () => {
+  // Start just after a window boundary (3 s windows here), so that the burst falls in one window.
+  while (Date.now() % 3000 > 300) await new Promise((r) => setTimeout(r, 20));
+  const burst = await Promise.all(Array.from({ length: 50 }, () => chat("open", { key: LEASED_KEY })));
+  const ok = burst.filter((r) => r.status === 200).length;
+  const limited = burst.filter((r) => r.status === 429);
+  for (const r of burst) await r.arrayBuffer();
+  process.stderr.write(`leased limit: ${ok} of 50 concurrent requests admitted against rpm = 20\n`);
+  assert.ok(ok <= 20, `at most the limit: ${ok}`);
+  assert.ok(ok >= 10, `the budget is used, not stranded in slices: ${ok}`);
+  assert.equal(ok + limited.length, 50);
+  assert.ok(limited.every((r) => Number(r.headers.get("retry-after")) >= 1));
+  const anth = await fetch(`${worker.url}/v1/messages`, {
+    method: "POST",
+    headers: { "x-api-key": LEASED_KEY, "content-type": "application/json" },
+    body: JSON.stringify({ model: "open", max_tokens: 5, messages: [{ role: "user", content: "hi" }] }),
+  });
+  if (anth.status === 429) {
+    assert.equal((await anth.json()).error.type, "rate_limit_error", "in the caller's dialect");
+    assert.ok(Number(anth.headers.get("retry-after")) >= 1);
+  } else {
+    await anth.arrayBuffer();
+  }
+  await new Promise((r) => setTimeout(r, 3200));
+  assert.equal((await chat("open", { key: LEASED_KEY })).status, 200, "recovered in the next window");
 });
 
 test("a provider key planted in an error body or headers never reaches the client", async () => {

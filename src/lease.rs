@@ -1,0 +1,294 @@
+//! Rate limits decided at the edge: an isolate admits a limited key's requests from a slice of the key's window
+//! that the key's limiter object handed it (see [`crate::ratelimit::Window::grant`]), without a round trip. It asks
+//! for the next slice in the background when half of the current one is spent; only a request that finds no slice
+//! left waits for the object. A fresh isolate's first request waits too: admitting anything without a slice would
+//! let every new isolate overshoot the limit. Slices are sized to the key's recent rate at this isolate, and never
+//! more than a tenth of the limit, so an isolate holds little that others might need.
+//!
+//! The object never hands out more than a window's budget, so what is admitted stays within it but for two things:
+//! a slice used just past the window's end by an isolate whose clock runs behind the object's (at most the slices
+//! outstanding at a window boundary), and tokens, which are charged as estimates and corrected once the provider
+//! has counted (a long answer counts what it cost, and may take the window past its budget by that much).
+
+use crate::ratelimit::Grant;
+use std::collections::{HashMap, VecDeque};
+
+/// How long a spent window is refused here before the object is asked again.
+const SPENT_RECHECK_MS: u64 = 1_000;
+
+/// How far back this isolate's rate for a key is measured.
+const RATE_SPAN_MS: u64 = 10_000;
+
+/// One key's slice at this isolate.
+#[derive(Debug, Default)]
+struct Lease {
+    window_end_ms: u64,
+    requests: u32,
+    tokens: u64,
+    /// The last slice's size: refills are asked for when half of it is spent.
+    slice_requests: u32,
+    /// A refill is on its way.
+    refilling: bool,
+    /// The object said the window is spent: refused here without asking again until then (a second at most, as
+    /// other isolates may give back what they hold), with the object's `retry-after`.
+    spent_until_ms: u64,
+    spent_retry_after_s: u64,
+    /// When this isolate admitted the key's recent requests.
+    recent: VecDeque<u64>,
+}
+
+/// What to ask the object for: a slice, and the unused rest of the one held (which it takes back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Want {
+    pub requests: u32,
+    pub tokens: u64,
+    pub give_back: Option<(u64, u32, u64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Admitted from the slice; `refill`: ask for the next slice in the background.
+    Admit { refill: Option<Want> },
+    /// No slice left: ask the object and wait.
+    Ask(Want),
+    /// The window is spent (the object said so): refused without asking, until it ends.
+    Spent { retry_after_s: u64 },
+}
+
+/// The slices this isolate holds, by budget key.
+#[derive(Debug, Default)]
+pub struct Leases {
+    by_key: HashMap<String, Lease>,
+}
+
+impl Leases {
+    /// Admits one request of `estimate` tokens from the key's slice, if it has room.
+    pub fn admit(
+        &mut self,
+        key: &str,
+        now_ms: u64,
+        (rpm, tpm): (Option<u32>, Option<u64>),
+        estimate: u64,
+    ) -> Verdict {
+        let lease = self.by_key.entry(key.to_owned()).or_default();
+        while lease
+            .recent
+            .front()
+            .is_some_and(|t| now_ms.saturating_sub(*t) > RATE_SPAN_MS)
+        {
+            lease.recent.pop_front();
+        }
+        let live = now_ms < lease.window_end_ms;
+        let has_room = live && lease.requests > 0 && (tpm.is_none() || lease.tokens >= estimate);
+        if !has_room && now_ms < lease.spent_until_ms {
+            return Verdict::Spent {
+                retry_after_s: lease.spent_retry_after_s,
+            };
+        }
+        if !has_room {
+            return Verdict::Ask(want(lease, now_ms, rpm, tpm, estimate, live));
+        }
+        lease.requests -= 1;
+        if tpm.is_some() {
+            lease.tokens -= estimate;
+        }
+        lease.recent.push_back(now_ms);
+        let half_spent = lease.requests <= lease.slice_requests / 2;
+        let refill = (half_spent && !lease.refilling).then(|| {
+            lease.refilling = true;
+            want(lease, now_ms, rpm, tpm, estimate, false)
+        });
+        Verdict::Admit { refill }
+    }
+
+    /// A slice arrived (asked for by a waiting request or a refill): it replaces what was held, which the request
+    /// that asked gave back.
+    pub fn granted(&mut self, key: &str, now_ms: u64, grant: Grant) {
+        let lease = self.by_key.entry(key.to_owned()).or_default();
+        lease.refilling = false;
+        if grant.requests == 0 {
+            lease.spent_until_ms = grant.window_end_ms.min(now_ms + SPENT_RECHECK_MS);
+            lease.spent_retry_after_s = grant.retry_after_s.max(1);
+            return;
+        }
+        if lease.window_end_ms == grant.window_end_ms && lease.requests > 0 {
+            // A refill that arrives while the slice still holds requests adds to it (nothing was given back).
+            lease.requests += grant.requests;
+            lease.tokens += grant.tokens;
+        } else {
+            lease.requests = grant.requests;
+            lease.tokens = grant.tokens;
+        }
+        lease.window_end_ms = grant.window_end_ms;
+        lease.slice_requests = grant.requests;
+    }
+
+    /// A refill failed: the next request that needs one asks again.
+    pub fn refill_failed(&mut self, key: &str) {
+        if let Some(l) = self.by_key.get_mut(key) {
+            l.refilling = false;
+        }
+    }
+
+    /// What is left of the key's slice (requests, tokens) and when its window ends, for the rate-limit headers.
+    pub fn remaining(&self, key: &str, now_ms: u64) -> Option<(u32, u64, u64)> {
+        let l = self.by_key.get(key)?;
+        (now_ms < l.window_end_ms).then_some((l.requests, l.tokens, l.window_end_ms))
+    }
+}
+
+/// The next slice: twice this isolate's requests over the last ten seconds, scaled to a minute's share (at least
+/// one, at most a tenth of the limit), and tokens for that many requests of this size. A waiting request's own
+/// unused, still live slice is given back (`live`); a refill keeps the slice it tops up.
+fn want(
+    lease: &Lease,
+    now_ms: u64,
+    rpm: Option<u32>,
+    tpm: Option<u64>,
+    estimate: u64,
+    live: bool,
+) -> Want {
+    let _ = now_ms;
+    let recent = lease.recent.len() as u32 + 1;
+    let cap = rpm.map_or(u32::MAX, |r| (r / 10).max(1));
+    let requests = (2 * recent).clamp(1, cap);
+    let tokens = match tpm {
+        None => 0,
+        Some(t) => (estimate.max(1) * u64::from(requests)).min((t / 10).max(estimate)),
+    };
+    let give_back = (live && (lease.requests > 0 || lease.tokens > 0)).then_some((
+        lease.window_end_ms,
+        lease.requests,
+        lease.tokens,
+    ));
+    Want {
+        requests,
+        tokens,
+        give_back,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ratelimit::Window;
+
+    const MINUTE: u64 = 60_000;
+
+    /// An isolate and the object, as admission drives them: ask and wait when told to, refill when told to.
+    fn admit(
+        leases: &mut Leases,
+        object: &mut Window,
+        now: u64,
+        limits: (Option<u32>, Option<u64>),
+        estimate: u64,
+    ) -> (bool, bool) {
+        match leases.admit("k", now, limits, estimate) {
+            Verdict::Admit { refill } => {
+                if let Some(w) = refill {
+                    let g = object.grant(now, MINUTE, limits, (w.requests, w.tokens));
+                    leases.granted("k", now, g);
+                }
+                (true, false)
+            }
+            Verdict::Spent { .. } => (false, false),
+            Verdict::Ask(w) => {
+                if let Some((end, r, t)) = w.give_back {
+                    object.give_back(now, MINUTE, end, r, t);
+                }
+                let g = object.grant(now, MINUTE, limits, (w.requests, w.tokens));
+                leases.granted("k", now, g);
+                match leases.admit("k", now, limits, estimate) {
+                    Verdict::Admit { refill } => {
+                        if let Some(w) = refill {
+                            let g = object.grant(now, MINUTE, limits, (w.requests, w.tokens));
+                            leases.granted("k", now, g);
+                        }
+                        (true, true)
+                    }
+                    Verdict::Ask(_) | Verdict::Spent { .. } => (false, true),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_request_asks_then_requests_come_from_the_slice_and_refill_in_the_background() {
+        let (mut leases, mut object) = (Leases::default(), Window::default());
+        let limits = (Some(1000), None);
+        let (ok, waited) = admit(&mut leases, &mut object, 0, limits, 0);
+        assert!(ok && waited, "a fresh isolate asks");
+        let mut waits = 0;
+        for i in 1..200 {
+            let (ok, waited) = admit(&mut leases, &mut object, i * 50, limits, 0);
+            assert!(ok);
+            waits += u32::from(waited);
+        }
+        assert_eq!(waits, 0, "refills arrive before the slice is empty");
+    }
+
+    #[test]
+    fn what_is_admitted_stays_within_the_limit_across_isolates() {
+        let mut object = Window::default();
+        let mut isolates: Vec<Leases> = (0..5).map(|_| Leases::default()).collect();
+        let limits = (Some(100), None);
+        let mut admitted = 0;
+        for i in 0..1000u64 {
+            let leases = &mut isolates[(i % 5) as usize];
+            if admit(leases, &mut object, i * 10, limits, 0).0 {
+                admitted += 1;
+            }
+        }
+        assert!(admitted <= 100, "{admitted}");
+        assert!(
+            admitted >= 90,
+            "the budget is used, not stranded in slices: {admitted}"
+        );
+    }
+
+    #[test]
+    fn slices_are_void_after_their_window_and_a_new_window_grants_again() {
+        let (mut leases, mut object) = (Leases::default(), Window::default());
+        let limits = (Some(20), None);
+        let mut admitted = 0;
+        for i in 0..40 {
+            admitted += u32::from(admit(&mut leases, &mut object, i * 100, limits, 0).0);
+        }
+        assert_eq!(admitted, 20, "the limit, exactly");
+        assert!(
+            admit(&mut leases, &mut object, MINUTE + 1, limits, 0).0,
+            "a new window"
+        );
+    }
+
+    #[test]
+    fn a_waiting_request_gives_back_the_unused_rest_of_its_slice() {
+        let (mut leases, mut object) = (Leases::default(), Window::default());
+        // Tokens run out first: the requests left in the slice go back to the object.
+        let limits = (Some(1000), Some(10_000));
+        for i in 0..3 {
+            admit(&mut leases, &mut object, i, limits, 100);
+        }
+        let big = admit(&mut leases, &mut object, 10, limits, 5_000);
+        assert!(
+            big.0 && big.1,
+            "a request larger than the slice waits and is admitted"
+        );
+        let (left, _, _) = leases.remaining("k", 10).unwrap();
+        assert!(object.tokens() <= 10_000);
+        let _ = left;
+    }
+
+    #[test]
+    fn tokens_over_the_budget_are_refused() {
+        let (mut leases, mut object) = (Leases::default(), Window::default());
+        let limits = (None, Some(1_000));
+        assert!(admit(&mut leases, &mut object, 0, limits, 100).0);
+        let mut n = 1;
+        while admit(&mut leases, &mut object, n, limits, 100).0 {
+            n += 1;
+        }
+        assert!(n <= 10, "{n}");
+        assert!(object.tokens() <= 1_000);
+    }
+}
