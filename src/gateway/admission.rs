@@ -71,11 +71,8 @@ async fn leased<P: Platform>(
     };
     let grant = leaser(ask(want)).await?;
     leases.borrow_mut().granted(key, now, grant);
-    if grant.requests == 0 {
-        return Ok(Decision::Limited {
-            retry_after_s: grant.retry_after_s.max(1),
-        });
-    }
+    // Admitted from the slice, whichever grant filled it: concurrent requests of this isolate ask at once, and
+    // the budget one of them was refused may have gone to another's slice here.
     let verdict = leases.borrow_mut().admit(key, now, limits, estimate);
     match verdict {
         Verdict::Admit { refill: next } => {
