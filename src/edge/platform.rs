@@ -20,6 +20,27 @@ const KV_BINDING: &str = "MERIDIAN_KV";
 /// Durable Object namespace of [`super::RateLimiter`], required only when keys have rate limits.
 const LIMITER_BINDING: &str = "MERIDIAN_LIMITER";
 
+/// Test-only: milliseconds added before every call to a limiter object, so that tests and benchmarks on one
+/// machine can show what an object far away would cost (README: "Rate limits decided at the edge"). Never set in
+/// production.
+const LIMITER_DELAY_VAR: &str = "MERIDIAN_TEST_LIMITER_DELAY_MS";
+
+/// The configured test delay, if any (at most ten seconds).
+fn limiter_delay(env: &Env) -> u64 {
+    env.var(LIMITER_DELAY_VAR)
+        .ok()
+        .and_then(|v| v.to_string().parse::<u64>().ok())
+        .map_or(0, |ms| ms.min(10_000))
+}
+
+/// Waits the test delay before a call to a limiter object.
+async fn distance(env: &Env) {
+    let ms = limiter_delay(env);
+    if ms > 0 {
+        Delay::from(Duration::from_millis(ms)).await;
+    }
+}
+
 pub struct EdgePlatform {
     env: Env,
     // Shared with background work and KV writes, which outlive the handler's borrow.
@@ -250,6 +271,7 @@ impl Platform for EdgePlatform {
                         "&give_end_ms={end}&give_requests={requests}&give_tokens={tokens}"
                     ));
                 }
+                distance(&env).await;
                 let ns = env.durable_object(LIMITER_BINDING).map_err(|_| {
                     format!("the {LIMITER_BINDING} Durable Object binding is missing")
                 })?;
@@ -273,6 +295,7 @@ impl Platform for EdgePlatform {
             let env = env.clone();
             Box::pin(async move {
                 let url = format!("https://limiter/spend?tokens={delta}&window_ms={window_ms}");
+                distance(&env).await;
                 let sent = match env.durable_object(LIMITER_BINDING) {
                     Ok(ns) => match ns.get_by_name(&key) {
                         Ok(stub) => match stub.fetch_with_str(&url).await {
@@ -321,6 +344,7 @@ impl Platform for EdgePlatform {
         if let Some(t) = tpm {
             url.push_str(&format!("&tpm={t}"));
         }
+        distance(&self.env).await;
         let ns = self
             .env
             .durable_object(LIMITER_BINDING)
