@@ -13,6 +13,12 @@
 use crate::ratelimit::Grant;
 use std::collections::{HashMap, VecDeque};
 
+/// An isolate that admitted nothing for a key this long gives its slice back.
+pub const IDLE_MS: u64 = 5_000;
+
+/// How long an idle watch may keep its request's work alive (`wait_until` lasts some 30 s after the answer).
+pub const WATCH_FOR_MS: u64 = 25_000;
+
 /// How long a spent window is refused here before the object is asked again.
 const SPENT_RECHECK_MS: u64 = 1_000;
 
@@ -35,6 +41,8 @@ struct Lease {
     spent_retry_after_s: u64,
     /// When this isolate admitted the key's recent requests.
     recent: VecDeque<u64>,
+    /// A watch for idleness is running.
+    watching: bool,
 }
 
 /// What to ask the object for: a slice, and the unused rest of the one held (which it takes back).
@@ -121,6 +129,49 @@ impl Leases {
         }
         lease.window_end_ms = grant.window_end_ms;
         lease.slice_requests = grant.requests;
+    }
+
+    /// Whether to start watching the key's slice for idleness (none is running and there is a slice to give back).
+    pub fn watch(&mut self, key: &str, now_ms: u64) -> bool {
+        let Some(l) = self.by_key.get_mut(key) else {
+            return false;
+        };
+        let start = !l.watching && now_ms < l.window_end_ms && (l.requests > 0 || l.tokens > 0);
+        l.watching |= start;
+        start
+    }
+
+    /// A watch's look, `IDLE_MS` after the last: `Some` with what to give back when the key has been idle that long
+    /// (the slice is emptied here); `None` to look again later, or (with `false`) to stop watching.
+    pub fn idle(&mut self, key: &str, now_ms: u64) -> (Option<Want>, bool) {
+        let Some(l) = self.by_key.get_mut(key) else {
+            return (None, false);
+        };
+        let holds = now_ms < l.window_end_ms && (l.requests > 0 || l.tokens > 0);
+        if !holds {
+            l.watching = false;
+            return (None, false);
+        }
+        let last = l.recent.back().copied().unwrap_or(0);
+        if now_ms.saturating_sub(last) < IDLE_MS {
+            return (None, true);
+        }
+        let give = Want {
+            requests: 0,
+            tokens: 0,
+            give_back: Some((l.window_end_ms, l.requests, l.tokens)),
+        };
+        l.requests = 0;
+        l.tokens = 0;
+        l.watching = false;
+        (Some(give), false)
+    }
+
+    /// The watch ended without giving back.
+    pub fn unwatch(&mut self, key: &str) {
+        if let Some(l) = self.by_key.get_mut(key) {
+            l.watching = false;
+        }
     }
 
     /// A refill failed: the next request that needs one asks again.
@@ -290,5 +341,31 @@ mod tests {
         }
         assert!(n <= 10, "{n}");
         assert!(object.tokens() <= 1_000);
+    }
+
+    #[test]
+    fn an_idle_isolate_gives_its_slice_back() {
+        let (mut leases, mut object) = (Leases::default(), Window::default());
+        let limits = (Some(100), None);
+        for i in 0..6 {
+            admit(&mut leases, &mut object, i * 10, limits, 0);
+        }
+        assert!(leases.watch("k", 100));
+        assert!(!leases.watch("k", 100), "one watch at a time");
+        // Still in use: look again later.
+        assert_eq!(leases.idle("k", 100 + IDLE_MS / 2), (None, true));
+        let (give, more) = leases.idle("k", 50 + IDLE_MS + 1);
+        let give = give.expect("idle: the rest goes back");
+        assert!(!more);
+        let (end, requests, _) = give.give_back.unwrap();
+        assert!(requests > 0);
+        object.give_back(50 + IDLE_MS + 1, MINUTE, end, requests, 0);
+        assert_eq!(
+            leases.remaining("k", 50 + IDLE_MS + 1).map(|r| r.0),
+            Some(0)
+        );
+        // The object has the budget back: 100 minus the 6 admitted can still be handed out.
+        let g = object.grant(50 + IDLE_MS + 2, MINUTE, limits, (1000, 0));
+        assert_eq!(g.requests, 94);
     }
 }

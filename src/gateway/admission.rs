@@ -60,10 +60,49 @@ async fn leased<P: Platform>(
             }
         }));
     };
+    // An isolate that stops admitting for the key gives its slice back (a watch in the background).
+    let watch = || {
+        let now = platform.now_ms();
+        if !leases.borrow_mut().watch(key, now) {
+            return;
+        }
+        let (leases, clock, timer, key) = (
+            leases.clone(),
+            platform.clock(),
+            platform.timer(),
+            key.to_owned(),
+        );
+        let started = clock();
+        let leaser = leaser.clone();
+        let ask = ask(crate::lease::Want {
+            requests: 0,
+            tokens: 0,
+            give_back: None,
+        });
+        platform.background()(Box::pin(async move {
+            loop {
+                timer(crate::lease::IDLE_MS).await;
+                let (give, more) = leases.borrow_mut().idle(&key, clock());
+                if let Some(want) = give {
+                    let _ = leaser(crate::platform::LeaseAsk { want, ..ask }).await;
+                    return;
+                }
+                if !more {
+                    return;
+                }
+                if clock().saturating_sub(started) >= crate::lease::WATCH_FOR_MS {
+                    leases.borrow_mut().unwatch(&key);
+                    return;
+                }
+            }
+        }));
+    };
     let now = platform.now_ms();
-    let want = match leases.borrow_mut().admit(key, now, limits, estimate) {
+    let verdict = leases.borrow_mut().admit(key, now, limits, estimate);
+    let want = match verdict {
         Verdict::Admit { refill: next } => {
             next.map(refill);
+            watch();
             return Ok(Decision::Allowed);
         }
         Verdict::Ask(want) => want,
@@ -77,6 +116,7 @@ async fn leased<P: Platform>(
     match verdict {
         Verdict::Admit { refill: next } => {
             next.map(refill);
+            watch();
             Ok(Decision::Allowed)
         }
         Verdict::Spent { retry_after_s } => Ok(Decision::Limited { retry_after_s }),
