@@ -188,9 +188,11 @@ impl Leases {
     }
 }
 
-/// The next slice: twice this isolate's requests over the last ten seconds, scaled to a minute's share (at least
-/// one, at most a tenth of the limit), and tokens for that many requests of this size. A waiting request's own
-/// unused, still live slice is given back (`live`); a refill keeps the slice it tops up.
+/// The next slice: twice this isolate's requests over the last ten seconds, and never less than the last slice (a
+/// key that comes back after an idle spell, whose slice went back, asks at once for what it used before, rather
+/// than waiting for the object again and again while its rate is measured anew); at least one, at most a tenth of
+/// the limit; tokens for that many requests of this size. A waiting request's own unused, still live slice is
+/// given back (`live`); a refill keeps the slice it tops up.
 fn want(
     lease: &Lease,
     now_ms: u64,
@@ -202,7 +204,7 @@ fn want(
     let _ = now_ms;
     let recent = lease.recent.len() as u32 + 1;
     let cap = rpm.map_or(u32::MAX, |r| (r / 10).max(1));
-    let requests = (2 * recent).clamp(1, cap);
+    let requests = (2 * recent).max(lease.slice_requests).clamp(1, cap);
     let tokens = match tpm {
         None => 0,
         Some(t) => (estimate.max(1) * u64::from(requests)).min((t / 10).max(estimate)),
