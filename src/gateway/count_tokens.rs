@@ -3,7 +3,7 @@
 //! Bedrock, Gemini); a model whose deployments cannot count (OpenAI-wire hosts have no such endpoint) gets a
 //! documented estimate, marked `x-meridian-estimated: true`.
 
-use super::operation::{Lookup, Operation, Prepared, Whole, Wire};
+use super::operation::{Operation, Prepared, Whole, Wire};
 use super::*;
 use crate::providers::count_tokens as count;
 
@@ -14,10 +14,6 @@ pub(super) struct CountTokens {
 impl Operation for CountTokens {
     fn model(&self) -> &str {
         &self.m.model
-    }
-
-    fn stream(&self) -> bool {
-        false
     }
 
     fn prepare(
@@ -57,35 +53,6 @@ impl Operation for CountTokens {
             usage: Default::default(),
         })
     }
-
-    async fn stream_from<P: Platform>(
-        &self,
-        _platform: &P,
-        _dep: &Deployment,
-        _wire: Wire,
-        _until: Deadline,
-        _resp: UpstreamResponse,
-        _recorder: &Recorder,
-    ) -> Result<Response, GatewayError> {
-        Err(GatewayError::new(
-            ErrorCode::InternalError,
-            "a token count is never streamed",
-        ))
-    }
-
-    async fn lookup<P: Platform>(
-        &self,
-        _platform: &P,
-        _state: &State,
-        _model: &Model,
-        _settings: CacheSettings,
-        _ctl: &CacheControl,
-        _recorder: &Recorder,
-    ) -> Result<Lookup, GatewayError> {
-        Ok(Lookup::Bypass)
-    }
-
-    fn failed(&self, _err: &GatewayError) {}
 }
 
 fn counted(n: u64) -> Vec<u8> {

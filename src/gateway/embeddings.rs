@@ -31,10 +31,6 @@ impl Operation for Embeddings {
         &self.req.model
     }
 
-    fn stream(&self) -> bool {
-        false
-    }
-
     fn prepare(
         &self,
         dep: &Deployment,
@@ -103,21 +99,6 @@ impl Operation for Embeddings {
         })
     }
 
-    async fn stream_from<P: Platform>(
-        &self,
-        _platform: &P,
-        _dep: &Deployment,
-        _wire: Wire,
-        _until: Deadline,
-        _resp: UpstreamResponse,
-        _recorder: &Recorder,
-    ) -> Result<Response, GatewayError> {
-        Err(GatewayError::new(
-            ErrorCode::InternalError,
-            "embeddings are never streamed",
-        ))
-    }
-
     async fn lookup<P: Platform>(
         &self,
         platform: &P,
@@ -150,8 +131,6 @@ impl Operation for Embeddings {
         }
         Ok(Lookup::Miss)
     }
-
-    fn failed(&self, _err: &GatewayError) {}
 }
 
 /// `POST /v1/embeddings`.

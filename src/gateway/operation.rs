@@ -6,7 +6,7 @@
 //! client (whole or streamed), its usage, and whether and how it is cached.
 
 use crate::config::{CacheSettings, Deployment, Model};
-use crate::error::GatewayError;
+use crate::error::{ErrorCode, GatewayError};
 use crate::http::{Headers, Response};
 use crate::platform::{Deadline, Platform, UpstreamRequest, UpstreamResponse};
 use crate::providers::Credentials;
@@ -49,8 +49,11 @@ pub(super) trait Operation {
     /// The model the client asked for (an alias or `provider/model`).
     fn model(&self) -> &str;
 
-    /// Whether the client wants the answer streamed.
-    fn stream(&self) -> bool;
+    /// Whether the client wants the answer streamed. An operation that can stream overrides this and
+    /// [`Operation::stream_from`] together.
+    fn stream(&self) -> bool {
+        false
+    }
 
     /// The request for `dep`, or `unsupported_input` when `dep`'s provider kind cannot express it (the lifecycle
     /// then skips `dep`). Any other error is the client's request being invalid everywhere.
@@ -82,9 +85,16 @@ pub(super) trait Operation {
         until: Deadline,
         resp: UpstreamResponse,
         recorder: &Recorder,
-    ) -> Result<Response, GatewayError>;
+    ) -> Result<Response, GatewayError> {
+        let _ = (platform, dep, wire, until, resp, recorder);
+        Err(GatewayError::new(
+            ErrorCode::InternalError,
+            "this operation's answers are never streamed",
+        ))
+    }
 
     /// Looks the request up in the cache (and among identical requests in flight) for a model with a cache.
+    /// An operation whose answers are never cached keeps the default: every request calls a provider.
     async fn lookup<P: Platform>(
         &self,
         platform: &P,
@@ -93,8 +103,14 @@ pub(super) trait Operation {
         settings: CacheSettings,
         ctl: &super::CacheControl,
         recorder: &Recorder,
-    ) -> Result<Lookup, GatewayError>;
+    ) -> Result<Lookup, GatewayError> {
+        let _ = (platform, state, model, settings, ctl, recorder);
+        Ok(Lookup::Bypass)
+    }
 
-    /// No deployment committed: identical requests following this one get `err` too.
-    fn failed(&self, err: &GatewayError);
+    /// No deployment committed: identical requests following this one get `err` too. Only an operation that
+    /// coalesces identical requests has followers to tell.
+    fn failed(&self, err: &GatewayError) {
+        let _ = err;
+    }
 }
