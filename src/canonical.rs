@@ -34,6 +34,20 @@ pub struct ChatRequest {
     pub cache_points: Vec<CachePoint>,
 }
 
+impl ChatRequest {
+    /// Appends `part` to the last message when it has the same role, else starts a message: consecutive items of
+    /// one role are one turn for providers that require roles to alternate.
+    pub fn push_part(&mut self, role: Role, part: Part) {
+        match self.messages.last_mut() {
+            Some(last) if last.role == role => last.content.push(part),
+            _ => self.messages.push(Message {
+                role,
+                content: vec![part],
+            }),
+        }
+    }
+}
+
 /// A reasoning setting, as either dialect says it; each provider kind maps it to its own (see
 /// providers::params).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +81,19 @@ impl Effort {
 }
 
 impl Thinking {
+    /// OpenAI's `reasoning_effort` (Chat Completions) and `reasoning.effort` (Responses) share these names;
+    /// `xhigh` has no richer canonical level than `High`. `None` for a name OpenAI does not define.
+    pub fn from_openai_effort(name: &str) -> Option<Thinking> {
+        Some(match name {
+            "none" => Thinking::Off,
+            "minimal" => Thinking::Effort(Effort::Minimal),
+            "low" => Thinking::Effort(Effort::Low),
+            "medium" => Thinking::Effort(Effort::Medium),
+            "high" | "xhigh" => Thinking::Effort(Effort::High),
+            _ => return None,
+        })
+    }
+
     /// A token budget for providers that take one (Anthropic, Bedrock's Anthropic models, Gemini); `None` when
     /// reasoning is off, or left to the model.
     pub fn budget(self) -> Option<u32> {
@@ -161,6 +188,22 @@ pub enum Part {
 pub enum Image {
     Url(String),
     Base64 { media_type: String, data: String },
+}
+
+impl Image {
+    /// An image as OpenAI's dialects give it (Chat `image_url.url`, Responses `input_image.image_url`): `data:`
+    /// URLs carry the image inline; anything else is fetched by the provider.
+    pub fn from_url(url: &str) -> Image {
+        if let Some((meta, data)) = url.strip_prefix("data:").and_then(|r| r.split_once(',')) {
+            if let Some(media_type) = meta.strip_suffix(";base64") {
+                return Image::Base64 {
+                    media_type: media_type.to_owned(),
+                    data: data.to_owned(),
+                };
+            }
+        }
+        Image::Url(url.to_owned())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -5,8 +5,7 @@
 
 use super::openai::ChatRequest;
 use crate::canonical::{
-    self, CachePoint, Effort, Image, Message, Part, ResponseFormat, Role, Thinking, Tool,
-    ToolChoice,
+    self, CachePoint, Image, Part, ResponseFormat, Role, Thinking, Tool, ToolChoice,
 };
 use crate::error::GatewayError;
 use core::fmt;
@@ -197,16 +196,11 @@ impl ChatRequest {
             parallel_tool_calls: b.parallel_tool_calls,
             thinking: match b.reasoning_effort.as_deref() {
                 None => None,
-                Some("none") => Some(Thinking::Off),
-                Some("minimal") => Some(Thinking::Effort(Effort::Minimal)),
-                Some("low") => Some(Thinking::Effort(Effort::Low)),
-                Some("medium") => Some(Thinking::Effort(Effort::Medium)),
-                Some("high") | Some("xhigh") => Some(Thinking::Effort(Effort::High)),
-                Some(other) => {
-                    return Err(invalid(format!(
-                        "reasoning_effort: unknown value {other:?} (expected none, minimal, low, medium or high)"
-                    )))
-                }
+                Some(name) => Some(Thinking::from_openai_effort(name).ok_or_else(|| {
+                    invalid(format!(
+                        "reasoning_effort: unknown value {name:?} (expected none, minimal, low, medium or high)"
+                    ))
+                })?),
             },
             max_tokens: b.max_completion_tokens.or(b.max_tokens),
             seed: b.seed,
@@ -306,16 +300,6 @@ fn text_and_mark(content: Option<Content>, path: &str) -> Result<(String, bool),
     }
 }
 
-fn push_part(out: &mut canonical::ChatRequest, role: Role, part: Part) {
-    match out.messages.last_mut() {
-        Some(last) if last.role == role => last.content.push(part),
-        _ => out.messages.push(Message {
-            role,
-            content: vec![part],
-        }),
-    }
-}
-
 fn read_message(
     m: InMessage,
     i: usize,
@@ -340,7 +324,7 @@ fn read_message(
                             let url = p.image_url.and_then(|u| u.url).ok_or_else(|| {
                                 invalid(format!("{path}[{j}].image_url.url is required"))
                             })?;
-                            Part::Image(image_from_url(&url))
+                            Part::Image(Image::from_url(&url))
                         }
                         other => {
                             return Err(invalid(format!(
@@ -348,7 +332,7 @@ fn read_message(
                             )))
                         }
                     };
-                    push_part(out, Role::User, part);
+                    out.push_part(Role::User, part);
                     if p.cache_control.is_some() {
                         let message = out.messages.len() - 1;
                         let part = out.messages[message].content.len() - 1;
@@ -356,12 +340,12 @@ fn read_message(
                     }
                 }
             }
-            c => push_part(out, Role::User, Part::Text(text_of(c, &path)?)),
+            c => out.push_part(Role::User, Part::Text(text_of(c, &path)?)),
         },
         "assistant" => {
             let text = text_of(m.content, &path)?;
             if !text.is_empty() {
-                push_part(out, Role::Assistant, Part::Text(text));
+                out.push_part(Role::Assistant, Part::Text(text));
             }
             for (j, c) in m.tool_calls.unwrap_or_default().into_iter().enumerate() {
                 let (name, arguments) = match c.function {
@@ -373,8 +357,7 @@ fn read_message(
                         "messages[{i}].tool_calls[{j}] needs an id and function.name"
                     )));
                 };
-                push_part(
-                    out,
+                out.push_part(
                     Role::Assistant,
                     Part::ToolCall {
                         id: id.into_owned(),
@@ -389,8 +372,7 @@ fn read_message(
                 .tool_call_id
                 .ok_or_else(|| invalid(format!("messages[{i}].tool_call_id is required")))?;
             let content = text_of(m.content, &path)?;
-            push_part(
-                out,
+            out.push_part(
                 Role::User,
                 Part::ToolResult {
                     call_id: call_id.into_owned(),
@@ -406,21 +388,6 @@ fn read_message(
         }
     }
     Ok(())
-}
-
-/// `data:` URLs carry the image inline; anything else is fetched by the provider.
-fn image_from_url(url: &str) -> Image {
-    if let Some(rest) = url.strip_prefix("data:") {
-        if let Some((meta, data)) = rest.split_once(',') {
-            if let Some(media_type) = meta.strip_suffix(";base64") {
-                return Image::Base64 {
-                    media_type: media_type.to_owned(),
-                    data: data.to_owned(),
-                };
-            }
-        }
-    }
-    Image::Url(url.to_owned())
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 
 use super::raw::RawObject;
 use crate::canonical::{
-    ChatRequest, ChatResponse, Effort, FinishReason, Image, Message, Part, ResponseFormat, Role,
-    StreamEvent, Thinking, Tool, ToolChoice, Usage,
+    ChatRequest, ChatResponse, FinishReason, Image, Part, ResponseFormat, Role, StreamEvent,
+    Thinking, Tool, ToolChoice, Usage,
 };
 use crate::error::{ErrorCode, GatewayError};
 use serde::Deserialize;
@@ -243,16 +243,10 @@ pub fn parse(
     let effort = b.reasoning.and_then(|r| r.effort);
     c.thinking = match effort.as_deref() {
         None => None,
-        Some("none") => Some(Thinking::Off),
-        Some("minimal") => Some(Thinking::Effort(Effort::Minimal)),
-        Some("low") => Some(Thinking::Effort(Effort::Low)),
-        Some("medium") => Some(Thinking::Effort(Effort::Medium)),
-        Some("high") | Some("xhigh") => Some(Thinking::Effort(Effort::High)),
-        Some(other) => {
-            return Err(invalid(format!(
-                "reasoning.effort: unknown value {other:?}"
-            )))
-        }
+        Some(name) => Some(
+            Thinking::from_openai_effort(name)
+                .ok_or_else(|| invalid(format!("reasoning.effort: unknown value {name:?}")))?,
+        ),
     };
     let store = b.store.unwrap_or(true);
     let echo = Echo {
@@ -282,28 +276,6 @@ pub fn parse(
     })
 }
 
-fn push(out: &mut ChatRequest, role: Role, part: Part) {
-    match out.messages.last_mut() {
-        Some(last) if last.role == role => last.content.push(part),
-        _ => out.messages.push(Message {
-            role,
-            content: vec![part],
-        }),
-    }
-}
-
-fn image(url: &str) -> Image {
-    if let Some((meta, data)) = url.strip_prefix("data:").and_then(|r| r.split_once(',')) {
-        if let Some(media_type) = meta.strip_suffix(";base64") {
-            return Image::Base64 {
-                media_type: media_type.to_owned(),
-                data: data.to_owned(),
-            };
-        }
-    }
-    Image::Url(url.to_owned())
-}
-
 fn read_item(v: &Value, i: usize, out: &mut ChatRequest) -> Result<(), GatewayError> {
     let item: Item = serde_json::from_value(v.clone())
         .map_err(|e| invalid(format!("input[{i}] is malformed: {e}")))?;
@@ -325,7 +297,7 @@ fn read_item(v: &Value, i: usize, out: &mut ChatRequest) -> Result<(), GatewayEr
                         Some("input_image") => p
                             .get("image_url")
                             .and_then(Value::as_str)
-                            .map(|u| Part::Image(image(u)))
+                            .map(|u| Part::Image(Image::from_url(u)))
                             .ok_or_else(|| unsupported(format!("input[{i}].content[{j}]: only images given by `image_url` are supported"))),
                         other => Err(unsupported(format!(
                             "input[{i}].content[{j}].type: {other:?} is not supported"
@@ -345,10 +317,10 @@ fn read_item(v: &Value, i: usize, out: &mut ChatRequest) -> Result<(), GatewayEr
                         .collect();
                     out.system.push(text);
                 }
-                "user" => parts.into_iter().for_each(|p| push(out, Role::User, p)),
+                "user" => parts.into_iter().for_each(|p| out.push_part(Role::User, p)),
                 "assistant" => parts
                     .into_iter()
-                    .for_each(|p| push(out, Role::Assistant, p)),
+                    .for_each(|p| out.push_part(Role::Assistant, p)),
                 other => return Err(invalid(format!("input[{i}].role: unknown role {other:?}"))),
             }
         }
@@ -358,8 +330,7 @@ fn read_item(v: &Value, i: usize, out: &mut ChatRequest) -> Result<(), GatewayEr
                     "input[{i}]: a function_call needs `call_id` and `name`"
                 )));
             };
-            push(
-                out,
+            out.push_part(
                 Role::Assistant,
                 Part::ToolCall {
                     id: call_id,
@@ -379,8 +350,7 @@ fn read_item(v: &Value, i: usize, out: &mut ChatRequest) -> Result<(), GatewayEr
                 Some(other) => other.to_string(),
                 None => String::new(),
             };
-            push(
-                out,
+            out.push_part(
                 Role::User,
                 Part::ToolResult {
                     call_id,
