@@ -311,11 +311,7 @@ async fn chat<P: Platform>(
         },
     )
     .await?;
-    let drop_unsupported = match &admitted.target {
-        Target::Alias(model) => model.drop_unsupported,
-        Target::Direct(_) => false,
-    };
-    let op = chat::Chat::new(inbound, drop_unsupported);
+    let op = chat::Chat::new(inbound, admitted.target.drop_unsupported());
     let result = apart(lifecycle::run(config, platform, state, &admitted, &op)).await;
     persist_estimates(platform, state, &admitted.caller.location);
     let mut resp = result?;

@@ -402,6 +402,15 @@ impl Target<'_> {
             Target::Direct(d) => d,
         }
     }
+
+    /// Whether parameters a deployment cannot honour are dropped rather than refused: a model's own setting; a
+    /// `provider/model` asked for directly has no model to say so, and refuses.
+    pub(super) fn drop_unsupported(&self) -> bool {
+        match self {
+            Target::Alias(m) => m.drop_unsupported,
+            Target::Direct(_) => false,
+        }
+    }
 }
 
 /// Who is asking and from where: what routing needs beyond the request body.
