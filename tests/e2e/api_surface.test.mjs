@@ -2,17 +2,12 @@
 // against the compiled worker and the mock.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import path from "node:path";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { generateText, streamText, tool, jsonSchema, stepCountIs } from "ai";
 import { createOpenAI } from "@ai-sdk/openai";
-import { startAllKinds, KINDS, DEMO_KEY } from "./harness.mjs";
+import { startAllKinds, KINDS, DEMO_KEY, runPythonSdk } from "./harness.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 let mock, worker;
 
 // Embedding models on the mock's providers.
@@ -35,16 +30,9 @@ after(async () => {
 });
 
 test("official Python SDKs: model lookup in both shapes, token counting and embeddings on every kind", async () => {
-  const python = process.env.MERIDIAN_PYTHON;
-  assert.ok(python && existsSync(python), "the SDK virtualenv is missing: run scripts/bootstrap (or make test)");
-  const child = spawn(python, [path.join(HERE, "sdk_surface.py")], {
-    env: { ...process.env, MERIDIAN_URL: worker.url, MOCK_CONTROL: mock.control, MERIDIAN_KINDS: KINDS.join(",") },
-    stdio: ["ignore", "inherit", "pipe"],
+  const { code, output } = await runPythonSdk("sdk_surface.py", {
+    MERIDIAN_URL: worker.url, MOCK_CONTROL: mock.control, MERIDIAN_KINDS: KINDS.join(","),
   });
-  let output = "";
-  child.stderr.on("data", (d) => (output += d));
-  const code = await new Promise((resolve) => child.on("exit", resolve));
-  process.stderr.write(output);
   assert.equal(code, 0, "Python SDK surface tests failed (output above)");
   assert.match(output, /\nOK\n/);
 });

@@ -3,13 +3,12 @@
 // make the answer up itself (tests/fixtures/SOURCES.md).
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { startAllKinds, DEMO_KEY } from "./harness.mjs";
+import { startAllKinds, DEMO_KEY, runPythonSdk } from "./harness.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FIXTURES = path.resolve(HERE, "../fixtures");
@@ -37,16 +36,9 @@ beforeEach(async () => {
 const lastRequest = async (region) => (await mock.stats()).regions[region].last_request;
 
 test("official Python SDKs: same wire, prompt caching, refusals, errors, ids", async () => {
-  const python = process.env.MERIDIAN_PYTHON;
-  assert.ok(python && existsSync(python), "the SDK virtualenv is missing: run scripts/bootstrap (or make test)");
-  const child = spawn(python, [path.join(HERE, "sdk_fidelity.py")], {
-    env: { ...process.env, MERIDIAN_URL: worker.url, MOCK_CONTROL: mock.control, FIXTURES },
-    stdio: ["ignore", "inherit", "pipe"],
+  const { code, output } = await runPythonSdk("sdk_fidelity.py", {
+    MERIDIAN_URL: worker.url, MOCK_CONTROL: mock.control, FIXTURES,
   });
-  let output = "";
-  child.stderr.on("data", (d) => (output += d));
-  const code = await new Promise((resolve) => child.on("exit", resolve));
-  process.stderr.write(output);
   assert.equal(code, 0, "Python SDK fidelity tests failed (output above)");
   assert.match(output, /\nOK\n/);
 });

@@ -5,9 +5,11 @@ import { createInterface } from "node:readline";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
+import assert from "node:assert/strict";
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, "../..");
 const MOCK_BIN = path.join(ROOT, "target/release/meridian-mock");
 const BUILD = path.join(ROOT, "build");
 const WORKER = path.join(BUILD, "index.js");
@@ -230,4 +232,20 @@ export async function startAllKinds(extraModels = {}, overrides = {}, options = 
     await mock.stop();
     throw e;
   }
+}
+
+// Runs one of the Python SDK scripts beside this file with the virtualenv scripts/bootstrap made, its standard
+// error captured (and echoed, so a failure's traceback is in the test output). A missing virtualenv fails.
+export async function runPythonSdk(script, env) {
+  const python = process.env.MERIDIAN_PYTHON;
+  assert.ok(python && existsSync(python), "the SDK virtualenv is missing: run scripts/bootstrap (or make test)");
+  const child = spawn(python, [path.join(HERE, script)], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "inherit", "pipe"],
+  });
+  let output = "";
+  child.stderr.on("data", (d) => (output += d));
+  const code = await new Promise((resolve) => child.on("exit", resolve));
+  process.stderr.write(output);
+  return { code, output };
 }
