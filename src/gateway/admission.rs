@@ -148,6 +148,34 @@ impl Inbound for ClientRequest {
     }
 }
 
+/// A request whose body passed the size limits and whose caller is known (and recorded): the first half of
+/// admission. An endpoint that must look something up for the caller before its body can be parsed (a stored
+/// Responses conversation) takes the two halves apart; every other endpoint calls [`admit`].
+pub(super) struct Identified<'r, 'c> {
+    pub(super) req: &'r Request,
+    pub(super) principal: Principal<'c>,
+}
+
+pub(super) fn identify<'r, 'c, P: Platform>(
+    config: &'c Config,
+    platform: &P,
+    req: &'r Request,
+    recorder: &Recorder,
+) -> Result<Identified<'r, 'c>, GatewayError> {
+    // Hostile input is refused before it is parsed or any budget is spent.
+    limits::check_body(&req.body, &config.limits)?;
+    let principal = authorize(config, platform, &req.headers)?;
+    recorder.update(|r| {
+        r.principal = Some(
+            match principal.token.as_ref().and_then(|t| t.sub.as_deref()) {
+                Some(sub) => format!("token:{sub}"),
+                None => principal.key.name.clone(),
+            },
+        )
+    });
+    Ok(Identified { req, principal })
+}
+
 /// Admits a request whose body `parse` reads (and checks against the input limits): `Ok` with what the lifecycle
 /// needs, or the error the client gets. `spends_tokens`: whether the request spends a `tpm` budget (counting
 /// tokens does not).
@@ -160,18 +188,31 @@ pub(super) async fn admit<'c, P: Platform, T: Inbound>(
     spends_tokens: bool,
     parse: impl FnOnce(&Request, &limits::Limits) -> Result<T, GatewayError>,
 ) -> Result<(Admitted<'c>, T), GatewayError> {
-    // Hostile input is refused before it is parsed or any budget is spent.
-    limits::check_body(&req.body, &config.limits)?;
-    let principal = authorize(config, platform, &req.headers)?;
+    let who = identify(config, platform, req, recorder)?;
+    admit_identified(
+        config,
+        platform,
+        leases,
+        who,
+        recorder,
+        spends_tokens,
+        parse,
+    )
+    .await
+}
+
+/// The second half of [`admit`], for a caller [`identify`] already knows.
+pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
+    config: &'c Config,
+    platform: &P,
+    leases: &Rc<RefCell<crate::lease::Leases>>,
+    who: Identified<'_, 'c>,
+    recorder: &'c Recorder,
+    spends_tokens: bool,
+    parse: impl FnOnce(&Request, &limits::Limits) -> Result<T, GatewayError>,
+) -> Result<(Admitted<'c>, T), GatewayError> {
+    let Identified { req, principal } = who;
     let key = principal.key;
-    recorder.update(|r| {
-        r.principal = Some(
-            match principal.token.as_ref().and_then(|t| t.sub.as_deref()) {
-                Some(sub) => format!("token:{sub}"),
-                None => key.name.clone(),
-            },
-        )
-    });
     let inbound = parse(req, &config.limits)?;
     recorder.update(|r| {
         r.model = Some(inbound.model().to_owned());

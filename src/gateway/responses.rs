@@ -97,9 +97,8 @@ pub(super) async fn create<P: Platform>(
     req: &Request,
     recorder: &Recorder,
 ) -> Result<Response, GatewayError> {
-    limits::check_body(&req.body, &config.limits)?;
-    let principal = authorize(config, platform, &req.headers)?;
-    let tenant = tenant(&principal);
+    let who = admission::identify(config, platform, req, recorder)?;
+    let tenant = tenant(&who.principal);
     #[derive(serde::Deserialize)]
     struct Head {
         previous_response_id: Option<String>,
@@ -112,11 +111,11 @@ pub(super) async fn create<P: Platform>(
         None => None,
     };
     let id = new_id(platform, state, &req.body);
-    let (admitted, inbound) = admit(
+    let (admitted, inbound) = admission::admit_identified(
         config,
         platform,
         &state.leases,
-        req,
+        who,
         recorder,
         true,
         |req, limits| {
