@@ -298,28 +298,20 @@ impl StreamEncoder {
         }
         self.start(UNKNOWN_MESSAGE_ID, out);
         let index = self.thinking_block(out);
-        write_event(
+        write_delta(
             out,
-            "content_block_delta",
-            &json!({
-                "type": "content_block_delta",
-                "index": index,
-                "delta": { "type": "thinking_delta", "thinking": text },
-            }),
+            index,
+            json!({ "type": "thinking_delta", "thinking": text }),
         );
     }
 
     fn signature(&mut self, signature: &str, out: &mut Vec<u8>) {
         self.start(UNKNOWN_MESSAGE_ID, out);
         let index = self.thinking_block(out);
-        write_event(
+        write_delta(
             out,
-            "content_block_delta",
-            &json!({
-                "type": "content_block_delta",
-                "index": index,
-                "delta": { "type": "signature_delta", "signature": signature },
-            }),
+            index,
+            json!({ "type": "signature_delta", "signature": signature }),
         );
     }
 
@@ -351,15 +343,7 @@ impl StreamEncoder {
                 index
             }
         };
-        write_event(
-            out,
-            "content_block_delta",
-            &json!({
-                "type": "content_block_delta",
-                "index": index,
-                "delta": { "type": "text_delta", "text": text },
-            }),
-        );
+        write_delta(out, index, json!({ "type": "text_delta", "text": text }));
     }
 
     fn tool_start(&mut self, tool: u32, id: &str, name: &str, out: &mut Vec<u8>) {
@@ -382,14 +366,10 @@ impl StreamEncoder {
         if delta.is_empty() {
             return;
         }
-        write_event(
+        write_delta(
             out,
-            "content_block_delta",
-            &json!({
-                "type": "content_block_delta",
-                "index": index,
-                "delta": { "type": "input_json_delta", "partial_json": delta },
-            }),
+            index,
+            json!({ "type": "input_json_delta", "partial_json": delta }),
         );
     }
 
@@ -415,6 +395,15 @@ impl StreamEncoder {
             );
         }
     }
+}
+
+/// One delta to the content block at `index`: text, tool input, thinking or its signature.
+fn write_delta(out: &mut Vec<u8>, index: u32, delta: Value) {
+    write_event(
+        out,
+        "content_block_delta",
+        &json!({ "type": "content_block_delta", "index": index, "delta": delta }),
+    );
 }
 
 fn write_event(out: &mut Vec<u8>, event: &str, data: &Value) {
