@@ -34,7 +34,10 @@ pub const ALLOWED_HEADERS: &[&str] = &[
 ];
 /// Response headers scripts may read.
 pub const EXPOSED_HEADERS: &str = "x-meridian-deployment, x-meridian-region, x-meridian-attempts, \
-                                   x-meridian-colo, x-meridian-cache, age, retry-after";
+                                   x-meridian-colo, x-meridian-cache, age, retry-after, \
+                                   x-ratelimit-limit-requests, x-ratelimit-remaining-requests, \
+                                   x-ratelimit-reset-requests, x-ratelimit-limit-tokens, \
+                                   x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens";
 /// Seconds a browser may cache a preflight answer.
 pub const MAX_AGE_S: &str = "600";
 
@@ -332,7 +335,10 @@ mod tests {
                 (
                     "access-control-expose-headers".to_owned(),
                     "x-meridian-deployment, x-meridian-region, x-meridian-attempts, \
-                     x-meridian-colo, x-meridian-cache, age, retry-after"
+                     x-meridian-colo, x-meridian-cache, age, retry-after, \
+                     x-ratelimit-limit-requests, x-ratelimit-remaining-requests, \
+                     x-ratelimit-reset-requests, x-ratelimit-limit-tokens, \
+                     x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens"
                         .to_owned()
                 ),
                 ("vary".to_owned(), "Origin".to_owned()),

@@ -129,6 +129,12 @@ pub async fn handle<P: Platform>(
         recorder.update(|r| r.error = Some(e.code));
         error_response(dialect, &e)
     });
+    // Every answer of a limited key says where it stands, errors included (a 429 says it has nothing left).
+    if let Some(standing) = recorder.read(|r| r.rate) {
+        for (name, value) in standing.headers() {
+            resp.headers.insert(name, value);
+        }
+    }
     // Browsers may read errors too (a 401 or 429 a frontend must react to), from origins this gateway knows.
     if let (Some(origin), Ok(config)) = (req_origin, config) {
         if resp.headers.get("access-control-allow-origin").is_none()

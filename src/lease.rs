@@ -10,7 +10,7 @@
 //! outstanding at a window boundary), and tokens, which are charged as estimates and corrected once the provider
 //! has counted (a long answer counts what it cost, and may take the window past its budget by that much).
 
-use crate::ratelimit::Grant;
+use crate::ratelimit::{Grant, Standing};
 use std::collections::{HashMap, VecDeque};
 
 /// An isolate that admitted nothing for a key this long gives its slice back.
@@ -43,6 +43,10 @@ struct Lease {
     recent: VecDeque<u64>,
     /// A watch for idleness is running.
     watching: bool,
+    /// What the object had not handed out at its last answer, and the window that was: with the slice held here,
+    /// where the key stands as far as this isolate knows.
+    object_left: (Option<u32>, Option<u64>),
+    object_end_ms: u64,
 }
 
 /// What to ask the object for: a slice, and the unused rest of the one held (which it takes back).
@@ -94,7 +98,14 @@ impl Leases {
             };
         }
         if !has_room {
-            return Verdict::Ask(want(lease, now_ms, rpm, tpm, estimate, live));
+            let w = want(lease, now_ms, rpm, tpm, estimate, live);
+            if w.give_back.is_some() {
+                // Given back with the ask: the grant replaces it (should the ask fail, the slice is lost here,
+                // which only errs towards refusing).
+                lease.requests = 0;
+                lease.tokens = 0;
+            }
+            return Verdict::Ask(w);
         }
         lease.requests -= 1;
         if tpm.is_some() {
@@ -114,6 +125,8 @@ impl Leases {
     pub fn granted(&mut self, key: &str, now_ms: u64, grant: Grant) {
         let lease = self.by_key.entry(key.to_owned()).or_default();
         lease.refilling = false;
+        lease.object_left = (grant.left_requests, grant.left_tokens);
+        lease.object_end_ms = grant.window_end_ms;
         if grant.requests == 0 {
             lease.spent_until_ms = grant.window_end_ms.min(now_ms + SPENT_RECHECK_MS);
             lease.spent_retry_after_s = grant.retry_after_s.max(1);
@@ -181,10 +194,37 @@ impl Leases {
         }
     }
 
-    /// What is left of the key's slice (requests, tokens) and when its window ends, for the rate-limit headers.
-    pub fn remaining(&self, key: &str, now_ms: u64) -> Option<(u32, u64, u64)> {
-        let l = self.by_key.get(key)?;
-        (now_ms < l.window_end_ms).then_some((l.requests, l.tokens, l.window_end_ms))
+    /// Where the key stands, for the rate-limit headers: what the object had left at its last answer and what
+    /// this isolate's slice still holds. Other isolates' slices count as spent, and what they admitted since that
+    /// answer is not seen, so the remaining figures can be off by the slices outstanding elsewhere. A window this
+    /// isolate has not had a slice of is whole.
+    pub fn standing(
+        &self,
+        key: &str,
+        now_ms: u64,
+        window_ms: u64,
+        (rpm, tpm): (Option<u32>, Option<u64>),
+    ) -> Standing {
+        let whole = Standing {
+            limit_requests: rpm,
+            limit_tokens: tpm,
+            remaining_requests: rpm,
+            remaining_tokens: tpm,
+            reset_ms: window_ms.max(1) - now_ms % window_ms.max(1),
+        };
+        let Some(l) = self.by_key.get(key).filter(|l| now_ms < l.object_end_ms) else {
+            return whole;
+        };
+        let held = l.window_end_ms == l.object_end_ms;
+        let (slice_requests, slice_tokens) = if held { (l.requests, l.tokens) } else { (0, 0) };
+        Standing {
+            remaining_requests: rpm
+                .map(|r| (l.object_left.0.unwrap_or(0).saturating_add(slice_requests)).min(r)),
+            remaining_tokens: tpm
+                .map(|t| (l.object_left.1.unwrap_or(0).saturating_add(slice_tokens)).min(t)),
+            reset_ms: l.object_end_ms - now_ms,
+            ..whole
+        }
     }
 }
 
@@ -327,9 +367,46 @@ mod tests {
             big.0 && big.1,
             "a request larger than the slice waits and is admitted"
         );
-        let (left, _, _) = leases.remaining("k", 10).unwrap();
         assert!(object.tokens() <= 10_000);
-        let _ = left;
+        // One isolate: what the object has left and the slice together are exactly what the window has left.
+        let s = leases.standing("k", 10, MINUTE, limits);
+        assert_eq!(
+            (s.remaining_requests, s.remaining_tokens, s.reset_ms),
+            (Some(996), Some(10_000 - 5_300), MINUTE - 10)
+        );
+    }
+
+    #[test]
+    fn standing_counts_other_isolates_slices_as_spent() {
+        let mut object = Window::default();
+        let (mut a, mut b) = (Leases::default(), Leases::default());
+        let limits = (Some(100), None);
+        assert_eq!(
+            a.standing("k", 1_000, MINUTE, limits).remaining_requests,
+            Some(100),
+            "a window no slice was taken of is whole"
+        );
+        admit(&mut a, &mut object, 1_000, limits, 0);
+        admit(&mut b, &mut object, 1_001, limits, 0);
+        let (sa, sb) = (
+            a.standing("k", 1_002, MINUTE, limits),
+            b.standing("k", 1_002, MINUTE, limits),
+        );
+        // Two admitted: each isolate is off by what the other's slice holds or took since (a tenth of the limit
+        // at most).
+        let truly = 100 - 2;
+        for s in [sa, sb] {
+            let left = s.remaining_requests.unwrap();
+            assert!((truly - 10..=truly + 10).contains(&left), "{s:?}");
+            assert_eq!((s.limit_requests, s.reset_ms), (Some(100), MINUTE - 1_002));
+        }
+        // Spent: nothing remains, until the window ends.
+        let mut n = 0;
+        while admit(&mut a, &mut object, 2_000 + n, limits, 0).0 {
+            n += 1;
+        }
+        let s = a.standing("k", 2_000 + n, MINUTE, limits);
+        assert_eq!(s.remaining_requests, Some(0), "{n} admitted");
     }
 
     #[test]
@@ -362,9 +439,12 @@ mod tests {
         let (end, requests, _) = give.give_back.unwrap();
         assert!(requests > 0);
         object.give_back(50 + IDLE_MS + 1, MINUTE, end, requests, 0);
-        assert_eq!(
-            leases.remaining("k", 50 + IDLE_MS + 1).map(|r| r.0),
-            Some(0)
+        assert!(
+            matches!(
+                leases.admit("k", 50 + IDLE_MS + 1, limits, 0),
+                Verdict::Ask(_)
+            ),
+            "the slice went back: the next request asks"
         );
         // The object has the budget back: 100 minus the 6 admitted can still be handed out.
         let g = object.grant(50 + IDLE_MS + 2, MINUTE, limits, (1000, 0));

@@ -157,7 +157,7 @@ pub trait Platform {
     /// streamed answer is only complete (and cacheable) after the handler has returned.
     fn kv_writer(&self) -> KvWriter;
     /// Admits a request against the caller's shared per-minute budgets (a Durable Object per `key`);
-    /// `tokens` is spent with it. `Err` when no limiter is bound although limits are configured.
+    /// `tokens` is spent with it. With the decision, where the key stands after it. `Err` when no limiter is bound although limits are configured.
     async fn rate_check(
         &self,
         key: &str,
@@ -165,7 +165,7 @@ pub trait Platform {
         rpm: Option<u32>,
         tpm: Option<u64>,
         tokens: u64,
-    ) -> Result<crate::ratelimit::Decision, String>;
+    ) -> Result<(crate::ratelimit::Decision, crate::ratelimit::Standing), String>;
     /// Corrects a budget after the fact: the tokens spent up front were an estimate, the record has the count.
     fn rate_spender(&self) -> RateSpender;
     /// Slices of a key's window from its limiter object (see [`crate::lease`]).

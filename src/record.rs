@@ -137,6 +137,9 @@ pub struct Record {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorCode>,
     pub end: End,
+    /// Where a limited key stood once this request was admitted (or refused): its answer's rate-limit headers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<crate::ratelimit::Standing>,
 }
 
 impl Record {
@@ -159,6 +162,7 @@ impl Record {
             status: 0,
             error: None,
             end: End::Complete,
+            rate: None,
         }
     }
 
@@ -211,6 +215,11 @@ impl Recorder {
         if !self.0.finished.get() {
             f(&mut self.0.record.borrow_mut());
         }
+    }
+
+    /// Reads the record, finished or not.
+    pub fn read<T>(&self, f: impl FnOnce(&Record) -> T) -> T {
+        f(&self.0.record.borrow())
     }
 
     /// Milliseconds since the request started.

@@ -1,7 +1,7 @@
 //! The rate-limit Durable Object: one instance per budget key holds its minute window, so every isolate in every
 //! location sees the same counter. worker/entry.mjs re-exports it (replacing an instance a panic invalidated).
 
-use crate::ratelimit::{Decision, Window, DEFAULT_WINDOW_MS};
+use crate::ratelimit::{Decision, Standing, Window, DEFAULT_WINDOW_MS};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
@@ -51,17 +51,21 @@ struct LeaseQuery {
 pub struct Verdict {
     allowed: bool,
     retry_after_s: u64,
+    /// Where the key stands after this request, for its answer's rate-limit headers.
+    #[serde(default)]
+    standing: Standing,
 }
 
-impl From<Verdict> for Decision {
+impl From<Verdict> for (Decision, Standing) {
     fn from(v: Verdict) -> Self {
-        if v.allowed {
+        let decision = if v.allowed {
             Decision::Allowed
         } else {
             Decision::Limited {
                 retry_after_s: v.retry_after_s,
             }
-        }
+        };
+        (decision, v.standing)
     }
 }
 
@@ -116,14 +120,17 @@ impl DurableObject for RateLimiter {
         if decision == Decision::Allowed {
             w.spend(now, window, i64::try_from(q.tokens).unwrap_or(i64::MAX));
         }
+        let standing = w.standing(now, window, (rpm, q.tpm));
         Response::from_json(&match decision {
             Decision::Allowed => Verdict {
                 allowed: true,
                 retry_after_s: 0,
+                standing,
             },
             Decision::Limited { retry_after_s } => Verdict {
                 allowed: false,
                 retry_after_s,
+                standing,
             },
         })
     }

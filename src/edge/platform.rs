@@ -336,7 +336,7 @@ impl Platform for EdgePlatform {
         rpm: Option<u32>,
         tpm: Option<u64>,
         tokens: u64,
-    ) -> Result<Decision, String> {
+    ) -> Result<(Decision, crate::ratelimit::Standing), String> {
         let mut url = format!("https://limiter/check?tokens={tokens}&window_ms={window_ms}");
         if let Some(r) = rpm {
             url.push_str(&format!("&rpm={r}"));

@@ -249,8 +249,19 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
                 estimate,
             )
             .await
+            .map(|d| {
+                let now = platform.now_ms();
+                let standing =
+                    leases
+                        .borrow()
+                        .standing(&rate_key, now, config.rate_window_ms, (rpm, tpm));
+                (d, standing)
+            })
         };
-        match decision {
+        if let Ok((_, standing)) = &decision {
+            recorder.update(|r| r.rate = Some(*standing));
+        }
+        match decision.map(|(d, _)| d) {
             Ok(Decision::Allowed) => {
                 if tpm.is_some() && spends_tokens {
                     recorder.add_sink(budget_correction(

@@ -923,3 +923,80 @@ fn leased_limits_admit_from_the_edge_and_stay_within_the_limit_across_isolates()
         p.lease_asks.get()
     );
 }
+
+/// The rate-limit headers of a limited key's answers, read as a client would.
+fn rate_headers(resp: &Response) -> Vec<(String, String)> {
+    resp.headers
+        .iter()
+        .filter(|(n, _)| n.starts_with("x-ratelimit-"))
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn answer(cfg: &Config, p: &FakePlatform, state: &State, d: D) -> Response {
+    p.run(async {
+        let mut resp = handle(Ok(cfg), p, state, chat(d, "trio", false)).await;
+        let _ = std::mem::replace(&mut resp.body, Body::Empty)
+            .collect()
+            .await;
+        resp
+    })
+}
+
+#[test]
+fn every_answer_of_a_limited_key_says_where_it_stands_in_both_dialects() {
+    // Exact (rpm under 60): the object counts each request; the 429 says nothing is left, and when it will be.
+    let cfg = one_deployment(r#""rpm": 3"#);
+    let p = platform((0..3).map(|_| completion()).collect::<Vec<_>>());
+    let state = State::new(1);
+    for (i, (d, left)) in [
+        (D::OpenAi, 2),
+        (D::Anthropic, 1),
+        (D::OpenAi, 0),
+        (D::Anthropic, 0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let resp = answer(&cfg, &p, &state, d);
+        let h = rate_headers(&resp);
+        let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(h.len(), 3, "requests only: the key has no tpm: {h:?}");
+        assert_eq!(get("x-ratelimit-limit-requests"), Some("3"));
+        assert_eq!(
+            get("x-ratelimit-remaining-requests"),
+            Some(left.to_string().as_str()),
+            "request {i}"
+        );
+        let reset = get("x-ratelimit-reset-requests").unwrap();
+        assert!(reset.ends_with('s') && reset != "0ms", "{reset}");
+        assert_eq!(resp.status, if i < 3 { 200 } else { 429 });
+    }
+
+    // Leased: the object's remainder at its last answer plus this isolate's slice; tokens counted as estimated.
+    let cfg = one_deployment(r#""rpm": 600, "tpm": 100000"#);
+    let p = platform((0..3).map(|_| completion()).collect::<Vec<_>>());
+    let state = State::new(1);
+    for (i, d) in [D::OpenAi, D::Anthropic].into_iter().enumerate() {
+        let resp = answer(&cfg, &p, &state, d);
+        assert_eq!(resp.status, 200);
+        let h = rate_headers(&resp);
+        let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(h.len(), 6, "{h:?}");
+        assert_eq!(
+            get("x-ratelimit-remaining-requests"),
+            Some((599 - i).to_string())
+        );
+        let tokens: u64 = get("x-ratelimit-remaining-tokens")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((99_800..100_000).contains(&tokens), "{tokens}");
+        assert_eq!(get("x-ratelimit-limit-tokens").as_deref(), Some("100000"));
+    }
+
+    // A key without limits: none.
+    let cfg = one_deployment(r#""exact_limits": true"#);
+    let p = platform(vec![completion()]);
+    assert!(rate_headers(&answer(&cfg, &p, &State::new(1), D::OpenAi)).is_empty());
+}

@@ -387,7 +387,7 @@ impl Platform for FakePlatform {
         rpm: Option<u32>,
         tpm: Option<u64>,
         tokens: u64,
-    ) -> Result<crate::ratelimit::Decision, String> {
+    ) -> Result<(crate::ratelimit::Decision, crate::ratelimit::Standing), String> {
         let now = self.now_ms();
         let mut windows = self.windows.borrow_mut();
         let w = windows.entry(key.to_owned()).or_default();
@@ -395,7 +395,7 @@ impl Platform for FakePlatform {
         if d == crate::ratelimit::Decision::Allowed {
             w.spend(now, window_ms, tokens as i64);
         }
-        Ok(d)
+        Ok((d, w.standing(now, window_ms, (rpm, tpm))))
     }
 
     fn rate_leaser(&self) -> super::RateLeaser {

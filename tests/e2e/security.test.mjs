@@ -130,6 +130,13 @@ test("the rate limit trips with a clear 429 and recovers", async () => {
   const statuses = [];
   for (let i = 0; i < 5; i++) statuses.push(await chat("open", { key: LIMITED_KEY }));
   assert.deepEqual(statuses.map((r) => r.status), [200, 200, 200, 429, 429]);
+  // Every answer of a limited key says where it stands (OpenAI's header names), the 429s included.
+  assert.deepEqual(statuses.map((r) => r.headers.get("x-ratelimit-remaining-requests")), ["2", "1", "0", "0", "0"]);
+  for (const r of statuses) {
+    assert.equal(r.headers.get("x-ratelimit-limit-requests"), "3");
+    assert.match(r.headers.get("x-ratelimit-reset-requests"), /^(\d+ms|[1-3]s)$/);
+    assert.equal(r.headers.get("x-ratelimit-limit-tokens"), null, "the key has no tpm");
+  }
   const limited = statuses[3];
   assert.ok(Number(limited.headers.get("retry-after")) >= 1);
   assert.equal((await limited.json()).error.type, "rate_limit_error");
@@ -140,7 +147,10 @@ test("the rate limit trips with a clear 429 and recovers", async () => {
   });
   assert.equal(anth.status, 429);
   assert.equal((await anth.json()).error.type, "rate_limit_error", "in the caller's dialect");
-  assert.equal((await chat("open")).status, 200, "other keys are unaffected");
+  assert.equal(anth.headers.get("x-ratelimit-remaining-requests"), "0");
+  const other = await chat("open");
+  assert.equal(other.status, 200, "other keys are unaffected");
+  assert.equal(other.headers.get("x-ratelimit-limit-requests"), null, "a key without limits has no such headers");
   await new Promise((r) => setTimeout(r, 3200));
   assert.equal((await chat("open", { key: LIMITED_KEY })).status, 200, "recovered in the next window");
 });
@@ -157,6 +167,8 @@ test("limits decided at the edge: 50 concurrent requests against rpm = 20 let 20
   assert.ok(ok >= 10, `the budget is used, not stranded in slices: ${ok}`);
   assert.equal(ok + limited.length, 50);
   assert.ok(limited.every((r) => Number(r.headers.get("retry-after")) >= 1));
+  assert.ok(burst.every((r) => r.headers.get("x-ratelimit-limit-requests") === "20"));
+  assert.ok(limited.every((r) => r.headers.get("x-ratelimit-remaining-requests") === "0"));
   const anth = await fetch(`${worker.url}/v1/messages`, {
     method: "POST",
     headers: { "x-api-key": LEASED_KEY, "content-type": "application/json" },
