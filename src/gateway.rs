@@ -11,7 +11,7 @@ use crate::http::{Body, Headers, Method, Request, Response, StreamError};
 use crate::idle::IdleLimit;
 use crate::inbound::{anthropic, openai, Dialect};
 use crate::limits;
-use crate::passthrough::{AnthropicCheck, SsePassthrough, WireCheck};
+use crate::passthrough::{AnthropicCheck, OpenAiCheck, SsePassthrough, WireCheck};
 use crate::platform::{
     deadline, read_all, BodyFailure, Deadline, NoResponse, Platform, Timer, UpstreamResponse,
 };
@@ -19,7 +19,7 @@ use crate::providers::bedrock::sigv4;
 use crate::providers::errors::upstream_error;
 use crate::providers::{self, openai_compat, Credentials, Decoder};
 use crate::ratelimit::Decision;
-use crate::record::{self, End, Operation, Record, Recorder, Tracked};
+use crate::record::{self, End, Operation, Pricing, Record, Recorder, Tracked};
 use crate::routing::{estimator, Location, Policy, Router, Shape};
 use crate::scrub::Scrubber;
 use crate::translate::Translate;
@@ -135,6 +135,12 @@ pub async fn handle<P: Platform>(
             resp.headers.insert(name, value);
         }
     }
+    // What a whole answer cost (a stream says so in its final usage).
+    if !matches!(resp.body, Body::Stream(_)) {
+        for (name, value) in recorder.read(cost_headers) {
+            resp.headers.insert(name, value);
+        }
+    }
     // Browsers may read errors too (a 401 or 429 a frontend must react to), from origins this gateway knows.
     if let (Some(origin), Ok(config)) = (req_origin, config) {
         if resp.headers.get("access-control-allow-origin").is_none()
@@ -165,6 +171,27 @@ pub async fn handle<P: Platform>(
         }
     };
     resp
+}
+
+/// `x-meridian-cost-usd` for an answer a provider (or the cache) served: USD, `unpriced` when the deployment has
+/// no price, `unknown` when the provider did not count; with `x-meridian-cost-saved-usd` for a cache HIT.
+fn cost_headers(r: &Record) -> Vec<(&'static str, String)> {
+    let cost = |r: &Record| {
+        r.cost_usd()
+            .map_or_else(|| "unknown".to_owned(), crate::pricing::usd_text)
+    };
+    match r.pricing {
+        Pricing::NotServed => Vec::new(),
+        Pricing::Unpriced => vec![("x-meridian-cost-usd", "unpriced".to_owned())],
+        Pricing::At(_) => vec![("x-meridian-cost-usd", cost(r))],
+        Pricing::Cached { saved_usd } => {
+            let mut h = vec![("x-meridian-cost-usd", "0".to_owned())];
+            if let Some(s) = saved_usd {
+                h.push(("x-meridian-cost-saved-usd", crate::pricing::usd_text(s)));
+            }
+            h
+        }
+    }
 }
 
 /// The request's record, with the sinks every request has: the log line and this isolate's counters (admission

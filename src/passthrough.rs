@@ -7,6 +7,7 @@
 use crate::error::{ErrorCode, GatewayError};
 use crate::http::{ByteStream, StreamError};
 use crate::inbound::openai::error_event;
+use crate::pricing::Quote;
 use crate::providers::anthropic::StreamDecoder;
 use crate::providers::openai_wire::{Choice, Completion};
 use crate::record::Recorder;
@@ -35,12 +36,48 @@ pub trait WireCheck {
 
     /// The error event that ends a failed stream, in the client's (and so the provider's) format.
     fn error_event(&self, e: &GatewayError) -> Vec<u8>;
+
+    /// What to forward instead of a checked event, if anything: the event rewritten (the cost added to the final
+    /// usage) or nothing at all (usage Meridian asked for and the client did not). `None`: the provider's bytes.
+    fn amend(&mut self, ev: &SseEvent) -> Option<Vec<u8>> {
+        let _ = ev;
+        None
+    }
+}
+
+/// An SSE event with `data` as its data (and `name`, if any, as its type).
+fn sse_event(name: Option<&str>, data: &serde_json::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(n) = name {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(n.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
+    let _ = serde_json::to_writer(&mut out, data);
+    out.extend_from_slice(b"\n\n");
+    out
 }
 
 /// OpenAI-wire chunks, ended by `data: [DONE]`.
 #[derive(Debug, Default)]
 pub struct OpenAiCheck {
     saw_content: bool,
+    /// The cost to add to the final usage.
+    quote: Option<Quote>,
+    /// Meridian asked for the usage, the client did not: the usage chunk and each chunk's `"usage":null` are
+    /// taken out.
+    strip_usage: bool,
+}
+
+impl OpenAiCheck {
+    pub fn new(quote: Quote, strip_usage: bool) -> Self {
+        OpenAiCheck {
+            saw_content: false,
+            quote: Some(quote),
+            strip_usage,
+        }
+    }
 }
 
 impl WireCheck for OpenAiCheck {
@@ -77,12 +114,74 @@ impl WireCheck for OpenAiCheck {
     fn error_event(&self, e: &GatewayError) -> Vec<u8> {
         error_event(e)
     }
+
+    fn amend(&mut self, ev: &SseEvent) -> Option<Vec<u8>> {
+        if (self.quote.is_none() && !self.strip_usage) || !ev.data.contains("\"usage\"") {
+            return None;
+        }
+        if self.strip_usage {
+            // Each chunk's `"usage":null`, as OpenAI writes it, comes out without parsing the chunk.
+            for null in [",\"usage\":null", ", \"usage\": null"] {
+                if let Some(at) = ev.data.find(null) {
+                    let mut data = ev.data.clone();
+                    data.replace_range(at..at + null.len(), "");
+                    return Some(format!("data: {data}\n\n").into_bytes());
+                }
+            }
+        }
+        let mut v: serde_json::Value = serde_json::from_str(&ev.data).ok()?;
+        let obj = v.as_object_mut()?;
+        match obj.get("usage") {
+            Some(u) if u.is_object() => {
+                let no_choices = obj
+                    .get("choices")
+                    .and_then(|c| c.as_array())
+                    .is_none_or(|c| c.is_empty());
+                if self.strip_usage && no_choices {
+                    return Some(Vec::new());
+                }
+                if self.strip_usage {
+                    obj.remove("usage");
+                } else if let Some(q) = &self.quote {
+                    let counts =
+                        serde_json::from_value::<crate::providers::openai_wire::WireUsage>(
+                            u.clone(),
+                        )
+                        .ok()?
+                        .counts();
+                    let cost = q.field(&counts);
+                    obj.get_mut("usage")?
+                        .as_object_mut()?
+                        .insert("cost".into(), cost);
+                }
+            }
+            Some(_) if self.strip_usage => {
+                obj.remove("usage");
+            }
+            Some(_) | None => return None,
+        }
+        Some(sse_event(None, &v))
+    }
 }
 
 /// Anthropic Messages events, ended by `message_stop`; read by the same decoder that translates them.
 #[derive(Debug, Default)]
 pub struct AnthropicCheck {
     decoder: StreamDecoder,
+    /// The cost to add to the final usage (`message_delta`'s).
+    quote: Option<Quote>,
+    /// The usage the last event reported (the whole answer's, at `message_delta`).
+    usage: Option<crate::canonical::Usage>,
+}
+
+impl AnthropicCheck {
+    pub fn new(quote: Quote) -> Self {
+        AnthropicCheck {
+            decoder: StreamDecoder::default(),
+            quote: Some(quote),
+            usage: None,
+        }
+    }
 }
 
 impl WireCheck for AnthropicCheck {
@@ -91,6 +190,10 @@ impl WireCheck for AnthropicCheck {
         if let Some(r) = recorder {
             crate::translate::observe(&events, r);
         }
+        self.usage = events.iter().rev().find_map(|e| match e {
+            crate::canonical::StreamEvent::Usage(u) => Some(*u),
+            _ => None,
+        });
         let content = events.iter().any(|e| {
             !matches!(
                 e,
@@ -110,6 +213,20 @@ impl WireCheck for AnthropicCheck {
     fn error_event(&self, e: &GatewayError) -> Vec<u8> {
         crate::inbound::anthropic::error_event(e)
     }
+
+    fn amend(&mut self, ev: &SseEvent) -> Option<Vec<u8>> {
+        let quote = self.quote?;
+        if ev.event.as_deref() != Some("message_delta") {
+            return None;
+        }
+        // The decoder reports the whole answer's usage (message_start's input with this delta's output) here.
+        let counts = crate::record::TokenUsage::from(self.usage?);
+        let mut v: serde_json::Value = serde_json::from_str(&ev.data).ok()?;
+        v.get_mut("usage")?
+            .as_object_mut()?
+            .insert("cost".into(), quote.field(&counts));
+        Some(sse_event(ev.event.as_deref(), &v))
+    }
 }
 
 pub struct SsePassthrough<C: WireCheck = OpenAiCheck> {
@@ -121,6 +238,8 @@ pub struct SsePassthrough<C: WireCheck = OpenAiCheck> {
     /// Stream offset of `pending[0]`, and of the end of what has been checked.
     pending_at: u64,
     checked_to: u64,
+    /// How much longer `pending` is than the stream bytes it holds (amended events differ in length).
+    shift: i64,
     saw_done: bool,
     /// Why the stream is being ended: sent as an error event once the checked events before it are out.
     failure: Option<GatewayError>,
@@ -166,6 +285,7 @@ impl<C: WireCheck> SsePassthrough<C> {
             pending: Vec::new(),
             pending_at: 0,
             checked_to: 0,
+            shift: 0,
             saw_done: false,
             failure: None,
             finished: false,
@@ -190,7 +310,14 @@ impl<C: WireCheck> SsePassthrough<C> {
         self.pending.extend_from_slice(chunk);
         let mut content = false;
         for ev in self.sse.push(chunk)? {
-            match self.check.event(&ev, self.recorder.as_ref())? {
+            let seen = self.check.event(&ev, self.recorder.as_ref())?;
+            if let Some(bytes) = self.check.amend(&ev) {
+                // The event (and any comment before it) goes out as amended.
+                let (from, to) = (self.index(self.checked_to), self.index(ev.end));
+                self.shift += bytes.len() as i64 - (to - from) as i64;
+                self.pending.splice(from..to, bytes);
+            }
+            match seen {
                 Seen::End => {
                     self.saw_done = true;
                     self.checked_to = ev.end;
@@ -206,10 +333,16 @@ impl<C: WireCheck> SsePassthrough<C> {
         Ok(content)
     }
 
+    /// Where stream offset `at` (not yet forwarded) is in `pending`.
+    fn index(&self, at: u64) -> usize {
+        ((at - self.pending_at) as i64 + self.shift) as usize
+    }
+
     /// The checked bytes not yet forwarded.
     fn take_checked(&mut self) -> Vec<u8> {
-        let n = (self.checked_to - self.pending_at) as usize;
+        let n = self.index(self.checked_to);
         self.pending_at = self.checked_to;
+        self.shift = 0;
         if n == self.pending.len() {
             std::mem::take(&mut self.pending)
         } else {
@@ -232,7 +365,12 @@ impl<C: WireCheck + Unpin> Stream for SsePassthrough<C> {
                 return Poll::Ready(None);
             }
             if self.checked_to > self.pending_at {
-                return Poll::Ready(Some(Ok(self.take_checked())));
+                let checked = self.take_checked();
+                // An event taken out entirely leaves nothing to send: a body never carries an empty chunk.
+                if !checked.is_empty() {
+                    return Poll::Ready(Some(Ok(checked)));
+                }
+                continue;
             }
             if let Some(e) = self.failure.take() {
                 self.finished = true;
@@ -282,6 +420,99 @@ mod tests {
         out.into_iter()
             .map(|r| String::from_utf8(r.unwrap()).unwrap())
             .collect()
+    }
+
+    fn run_checked<C: WireCheck + Unpin>(check: C, chunks: &[&str]) -> String {
+        let owned: Vec<Result<Vec<u8>, StreamError>> =
+            chunks.iter().map(|c| Ok(c.as_bytes().to_vec())).collect();
+        let out: Vec<_> = block_on(
+            SsePassthrough::checked(Box::pin(stream::iter(owned)), check).collect::<Vec<_>>(),
+        );
+        out.into_iter()
+            .map(|r| {
+                let b = r.unwrap();
+                assert!(!b.is_empty(), "never an empty chunk");
+                String::from_utf8(b).unwrap()
+            })
+            .collect()
+    }
+
+    /// Chunks as OpenAI streams them with `stream_options.include_usage` (every chunk's `"usage":null`, then a
+    /// usage chunk with no choices), shape from the API reference's chat streaming example.
+    const WITH_USAGE: &[&str] = &[
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi \\\"usage\\\":null\"},\"finish_reason\":null}],\"usage\":null}\n\n: keep-alive\n\n",
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\ndata: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":1000,\"completion_tokens\":100,\"total_tokens\":1100,\"prompt_tokens_details\":{\"cached_tokens\":400}}}\n\n",
+        "data: [DONE]\n\n",
+    ];
+
+    const PRICE: crate::pricing::Price = crate::pricing::Price {
+        input: 1.0,
+        output: 10.0,
+        cached_input: 0.1,
+        cache_write: 1.0,
+    };
+
+    #[test]
+    fn usage_the_client_did_not_ask_for_is_taken_out_and_nothing_else() {
+        let out = run_checked(OpenAiCheck::new(Quote::At(PRICE), true), WITH_USAGE);
+        let want = WITH_USAGE[..3].concat().replace(",\"usage\":null}", "}");
+        let usage_chunk = want.rfind("data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[],").unwrap();
+        assert_eq!(out, format!("{}data: [DONE]\n\n", &want[..usage_chunk]));
+        assert!(
+            out.contains("Hi \\\"usage\\\":null"),
+            "content is never touched: {out}"
+        );
+    }
+
+    #[test]
+    fn the_final_usage_says_what_the_answer_cost() {
+        let out = run_checked(OpenAiCheck::new(Quote::At(PRICE), false), WITH_USAGE);
+        // 600 plain input at 1, 400 cached at 0.1, 100 out at 10 (USD per million).
+        let cost = (600.0 * 1.0 + 400.0 * 0.1 + 100.0 * 10.0) / 1e6;
+        let last = out
+            .split("\n\n")
+            .filter(|e| e.contains("prompt_tokens"))
+            .last()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(last.trim_start_matches("data: ")).unwrap();
+        assert!(
+            (v["usage"]["cost"].as_f64().unwrap() - cost).abs() < 1e-9,
+            "{v}"
+        );
+        assert_eq!(v["usage"]["prompt_tokens"], 1000);
+        // Every other event as the provider sent it.
+        assert!(out.starts_with(&WITH_USAGE[..2].concat()));
+        let unpriced = run_checked(OpenAiCheck::new(Quote::Unpriced, false), WITH_USAGE);
+        assert!(unpriced.contains("\"cost\":null"));
+    }
+
+    #[test]
+    fn anthropic_message_delta_carries_the_cost_of_the_whole_answer() {
+        // Event shapes from Anthropic's streaming documentation.
+        let events = [
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        ];
+        let out = run_checked(AnthropicCheck::new(Quote::At(PRICE)), &events);
+        assert!(out.starts_with(&events[..4].concat()));
+        assert!(out.ends_with(events[5]));
+        let delta = out
+            .split("\n\n")
+            .find(|e| e.contains("message_delta"))
+            .unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(delta.split("data: ").nth(1).unwrap()).unwrap();
+        let cost = (25.0 * 1.0 + 15.0 * 10.0) / 1e6;
+        assert!(
+            (v["usage"]["cost"].as_f64().unwrap() - cost).abs() < 1e-12,
+            "{v}"
+        );
+        assert_eq!(v["usage"]["output_tokens"], 15);
     }
 
     #[test]

@@ -140,6 +140,34 @@ pub struct Record {
     /// Where a limited key stood once this request was admitted (or refused): its answer's rate-limit headers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<crate::ratelimit::Standing>,
+    /// How the answer is priced (the log line shows the cost it comes to).
+    #[serde(skip)]
+    pub pricing: Pricing,
+}
+
+/// How a request's answer is priced.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum Pricing {
+    /// No provider answered (an error before or instead of an answer): nothing to price.
+    #[default]
+    NotServed,
+    /// The deployment that answered has no price: its cost is unknown, never $0.
+    Unpriced,
+    /// At the serving deployment's price, once the provider has counted.
+    At(crate::pricing::Price),
+    /// Answered by Meridian's cache (or by an identical request in flight): $0, and what the original cost.
+    Cached { saved_usd: Option<f64> },
+}
+
+impl Record {
+    /// What the answer cost in USD: `None` when unknown (unpriced, not counted) or nothing was served.
+    pub fn cost_usd(&self) -> Option<f64> {
+        match self.pricing {
+            Pricing::At(price) => crate::pricing::cost(&self.usage, &price),
+            Pricing::Cached { .. } => Some(0.0),
+            Pricing::NotServed | Pricing::Unpriced => None,
+        }
+    }
 }
 
 impl Record {
@@ -163,6 +191,7 @@ impl Record {
             error: None,
             end: End::Complete,
             rate: None,
+            pricing: Pricing::NotServed,
         }
     }
 
@@ -173,10 +202,22 @@ impl Record {
             meridian: &'static str,
             #[serde(flatten)]
             record: &'a Record,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            cost_usd: Option<f64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            saved_usd: Option<f64>,
+            #[serde(skip_serializing_if = "core::ops::Not::not")]
+            unpriced: bool,
         }
         serde_json::to_string(&Line {
             meridian: "request",
             record: self,
+            cost_usd: self.cost_usd(),
+            saved_usd: match self.pricing {
+                Pricing::Cached { saved_usd } => saved_usd,
+                Pricing::NotServed | Pricing::Unpriced | Pricing::At(_) => None,
+            },
+            unpriced: self.pricing == Pricing::Unpriced,
         })
         .unwrap_or_default()
     }

@@ -94,7 +94,7 @@ impl Provider {
             coords: crate::regions::lookup(&self.region).map(|r| (r.lat, r.lon)),
             tags: Vec::new(),
             weight: 1.0,
-            price: None,
+            price: crate::pricing::builtin(self.kind.name(), model).map(|r| r.price),
         }
     }
 }
@@ -109,8 +109,8 @@ pub struct Deployment {
     pub tags: Vec<String>,
     /// Positive; 1 unless configured.
     pub weight: f64,
-    /// USD per million (input, output) tokens.
-    pub price: Option<(f64, f64)>,
+    /// The configured price, or else the built-in table's; `None`: unpriced (never counted as $0).
+    pub price: Option<crate::pricing::Price>,
 }
 
 impl Deployment {
@@ -167,6 +167,8 @@ pub struct GatewayKey {
     /// Every request asks the limiter object, instead of admitting from a slice held at the edge.
     pub exact_limits: bool,
     pub cors: CorsPolicy,
+    /// Unpriced deployments are not used for this key's requests.
+    pub require_price: bool,
 }
 
 /// Browser tokens: signed by the backend, verified here, inheriting one key's policy.
@@ -277,6 +279,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             rpm: k.rpm,
             tpm: k.tpm,
             cors,
+            require_price: k.require_price,
         });
     }
 
@@ -341,21 +344,28 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 ));
             }
             let price = match d.price {
-                Some(p)
-                    if p.input >= 0.0
-                        && p.output >= 0.0
-                        && p.input.is_finite()
-                        && p.output.is_finite() =>
-                {
-                    Some((p.input, p.output))
+                Some(p) => {
+                    let price = crate::pricing::Price {
+                        input: p.input,
+                        output: p.output,
+                        cached_input: p.cached_input.unwrap_or(p.input),
+                        cache_write: p.cache_write.unwrap_or(p.input),
+                    };
+                    let rates = [
+                        price.input,
+                        price.output,
+                        price.cached_input,
+                        price.cache_write,
+                    ];
+                    if !rates.iter().all(|r| r.is_finite() && *r >= 0.0) {
+                        return Err(err(
+                            format_args!("{dpath}.price"),
+                            "input, output, cached_input and cache_write must be non-negative numbers",
+                        ));
+                    }
+                    Some(price)
                 }
-                Some(_) => {
-                    return Err(err(
-                        format_args!("{dpath}.price"),
-                        "input and output must be non-negative numbers",
-                    ))
-                }
-                None => None,
+                None => crate::pricing::builtin(provider.kind.name(), &d.model).map(|r| r.price),
             };
             if let Some(j) = deployments
                 .iter()

@@ -70,6 +70,9 @@ pub struct RawKey {
     /// Browser origins allowed to call with this key.
     #[serde(default, deserialize_with = "null_is_default")]
     pub cors_origins: Vec<String>,
+    /// Refuse models whose serving deployment has no price (configured or built in).
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub require_price: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,8 +157,12 @@ pub struct RawDeployment {
 pub struct RawPrice {
     /// USD per million input tokens.
     pub input: f64,
-    /// USD per million output tokens.
+    /// USD per million output tokens (reasoning included).
     pub output: f64,
+    /// USD per million input tokens read from the provider's prompt cache (default: `input`).
+    pub cached_input: Option<f64>,
+    /// USD per million input tokens written to the provider's prompt cache (default: `input`).
+    pub cache_write: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

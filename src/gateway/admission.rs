@@ -290,6 +290,7 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
     let caller = Caller {
         location: location(config, req),
         key_residency: &key.residency,
+        require_price: key.require_price,
         requested_residency: req
             .headers
             .get("x-meridian-residency")
@@ -470,6 +471,8 @@ pub struct Caller<'a> {
     pub location: Location,
     /// Residency tags required by the key's policy (empty: none).
     pub key_residency: &'a [String],
+    /// Unpriced deployments are not used (the key's `require_price`).
+    pub require_price: bool,
     /// Residency tags requested with `x-meridian-residency` (empty: none).
     pub requested_residency: Vec<String>,
     pub body_len: usize,

@@ -6,6 +6,7 @@
 use super::lifecycle::timeout;
 use super::operation::{Lookup, Operation, Prepared, Whole, Wire};
 use super::*;
+use crate::pricing::Quote;
 use crate::providers::openai_wire;
 
 /// One chat request as admitted.
@@ -124,9 +125,15 @@ impl Chat {
         }
     }
 
-    /// The writer of a stream in the client's shape.
-    fn encoder(&self, model: &str, include_usage: bool, now_ms: u64) -> crate::inbound::Encoder {
-        match &self.inbound {
+    /// The writer of a stream in the client's shape, its final usage saying what the answer cost.
+    fn encoder(
+        &self,
+        model: &str,
+        include_usage: bool,
+        now_ms: u64,
+        quote: crate::pricing::Quote,
+    ) -> crate::inbound::Encoder {
+        let mut encoder = match &self.inbound {
             ClientRequest::Responses(r) => crate::inbound::Encoder::Responses(Box::new(
                 crate::inbound::responses::StreamEncoder::new(
                     &r.id,
@@ -139,7 +146,9 @@ impl Chat {
                 .inbound
                 .dialect()
                 .stream_encoder(model, include_usage, now_ms),
-        }
+        };
+        encoder.quote(quote);
+        encoder
     }
 
     /// Stores a committed whole answer if this request leads a cache flight; a note for the client when it was
@@ -293,13 +302,19 @@ impl Operation for Chat {
         };
         let r = match wire {
             Wire::Passthrough => match &self.inbound {
-                ClientRequest::OpenAi(_) => {
-                    let pass = SsePassthrough::new(resp.body).with_recorder(recorder.clone());
+                ClientRequest::OpenAi(chat) => {
+                    // The usage Meridian asked for is not the client's unless it asked too.
+                    let check = OpenAiCheck::new(Quote::of(dep.price), !chat.include_usage());
+                    let pass =
+                        SsePassthrough::checked(resp.body, check).with_recorder(recorder.clone());
                     apart(passthrough_stream(platform, dep, until, pass)).await?
                 }
                 ClientRequest::Anthropic(_) => {
-                    let pass = SsePassthrough::checked(resp.body, AnthropicCheck::default())
-                        .with_recorder(recorder.clone());
+                    let pass = SsePassthrough::checked(
+                        resp.body,
+                        AnthropicCheck::new(Quote::of(dep.price)),
+                    )
+                    .with_recorder(recorder.clone());
                     apart(passthrough_stream(platform, dep, until, pass)).await?
                 }
                 ClientRequest::Responses(_) => {
@@ -313,7 +328,8 @@ impl Operation for Chat {
                 let c = self.canonical()?;
                 let now = platform.now_ms();
                 let id = response_id(&resp.headers, now);
-                let encoder = self.encoder(&dep.model, c.include_usage, now);
+                let quote = Quote::of(dep.price);
+                let encoder = self.encoder(&dep.model, c.include_usage, now, quote);
                 let decoder = Decoder::new(&dep.provider.kind, &id, &dep.model);
                 apart(translated_stream(
                     platform,
@@ -368,7 +384,21 @@ impl Operation for Chat {
         }
         let key = cache::key::cache_key(&ctl.namespace, &model.name, c, body.as_ref());
         let now = platform.now_ms();
+        // A cached answer costs nothing; what it saved is what it cost when it was made.
+        let cached = |entry: &cache::answer::Entry| {
+            let price = model
+                .deployments()
+                .iter()
+                .find(|d| d.id() == entry.deployment)
+                .and_then(|d| d.price);
+            let usage = entry.answer.usage.map(crate::record::TokenUsage::from);
+            let saved_usd = price
+                .zip(usage)
+                .and_then(|(p, u)| crate::pricing::cost(&u, &p));
+            recorder.update(|r| r.pricing = Pricing::Cached { saved_usd });
+        };
         let hit = |entry: &cache::answer::Entry| {
+            cached(entry);
             let mut r = replay(self, c, entry, now);
             r.headers.insert("x-meridian-cache", "HIT");
             r.headers.insert(
@@ -384,7 +414,11 @@ impl Operation for Chat {
             let flight = state.cache.flights.borrow().get(&key).cloned();
             if let Some(flight) = flight {
                 // Said before following, so that a follower whose leader fails is recorded as one too.
-                recorder.update(|r| r.cache = Some("COALESCED"));
+                recorder.update(|r| {
+                    r.cache = Some("COALESCED");
+                    // The request it follows pays (and records what it cost).
+                    r.pricing = Pricing::Cached { saved_usd: None };
+                });
                 let mut r =
                     follow(flight, self, c, now, platform.timer(), recorder.clone()).await?;
                 r.headers.insert("x-meridian-cache", "COALESCED");
@@ -567,7 +601,7 @@ fn replay(
     now_ms: u64,
 ) -> Response {
     let mut resp = if c.stream {
-        let mut enc = chat.encoder(&c.model, c.include_usage, now_ms);
+        let mut enc = chat.encoder(&c.model, c.include_usage, now_ms, Quote::Free);
         // One chunk per event, as a provider would send them.
         let mut chunks: Vec<Result<Vec<u8>, StreamError>> = entry
             .events()
@@ -650,7 +684,7 @@ async fn follow(
             ))
         }
     };
-    let mut enc = chat.encoder(&c.model, c.include_usage, now_ms);
+    let mut enc = chat.encoder(&c.model, c.include_usage, now_ms, Quote::Free);
     let mut pending = Vec::new();
     enc.encode_all(std::slice::from_ref(&first), &mut pending);
     let state = (events, enc, Some(pending), false, (timer, recorder));

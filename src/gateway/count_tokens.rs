@@ -12,6 +12,10 @@ pub(super) struct CountTokens {
 }
 
 impl Operation for CountTokens {
+    fn billed(&self) -> bool {
+        false
+    }
+
     fn model(&self) -> &str {
         &self.m.model
     }

@@ -79,12 +79,26 @@ pub(super) async fn run<P: Platform, O: Operation>(
     if deps.len() > 1 {
         load_estimates(platform, state, &caller.location).await;
     }
-    let allowed: Vec<bool> = deps
+    let resident: Vec<bool> = deps
         .iter()
         .map(|d| {
             residency_ok(d, caller.key_residency) && residency_ok(d, &caller.requested_residency)
         })
         .collect();
+    let allowed: Vec<bool> = deps
+        .iter()
+        .zip(&resident)
+        .map(|(d, ok)| *ok && (!caller.require_price || d.price.is_some()))
+        .collect();
+    if resident.contains(&true) && !allowed.contains(&true) {
+        return Err(GatewayError::new(
+            ErrorCode::PriceRequired,
+            format!(
+                "this key requires a price and no deployment of `{}` it may use has one (configure `price` on the deployment)",
+                op.model()
+            ),
+        ));
+    }
     if !allowed.contains(&true) {
         let mut wanted: Vec<&str> = caller.key_residency.iter().map(String::as_str).collect();
         wanted.extend(caller.requested_residency.iter().map(String::as_str));
@@ -198,6 +212,9 @@ pub(super) async fn run<P: Platform, O: Operation>(
                 let ttfc = recorder.elapsed_ms();
                 recorder.update(|r| {
                     r.served_by = Some(used.id());
+                    if op.billed() {
+                        r.pricing = used.price.map_or(Pricing::Unpriced, Pricing::At);
+                    }
                     r.region = Some(used.region.clone());
                     r.ttfc_ms = Some(ttfc);
                 });

@@ -1000,3 +1000,122 @@ fn every_answer_of_a_limited_key_says_where_it_stands_in_both_dialects() {
     let p = platform(vec![completion()]);
     assert!(rate_headers(&answer(&cfg, &p, &State::new(1), D::OpenAi)).is_empty());
 }
+
+/// Model `p` on a deployment priced at 2 / 8 USD per million tokens, `u` on one with no price (not in the table).
+fn priced(key_extra: &str, model_extra: &str) -> Config {
+    Config::parse(&format!(
+        r#"{{
+        "keys": [{{"name": "demo", "sha256": "{KEY_SHA256}"{key_extra}}}],
+        "providers": {{"a": {{"kind": "openai", "base_url": "http://a.test/v1", "api_key_secret": "K"}}}},
+        "models": {{
+            "p": {{"deployments": [{{"provider": "a", "model": "m-a", "region": "us-east-1",
+                    "price": {{"input": 2, "output": 8}}}}]{model_extra}}},
+            "u": {{"deployments": [{{"provider": "a", "model": "m-u", "region": "us-east-1"}}]}}
+        }}
+    }}"#
+    ))
+    .unwrap()
+}
+
+/// The fixtures' usage (11 in, 7 out) at 2 / 8.
+const FIXTURE_COST: f64 = (11.0 * 2.0 + 7.0 * 8.0) / 1e6;
+
+fn final_usage_cost(d: D, body: &[u8]) -> Value {
+    let body = String::from_utf8_lossy(body);
+    let usage = body
+        .lines()
+        .rev()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .find_map(|v| match d {
+            D::OpenAi => v.get("usage").filter(|u| u.is_object()).cloned(),
+            D::Anthropic => (v["type"] == "message_delta").then(|| v["usage"].clone()),
+        })
+        .unwrap_or_else(|| panic!("no final usage in {body}"));
+    usage["cost"].clone()
+}
+
+#[test]
+fn what_each_answer_cost_is_in_its_header_its_stream_and_its_record() {
+    let cfg = priced("", "");
+    for d in BOTH {
+        let p = platform([completion()]);
+        let (resp, _) = run(&cfg, &p, &State::new(1), chat(d, "p", false));
+        assert_eq!(
+            resp.headers.get("x-meridian-cost-usd"),
+            Some(crate::pricing::usd_text(FIXTURE_COST).as_str()),
+            "{d:?}"
+        );
+        let rec = only_record(&p);
+        assert!((rec["cost_usd"].as_f64().unwrap() - FIXTURE_COST).abs() < 1e-12);
+
+        let p = platform([stream(0)]);
+        let (resp, body) = run(&cfg, &p, &State::new(1), chat(d, "p", true));
+        assert_eq!(
+            resp.headers.get("x-meridian-cost-usd"),
+            None,
+            "a stream says it in its usage"
+        );
+        let cost = final_usage_cost(d, &body);
+        assert!(
+            (cost.as_f64().unwrap() - FIXTURE_COST).abs() < 1e-9,
+            "{d:?}: {cost}"
+        );
+        assert!((only_record(&p)["cost_usd"].as_f64().unwrap() - FIXTURE_COST).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn an_unpriced_deployment_is_reported_as_such_never_as_zero() {
+    let cfg = priced("", "");
+    for d in BOTH {
+        let p = platform([completion()]);
+        let (resp, _) = run(&cfg, &p, &State::new(1), chat(d, "u", false));
+        assert_eq!(resp.headers.get("x-meridian-cost-usd"), Some("unpriced"));
+        let rec = only_record(&p);
+        assert_eq!(
+            (rec["unpriced"].clone(), rec.get("cost_usd")),
+            (Value::Bool(true), None)
+        );
+        let p = platform([stream(0)]);
+        let (_, body) = run(&cfg, &p, &State::new(1), chat(d, "u", true));
+        assert_eq!(final_usage_cost(d, &body), Value::Null);
+    }
+    // A key that requires a price is refused the unpriced model in its dialect, and served the priced one.
+    let cfg = priced(r#", "require_price": true"#, "");
+    for d in BOTH {
+        let p = platform([completion()]);
+        let (resp, body) = run(&cfg, &p, &State::new(1), chat(d, "u", false));
+        assert_eq!(resp.status, 403);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        match d {
+            D::OpenAi => assert_eq!(v["error"]["code"], "price_required"),
+            D::Anthropic => assert_eq!(v["error"]["type"], "permission_error"),
+        }
+        let (resp, _) = run(&cfg, &p, &State::new(1), chat(d, "p", false));
+        assert_eq!(resp.status, 200);
+    }
+}
+
+#[test]
+fn a_cache_hit_costs_nothing_and_says_what_it_saved() {
+    let cfg = priced("", r#", "cache": {"ttl_s": 600}"#);
+    let state = State::new(1);
+    let p = platform([completion()]);
+    let req = || request(D::OpenAi, "p", false, r#""same prompt""#);
+    let mut req0 = req();
+    req0.body = String::from_utf8(req0.body)
+        .unwrap()
+        .replacen("{", r#"{"temperature":0,"#, 1)
+        .into_bytes();
+    let again = req0.clone();
+    let (first, _) = run(&cfg, &p, &state, req0);
+    assert_eq!(first.headers.get("x-meridian-cache"), Some("MISS"));
+    let (hit, _) = run(&cfg, &p, &state, again);
+    assert_eq!(hit.headers.get("x-meridian-cache"), Some("HIT"));
+    assert_eq!(hit.headers.get("x-meridian-cost-usd"), Some("0"));
+    assert_eq!(
+        hit.headers.get("x-meridian-cost-saved-usd"),
+        Some(crate::pricing::usd_text(FIXTURE_COST).as_str())
+    );
+}

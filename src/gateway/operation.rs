@@ -49,6 +49,11 @@ pub(super) trait Operation {
     /// The model the client asked for (an alias or `provider/model`).
     fn model(&self) -> &str;
 
+    /// Whether the provider bills the answer (what it cost is reported and spent). Counting tokens is free.
+    fn billed(&self) -> bool {
+        true
+    }
+
     /// Whether the client wants the answer streamed. An operation that can stream overrides this and
     /// [`Operation::stream_from`] together.
     fn stream(&self) -> bool {

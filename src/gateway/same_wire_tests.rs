@@ -91,13 +91,26 @@ fn the_providers_answer_comes_back_as_it_sent_it() {
         let p = platform([answer]);
         let (resp, body) = run(&cfg, &p, &State::new(1), full(stream));
         assert_eq!(resp.status, 200);
-        // Nothing after the end marker is forwarded (the recording ends with one more blank line).
+        // Nothing after the end marker is forwarded (the recording ends with one more blank line), and the final
+        // usage says what the answer cost, at claude-sonnet-4-5's built-in price: 2 plain input tokens at 3, 13993
+        // read from the cache at 0.30, 22 written to it at 3.75 and 61 output at 15 USD per million.
         let want = if stream {
-            format!("{}\n\n", sent.trim_end_matches('\n'))
+            format!("{}\n\n", sent.trim_end_matches('\n')).replace(
+                r#""usage":{"output_tokens":61}              }"#,
+                r#""usage":{"output_tokens":61,"cost":0.0052014}}"#,
+            )
         } else {
             sent.clone()
         };
         assert_eq!(String::from_utf8(body).unwrap(), want);
+        if !stream {
+            // 3 plain, 1111 read, 418 written, 33 out (the fixture's counts).
+            let cost = (3.0 * 3.0 + 1111.0 * 0.3 + 418.0 * 3.75 + 33.0 * 15.0) / 1e6;
+            assert_eq!(
+                resp.headers.get("x-meridian-cost-usd"),
+                Some(crate::pricing::usd_text(cost).as_str())
+            );
+        }
         let rec = only_record(&p);
         assert_eq!(rec["end"], "complete");
         // The whole prompt, with the cache reads and writes apart.

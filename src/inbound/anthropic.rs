@@ -3,6 +3,7 @@
 
 use crate::canonical::{ChatResponse, FinishReason, Part, StreamEvent, Usage};
 use crate::error::{ErrorCode, ErrorKind, GatewayError};
+use crate::pricing::Quote;
 use serde_json::{json, Value};
 
 pub use super::anthropic_request::{
@@ -157,12 +158,19 @@ pub struct StreamEncoder {
     /// providers that count the prompt up front send that right after the start (clients such as Claude Code read
     /// the input count there).
     pending_start: Option<String>,
+    /// The `cost` field of the final usage (none in a stream Meridian does not price).
+    quote: Option<Quote>,
 }
 
 impl StreamEncoder {
+    pub fn quote(&mut self, quote: Quote) {
+        self.quote = Some(quote);
+    }
+
     /// `model` stands in until the provider's start names the model that answers.
     pub fn new(model: &str) -> Self {
         StreamEncoder {
+            quote: None,
             model: model.to_owned(),
             started: false,
             done: false,
@@ -235,7 +243,13 @@ impl StreamEncoder {
             FinishReason::ToolCalls
         });
         let usage = match self.usage {
-            Some(u) => usage_json(&u),
+            Some(u) => {
+                let mut v = usage_json(&u);
+                if let Some(q) = &self.quote {
+                    v["cost"] = q.field(&u.into());
+                }
+                v
+            }
             None => json!({ "output_tokens": 0 }),
         };
         write_event(

@@ -156,6 +156,15 @@ impl Encoder {
         }
     }
 
+    /// Adds a `cost` field to the final usage.
+    pub fn quote(&mut self, quote: crate::pricing::Quote) {
+        match self {
+            Encoder::OpenAi(e) => e.quote(quote),
+            Encoder::Anthropic(e) => e.quote(quote),
+            Encoder::Responses(e) => e.quote(quote),
+        }
+    }
+
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         match self {
             Encoder::OpenAi(e) => e.finish(out),

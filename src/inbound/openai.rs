@@ -3,6 +3,7 @@
 use super::raw::RawObject;
 use crate::canonical::{ChatResponse, FinishReason, Part, StreamEvent, Usage};
 use crate::error::{ErrorCode, ErrorKind, GatewayError};
+use crate::pricing::Quote;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -243,6 +244,8 @@ pub struct StreamEncoder {
     include_usage: bool,
     started: bool,
     usage: Option<Usage>,
+    /// The `cost` field of the final usage (none in a stream Meridian does not price).
+    quote: Option<Quote>,
 }
 
 impl StreamEncoder {
@@ -254,7 +257,12 @@ impl StreamEncoder {
             include_usage,
             started: false,
             usage: None,
+            quote: None,
         }
+    }
+
+    pub fn quote(&mut self, quote: Quote) {
+        self.quote = Some(quote);
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>, out: &mut Vec<u8>) {
@@ -307,9 +315,13 @@ impl StreamEncoder {
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         if self.include_usage {
             if let Some(u) = &self.usage {
+                let mut usage = usage_value(u);
+                if let Some(q) = &self.quote {
+                    usage["cost"] = q.field(&(*u).into());
+                }
                 let v = json!({
                     "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                    "choices": [], "usage": usage_value(u),
+                    "choices": [], "usage": usage,
                 });
                 self.write(v, out);
             }

@@ -74,28 +74,40 @@ impl RawObject {
 
     /// The body with `model` as its model (in the member's place), every other member as sent.
     pub fn with_model(&self, model: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.raw.len() + model.len());
+        let model = serde_json::to_string(model).unwrap_or_default();
+        self.with(&[("model", &model)])
+    }
+
+    /// The body with each `(name, JSON text)` of `set` as that member's value (in its place, or added at the end),
+    /// every other member as sent.
+    pub fn with(&self, set: &[(&str, &str)]) -> Vec<u8> {
+        let extra: usize = set.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        let mut out = Vec::with_capacity(self.raw.len() + extra);
         out.push(b'{');
-        let mut replaced = false;
-        for (i, (k, v)) in self.members().enumerate() {
-            if i > 0 {
+        let mut replaced = vec![false; set.len()];
+        let mut first = true;
+        let mut member = |out: &mut Vec<u8>, k: &str, v: &str| {
+            if !first {
                 out.push(b',');
             }
-            let _ = serde_json::to_writer(&mut out, k);
+            first = false;
+            let _ = serde_json::to_writer(&mut *out, k);
             out.push(b':');
-            if k == "model" {
-                replaced = true;
-                let _ = serde_json::to_writer(&mut out, model);
-            } else {
-                out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(v.as_bytes());
+        };
+        for (k, v) in self.members() {
+            match set.iter().position(|(name, _)| *name == k) {
+                Some(i) => {
+                    replaced[i] = true;
+                    member(&mut out, k, set[i].1);
+                }
+                None => member(&mut out, k, v),
             }
         }
-        if !replaced {
-            if !self.members.is_empty() {
-                out.push(b',');
+        for (i, (k, v)) in set.iter().enumerate() {
+            if !replaced[i] {
+                member(&mut out, k, v);
             }
-            out.extend_from_slice(b"\"model\":");
-            let _ = serde_json::to_writer(&mut out, model);
         }
         out.push(b'}');
         out
@@ -105,6 +117,20 @@ impl RawObject {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_are_set_in_place_or_added_at_the_end() {
+        let o = RawObject::parse(br#"{"stream":true, "model" : "a","x":[1 ,2]}"#).unwrap();
+        assert_eq!(
+            o.with(&[
+                ("model", r#""b""#),
+                ("stream_options", r#"{"include_usage":true}"#)
+            ]),
+            br#"{"stream":true,"model":"b","x":[1 ,2],"stream_options":{"include_usage":true}}"#
+        );
+        let empty = RawObject::parse(b"{}").unwrap();
+        assert_eq!(empty.with_model("m"), br#"{"model":"m"}"#);
+    }
 
     #[test]
     fn model_is_replaced_in_place_and_everything_else_kept_byte_for_byte() {

@@ -522,6 +522,8 @@ pub struct StreamEncoder {
     calls: Vec<(u32, usize)>,
     usage: Option<Usage>,
     finish: Option<FinishReason>,
+    /// The `cost` field of the final usage (none in a stream Meridian does not price).
+    quote: Option<crate::pricing::Quote>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -545,7 +547,12 @@ impl StreamEncoder {
             calls: Vec::new(),
             usage: None,
             finish: None,
+            quote: None,
         }
+    }
+
+    pub fn quote(&mut self, quote: crate::pricing::Quote) {
+        self.quote = Some(quote);
     }
 
     fn event(&mut self, name: &str, mut data: Value, out: &mut Vec<u8>) {
@@ -780,7 +787,10 @@ impl StreamEncoder {
         self.close_calls(out);
         self.close(out);
         let (status, incomplete) = status(self.finish.unwrap_or(FinishReason::Stop));
-        let r = self.snapshot(status, incomplete);
+        let mut r = self.snapshot(status, incomplete);
+        if let (Some(q), Some(u)) = (&self.quote, &self.usage) {
+            r["usage"]["cost"] = q.field(&(*u).into());
+        }
         let name = if status == "completed" {
             "response.completed"
         } else {

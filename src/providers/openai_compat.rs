@@ -22,7 +22,22 @@ pub fn passthrough_request(
     chat: &ChatRequest,
     creds: &Credentials,
 ) -> UpstreamRequest {
-    let body = chat.body.with_model(&dep.model);
+    // A stream is always asked for its usage (what it cost is counted); the client's stream leaves it out unless
+    // it asked too (see `passthrough::OpenAiCheck`).
+    let body = if chat.stream && !chat.include_usage() {
+        let mut options = chat
+            .body
+            .member("stream_options")
+            .and_then(|o| serde_json::from_str::<serde_json::Map<String, Value>>(o).ok())
+            .unwrap_or_default();
+        options.insert("include_usage".into(), true.into());
+        let model = serde_json::to_string(&dep.model).unwrap_or_default();
+        let options = Value::Object(options).to_string();
+        chat.body
+            .with(&[("model", &model), ("stream_options", &options)])
+    } else {
+        chat.body.with_model(&dep.model)
+    };
     let mut headers = Headers::new();
     headers.insert("content-type", "application/json");
     headers.insert(
