@@ -196,8 +196,11 @@ struct Chunk<'a> {
     created: u64,
     model: &'a str,
     choices: &'a [ChunkChoice<'a>],
+    /// With `stream_options.include_usage`, every chunk has `"usage": null` but the last, which has the counts
+    /// (OpenAI's API reference, `stream_options.include_usage`: "All other chunks will also include a usage field,
+    /// but with a null value"); without it, no chunk has the field.
     #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<Usage>,
+    usage: Option<Option<Usage>>,
 }
 
 #[derive(Serialize)]
@@ -408,7 +411,7 @@ fn delta_event(plan: &Plan, delta: Delta<'_>, finish_reason: Option<&str>) -> By
             delta,
             finish_reason,
         }],
-        usage: None,
+        usage: plan.include_usage.then_some(None),
     })
 }
 
@@ -485,7 +488,7 @@ fn stream_response(plan: Plan, pacing: Pacing, azure: bool) -> Response<MockBody
             created: CREATED,
             model: &plan.model,
             choices: &[],
-            usage: Some(plan.usage),
+            usage: Some(Some(plan.usage)),
         }));
     }
     ev.tail.push(Bytes::from_static(DONE_EVENT));
