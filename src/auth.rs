@@ -1,7 +1,7 @@
 //! Gateway keys: clients present a key, configuration holds only its SHA-256.
 
 use crate::browser_token::{self, Claims};
-use crate::config::{Config, GatewayKey};
+use crate::config::{AdminKey, Config, GatewayKey};
 use crate::error::{ErrorCode, GatewayError};
 use crate::http::Headers;
 use crate::platform::Platform;
@@ -42,6 +42,42 @@ pub fn authenticate<'c>(
         }
     }
     found.ok_or_else(|| GatewayError::new(ErrorCode::InvalidApiKey, "invalid gateway key"))
+}
+
+/// Authenticates an admin key (`Authorization: Bearer …` or `x-api-key`) for the admin endpoints. A gateway key
+/// is refused: it may call models, never read what others spent.
+pub fn authenticate_admin<'c>(
+    config: &'c Config,
+    headers: &Headers,
+) -> Result<&'c AdminKey, GatewayError> {
+    let key = presented_key(headers)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            GatewayError::new(
+                ErrorCode::MissingApiKey,
+                "missing admin key: send `Authorization: Bearer <admin key>`",
+            )
+        })?;
+    let hash = KeyHash::of(key);
+    let mut found = None;
+    for k in &config.admin_keys {
+        if hash.ct_eq(&k.hash) && found.is_none() {
+            found = Some(k);
+        }
+    }
+    if let Some(k) = found {
+        return Ok(k);
+    }
+    if authenticate(config, headers).is_ok() {
+        return Err(GatewayError::new(
+            ErrorCode::AdminKeyRequired,
+            "this endpoint takes an admin key (`admin_keys`), not a gateway key",
+        ));
+    }
+    Err(GatewayError::new(
+        ErrorCode::InvalidApiKey,
+        "invalid admin key",
+    ))
 }
 
 /// Who is calling: a gateway key, or a browser token that inherits a key's policy and narrows it.

@@ -39,6 +39,7 @@ mod lifecycle;
 mod operation;
 mod responses;
 mod routes;
+mod spend;
 
 use admission::*;
 use estimates::*;
@@ -63,6 +64,8 @@ pub struct State {
     responses: Cell<u64>,
     /// Slices of limited keys' windows this isolate admits from (see `lease`).
     pub leases: Rc<RefCell<crate::lease::Leases>>,
+    /// Ledger entries waiting to be written (see `ledger::Batch`).
+    pub ledger: Rc<RefCell<crate::ledger::Batch>>,
 }
 
 /// Totals over the records this isolate finished.
@@ -101,6 +104,7 @@ impl State {
             counters: Rc::default(),
             responses: Cell::new(0),
             leases: Rc::default(),
+            ledger: Rc::default(),
         }
     }
 }
@@ -300,6 +304,7 @@ async fn route<P: Platform>(
         }
         Route::Responses => apart(responses::create(config, platform, state, &req, recorder)).await,
         Route::StoredResponse => apart(responses::stored(config, platform, &req)).await,
+        Route::Spend => apart(spend::spend(config, platform, &req)).await,
         Route::CountTokens => {
             apart(count_tokens::count_tokens(
                 config, platform, state, &req, recorder,
@@ -329,7 +334,7 @@ async fn chat<P: Platform>(
     let (admitted, inbound) = admit(
         config,
         platform,
-        &state.leases,
+        state,
         req,
         recorder,
         true,
@@ -413,6 +418,7 @@ fn other_route<P: Platform>(
         | Route::Embeddings
         | Route::Responses
         | Route::StoredResponse
+        | Route::Spend
         | Route::DebugPanicAfterAwait => Err(GatewayError::new(
             ErrorCode::InternalError,
             "route dispatched to the wrong handler",

@@ -163,6 +163,8 @@ pub struct Request {
     pub method: Method,
     /// Path without the query string.
     pub path: String,
+    /// The query string without its `?` (empty when there is none); only the admin endpoints read one.
+    pub query: String,
     pub headers: Headers,
     pub body: Vec<u8>,
     /// Where the runtime says the caller is.
@@ -240,6 +242,14 @@ impl Location {
             },
         }
     }
+}
+
+/// The query string of a URL, without `?` and fragment (empty when there is none).
+pub fn query_of(url: &str) -> &str {
+    let Some((_, q)) = url.split_once('?') else {
+        return "";
+    };
+    q.split('#').next().unwrap_or("")
 }
 
 /// The path of an absolute URL without its query string or fragment (the runtime hands over absolute URLs; a

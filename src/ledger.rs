@@ -3,6 +3,7 @@
 //! rows; written after the response (`wait_until`), never on the client's path. This is the shared shape: one
 //! request's entry, a row, and the dates they are filed under.
 
+use crate::ratelimit::{Grant, Window};
 use crate::record::{Pricing, Record};
 use serde::{Deserialize, Serialize};
 
@@ -47,12 +48,7 @@ pub struct Entry {
     pub model: String,
     /// The key's name, or `token:<sub>` for a browser token.
     pub principal: String,
-    #[serde(flatten)]
     pub spend: Spend,
-    /// What the request reserved of its isolate's budget slice (0 without a budget): the object counts the
-    /// request's cost as used from the slices it handed out.
-    #[serde(default)]
-    pub from_slice_usd: f64,
 }
 
 /// A row of `GET /_meridian/spend`.
@@ -61,7 +57,6 @@ pub struct Row {
     pub day: String,
     pub model: String,
     pub principal: String,
-    #[serde(flatten)]
     pub spend: Spend,
 }
 
@@ -95,8 +90,40 @@ pub fn entry(r: &Record) -> Option<Entry> {
         model: r.model.clone().unwrap_or_default(),
         principal: r.principal.clone().unwrap_or_default(),
         spend,
-        from_slice_usd: 0.0,
     })
+}
+
+/// How long an isolate collects ledger entries for a key before it writes them in one call: at most one write
+/// per key and isolate in that time, instead of one per request (each a Durable Object call).
+pub const FLUSH_MS: u64 = 1_000;
+
+/// Entries waiting to be written, by ledger object, with what each reserved of its budget (micro-dollars).
+#[derive(Debug, Default)]
+pub struct Batch {
+    by_ledger: std::collections::HashMap<String, Vec<(Entry, u64)>>,
+}
+
+impl Batch {
+    /// Adds an entry; `true` when it is the first waiting for that ledger (the caller schedules the write).
+    /// Entries for the same day, model and principal are summed: the write carries one per row.
+    pub fn add(&mut self, ledger: &str, entry: Entry, reserved: u64) -> bool {
+        let waiting = self.by_ledger.entry(ledger.to_owned()).or_default();
+        let first = waiting.is_empty();
+        match waiting.iter_mut().find(|(e, _)| {
+            (&e.day, &e.model, &e.principal) == (&entry.day, &entry.model, &entry.principal)
+        }) {
+            Some((e, r)) => {
+                e.spend.add(&entry.spend);
+                *r += reserved;
+            }
+            None => waiting.push((entry, reserved)),
+        }
+        first
+    }
+
+    pub fn take(&mut self, ledger: &str) -> Vec<(Entry, u64)> {
+        self.by_ledger.remove(ledger).unwrap_or_default()
+    }
 }
 
 /// The UTC day of a Unix time in milliseconds, `YYYY-MM-DD` (the civil-from-days algorithm of the proleptic
@@ -108,7 +135,7 @@ pub fn day_of(ms: u64) -> String {
 
 /// The Unix milliseconds at which the UTC day after the one of `ms` begins.
 pub fn next_day_ms(ms: u64) -> u64 {
-    (ms / 86_400_000 + 1) * 86_400_000
+    (ms / DAY_MS + 1) * DAY_MS
 }
 
 /// The Unix milliseconds at which the UTC month after the one of `ms` begins.
@@ -147,6 +174,75 @@ fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
     era * 146_097 + doe - 719_468
 }
 
+const DAY_MS: u64 = 86_400_000;
+
+/// Micro-dollars, the budget's unit (a `Window`'s tokens).
+pub fn micro(usd: f64) -> u64 {
+    (usd.max(0.0) * 1e6).round() as u64
+}
+
+/// A key's budget as its ledger object keeps it: a window of the UTC day whose tokens are micro-dollars spent or
+/// handed out in slices, and what the month spent before today. Slices are void at the day's end, like a rate
+/// window's.
+#[derive(Debug, Clone)]
+pub struct BudgetBook {
+    pub day: String,
+    window: Window,
+    before_today_micro: u64,
+}
+
+impl BudgetBook {
+    /// The book of `now`'s day, from what the ledger's rows say was spent today and earlier this month.
+    pub fn new(now: u64, spent_today_micro: u64, before_today_micro: u64) -> Self {
+        let mut window = Window::default();
+        window.spend(
+            now,
+            DAY_MS,
+            i64::try_from(spent_today_micro).unwrap_or(i64::MAX),
+        );
+        BudgetBook {
+            day: day_of(now),
+            window,
+            before_today_micro,
+        }
+    }
+
+    /// A slice of what today may still spend (the day's limit, and what the month's leaves after the days before
+    /// today), after taking back the unused rest of the last one. An empty grant says when to try again: the
+    /// day's end, or the month's when the month is what ran out.
+    pub fn grant(
+        &mut self,
+        now: u64,
+        want: (u32, u64),
+        give_back: Option<(u64, u32, u64)>,
+        (day, month): (Option<u64>, Option<u64>),
+    ) -> Grant {
+        if let Some((end, requests, tokens)) = give_back {
+            self.window.give_back(now, DAY_MS, end, requests, tokens);
+        }
+        let month_left = month.map(|m| m.saturating_sub(self.before_today_micro));
+        let limit = match (day, month_left) {
+            (Some(d), Some(m)) => d.min(m),
+            (d, m) => d.or(m).unwrap_or(0),
+        };
+        let mut grant =
+            self.window
+                .grant(now, DAY_MS, (None, Some(limit)), (want.0.max(1), want.1));
+        if grant.requests == 0 && month_left == Some(limit) && day.is_none_or(|d| d > limit) {
+            grant.retry_after_s = next_month_ms(now).saturating_sub(now).div_ceil(1000).max(1);
+        }
+        grant
+    }
+
+    /// A request filed under `day` cost `cost_micro`, having reserved `reserved_micro` from a slice.
+    pub fn spent(&mut self, now: u64, day: &str, cost_micro: u64, reserved_micro: u64) {
+        if day == self.day {
+            self.window
+                .spend(now, DAY_MS, cost_micro as i64 - reserved_micro as i64);
+        }
+    }
+}
+
 /// Whether `s` is a `YYYY-MM-DD` date (the spend endpoint's `from` and `to`).
 pub fn is_day(s: &str) -> bool {
     let b = s.as_bytes();
@@ -179,6 +275,82 @@ mod tests {
             assert_eq!(days_from_civil(y, m, dd), d, "{}", day_of(ms));
         }
         assert!(is_day("2026-12-07") && !is_day("2026-1-07") && !is_day("2026-12-0x"));
+    }
+
+    #[test]
+    fn a_budget_hands_out_no_more_than_the_day_and_the_month_leave() {
+        let now = 1_796_607_618_000;
+        // $10 a day, $25 a month; $20 spent earlier this month, $1 today.
+        let mut b = BudgetBook::new(now, micro(1.0), micro(20.0));
+        let limits = (Some(micro(10.0)), Some(micro(25.0)));
+        let g = b.grant(now, (5, micro(100.0)), None, limits);
+        assert_eq!(
+            g.tokens,
+            micro(4.0),
+            "the month leaves $5, of which $1 is spent today"
+        );
+        let empty = b.grant(now, (5, 1), None, limits);
+        assert_eq!(empty.requests, 0);
+        assert!(
+            empty.retry_after_s > 86_400,
+            "the month ran out: retry when it ends, not tomorrow ({} s)",
+            empty.retry_after_s
+        );
+        // A request reserved $2 of the slice and cost $0.50: the book counts $0.50.
+        b.spent(now, &b.day.clone(), micro(0.5), micro(2.0));
+        let back = b.grant(
+            now,
+            (1, micro(100.0)),
+            Some((g.window_end_ms, 0, 0)),
+            limits,
+        );
+        assert_eq!(back.tokens, micro(1.5));
+        // Without a month, the day: $10 less the $1 spent.
+        let mut d = BudgetBook::new(now, micro(1.0), micro(20.0));
+        let g = d.grant(now, (1, micro(100.0)), None, (Some(micro(10.0)), None));
+        assert_eq!(g.tokens, micro(9.0));
+        let empty = d.grant(now, (1, 1), None, (Some(micro(10.0)), None));
+        assert!(empty.requests == 0 && empty.retry_after_s <= 86_400);
+        // The next day starts whole (the window rolls; the object reloads the month's spend then).
+        let tomorrow = next_day_ms(now) + 1;
+        let g = d.grant(tomorrow, (1, micro(100.0)), None, (Some(micro(10.0)), None));
+        assert_eq!(g.tokens, micro(10.0));
+    }
+
+    #[test]
+    fn a_batch_sums_like_entries_and_says_when_a_write_is_due() {
+        let e = |model: &str, cost: f64| Entry {
+            day: "2026-12-07".into(),
+            model: model.into(),
+            principal: "k".into(),
+            spend: Spend {
+                requests: 1,
+                cost_usd: cost,
+                ..Spend::default()
+            },
+        };
+        let mut b = Batch::default();
+        assert!(
+            b.add("ledger:k", e("a", 1.0), 5),
+            "the first entry schedules the write"
+        );
+        assert!(!b.add("ledger:k", e("a", 2.0), 7));
+        assert!(!b.add("ledger:k", e("b", 4.0), 0));
+        assert!(
+            b.add("ledger:j", e("a", 8.0), 0),
+            "another ledger has its own write"
+        );
+        let k = b.take("ledger:k");
+        assert_eq!(k.len(), 2, "one entry per row");
+        assert_eq!(
+            (k[0].0.spend.requests, k[0].0.spend.cost_usd, k[0].1),
+            (2, 3.0, 12)
+        );
+        assert!(b.take("ledger:k").is_empty());
+        assert!(
+            b.add("ledger:k", e("a", 1.0), 0),
+            "taken: the next entry schedules again"
+        );
     }
 
     #[test]

@@ -40,7 +40,13 @@ pub struct LeaseAsk {
     pub rpm: Option<u32>,
     pub tpm: Option<u64>,
     pub want: crate::lease::Want,
+    /// A budget's monthly limit in micro-dollars (`tpm` holds the daily one); `None` for rate limits.
+    pub per_month: Option<u64>,
 }
+
+/// Adds entries to a key's ledger object (named first), each with what it reserved of the key's budget up front in
+/// micro-dollars (0 without a budget). The future it returns is run in the background.
+pub type LedgerWriter = Rc<dyn Fn(String, Vec<(crate::ledger::Entry, u64)>) -> Work>;
 
 /// Asks a key's limiter object for a slice of its window; owned, so that a refill can run in the background.
 pub type RateLeaser = Rc<
@@ -170,6 +176,18 @@ pub trait Platform {
     fn rate_spender(&self) -> RateSpender;
     /// Slices of a key's window from its limiter object (see [`crate::lease`]).
     fn rate_leaser(&self) -> RateLeaser;
+    /// Writes to the spend ledger (a Durable Object per key); failures are logged, not surfaced.
+    fn ledger_writer(&self) -> LedgerWriter;
+    /// A key's ledger rows for the days `from` to `to` (`YYYY-MM-DD`, inclusive). `Err` when no ledger is bound.
+    async fn ledger_rows(
+        &self,
+        key: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<crate::ledger::Row>, String>;
+    /// Slices of a key's budget (micro-dollars, as `tokens`) from its ledger object, as [`Platform::rate_leaser`]
+    /// hands out slices of a rate window.
+    fn budget_leaser(&self) -> RateLeaser;
     fn timer(&self) -> Timer;
     fn background(&self) -> Background;
 }

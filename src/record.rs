@@ -22,6 +22,8 @@ pub enum Operation {
     Responses,
     Models,
     Status,
+    /// `GET /_meridian/spend`.
+    Spend,
     Health,
     Preflight,
     /// No route matched, or the method did not.

@@ -3,7 +3,7 @@
 // `#[event(fetch)]` handler in src/edge/mod.rs. What this file adds is the last line of defence: a Rust panic
 // traps the instance (the next call gets a fresh one), and the request that panicked, or any that was waiting
 // on that instance, gets a JSON error in its caller's dialect instead of a hung or HTML answer.
-import { fetch as gateway, guarded, RateLimiter as Limiter } from "../build/index.js";
+import { fetch as gateway, guarded, RateLimiter as Limiter, SpendLedger as Ledger } from "../build/index.js";
 
 /**
  * The rate-limit Durable Object (src/edge/limiter.rs). An object made by an instance that a panic replaced
@@ -21,6 +21,26 @@ export class RateLimiter {
     } catch {
       this.limiter = new Limiter(...this.args);
       return await guarded(this.limiter.fetch(request));
+    }
+  }
+}
+
+/**
+ * The spend ledger Durable Object (src/edge/ledger.rs). Its rows are in the object's SQLite storage, which a fresh
+ * instance reads again; what a panic loses is the budget slices it had handed out.
+ */
+export class SpendLedger {
+  constructor(state, env) {
+    this.args = [state, env];
+  }
+
+  async fetch(request) {
+    try {
+      this.ledger ??= new Ledger(...this.args);
+      return await guarded(this.ledger.fetch(request));
+    } catch {
+      this.ledger = new Ledger(...this.args);
+      return await guarded(this.ledger.fetch(request));
     }
   }
 }

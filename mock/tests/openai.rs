@@ -125,7 +125,10 @@ async fn stream_shape_with_usage() {
         assert_eq!(e["model"], "gpt-s");
     }
     // Every chunk but the last has `"usage": null` (OpenAI's API reference, stream_options.include_usage).
-    assert!(ev[..6].iter().all(|e| e.get("usage") == Some(&json!(null))), "{ev:#?}");
+    assert!(
+        ev[..6].iter().all(|e| e.get("usage") == Some(&json!(null))),
+        "{ev:#?}"
+    );
     assert_eq!(
         ev[0]["choices"],
         json!([{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}])

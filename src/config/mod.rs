@@ -167,8 +167,23 @@ pub struct GatewayKey {
     /// Every request asks the limiter object, instead of admitting from a slice held at the edge.
     pub exact_limits: bool,
     pub cors: CorsPolicy,
-    /// Unpriced deployments are not used for this key's requests.
+    /// Unpriced deployments are not used for this key's requests (always so for a key with a budget).
     pub require_price: bool,
+    pub budget: Option<Budget>,
+}
+
+/// What a key may spend, USD; at least one of the two.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    pub per_day: Option<f64>,
+    pub per_month: Option<f64>,
+}
+
+/// A key for the admin endpoints.
+#[derive(Debug)]
+pub struct AdminKey {
+    pub name: String,
+    pub hash: KeyHash,
 }
 
 /// Browser tokens: signed by the backend, verified here, inheriting one key's policy.
@@ -199,6 +214,7 @@ pub struct Timeouts {
 #[derive(Debug)]
 pub struct Config {
     pub keys: Vec<GatewayKey>,
+    pub admin_keys: Vec<AdminKey>,
     pub providers: BTreeMap<String, Rc<Provider>>,
     pub models: BTreeMap<String, Model>,
     pub timeouts: Timeouts,
@@ -269,6 +285,24 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 "rpm and tpm must be positive (omit them for no limit)",
             ));
         }
+        let budget = match k.budget {
+            None => None,
+            Some(b) => {
+                let ok = |v: Option<f64>| v.is_none_or(|v| v.is_finite() && v > 0.0);
+                if !(ok(b.usd_per_day) && ok(b.usd_per_month))
+                    || (b.usd_per_day.is_none() && b.usd_per_month.is_none())
+                {
+                    return Err(err(
+                        format_args!("keys[{i}].budget"),
+                        "usd_per_day and usd_per_month must be positive numbers, and at least one given",
+                    ));
+                }
+                Some(Budget {
+                    per_day: b.usd_per_day,
+                    per_month: b.usd_per_month,
+                })
+            }
+        };
         keys.push(GatewayKey {
             name: k.name,
             hash,
@@ -279,7 +313,9 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             rpm: k.rpm,
             tpm: k.tpm,
             cors,
-            require_price: k.require_price,
+            // A budget can only hold what is priced.
+            require_price: k.require_price || budget.is_some(),
+            budget,
         });
     }
 
@@ -494,8 +530,34 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         ..defaults
     };
 
+    let mut admin_keys = Vec::with_capacity(raw.admin_keys.len());
+    for (i, k) in raw.admin_keys.into_iter().enumerate() {
+        if k.name.is_empty() {
+            return Err(err(
+                format_args!("admin_keys[{i}].name"),
+                "must not be empty",
+            ));
+        }
+        let hash = KeyHash::from_hex(&k.sha256).ok_or_else(|| {
+            err(
+                format_args!("admin_keys[{i}].sha256"),
+                "must be 64 hex digits (the SHA-256 of the key)",
+            )
+        })?;
+        if let Some(g) = keys.iter().find(|g| g.hash == hash) {
+            return Err(err(
+                format_args!("admin_keys[{i}].sha256"),
+                format_args!(
+                    "is also gateway key {:?}: an admin key must not be a gateway key",
+                    g.name
+                ),
+            ));
+        }
+        admin_keys.push(AdminKey { name: k.name, hash });
+    }
     Ok(Config {
         keys,
+        admin_keys,
         providers,
         models,
         timeouts,

@@ -29,6 +29,9 @@ pub struct RawConfig {
     pub debug_panic_route: bool,
     #[serde(default, deserialize_with = "null_is_default")]
     pub limits: RawLimits,
+    /// Keys for the admin endpoints (`/_meridian/spend`): never gateway keys.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub admin_keys: Vec<RawAdminKey>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,6 +76,23 @@ pub struct RawKey {
     /// Refuse models whose serving deployment has no price (configured or built in).
     #[serde(default, deserialize_with = "null_is_default")]
     pub require_price: bool,
+    /// What the key may spend, in USD per UTC day and per UTC month.
+    pub budget: Option<RawBudget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdminKey {
+    pub name: String,
+    /// Hex SHA-256 of the admin key.
+    pub sha256: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    pub usd_per_day: Option<f64>,
+    pub usd_per_month: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,6 +15,7 @@ use wasm_bindgen::JsValue;
 use worker::worker_sys::web_sys;
 use worker::{event, Context, Env};
 
+mod ledger;
 mod limiter;
 mod platform;
 
@@ -123,6 +124,7 @@ async fn from_runtime(raw: web_sys::Request) -> Request {
     Request {
         method,
         path: crate::http::path_of(&url).to_owned(),
+        query: crate::http::query_of(&url).to_owned(),
         headers,
         body,
         location,

@@ -3,8 +3,9 @@
 
 use crate::http::{Headers, StreamError};
 use crate::platform::{
-    deadline, Background, BodyFailure, Clock, FetchError, KvWriter, Logger, NoResponse, Platform,
-    RateLeaser, RateSpender, Timer, UpstreamRequest, UpstreamResponse, WholeResponse,
+    deadline, Background, BodyFailure, Clock, FetchError, KvWriter, LeaseAsk, LedgerWriter, Logger,
+    NoResponse, Platform, RateLeaser, RateSpender, Timer, UpstreamRequest, UpstreamResponse,
+    WholeResponse,
 };
 use crate::ratelimit::Decision;
 use futures_util::StreamExt;
@@ -19,6 +20,61 @@ use worker::{AbortController, Context, Delay, Env};
 const KV_BINDING: &str = "MERIDIAN_KV";
 /// Durable Object namespace of [`super::RateLimiter`], required only when keys have rate limits.
 const LIMITER_BINDING: &str = "MERIDIAN_LIMITER";
+
+/// Durable Object namespace of [`super::SpendLedger`]: the spend ledger and budgets, one object per key.
+const LEDGER_BINDING: &str = "MERIDIAN_LEDGER";
+
+thread_local! {
+    static LEDGER_MISSING_SAID: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The ledger object of key `key`, by name.
+fn ledger(env: &Env, key: &str) -> Result<worker::Stub, String> {
+    let ns = env
+        .durable_object(LEDGER_BINDING)
+        .map_err(|_| format!("the {LEDGER_BINDING} Durable Object binding is missing"))?;
+    ns.get_by_name(key).map_err(message)
+}
+
+/// A slice from a key's object (a limiter's window or a ledger's budget): `GET https://<host>/lease?…`.
+async fn lease(
+    stub: worker::Stub,
+    host: &str,
+    ask: &LeaseAsk,
+) -> Result<crate::ratelimit::Grant, String> {
+    let mut url = format!(
+        "https://{host}/lease?window_ms={}&want_requests={}&want_tokens={}",
+        ask.window_ms, ask.want.requests, ask.want.tokens
+    );
+    // A limiter's window has `rpm` and `tpm`; a ledger's budget a day's and a month's micro-dollars.
+    let (requests, tokens, month) = match host {
+        "ledger" => ("", "day", "month"),
+        _ => ("rpm", "tpm", ""),
+    };
+    for (name, value) in [
+        (requests, ask.rpm.map(u64::from)),
+        (tokens, ask.tpm),
+        (month, ask.per_month),
+    ] {
+        if let (false, Some(v)) = (name.is_empty(), value) {
+            url.push_str(&format!("&{name}={v}"));
+        }
+    }
+    if let Some((end, requests, tokens)) = ask.want.give_back {
+        url.push_str(&format!(
+            "&give_end_ms={end}&give_requests={requests}&give_tokens={tokens}"
+        ));
+    }
+    let mut answer = stub.fetch_with_str(&url).await.map_err(message)?;
+    if answer.status_code() != 200 {
+        let why = answer.text().await.unwrap_or_default();
+        return Err(format!(
+            "the {host} object answered {}: {why}",
+            answer.status_code()
+        ));
+    }
+    answer.json().await.map_err(message)
+}
 
 /// Test-only: milliseconds added before every call to a limiter object, so that tests and benchmarks on one
 /// machine can show what an object far away would cost (README: "Rate limits decided at the edge"). Never set in
@@ -253,40 +309,98 @@ impl Platform for EdgePlatform {
     /// A correction is not worth failing anything over: a limiter that cannot be reached is logged.
     fn rate_leaser(&self) -> RateLeaser {
         let env = self.env.clone();
-        Rc::new(move |ask: crate::platform::LeaseAsk| {
+        Rc::new(move |ask: LeaseAsk| {
             let env = env.clone();
             Box::pin(async move {
-                let mut url = format!(
-                    "https://limiter/lease?window_ms={}&want_requests={}&want_tokens={}",
-                    ask.window_ms, ask.want.requests, ask.want.tokens
-                );
-                if let Some(r) = ask.rpm {
-                    url.push_str(&format!("&rpm={r}"));
-                }
-                if let Some(t) = ask.tpm {
-                    url.push_str(&format!("&tpm={t}"));
-                }
-                if let Some((end, requests, tokens)) = ask.want.give_back {
-                    url.push_str(&format!(
-                        "&give_end_ms={end}&give_requests={requests}&give_tokens={tokens}"
-                    ));
-                }
                 distance(&env).await;
                 let ns = env.durable_object(LIMITER_BINDING).map_err(|_| {
                     format!("the {LIMITER_BINDING} Durable Object binding is missing")
                 })?;
                 let stub = ns.get_by_name(&ask.key).map_err(message)?;
-                let mut answer = stub.fetch_with_str(&url).await.map_err(message)?;
-                if answer.status_code() != 200 {
-                    let why = answer.text().await.unwrap_or_default();
-                    return Err(format!(
-                        "the rate limiter answered {}: {why}",
-                        answer.status_code()
-                    ));
-                }
-                answer.json().await.map_err(message)
+                lease(stub, "limiter", &ask).await
             })
         })
+    }
+
+    fn budget_leaser(&self) -> RateLeaser {
+        let env = self.env.clone();
+        Rc::new(move |ask: LeaseAsk| {
+            let env = env.clone();
+            Box::pin(async move {
+                distance(&env).await;
+                lease(ledger(&env, &ask.key)?, "ledger", &ask).await
+            })
+        })
+    }
+
+    /// A ledger that cannot be written is logged: the answer was already given.
+    fn ledger_writer(&self) -> LedgerWriter {
+        let env = self.env.clone();
+        Rc::new(
+            move |key: String, entries: Vec<(crate::ledger::Entry, u64)>| {
+                let env = env.clone();
+                Box::pin(async move {
+                    // A gateway deployed without the ledger binding keeps no ledger (it has no budgets either: those
+                    // refuse with `budget_unavailable`); it says so once per isolate.
+                    if env.durable_object(LEDGER_BINDING).is_err() {
+                        if !LEDGER_MISSING_SAID.with(|s| s.replace(true)) {
+                            worker::console_log!(
+                                "meridian: no {LEDGER_BINDING} binding: spend is not kept"
+                            );
+                        }
+                        return;
+                    }
+                    let body: Vec<serde_json::Value> = entries
+                        .into_iter()
+                        .filter_map(|(entry, reserved)| {
+                            Some(serde_json::json!({
+                                "entry": serde_json::to_value(&entry).ok()?,
+                                "reserved_micro": reserved,
+                            }))
+                        })
+                        .collect();
+                    let body = serde_json::Value::Array(body);
+                    let sent = async {
+                        let stub = ledger(&env, &key)?;
+                        let mut init = worker::RequestInit::new();
+                        init.with_method(worker::Method::Post)
+                            .with_body(Some(JsValue::from_str(&body.to_string())));
+                        let req = worker::Request::new_with_init("https://ledger/record", &init)
+                            .map_err(message)?;
+                        let answer = stub.fetch_with_request(req).await.map_err(message)?;
+                        match answer.status_code() {
+                            200..=299 => Ok(()),
+                            s => Err(format!("the ledger answered {s}")),
+                        }
+                    };
+                    if let Err(e) = sent.await {
+                        worker::console_error!("meridian: ledger write failed: {e}");
+                    }
+                })
+            },
+        )
+    }
+
+    async fn ledger_rows(
+        &self,
+        key: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<crate::ledger::Row>, String> {
+        let stub = ledger(&self.env, key)?;
+        let url = format!(
+            "https://ledger/rows?{}",
+            serde_urlencoded::to_string([("from", from), ("to", to)]).map_err(|e| e.to_string())?
+        );
+        let mut answer = stub.fetch_with_str(&url).await.map_err(message)?;
+        if answer.status_code() != 200 {
+            let why = answer.text().await.unwrap_or_default();
+            return Err(format!(
+                "the ledger answered {}: {why}",
+                answer.status_code()
+            ));
+        }
+        answer.json().await.map_err(message)
     }
 
     fn rate_spender(&self) -> RateSpender {

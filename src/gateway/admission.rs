@@ -33,22 +33,25 @@ fn budget_correction<P: Platform>(
 
 /// Admits from this isolate's slice of the key's window; asks the limiter object (and waits) only when the slice is
 /// empty, and asks for the next slice in the background when half of it is spent.
+/// The same for a budget: slices of micro-dollars from the key's ledger object (`per_month` beside the daily
+/// limit in `limits.1`).
 async fn leased<P: Platform>(
     platform: &P,
     leases: &Rc<RefCell<crate::lease::Leases>>,
+    leaser: crate::platform::RateLeaser,
     key: &str,
     window_ms: u64,
-    limits: (Option<u32>, Option<u64>),
+    (limits, per_month): ((Option<u32>, Option<u64>), Option<u64>),
     estimate: u64,
 ) -> Result<Decision, String> {
     use crate::lease::Verdict;
-    let leaser = platform.rate_leaser();
     let ask = |want| crate::platform::LeaseAsk {
         key: key.to_owned(),
         window_ms,
         rpm: limits.0,
         tpm: limits.1,
         want,
+        per_month,
     };
     let refill = |want| {
         let (leases, clock, key) = (leases.clone(), platform.clock(), key.to_owned());
@@ -136,6 +139,9 @@ pub(super) trait Inbound {
     /// The model the client asked for (an alias or `provider/model`).
     fn model(&self) -> &str;
     fn stream(&self) -> bool;
+    /// The most output the client allows (`max_tokens` and its kin), `None` when it sets none; what a budget
+    /// reserves for the answer. An endpoint that generates no output says `Some(0)`.
+    fn max_output_tokens(&self) -> Option<u64>;
 }
 
 impl Inbound for ClientRequest {
@@ -145,6 +151,87 @@ impl Inbound for ClientRequest {
 
     fn stream(&self) -> bool {
         ClientRequest::stream(self)
+    }
+
+    fn max_output_tokens(&self) -> Option<u64> {
+        let body = self.body();
+        ["max_completion_tokens", "max_tokens", "max_output_tokens"]
+            .iter()
+            .find_map(|m| body.member(m).and_then(|v| v.trim().parse::<u64>().ok()))
+    }
+}
+
+/// Output a budget reserves for a request that sets no `max_tokens`: a long answer, not the model's limit (a key
+/// with a small budget could otherwise send nothing). Longer answers are reconciled after, up to the bound the
+/// README states.
+pub(super) const DEFAULT_OUTPUT_RESERVE: u64 = 4096;
+
+/// The name of a key's ledger object (its spend and budget).
+pub(super) fn ledger_name(key: &str) -> String {
+    format!("ledger:{key}")
+}
+
+/// Reserves the request's estimated cost from the key's budget, from this isolate's slice of it when it has one
+/// (see `lease`): the input estimated from the body (about 4 bytes a token) and the output allowed, each at the
+/// highest price among the deployments the request may reach. Returns what was reserved, in micro-dollars (a
+/// price per million tokens is micro-dollars per token), which the ledger reconciles with what it cost.
+#[allow(clippy::too_many_arguments)]
+async fn budget_check<P: Platform, T: Inbound>(
+    config: &Config,
+    platform: &P,
+    leases: &Rc<RefCell<crate::lease::Leases>>,
+    key: &crate::config::GatewayKey,
+    budget: &crate::config::Budget,
+    target: &Target<'_>,
+    req: &Request,
+    inbound: &T,
+) -> Result<u64, GatewayError> {
+    let _ = config;
+    if target.deployments().iter().all(|d| d.price.is_none()) {
+        // Nothing to reserve against: a budget holds only what is priced (the lifecycle would refuse it too).
+        return Err(GatewayError::new(
+            ErrorCode::PriceRequired,
+            format!(
+                "this key has a budget and no deployment of `{}` has a price (configure `price` on the deployment)",
+                inbound.model()
+            ),
+        ));
+    }
+    let prices = target.deployments().iter().filter_map(|d| d.price);
+    let (p_in, p_out) = prices.fold((0.0f64, 0.0f64), |(i, o), p| {
+        (i.max(p.input), o.max(p.output))
+    });
+    let output = inbound
+        .max_output_tokens()
+        .unwrap_or(DEFAULT_OUTPUT_RESERVE);
+    let estimate = ((req.body.len() / 4) as f64 * p_in + output as f64 * p_out).ceil() as u64;
+    let day = budget.per_day.map(crate::ledger::micro);
+    let month = budget.per_month.map(crate::ledger::micro);
+    let name = ledger_name(&key.name);
+    let decision = leased(
+        platform,
+        leases,
+        platform.budget_leaser(),
+        &name,
+        86_400_000,
+        ((None, day.or(month)), month),
+        estimate,
+    )
+    .await;
+    match decision {
+        Ok(Decision::Allowed) => Ok(estimate),
+        Ok(Decision::Limited { retry_after_s }) => Err(GatewayError::new(
+            ErrorCode::BudgetExceeded,
+            format!(
+                "the key's budget is spent, or does not have the ${:.4} this request may cost left; it resets in {retry_after_s} s",
+                estimate as f64 / 1e6
+            ),
+        )
+        .with_retry_after(Some(retry_after_s.to_string()))),
+        Err(e) => Err(GatewayError::new(
+            ErrorCode::BudgetUnavailable,
+            format!("a budget is configured but cannot be enforced: {e}"),
+        )),
     }
 }
 
@@ -182,36 +269,28 @@ pub(super) fn identify<'r, 'c, P: Platform>(
 pub(super) async fn admit<'c, P: Platform, T: Inbound>(
     config: &'c Config,
     platform: &P,
-    leases: &Rc<RefCell<crate::lease::Leases>>,
+    state: &State,
     req: &Request,
     recorder: &'c Recorder,
     spends_tokens: bool,
     parse: impl FnOnce(&Request, &limits::Limits) -> Result<T, GatewayError>,
 ) -> Result<(Admitted<'c>, T), GatewayError> {
     let who = identify(config, platform, req, recorder)?;
-    admit_identified(
-        config,
-        platform,
-        leases,
-        who,
-        recorder,
-        spends_tokens,
-        parse,
-    )
-    .await
+    admit_identified(config, platform, state, who, recorder, spends_tokens, parse).await
 }
 
 /// The second half of [`admit`], for a caller [`identify`] already knows.
 pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
     config: &'c Config,
     platform: &P,
-    leases: &Rc<RefCell<crate::lease::Leases>>,
+    state: &State,
     who: Identified<'_, 'c>,
     recorder: &'c Recorder,
     spends_tokens: bool,
     parse: impl FnOnce(&Request, &limits::Limits) -> Result<T, GatewayError>,
 ) -> Result<(Admitted<'c>, T), GatewayError> {
     let Identified { req, principal } = who;
+    let leases = &state.leases;
     let key = principal.key;
     let inbound = parse(req, &config.limits)?;
     recorder.update(|r| {
@@ -243,9 +322,10 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
             leased(
                 platform,
                 leases,
+                platform.rate_leaser(),
                 &rate_key,
                 config.rate_window_ms,
-                (rpm, tpm),
+                ((rpm, tpm), None),
                 estimate,
             )
             .await
@@ -287,6 +367,40 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
             }
         }
     }
+    // Counting tokens costs nothing and reserves nothing.
+    let reserved = match (&key.budget, spends_tokens) {
+        (Some(budget), true) => {
+            budget_check(
+                config, platform, leases, key, budget, &target, req, &inbound,
+            )
+            .await?
+        }
+        (Some(_), false) | (None, _) => 0,
+    };
+    // What the request spent goes to the key's ledger once it is finished (after the response, batched).
+    recorder.add_sink({
+        let batch = state.ledger.clone();
+        let (write, background, timer) = (
+            platform.ledger_writer(),
+            platform.background(),
+            platform.timer(),
+        );
+        let ledger = ledger_name(&key.name);
+        Rc::new(move |r: &Record| {
+            if let Some(entry) = crate::ledger::entry(r) {
+                let first = batch.borrow_mut().add(&ledger, entry, reserved);
+                if first {
+                    let (batch, write, ledger, timer) =
+                        (batch.clone(), write.clone(), ledger.clone(), timer.clone());
+                    background(Box::pin(async move {
+                        timer(crate::ledger::FLUSH_MS).await;
+                        let entries = batch.borrow_mut().take(&ledger);
+                        write(ledger, entries).await;
+                    }));
+                }
+            }
+        })
+    });
     let caller = Caller {
         location: location(config, req),
         key_residency: &key.residency,

@@ -74,7 +74,7 @@ pub(super) async fn count_tokens<P: Platform>(
     let (admitted, inbound) = admit(
         config,
         platform,
-        &state.leases,
+        state,
         req,
         recorder,
         false,

@@ -24,6 +24,10 @@ impl admission::Inbound for EmbeddingsRequest {
     fn stream(&self) -> bool {
         false
     }
+
+    fn max_output_tokens(&self) -> Option<u64> {
+        Some(0)
+    }
 }
 
 impl Operation for Embeddings {
@@ -144,7 +148,7 @@ pub(super) async fn embeddings<P: Platform>(
     let (admitted, parsed) = admit(
         config,
         platform,
-        &state.leases,
+        state,
         req,
         recorder,
         true,

@@ -101,6 +101,7 @@ fn request(d: D, model: &str, stream: bool, content: &str) -> Request {
     Request {
         method: Method::Post,
         path: path.into(),
+        query: String::new(),
         headers,
         body: body.into_bytes(),
         location: Location::default(),
@@ -370,12 +371,12 @@ fn idle_deadline_ends_a_silent_stream_with_an_error_event() {
             !body.contains("[DONE]") && !body.contains("message_stop"),
             "{body}"
         );
+        // The record's time (the clock moves on afterwards, for the ledger's batched write).
+        let rec = only_record(&p);
         assert_eq!(
-            p.elapsed_ms(),
-            2000,
+            rec["total_ms"], 2000,
             "ended by the idle limit, not the provider"
         );
-        let rec = only_record(&p);
         assert_eq!(rec["end"], "failed");
         assert_eq!(rec["error"], "upstream_stream_error");
         assert_eq!(rec["status"], 200);
@@ -1118,4 +1119,190 @@ fn a_cache_hit_costs_nothing_and_says_what_it_saved() {
         hit.headers.get("x-meridian-cost-saved-usd"),
         Some(crate::pricing::usd_text(FIXTURE_COST).as_str())
     );
+}
+
+const ADMIN: &str = "admin-secret";
+
+/// `priced` with a second key `team` (its key is "team-key"), an admin key, and `team_extra` in that key.
+fn governed(team_extra: &str) -> Config {
+    let team = crate::key_hash::KeyHash::of("team-key").to_hex();
+    let admin = crate::key_hash::KeyHash::of(ADMIN).to_hex();
+    Config::parse(&format!(
+        r#"{{
+        "keys": [{{"name": "demo", "sha256": "{KEY_SHA256}"}}, {{"name": "team", "sha256": "{team}"{team_extra}}}],
+        "admin_keys": [{{"name": "ops", "sha256": "{admin}"}}],
+        "providers": {{"a": {{"kind": "openai", "base_url": "http://a.test/v1", "api_key_secret": "K"}}}},
+        "models": {{
+            "p": {{"deployments": [{{"provider": "a", "model": "m-a", "region": "us-east-1",
+                    "price": {{"input": 2, "output": 8}}}}]}},
+            "u": {{"deployments": [{{"provider": "a", "model": "m-u", "region": "us-east-1"}}]}}
+        }}
+    }}"#
+    ))
+    .unwrap()
+}
+
+fn as_key(mut req: Request, d: D, key: &str) -> Request {
+    let mut headers = Headers::new();
+    for (n, v) in req.headers.iter() {
+        if n != "authorization" && n != "x-api-key" {
+            headers.insert(n, v);
+        }
+    }
+    match d {
+        D::OpenAi => headers.insert("authorization", format!("Bearer {key}")),
+        D::Anthropic => headers.insert("x-api-key", key),
+    }
+    req.headers = headers;
+    req
+}
+
+fn spend_report(cfg: &Config, p: &FakePlatform, key: Option<&str>, query: &str) -> (u16, Value) {
+    let mut headers = Headers::new();
+    if let Some(k) = key {
+        headers.insert("authorization", format!("Bearer {k}"));
+    }
+    let req = Request {
+        method: Method::Get,
+        path: "/_meridian/spend".into(),
+        query: query.into(),
+        headers,
+        body: Vec::new(),
+        location: Location::default(),
+    };
+    let (resp, body) = run(cfg, p, &State::new(1), req);
+    (resp.status, serde_json::from_slice(&body).unwrap())
+}
+
+#[test]
+fn the_ledger_adds_up_what_each_key_spent_per_model_and_day() {
+    let cfg = governed("");
+    let p = platform((0..6).map(|_| completion()).collect::<Vec<_>>());
+    let state = State::new(1);
+    for (d, key, model) in [
+        (D::OpenAi, KEY, "p"),
+        (D::Anthropic, KEY, "p"),
+        (D::OpenAi, "team-key", "p"),
+        (D::OpenAi, "team-key", "u"),
+        (D::Anthropic, "team-key", "p"),
+    ] {
+        let (resp, _) = run(&cfg, &p, &state, as_key(chat(d, model, false), d, key));
+        assert_eq!(resp.status, 200);
+    }
+    // A refused request spends nothing.
+    let (resp, _) = run(
+        &cfg,
+        &p,
+        &state,
+        as_key(chat(D::OpenAi, "nope", false), D::OpenAi, KEY),
+    );
+    assert_eq!(resp.status, 404);
+    // Each key's entries go to its own ledger object.
+    let objects: Vec<String> = p
+        .ledger
+        .borrow()
+        .iter()
+        .map(|(k, _, _)| k.clone())
+        .collect();
+    assert_eq!(objects.iter().filter(|k| *k == "ledger:demo").count(), 2);
+    assert_eq!(objects.iter().filter(|k| *k == "ledger:team").count(), 3);
+
+    let day = crate::ledger::day_of(FAKE_NOW_MS);
+    let (status, report) = spend_report(&cfg, &p, Some(ADMIN), &format!("from={day}&to={day}"));
+    assert_eq!(status, 200, "{report}");
+    let keys = report["keys"].as_array().unwrap();
+    let total = |k: &str| keys.iter().find(|r| r["key"] == k).unwrap()["total"].clone();
+    assert_eq!(total("demo")["requests"], 2);
+    assert!((total("demo")["cost_usd"].as_f64().unwrap() - 2.0 * FIXTURE_COST).abs() < 1e-12);
+    assert_eq!(total("team")["requests"], 3);
+    assert_eq!(total("team")["unpriced_requests"], 1);
+    assert!((total("team")["cost_usd"].as_f64().unwrap() - 2.0 * FIXTURE_COST).abs() < 1e-12);
+    assert!((report["total"]["cost_usd"].as_f64().unwrap() - 4.0 * FIXTURE_COST).abs() < 1e-12);
+    let team_rows = &keys.iter().find(|r| r["key"] == "team").unwrap()["rows"];
+    assert_eq!(
+        team_rows.as_array().unwrap().len(),
+        2,
+        "per model: {team_rows}"
+    );
+    assert_eq!(team_rows[0]["day"], day.as_str());
+
+    // Only an admin key reads it; a gateway key is refused as one.
+    let (status, v) = spend_report(&cfg, &p, Some(KEY), "");
+    assert_eq!(
+        (status, v["error"]["code"].clone()),
+        (403, "admin_key_required".into())
+    );
+    assert_eq!(spend_report(&cfg, &p, None, "").0, 401);
+    assert_eq!(spend_report(&cfg, &p, Some("wrong"), "").0, 401);
+    let (status, v) = spend_report(&cfg, &p, Some(ADMIN), "from=yesterday");
+    assert_eq!(status, 400, "{v}");
+    // Another day's range has nothing.
+    let (_, empty) = spend_report(
+        &cfg,
+        &p,
+        Some(ADMIN),
+        "from=2001-01-01&to=2001-01-31&key=team",
+    );
+    assert_eq!(empty["keys"][0]["rows"], serde_json::json!([]));
+}
+
+#[test]
+fn a_budget_trips_with_budget_exceeded_in_both_dialects_and_holds() {
+    // Each answer costs FIXTURE_COST; each request reserves its input estimate and 50 output tokens at 8.
+    let budget = 20.0 * FIXTURE_COST;
+    let cfg = governed(&format!(r#", "budget": {{"usd_per_day": {budget}}}"#));
+    let p = platform((0..60).map(|_| completion()).collect::<Vec<_>>());
+    let state = State::new(1);
+    let mut admitted = 0;
+    let mut refused = Vec::new();
+    for i in 0..60 {
+        let d = if i % 2 == 0 { D::OpenAi } else { D::Anthropic };
+        let mut req = as_key(chat(d, "p", false), d, "team-key");
+        if d == D::OpenAi {
+            // Both dialects reserve for the output they allow.
+            req.body = String::from_utf8(req.body)
+                .unwrap()
+                .replacen("{", r#"{"max_tokens":50,"#, 1)
+                .into_bytes();
+        }
+        let (resp, body) = run(&cfg, &p, &state, req);
+        match resp.status {
+            200 => admitted += 1,
+            429 => refused.push((d, resp, body)),
+            s => panic!("status {s}: {}", String::from_utf8_lossy(&body)),
+        }
+    }
+    assert!(p.run_background());
+    let spent: f64 = p
+        .ledger
+        .borrow()
+        .iter()
+        .map(|(_, e, _)| e.spend.cost_usd)
+        .sum();
+    eprintln!("budget ${budget:.6}: {admitted} of 60 admitted, ${spent:.6} spent");
+    assert!(spent <= budget + 1e-9, "spent {spent} of {budget}");
+    assert!(admitted >= 5, "the budget is used: {admitted}");
+    for d in BOTH {
+        let (_, resp, body) = refused.iter().find(|(rd, _, _)| *rd == d).unwrap();
+        let v: Value = serde_json::from_slice(body).unwrap();
+        match d {
+            D::OpenAi => assert_eq!(v["error"]["code"], "budget_exceeded"),
+            D::Anthropic => assert_eq!(v["error"]["type"], "rate_limit_error"),
+        }
+        let retry: u64 = resp.headers.get("retry-after").unwrap().parse().unwrap();
+        assert!((1..=86_400).contains(&retry), "{retry}");
+        assert!(v.to_string().contains("resets in"), "{v}");
+    }
+    // A key with a budget is refused unpriced models: a budget can only hold what is priced.
+    let (resp, _) = run(
+        &cfg,
+        &p,
+        &state,
+        as_key(chat(D::OpenAi, "u", false), D::OpenAi, "team-key"),
+    );
+    assert_eq!(resp.status, 403);
+    // The other key is not limited by it.
+    let p2 = platform([completion()]);
+    let (resp, _) = run(&cfg, &p2, &state, chat(D::OpenAi, "p", false));
+    assert_eq!(resp.status, 200);
 }

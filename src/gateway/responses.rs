@@ -114,7 +114,7 @@ pub(super) async fn create<P: Platform>(
     let (admitted, inbound) = admission::admit_identified(
         config,
         platform,
-        &state.leases,
+        state,
         who,
         recorder,
         true,

@@ -22,6 +22,8 @@ pub(super) enum Route {
     /// `GET /v1/models/{id}`.
     Model,
     Status,
+    /// `GET /_meridian/spend`: the ledger, for an admin key.
+    Spend,
     Health,
     /// Test-only routes, present when `debug_panic_route` is configured.
     DebugPanic,
@@ -54,6 +56,7 @@ const ROUTES: &[(&str, &[Method], Route)] = &[
     ("/v1/models", &[Method::Get], Route::Models),
     ("/v1/models/*", &[Method::Get], Route::Model),
     ("/_meridian/status", &[Method::Get], Route::Status),
+    ("/_meridian/spend", &[Method::Get], Route::Spend),
     ("/healthz", &[Method::Get, Method::Head], Route::Health),
     ("/_meridian/debug/panic", &[Method::Post], Route::DebugPanic),
     (
@@ -127,6 +130,7 @@ impl Route {
             | Route::Models
             | Route::Model
             | Route::Status
+            | Route::Spend
             | Route::Health => false,
         }
     }
@@ -140,6 +144,7 @@ impl Route {
             Route::Responses | Route::StoredResponse => Operation::Responses,
             Route::Models | Route::Model => Operation::Models,
             Route::Status => Operation::Status,
+            Route::Spend => Operation::Spend,
             Route::Health => Operation::Health,
             Route::DebugPanic | Route::DebugPanicAfterAwait => Operation::Unrouted,
         }

@@ -27,6 +27,7 @@ fn post(body: &str, key: Option<&str>) -> Request {
     Request {
         method: Method::Post,
         path: "/v1/chat/completions".into(),
+        query: String::new(),
         headers,
         body: body.as_bytes().to_vec(),
         location: Location::default(),

@@ -151,6 +151,10 @@ pub struct FakePlatform {
     pub windows: Rc<RefCell<HashMap<String, crate::ratelimit::Window>>>,
     /// How many times a limiter object was asked for a slice.
     pub lease_asks: Rc<Cell<u32>>,
+    /// The spend ledger's entries as written, by key, with what each reserved of the budget.
+    pub ledger: Rc<RefCell<Vec<(String, crate::ledger::Entry, u64)>>>,
+    /// Each key's budget book, as its ledger object would keep it.
+    pub budgets: Rc<RefCell<HashMap<String, crate::ledger::BudgetBook>>>,
     pub clock: Rc<Clock>,
     pub background: Rc<RefCell<Vec<super::Work>>>,
     /// Log lines, as the runtime's console would print them.
@@ -417,6 +421,103 @@ impl Platform for FakePlatform {
                     ask.window_ms,
                     (ask.rpm, ask.tpm),
                     (ask.want.requests, ask.want.tokens),
+                ))
+            })
+        })
+    }
+
+    fn ledger_writer(&self) -> super::LedgerWriter {
+        let (ledger, budgets, clock) = (
+            self.ledger.clone(),
+            self.budgets.clone(),
+            self.clock.clone(),
+        );
+        Rc::new(
+            move |key: String, entries: Vec<(crate::ledger::Entry, u64)>| {
+                let (ledger, budgets, now) = (ledger.clone(), budgets.clone(), clock.now_ms());
+                Box::pin(async move {
+                    for (entry, reserved) in entries {
+                        if let Some(b) = budgets.borrow_mut().get_mut(&key) {
+                            b.spent(
+                                now,
+                                &entry.day,
+                                crate::ledger::micro(entry.spend.cost_usd),
+                                reserved,
+                            );
+                        }
+                        ledger.borrow_mut().push((key.clone(), entry, reserved));
+                    }
+                })
+            },
+        )
+    }
+
+    async fn ledger_rows(
+        &self,
+        key: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<crate::ledger::Row>, String> {
+        let mut rows: Vec<crate::ledger::Row> = Vec::new();
+        for (k, e, _) in self.ledger.borrow().iter() {
+            if k != key || e.day.as_str() < from || e.day.as_str() > to {
+                continue;
+            }
+            match rows
+                .iter_mut()
+                .find(|r| (&r.day, &r.model, &r.principal) == (&e.day, &e.model, &e.principal))
+            {
+                Some(r) => r.spend.add(&e.spend),
+                None => rows.push(crate::ledger::Row {
+                    day: e.day.clone(),
+                    model: e.model.clone(),
+                    principal: e.principal.clone(),
+                    spend: e.spend.clone(),
+                }),
+            }
+        }
+        rows.sort_by(|a, b| {
+            (&a.day, &a.model, &a.principal).cmp(&(&b.day, &b.model, &b.principal))
+        });
+        Ok(rows)
+    }
+
+    fn budget_leaser(&self) -> super::RateLeaser {
+        let (ledger, budgets, clock, asks) = (
+            self.ledger.clone(),
+            self.budgets.clone(),
+            self.clock.clone(),
+            self.lease_asks.clone(),
+        );
+        Rc::new(move |ask: super::LeaseAsk| {
+            let (ledger, budgets, now) = (ledger.clone(), budgets.clone(), clock.now_ms());
+            asks.set(asks.get() + 1);
+            Box::pin(async move {
+                let mut budgets = budgets.borrow_mut();
+                let today = crate::ledger::day_of(now);
+                if budgets.get(&ask.key).is_some_and(|b| b.day != today) {
+                    budgets.remove(&ask.key);
+                }
+                let book = budgets.entry(ask.key.clone()).or_insert_with(|| {
+                    // What the ledger says was spent today and earlier this month.
+                    let month = crate::ledger::month_start(now);
+                    let (mut day, mut before) = (0, 0);
+                    for (k, e, _) in ledger.borrow().iter().filter(|(k, _, _)| *k == ask.key) {
+                        let _ = k;
+                        let m = crate::ledger::micro(e.spend.cost_usd);
+                        if e.day == today {
+                            day += m;
+                        } else if e.day >= month && e.day < today {
+                            before += m;
+                        }
+                    }
+                    crate::ledger::BudgetBook::new(now, day, before)
+                });
+                Ok(book.grant(
+                    now,
+                    (ask.want.requests, ask.want.tokens),
+                    ask.want.give_back,
+                    (ask.tpm, ask.per_month),
                 ))
             })
         })

@@ -3,7 +3,15 @@
 // costs $0 and says what it saved.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startAllKinds, KINDS, DEMO_KEY, readEvents } from "./harness.mjs";
+import { createHash } from "node:crypto";
+import { startAllKinds, KINDS, DEMO_KEY, DEMO_KEY_SHA256, readEvents } from "./harness.mjs";
+
+const sha = (s) => createHash("sha256").update(s).digest("hex");
+const ADMIN_KEY = "admin-e2e-key";
+// Two more gateway keys; `small` has a daily budget that a few dozen requests spend.
+const KEYS = { demo: DEMO_KEY, "team-a": "team-a-key", "team-b": "team-b-key" };
+const SMALL_KEY = "small-budget-key";
+const SMALL_BUDGET_USD = 0.02;
 
 // Distinct prices per kind, so that a deployment priced at another's rates shows.
 const PRICES = Object.fromEntries(
@@ -21,7 +29,17 @@ let mock, worker;
 before(async () => {
   const models = Object.fromEntries(KINDS.map((k) => [k, { deployments: [{ ...DEPLOYMENTS[k], price: PRICES[k] }] }]));
   models.cached = { deployments: [{ ...DEPLOYMENTS.openai, price: PRICES.openai }], cache: { ttl_s: 600 } };
-  ({ mock, worker } = await startAllKinds(models, {}, { kv: true }));
+  const keys = [
+    { name: "demo", sha256: DEMO_KEY_SHA256 },
+    { name: "team-a", sha256: sha(KEYS["team-a"]) },
+    { name: "team-b", sha256: sha(KEYS["team-b"]) },
+    { name: "small", sha256: sha(SMALL_KEY), budget: { usd_per_day: SMALL_BUDGET_USD } },
+  ];
+  ({ mock, worker } = await startAllKinds(
+    models,
+    { keys, admin_keys: [{ name: "ops", sha256: sha(ADMIN_KEY) }] },
+    { kv: true, ledger: true },
+  ));
 });
 
 after(async () => {
@@ -40,22 +58,23 @@ function priced(u, p) {
 // A system block marked for prompt caching (the mock's cache accounts marked prefixes as Anthropic does).
 const SHARED = "a long shared document about edge routing ".repeat(20);
 
-function request(dialect, model, stream) {
+function request(dialect, model, stream, key = DEMO_KEY) {
   if (dialect === "openai") {
     return fetch(`${worker.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { authorization: `Bearer ${DEMO_KEY}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
       body: JSON.stringify({
         model,
         stream,
         ...(stream ? { stream_options: { include_usage: true } } : {}),
+        max_tokens: 100,
         messages: [{ role: "user", content: "what does it cost" }],
       }),
     });
   }
   return fetch(`${worker.url}/v1/messages`, {
     method: "POST",
-    headers: { "x-api-key": DEMO_KEY, "anthropic-version": "2023-06-01", "content-type": "application/json" },
+    headers: { "x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json" },
     body: JSON.stringify({
       model,
       stream,
@@ -146,4 +165,91 @@ test("a cache HIT costs $0 and says what it saved; an unknown deployment is unpr
   await r.arrayBuffer();
   assert.equal(r.status, 200);
   assert.equal(r.headers.get("x-meridian-cost-usd"), "unpriced");
+});
+
+/** What one answer cost, as Meridian reported it to the client. */
+async function reportedCost(r, dialect, stream) {
+  if (stream) return streamCost(dialect, (await readEvents(r)).events);
+  await r.arrayBuffer();
+  return Number(r.headers.get("x-meridian-cost-usd"));
+}
+
+async function spendReport(query = "", key = ADMIN_KEY) {
+  const r = await fetch(`${worker.url}/_meridian/spend${query}`, { headers: { authorization: `Bearer ${key}` } });
+  return { status: r.status, body: await r.json() };
+}
+
+/** Waits until the ledger shows `n` requests for `key` (entries are written in batches after the responses). */
+async function ledgerTotal(key, n) {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const { body } = await spendReport(`?key=${key}`);
+    const total = body.keys[0].total;
+    if (total.requests >= n || Date.now() > end) return total;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test("the ledger's sums equal the per-request costs of 200 mixed requests through three keys", async () => {
+  // What earlier tests spent is written within a second (entries are batched per isolate and key).
+  await new Promise((r) => setTimeout(r, 1500));
+  const spentBefore = {};
+  for (const k of Object.keys(KEYS)) spentBefore[k] = await ledgerTotal(k, 0);
+  const sums = Object.fromEntries(Object.keys(KEYS).map((k) => [k, { requests: 0, cost: 0 }]));
+  let seed = 7;
+  const pick = (xs) => xs[(seed = (seed * 1103515245 + 12345) % 2147483648) % xs.length];
+  for (let batch = 0; batch < 20; batch++) {
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        const [key, kind, dialect, stream] = [pick(Object.keys(KEYS)), pick(KINDS), pick(["openai", "anthropic"]), pick([false, true])];
+        const r = await request(dialect, kind, stream, KEYS[key]);
+        assert.equal(r.status, 200);
+        const cost = await reportedCost(r, dialect, stream);
+        sums[key].cost += cost;
+        sums[key].requests += 1;
+      }),
+    );
+  }
+  const lines = [];
+  for (const k of Object.keys(KEYS)) {
+    const total = await ledgerTotal(k, spentBefore[k].requests + sums[k].requests);
+    const cost = total.cost_usd - spentBefore[k].cost_usd;
+    lines.push(`${k}: ${sums[k].requests} requests, reported $${sums[k].cost.toFixed(8)}, ledger $${cost.toFixed(8)}`);
+    assert.equal(total.requests - spentBefore[k].requests, sums[k].requests, k);
+    // Each reported cost is rounded to 1e-8 USD.
+    assert.ok(Math.abs(cost - sums[k].cost) <= 1e-8 * sums[k].requests + 1e-12, lines.at(-1));
+  }
+  process.stderr.write(`ledger vs reported:\n  ${lines.join("\n  ")}\n`);
+  const { status, body } = await spendReport("", DEMO_KEY);
+  assert.equal(status, 403, "a gateway key cannot read the ledger");
+  assert.equal(body.error.code, "admin_key_required");
+});
+
+test("50 concurrent requests against a small daily budget: 429 budget_exceeded in both dialects, overshoot within the bound", async () => {
+  const results = await Promise.all(
+    Array.from({ length: 50 }, (_, i) => {
+      const dialect = i % 2 ? "anthropic" : "openai";
+      return request(dialect, "anthropic", false, SMALL_KEY).then(async (r) => ({ dialect, r, body: await r.text() }));
+    }),
+  );
+  const ok = results.filter((x) => x.r.status === 200);
+  const refused = results.filter((x) => x.r.status === 429);
+  assert.equal(ok.length + refused.length, 50, results.map((x) => x.r.status).join(","));
+  const reported = ok.reduce((s, x) => s + Number(x.r.headers.get("x-meridian-cost-usd")), 0);
+  const total = await ledgerTotal("small", ok.length);
+  // Every request sets max_tokens and a text prompt: its reservation covers what it can cost, so the bound is 0.
+  process.stderr.write(
+    `budget $${SMALL_BUDGET_USD}: ${ok.length} of 50 admitted, reported $${reported.toFixed(6)}, ledger $${total.cost_usd.toFixed(6)}, overshoot $${Math.max(0, total.cost_usd - SMALL_BUDGET_USD).toFixed(6)}\n`,
+  );
+  assert.ok(total.cost_usd <= SMALL_BUDGET_USD + 1e-9, `spent ${total.cost_usd}`);
+  assert.ok(ok.length >= 1 && refused.length >= 1);
+  for (const dialect of ["openai", "anthropic"]) {
+    const x = refused.find((y) => y.dialect === dialect);
+    assert.ok(x, `a refusal in the ${dialect} dialect`);
+    const body = JSON.parse(x.body);
+    if (dialect === "openai") assert.equal(body.error.code, "budget_exceeded");
+    else assert.equal(body.error.type, "rate_limit_error");
+    assert.ok(Number(x.r.headers.get("retry-after")) >= 1);
+    assert.match(x.body, /resets in \d+ s/);
+  }
 });

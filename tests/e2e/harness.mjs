@@ -60,7 +60,7 @@ export async function startMock(regions) {
 }
 
 /** Runs the compiled worker in workerd with MERIDIAN_CONFIG (object or string) and extra string bindings. */
-export async function startWorker(config, bindings = {}, { kv = false, limiter = false } = {}) {
+export async function startWorker(config, bindings = {}, { kv = false, limiter = false, ledger = false } = {}) {
   need(WORKER, "run `make build` first");
   // What the worker logs, line by line (the request records among them); warnings and errors still reach stderr.
   const logs = [];
@@ -84,7 +84,16 @@ export async function startWorker(config, bindings = {}, { kv = false, limiter =
       // In-memory local KV, as `wrangler dev` provides it.
       ...(kv ? { kvNamespaces: ["MERIDIAN_KV"], kvPersist: false } : {}),
       // The rate-limit Durable Object class exported by the worker itself.
-      ...(limiter ? { durableObjects: { MERIDIAN_LIMITER: "RateLimiter" }, durableObjectsPersist: false } : {}),
+      // The Durable Objects exported by the worker itself: the rate limiter and the spend ledger (SQLite).
+      ...(limiter || ledger
+        ? {
+            durableObjects: {
+              ...(limiter ? { MERIDIAN_LIMITER: "RateLimiter" } : {}),
+              ...(ledger ? { MERIDIAN_LEDGER: { className: "SpendLedger", useSQLite: true } } : {}),
+            },
+            durableObjectsPersist: false,
+          }
+        : {}),
       host: "127.0.0.1",
       port: 0,
       handleStructuredLogs,
