@@ -42,7 +42,7 @@ function die(msg) {
 }
 const say = (msg) => console.error(`bench: ${msg}`);
 
-const ALL_TARGETS = ["direct", "js-floor", "js-relay", "portkey", "litellm", "meridian", "portkey-node", "meridian-leased"];
+const ALL_TARGETS = ["direct", "js-floor", "js-relay", "portkey", "litellm", "meridian", "portkey-node", "meridian-leased", "meridian-budget"];
 // The JavaScript workers in bench/workers/ measured as targets, each with an UPSTREAM binding to the mock.
 const JS_REFERENCES = { "js-floor": "pass-through fetch", "js-relay": "reference: reads what it forwards, in JavaScript" };
 const S = {
@@ -159,25 +159,30 @@ async function defineTargets({ tmp, mock, kv, workerd, notes }) {
       } else if (JS_REFERENCES[name]) {
         const bundle = await floorBundle({ root: ROOT, dir: path.join(tmp, `${name}-src`), file: path.join(BENCH, `workers/${name}.mjs`) });
         T[name] = workerTarget(name, `bench/workers/${name}.mjs (${JS_REFERENCES[name]}), wrangler dry-run upload, workerd serve`, bundle, [{ name: "UPSTREAM", text: mock.url }]);
-      } else if (name === "meridian" || name === "meridian-leased") {
+      } else if (name === "meridian" || name === "meridian-leased" || name === "meridian-budget") {
         // meridian-leased: the same upload, its key limited (rpm, admitted from slices held at the edge) and the
         // limiter object made 150 ms away by the test-only MERIDIAN_TEST_LIMITER_DELAY_MS (issue 32).
+        // meridian-budget: the same with a daily budget instead (slices of it from the key's ledger object, made
+        // 150 ms away by the same setting), which no run of the bench spends.
         const leased = name === "meridian-leased";
+        const budgeted = name === "meridian-budget";
         const dir = path.join(tmp, `${name}-upload`);
         const main = /^main\s*=\s*"([^"]+)"/m.exec(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))?.[1];
         const bundle = await dryRunBundle({ root: ROOT, cwd: ROOT, outdir: dir, main, log: path.join(tmp, `${name}-wrangler.log`) });
         const configFile = path.join(tmp, `${name}-config.json`);
         const config = meridianConfig(mock.url, GATEWAY_KEY);
         if (leased) config.keys[0].rpm = 100_000_000;
+        if (budgeted) config.keys[0].budget = { usd_per_day: 1_000_000_000 };
         writeFileSync(configFile, JSON.stringify(config));
         const dos = durableObjectBindings(bundle, notes);
         T[name] = workerTarget(name, "`wrangler deploy --dry-run` upload of build/, workerd serve, MERIDIAN_CONFIG json binding, MERIDIAN_KV kvNamespace (in-memory KV workerd)" +
           dos.map((d) => `, ${d.name} Durable Object (${d.durableObjectClass}, in memory)`).join("") +
-          (leased ? "; key limited (rpm 100000000, leased) with the limiter object 150 ms away (MERIDIAN_TEST_LIMITER_DELAY_MS)" : ""), bundle, [
+          (leased ? "; key limited (rpm 100000000, leased) with the limiter object 150 ms away (MERIDIAN_TEST_LIMITER_DELAY_MS)" : "") +
+          (budgeted ? "; key with a daily budget (usd_per_day 1e9, slices from its ledger object) 150 ms away (MERIDIAN_TEST_LIMITER_DELAY_MS)" : ""), bundle, [
           { name: "MERIDIAN_CONFIG", jsonFile: configFile },
           { name: "MERIDIAN_KV", kvService: kv.address },
           ...dos,
-          ...(leased ? [{ name: "MERIDIAN_TEST_LIMITER_DELAY_MS", text: "150" }] : []),
+          ...(leased || budgeted ? [{ name: "MERIDIAN_TEST_LIMITER_DELAY_MS", text: "150" }] : []),
         ]);
       } else if (name === "portkey") {
         const headers = { ...bearer(GATEWAY_KEY), "x-portkey-provider": "openai", "x-portkey-custom-host": `${mock.url}/v1` };

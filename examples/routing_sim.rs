@@ -835,6 +835,7 @@ fn main() {
             policy: Policy {
                 exploration: 0.05,
                 hedge_budget,
+                objective: meridian::config::Objective::Latency,
             },
             trace: (trace.as_deref() == Some(scenario.name))
                 .then(|| format!("{}/{name}", scenario.name)),

@@ -35,7 +35,7 @@ pub const ALLOWED_HEADERS: &[&str] = &[
 /// Response headers scripts may read.
 pub const EXPOSED_HEADERS: &str = "x-meridian-deployment, x-meridian-region, x-meridian-attempts, \
                                    x-meridian-colo, x-meridian-cache, age, retry-after, \
-                                   x-meridian-cost-usd, x-meridian-cost-saved-usd, \
+                                   x-meridian-route-reason, x-meridian-cost-usd, x-meridian-cost-saved-usd, \
                                    x-ratelimit-limit-requests, x-ratelimit-remaining-requests, \
                                    x-ratelimit-reset-requests, x-ratelimit-limit-tokens, \
                                    x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens";
@@ -337,7 +337,7 @@ mod tests {
                     "access-control-expose-headers".to_owned(),
                     "x-meridian-deployment, x-meridian-region, x-meridian-attempts, \
                      x-meridian-colo, x-meridian-cache, age, retry-after, \
-                     x-meridian-cost-usd, x-meridian-cost-saved-usd, \
+                     x-meridian-route-reason, x-meridian-cost-usd, x-meridian-cost-saved-usd, \
                      x-ratelimit-limit-requests, x-ratelimit-remaining-requests, \
                      x-ratelimit-reset-requests, x-ratelimit-limit-tokens, \
                      x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens"

@@ -215,7 +215,16 @@ fn recorder_for<P: Platform>(
         let counters = state.counters.clone();
         Rc::new(move |r: &Record| counters.borrow_mut().add(r)) as record::Sink
     };
-    Recorder::new(record, platform.clock(), vec![log_line, counters])
+    let mut sinks = vec![log_line, counters];
+    if let Some(write) = platform.analytics() {
+        sinks.push(Rc::new(move |r: &Record| {
+            write(&crate::analytics::data_point(
+                r,
+                r.key.as_deref().unwrap_or(""),
+            ))
+        }));
+    }
+    Recorder::new(record, platform.clock(), sinks)
 }
 
 /// The scrubber for the secrets the configuration names, read from the platform.

@@ -3,6 +3,7 @@
 //! Everything except [`edge`] is plain Rust that builds and is tested on the host; the edge glue adapts the
 //! Workers runtime to the [`platform::Platform`] trait and hands each request to [`gateway::handle`].
 
+pub mod analytics;
 pub mod auth;
 pub mod browser_token;
 pub mod cache;

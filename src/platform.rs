@@ -44,6 +44,9 @@ pub struct LeaseAsk {
     pub per_month: Option<u64>,
 }
 
+/// Writes a data point to the Workers Analytics Engine dataset (the runtime sends it on; nothing to wait for).
+pub type AnalyticsWriter = Rc<dyn Fn(&crate::analytics::DataPoint)>;
+
 /// Adds entries to a key's ledger object (named first), each with what it reserved of the key's budget up front in
 /// micro-dollars (0 without a budget). The future it returns is run in the background.
 pub type LedgerWriter = Rc<dyn Fn(String, Vec<(crate::ledger::Entry, u64)>) -> Work>;
@@ -178,6 +181,8 @@ pub trait Platform {
     fn rate_leaser(&self) -> RateLeaser;
     /// Writes to the spend ledger (a Durable Object per key); failures are logged, not surfaced.
     fn ledger_writer(&self) -> LedgerWriter;
+    /// The Analytics Engine dataset, when one is bound.
+    fn analytics(&self) -> Option<AnalyticsWriter>;
     /// A key's ledger rows for the days `from` to `to` (`YYYY-MM-DD`, inclusive). `Err` when no ledger is bound.
     async fn ledger_rows(
         &self,

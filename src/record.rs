@@ -114,6 +114,9 @@ pub struct Record {
     /// The gateway key's name, or `token:<sub>` for a browser token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
+    /// The gateway key's name, for a browser token too (the key whose policy it inherits).
+    #[serde(skip)]
+    pub key: Option<String>,
     pub dialect: &'static str,
     pub operation: Operation,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -177,6 +180,7 @@ impl Record {
         Record {
             ts,
             principal: None,
+            key: None,
             dialect,
             operation,
             model: None,

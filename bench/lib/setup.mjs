@@ -48,6 +48,7 @@ export function meridianConfig(mockUrl, key) {
   return {
     keys: [{ name: "bench", sha256: createHash("sha256").update(key).digest("hex") }],
     providers: { mock: { kind: "openai", base_url: `${mockUrl}/v1` } },
-    models: { bench: { deployments: [{ provider: "mock", model: "mock-1", region: "us-east-1" }] } },
+    // Priced as production deployments are (a budget needs a price; every Meridian target prices the answer).
+    models: { bench: { deployments: [{ provider: "mock", model: "mock-1", region: "us-east-1", price: { input: 0.15, output: 0.6 } }] } },
   };
 }

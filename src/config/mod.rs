@@ -132,6 +132,18 @@ pub struct Model {
     /// Fields a translated deployment has no equivalent for are dropped (and listed in `x-meridian-dropped-params`)
     /// instead of refused with `unsupported_parameter`.
     pub drop_unsupported: bool,
+    pub objective: Objective,
+}
+
+/// What routing optimises for a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Objective {
+    /// The fastest healthy deployment.
+    #[default]
+    Latency,
+    /// The cheapest healthy deployment predicted to produce its first content within `max_ttft_ms`; the fastest
+    /// when none is.
+    Cost { max_ttft_ms: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -465,6 +477,34 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             }
             _ => None,
         };
+        let objective = match (m.objective.as_deref(), m.max_ttft_ms) {
+            (None | Some("latency"), None) => Objective::Latency,
+            (Some("cost"), Some(ms)) if ms > 0 => Objective::Cost { max_ttft_ms: ms },
+            (Some("cost"), _) => {
+                return Err(err(
+                    format_args!("{path}.max_ttft_ms"),
+                    "required with objective = \"cost\": the slowest predicted time to first token a cheaper deployment may have (milliseconds, positive)",
+                ))
+            }
+            (None | Some("latency"), Some(_)) => {
+                return Err(err(
+                    format_args!("{path}.max_ttft_ms"),
+                    "only with objective = \"cost\"",
+                ))
+            }
+            (Some(o), _) => {
+                return Err(err(
+                    format_args!("{path}.objective"),
+                    format_args!("unknown objective {o:?} (\"latency\" or \"cost\")"),
+                ))
+            }
+        };
+        if objective != Objective::Latency && deployments.iter().all(|d| d.price.is_none()) {
+            return Err(err(
+                format_args!("{path}.objective"),
+                "\"cost\" needs prices: no deployment of this model has one (configured or built in)",
+            ));
+        }
         models.insert(
             name.clone(),
             Model {
@@ -474,6 +514,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 max_attempts,
                 cache,
                 drop_unsupported: m.drop_unsupported.unwrap_or(false),
+                objective,
             },
         );
     }

@@ -144,6 +144,10 @@ pub struct RawModel {
     pub cache: Option<RawCache>,
     /// Drop request fields a deployment's provider kind has no equivalent for, instead of refusing the request.
     pub drop_unsupported: Option<bool>,
+    /// `"latency"` (the default: the fastest healthy deployment) or `"cost"`: the cheapest healthy deployment
+    /// predicted to answer within `max_ttft_ms`.
+    pub objective: Option<String>,
+    pub max_ttft_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -21,6 +21,9 @@ const KV_BINDING: &str = "MERIDIAN_KV";
 /// Durable Object namespace of [`super::RateLimiter`], required only when keys have rate limits.
 const LIMITER_BINDING: &str = "MERIDIAN_LIMITER";
 
+/// Optional Workers Analytics Engine dataset: one data point per request (`crate::analytics`).
+const ANALYTICS_BINDING: &str = "MERIDIAN_ANALYTICS";
+
 /// Durable Object namespace of [`super::SpendLedger`]: the spend ledger and budgets, one object per key.
 const LEDGER_BINDING: &str = "MERIDIAN_LEDGER";
 
@@ -331,6 +334,27 @@ impl Platform for EdgePlatform {
                 lease(ledger(&env, &ask.key)?, "ledger", &ask).await
             })
         })
+    }
+
+    fn analytics(&self) -> Option<crate::platform::AnalyticsWriter> {
+        // Taken as it is, not through `Env::analytics_engine`, whose check of the class name refuses the local
+        // runtime's simulated dataset (`LocalAnalyticsEngineDataset`): anything with `writeDataPoint` will do.
+        let binding =
+            js_sys::Reflect::get(self.env.as_ref(), &JsValue::from_str(ANALYTICS_BINDING)).ok()?;
+        if binding.is_undefined() || binding.is_null() {
+            return None;
+        }
+        let dataset: worker::AnalyticsEngineDataset = binding.unchecked_into();
+        Some(Rc::new(move |p: &crate::analytics::DataPoint| {
+            let written = worker::AnalyticsEngineDataPointBuilder::new()
+                .indexes([p.index.as_str()])
+                .blobs(p.blobs.iter().map(String::as_str))
+                .doubles(p.doubles.iter().copied())
+                .write_to(&dataset);
+            if let Err(e) = written {
+                worker::console_error!("meridian: analytics data point not written: {e}");
+            }
+        }))
     }
 
     /// A ledger that cannot be written is logged: the answer was already given.

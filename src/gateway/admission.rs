@@ -258,7 +258,8 @@ pub(super) fn identify<'r, 'c, P: Platform>(
                 Some(sub) => format!("token:{sub}"),
                 None => principal.key.name.clone(),
             },
-        )
+        );
+        r.key = Some(principal.key.name.clone());
     });
     Ok(Identified { req, principal })
 }

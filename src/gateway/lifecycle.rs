@@ -111,9 +111,9 @@ pub(super) async fn run<P: Platform, O: Operation>(
             ),
         ));
     }
-    let (hedge_budget, max_attempts) = match target {
-        Target::Alias(m) => (m.hedge_budget, m.max_attempts),
-        Target::Direct(_) => (None, 1),
+    let (hedge_budget, max_attempts, objective) = match target {
+        Target::Alias(m) => (m.hedge_budget, m.max_attempts, m.objective),
+        Target::Direct(_) => (None, 1, crate::config::Objective::Latency),
     };
     let shape = Shape {
         stream: op.stream(),
@@ -122,6 +122,7 @@ pub(super) async fn run<P: Platform, O: Operation>(
     let policy = Policy {
         exploration: config.routing.exploration,
         hedge_budget,
+        objective,
     };
     let plan = state.router.borrow_mut().plan(
         deps,
@@ -206,6 +207,20 @@ pub(super) async fn run<P: Platform, O: Operation>(
         match result {
             Ok((mut resp, used)) => {
                 annotate(&mut resp, used, attempts, &caller.location);
+                // Why this deployment: the plan's reason for its first, else how the request got past it.
+                let first = &deps[plan.order[0]];
+                let reason = if std::ptr::eq(used, first) {
+                    plan.reason.as_str()
+                } else if recorder.read(|r| {
+                    r.attempts
+                        .iter()
+                        .any(|a| a.outcome == crate::record::AttemptOutcome::Lost)
+                }) {
+                    "hedge"
+                } else {
+                    "failover"
+                };
+                resp.headers.insert("x-meridian-route-reason", reason);
                 if let Some(status) = cache_status {
                     resp.headers.insert("x-meridian-cache", status);
                 }

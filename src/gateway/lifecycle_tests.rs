@@ -721,6 +721,7 @@ fn hedge_delay(cfg: &Config, stream: bool, req: &Request) -> u64 {
         Policy {
             exploration: 0.0,
             hedge_budget: Some(1.0),
+            objective: crate::config::Objective::Latency,
         },
         FAKE_NOW_MS,
     );
@@ -1305,4 +1306,36 @@ fn a_budget_trips_with_budget_exceeded_in_both_dialects_and_holds() {
     let p2 = platform([completion()]);
     let (resp, _) = run(&cfg, &p2, &state, chat(D::OpenAi, "p", false));
     assert_eq!(resp.status, 200);
+}
+
+#[test]
+fn every_request_writes_one_analytics_data_point_when_a_dataset_is_bound() {
+    let cfg = priced("", "");
+    let p = platform([completion(), completion()]).with_analytics();
+    let state = State::new(1);
+    run(&cfg, &p, &state, chat(D::Anthropic, "p", false));
+    let mut unauthenticated = chat(D::OpenAi, "p", false);
+    unauthenticated.headers = Headers::new();
+    let (resp, _) = run(&cfg, &p, &state, unauthenticated);
+    assert_eq!(resp.status, 401);
+    let points = p.analytics.as_ref().unwrap().borrow().clone();
+    assert_eq!(points.len(), 2, "{points:?}");
+    let served = &points[0];
+    assert_eq!(
+        (served.index.as_str(), served.blobs[3].as_str()),
+        ("demo", "a/m-a")
+    );
+    assert!((served.doubles[5] - FIXTURE_COST).abs() < 1e-12);
+    assert_eq!(served.doubles[8], 200.0);
+    assert_eq!(points[1].blobs[7], "missing_api_key");
+    assert_eq!(
+        (points[1].index.as_str(), points[1].doubles[8]),
+        ("", 401.0)
+    );
+    // Unbound: nothing is written, nothing fails.
+    let p = platform([completion()]);
+    assert_eq!(
+        run(&cfg, &p, &state, chat(D::OpenAi, "p", false)).0.status,
+        200
+    );
 }

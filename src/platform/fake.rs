@@ -153,6 +153,8 @@ pub struct FakePlatform {
     pub lease_asks: Rc<Cell<u32>>,
     /// The spend ledger's entries as written, by key, with what each reserved of the budget.
     pub ledger: Rc<RefCell<Vec<(String, crate::ledger::Entry, u64)>>>,
+    /// Data points written to Analytics Engine, when a dataset is bound (`with_analytics`).
+    pub analytics: Option<Rc<RefCell<Vec<crate::analytics::DataPoint>>>>,
     /// Each key's budget book, as its ledger object would keep it.
     pub budgets: Rc<RefCell<HashMap<String, crate::ledger::BudgetBook>>>,
     pub clock: Rc<Clock>,
@@ -169,6 +171,12 @@ impl FakePlatform {
             script: RefCell::new(script.into_iter().collect()),
             ..Default::default()
         }
+    }
+
+    /// Binds an Analytics Engine dataset that keeps what is written to it.
+    pub fn with_analytics(mut self) -> Self {
+        self.analytics = Some(Rc::default());
+        self
     }
 
     pub fn with_secret(mut self, name: &str, value: &str) -> Self {
@@ -424,6 +432,13 @@ impl Platform for FakePlatform {
                 ))
             })
         })
+    }
+
+    fn analytics(&self) -> Option<super::AnalyticsWriter> {
+        let points = self.analytics.clone()?;
+        Some(Rc::new(move |p: &crate::analytics::DataPoint| {
+            points.borrow_mut().push(p.clone())
+        }))
     }
 
     fn ledger_writer(&self) -> super::LedgerWriter {

@@ -36,6 +36,47 @@ pub struct Policy {
     pub exploration: f64,
     /// Hedging: `Some(budget)` lets at most `budget` (a fraction) of requests start a second attempt.
     pub hedge_budget: Option<f64>,
+    pub objective: crate::config::Objective,
+}
+
+/// Why the first deployment of a plan is first (`x-meridian-route-reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The fastest healthy deployment (predicted time to first content).
+    Fastest,
+    /// The cheapest healthy deployment predicted within the model's `max_ttft_ms`.
+    CheapestWithinTtft,
+    /// Cost routing found none within `max_ttft_ms`: the fastest.
+    FastestNoneWithinTtft,
+    /// An exploration probe: another healthy deployment, measured least recently.
+    Explore,
+    /// A deployment whose circuit cooldown is over gets this request as its trial.
+    Trial,
+    /// Only deployments with an open circuit were left.
+    Unhealthy,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Fastest => "fastest",
+            Reason::CheapestWithinTtft => "cheapest-within-ttft",
+            Reason::FastestNoneWithinTtft => "fastest-none-within-ttft",
+            Reason::Explore => "explore",
+            Reason::Trial => "trial",
+            Reason::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// A deployment's expected milliseconds and its index.
+type Scored = (f64, usize);
+
+/// The price a cost objective compares: three input tokens to one output (a typical chat request's mix), USD per
+/// million; unpriced deployments after every priced one.
+fn blended(dep: &Deployment) -> f64 {
+    dep.price
+        .map_or(f64::INFINITY, |p| (3.0 * p.input + p.output) / 4.0)
 }
 
 /// The order in which to try deployments, and when to hedge.
@@ -45,6 +86,8 @@ pub struct Plan {
     pub order: Vec<usize>,
     /// Start the second deployment in parallel if the first has produced nothing after this long.
     pub hedge_after_ms: Option<u64>,
+    /// Why `order[0]` is first.
+    pub reason: Reason,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -189,6 +232,25 @@ impl Router {
         by_score(&mut healthy);
         by_score(&mut trials);
         by_score(&mut open);
+        let mut reason = Reason::Fastest;
+        if let crate::config::Objective::Cost { max_ttft_ms } = policy.objective {
+            // The cheapest of those predicted within the limit go first, cheapest first (the faster of two equally
+            // priced); the rest stay by speed behind them, for failover.
+            let (mut within, beyond): (Vec<Scored>, Vec<Scored>) = healthy
+                .iter()
+                .partition(|(score, _)| *score <= max_ttft_ms as f64);
+            within.sort_by(|a, b| {
+                blended(&deps[a.1])
+                    .total_cmp(&blended(&deps[b.1]))
+                    .then(a.0.total_cmp(&b.0))
+            });
+            reason = if within.is_empty() {
+                Reason::FastestNoneWithinTtft
+            } else {
+                Reason::CheapestWithinTtft
+            };
+            healthy = within.into_iter().chain(beyond).collect();
+        }
 
         if healthy.len() > 1 && policy.exploration > 0.0 {
             // Directed exploration: the probe goes to the alternative measured least recently, so every
@@ -217,6 +279,7 @@ impl Router {
                 // The probe goes first; the rest keep their order, so the best stays next in line for failover.
                 let probe = healthy.remove(stalest);
                 healthy.insert(0, probe);
+                reason = Reason::Explore;
             }
         }
 
@@ -228,6 +291,11 @@ impl Router {
         order.extend(trials.iter().skip(1).map(|t| t.1));
         // Open circuits last: better a likely failure than a certain one when nothing else is left.
         order.extend(open.iter().map(|t| t.1));
+        if !trials.is_empty() {
+            reason = Reason::Trial;
+        } else if healthy.is_empty() {
+            reason = Reason::Unhealthy;
+        }
 
         let hedge_after_ms = match policy.hedge_budget {
             Some(budget) if order.len() > 1 => {
@@ -248,6 +316,7 @@ impl Router {
         Plan {
             order,
             hedge_after_ms,
+            reason,
         }
     }
 

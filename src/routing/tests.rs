@@ -12,6 +12,7 @@ const STREAM: Shape = Shape {
 const NO_HEDGE: Policy = Policy {
     exploration: 0.0,
     hedge_budget: None,
+    objective: crate::config::Objective::Latency,
 };
 
 /// One model with deployments in Frankfurt, Virginia and Tokyo, the middle one tagged "us".
@@ -123,6 +124,7 @@ fn residency_filter_is_never_violated() {
             Policy {
                 exploration: 0.5,
                 hedge_budget: Some(1.0),
+                objective: crate::config::Objective::Latency,
             },
             0,
         );
@@ -147,6 +149,7 @@ fn exploration_sends_a_small_share_elsewhere() {
     let policy = Policy {
         exploration: 0.1,
         hedge_budget: None,
+        objective: crate::config::Objective::Latency,
     };
     let firsts: Vec<usize> = (0..2_000)
         .map(|_| {
@@ -169,6 +172,7 @@ fn hedging_respects_its_budget() {
     let policy = Policy {
         exploration: 0.0,
         hedge_budget: Some(0.1),
+        objective: crate::config::Objective::Latency,
     };
     let mut hedges = 0;
     for _ in 0..1_000 {
@@ -194,6 +198,7 @@ fn heavy_tail(r: &mut Router, dep: &Deployment) {
 const ALWAYS_HEDGE: Policy = Policy {
     exploration: 0.0,
     hedge_budget: Some(1.0),
+    objective: crate::config::Objective::Latency,
 };
 
 #[test]
@@ -247,6 +252,7 @@ fn exploration_probes_alternatives_in_turn() {
     let policy = Policy {
         exploration: 0.1,
         hedge_budget: None,
+        objective: crate::config::Objective::Latency,
     };
     let mut probes = [0u32; 3];
     for n in 1..2_000 {
@@ -271,6 +277,7 @@ fn never_measured_alternatives_are_probed_early() {
     let policy = Policy {
         exploration: 0.05,
         hedge_budget: None,
+        objective: crate::config::Objective::Latency,
     };
     let mut first_probe = None;
     for n in 0..40 {
@@ -283,4 +290,80 @@ fn never_measured_alternatives_are_probed_early() {
         }
     }
     assert!(first_probe.is_some_and(|n| n < 20), "{first_probe:?}");
+}
+
+/// Frankfurt cheap, Virginia mid-priced, Tokyo dear (USD per million tokens, input and output).
+fn priced_deployments() -> Vec<Deployment> {
+    let mut deps = deployments();
+    for (d, (input, output)) in deps.iter_mut().zip([(0.1, 0.4), (1.0, 4.0), (5.0, 20.0)]) {
+        d.price = Some(crate::pricing::Price {
+            input,
+            output,
+            cached_input: input,
+            cache_write: input,
+        });
+    }
+    deps
+}
+
+#[test]
+fn cost_routing_takes_the_cheapest_within_the_ttft_limit_and_the_fastest_when_none_is() {
+    let deps = priced_deployments();
+    let cost = Policy {
+        objective: crate::config::Objective::Cost { max_ttft_ms: 300 },
+        ..NO_HEDGE
+    };
+    let mut r = Router::new(7);
+    let from_virginia = Location {
+        colo: None,
+        lat_lon: Some((38.9, -77.0)),
+    };
+    let mut now = 0;
+    let measure = |r: &mut Router, ms: [f64; 3], now: &mut u64| {
+        for _ in 0..10 {
+            for (d, m) in deps.iter().zip(ms) {
+                r.success(d, STREAM, m, *now);
+            }
+            *now += 1000;
+        }
+    };
+    // Frankfurt is cheapest and within 300 ms: first, though Virginia is faster.
+    measure(&mut r, [250.0, 40.0, 400.0], &mut now);
+    let plan = r.plan(&deps, &ALL, &from_virginia, STREAM, cost, now);
+    assert_eq!(
+        (plan.order[0], plan.reason),
+        (0, Reason::CheapestWithinTtft)
+    );
+    assert_eq!(
+        plan.order[1], 1,
+        "the next cheapest within the limit backs it up"
+    );
+    // The same measurements under the latency objective: Virginia.
+    let plan = r.plan(&deps, &ALL, &from_virginia, STREAM, NO_HEDGE, now);
+    assert_eq!((plan.order[0], plan.reason), (1, Reason::Fastest));
+    // Frankfurt slows past the limit: Virginia, the cheapest still within it.
+    measure(&mut r, [900.0, 40.0, 400.0], &mut now);
+    let plan = r.plan(&deps, &ALL, &from_virginia, STREAM, cost, now);
+    assert_eq!(
+        (plan.order[0], plan.reason),
+        (1, Reason::CheapestWithinTtft)
+    );
+    // Nothing within the limit: the fastest, said as such.
+    measure(&mut r, [900.0, 700.0, 400.0], &mut now);
+    let plan = r.plan(&deps, &ALL, &from_virginia, STREAM, cost, now);
+    assert_eq!(
+        (plan.order[0], plan.reason),
+        (2, Reason::FastestNoneWithinTtft)
+    );
+    // Residency still holds: an excluded deployment is never planned, however cheap.
+    measure(&mut r, [100.0, 100.0, 100.0], &mut now);
+    let plan = r.plan(
+        &deps,
+        &[false, true, true],
+        &from_virginia,
+        STREAM,
+        cost,
+        now,
+    );
+    assert_eq!(plan.order, vec![1, 2]);
 }

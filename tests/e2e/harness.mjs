@@ -60,7 +60,7 @@ export async function startMock(regions) {
 }
 
 /** Runs the compiled worker in workerd with MERIDIAN_CONFIG (object or string) and extra string bindings. */
-export async function startWorker(config, bindings = {}, { kv = false, limiter = false, ledger = false } = {}) {
+export async function startWorker(config, bindings = {}, { kv = false, limiter = false, ledger = false, analytics = false } = {}) {
   need(WORKER, "run `make build` first");
   // What the worker logs, line by line (the request records among them); warnings and errors still reach stderr.
   const logs = [];
@@ -68,36 +68,60 @@ export async function startWorker(config, bindings = {}, { kv = false, limiter =
     for (const line of String(message).split("\n")) logs.push(line);
     if (level === "error" || level === "warn") process.stderr.write(`${message}\n`);
   };
+  const meridian = {
+    name: "meridian",
+    // The entry wrapper, the bundle scripts/build-worker writes, and the wasm it imports as "./index_bg.wasm".
+    modulesRoot: ROOT,
+    modules: [
+      { type: "ESModule", path: ENTRY },
+      { type: "ESModule", path: WORKER },
+      { type: "CompiledWasm", path: path.join(BUILD, "index_bg.wasm") },
+    ],
+    compatibilityDate: "2026-11-01",
+    bindings: { MERIDIAN_CONFIG: config, ...bindings },
+    // In-memory local KV, as `wrangler dev` provides it.
+    ...(kv ? { kvNamespaces: ["MERIDIAN_KV"] } : {}),
+    // The Durable Objects exported by the worker itself: the rate limiter and the spend ledger (SQLite).
+    ...(limiter || ledger
+      ? {
+          durableObjects: {
+            ...(limiter ? { MERIDIAN_LIMITER: "RateLimiter" } : {}),
+            ...(ledger ? { MERIDIAN_LEDGER: { className: "SpendLedger", useSQLite: true } } : {}),
+          },
+        }
+      : {}),
+  };
+  // A recording stand-in for the Analytics Engine binding (the local runtime's own dataset accepts data points and
+  // drops them): MERIDIAN_ANALYTICS is bound to a second worker's RPC entrypoint whose writeDataPoint keeps each
+  // point, and whose fetch hands them to this process.
+  const recorder = {
+    name: "analytics-recorder-stand-in",
+    modules: true,
+    script: `import { WorkerEntrypoint } from "cloudflare:workers";
+      const points = [];
+      export class AnalyticsEngineRecordingStandIn extends WorkerEntrypoint {
+        writeDataPoint(point) { points.push(point); }
+      }
+      export default { fetch() { return Response.json(points); } };`,
+    compatibilityDate: "2026-11-01",
+  };
+  const shared = { host: "127.0.0.1", port: 0, handleStructuredLogs, kvPersist: false, durableObjectsPersist: false };
   // Miniflare 5 (the one wrangler 4.164 ships) takes a new option shape; the v4 shape converts to it.
   const mf = new Miniflare(
-    convertV4MiniflareOptions({
-      name: "meridian",
-      // The entry wrapper, the bundle scripts/build-worker writes, and the wasm it imports as "./index_bg.wasm".
-      modulesRoot: ROOT,
-      modules: [
-        { type: "ESModule", path: ENTRY },
-        { type: "ESModule", path: WORKER },
-        { type: "CompiledWasm", path: path.join(BUILD, "index_bg.wasm") },
-      ],
-      compatibilityDate: "2026-11-01",
-      bindings: { MERIDIAN_CONFIG: config, ...bindings },
-      // In-memory local KV, as `wrangler dev` provides it.
-      ...(kv ? { kvNamespaces: ["MERIDIAN_KV"], kvPersist: false } : {}),
-      // The rate-limit Durable Object class exported by the worker itself.
-      // The Durable Objects exported by the worker itself: the rate limiter and the spend ledger (SQLite).
-      ...(limiter || ledger
+    convertV4MiniflareOptions(
+      analytics
         ? {
-            durableObjects: {
-              ...(limiter ? { MERIDIAN_LIMITER: "RateLimiter" } : {}),
-              ...(ledger ? { MERIDIAN_LEDGER: { className: "SpendLedger", useSQLite: true } } : {}),
-            },
-            durableObjectsPersist: false,
+            ...shared,
+            workers: [
+              {
+                ...meridian,
+                serviceBindings: { MERIDIAN_ANALYTICS: { name: recorder.name, entrypoint: "AnalyticsEngineRecordingStandIn" } },
+              },
+              recorder,
+            ],
           }
-        : {}),
-      host: "127.0.0.1",
-      port: 0,
-      handleStructuredLogs,
-    }),
+        : { ...shared, ...meridian },
+    ),
   );
   let url;
   try {
@@ -120,6 +144,11 @@ export async function startWorker(config, bindings = {}, { kv = false, limiter =
     mf,
     logs,
     records,
+    /** The data points the Analytics Engine stand-in received (with `analytics: true`). */
+    async analyticsPoints() {
+      const stub = await mf.getWorker(recorder.name);
+      return (await stub.fetch("http://stand-in/")).json();
+    },
     /** The request records logged after the first `skip`, once there are `n` of them (they are written after the
      *  response), then a short quiet period so that an extra record would be seen. */
     async recordsAfter(skip, n, { timeoutMs = 5000, quietMs = 150 } = {}) {
