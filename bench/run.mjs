@@ -176,7 +176,7 @@ async function defineTargets({ tmp, mock, kv, workerd, notes }) {
         writeFileSync(configFile, JSON.stringify(config));
         const dos = durableObjectBindings(bundle, notes);
         T[name] = workerTarget(name, "`wrangler deploy --dry-run` upload of build/, workerd serve, MERIDIAN_CONFIG json binding, MERIDIAN_KV kvNamespace (in-memory KV workerd)" +
-          dos.map((d) => `, ${d.name} Durable Object (${d.durableObjectClass}, in memory)`).join("") +
+          dos.map((d) => `, ${d.name} Durable Object (${d.durableObjectClass}, SQLite on local disk)`).join("") +
           (leased ? "; key limited (rpm 100000000, leased) with the limiter object 150 ms away (MERIDIAN_TEST_LIMITER_DELAY_MS)" : "") +
           (budgeted ? "; key with a daily budget (usd_per_day 1e9, slices from its ledger object) 150 ms away (MERIDIAN_TEST_LIMITER_DELAY_MS)" : ""), bundle, [
           { name: "MERIDIAN_CONFIG", jsonFile: configFile },

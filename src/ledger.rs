@@ -51,6 +51,21 @@ pub struct Entry {
     pub spend: Spend,
 }
 
+/// What a request reserved of its key's budgets up front, micro-dollars: of the key's whole, and of its model's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reserved {
+    #[serde(default)]
+    pub key: u64,
+    #[serde(default)]
+    pub model: u64,
+}
+
+impl Reserved {
+    pub fn is_zero(&self) -> bool {
+        self.key == 0 && self.model == 0
+    }
+}
+
 /// A row of `GET /_meridian/spend`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
@@ -58,6 +73,19 @@ pub struct Row {
     pub model: String,
     pub principal: String,
     pub spend: Spend,
+}
+
+/// What to write for a finished request: its entry when a provider (or the cache) served it; a request that spent
+/// nothing (an error, a refusal) but reserved budget writes an entry of nothing, so the reservation is given back.
+pub fn entry_reserving(r: &Record, reserved: Reserved) -> Option<Entry> {
+    entry(r).or_else(|| {
+        (!reserved.is_zero()).then(|| Entry {
+            day: day_of(r.ts),
+            model: r.model.clone().unwrap_or_default(),
+            principal: r.principal.clone().unwrap_or_default(),
+            spend: Spend::default(),
+        })
+    })
 }
 
 /// The ledger entry of a finished request that a provider (or the cache) served; `None` for anything else (an
@@ -97,16 +125,16 @@ pub fn entry(r: &Record) -> Option<Entry> {
 /// per key and isolate in that time, instead of one per request (each a Durable Object call).
 pub const FLUSH_MS: u64 = 1_000;
 
-/// Entries waiting to be written, by ledger object, with what each reserved of its budget (micro-dollars).
+/// Entries waiting to be written, by ledger object, with what each reserved of its budgets.
 #[derive(Debug, Default)]
 pub struct Batch {
-    by_ledger: std::collections::HashMap<String, Vec<(Entry, u64)>>,
+    by_ledger: std::collections::HashMap<String, Vec<(Entry, Reserved)>>,
 }
 
 impl Batch {
     /// Adds an entry; `true` when it is the first waiting for that ledger (the caller schedules the write).
     /// Entries for the same day, model and principal are summed: the write carries one per row.
-    pub fn add(&mut self, ledger: &str, entry: Entry, reserved: u64) -> bool {
+    pub fn add(&mut self, ledger: &str, entry: Entry, reserved: Reserved) -> bool {
         let waiting = self.by_ledger.entry(ledger.to_owned()).or_default();
         let first = waiting.is_empty();
         match waiting.iter_mut().find(|(e, _)| {
@@ -114,14 +142,15 @@ impl Batch {
         }) {
             Some((e, r)) => {
                 e.spend.add(&entry.spend);
-                *r += reserved;
+                r.key += reserved.key;
+                r.model += reserved.model;
             }
             None => waiting.push((entry, reserved)),
         }
         first
     }
 
-    pub fn take(&mut self, ledger: &str) -> Vec<(Entry, u64)> {
+    pub fn take(&mut self, ledger: &str) -> Vec<(Entry, Reserved)> {
         self.by_ledger.remove(ledger).unwrap_or_default()
     }
 }
@@ -329,26 +358,27 @@ mod tests {
                 ..Spend::default()
             },
         };
+        let r = |key, model| Reserved { key, model };
         let mut b = Batch::default();
         assert!(
-            b.add("ledger:k", e("a", 1.0), 5),
+            b.add("ledger:k", e("a", 1.0), r(5, 1)),
             "the first entry schedules the write"
         );
-        assert!(!b.add("ledger:k", e("a", 2.0), 7));
-        assert!(!b.add("ledger:k", e("b", 4.0), 0));
+        assert!(!b.add("ledger:k", e("a", 2.0), r(7, 2)));
+        assert!(!b.add("ledger:k", e("b", 4.0), r(0, 0)));
         assert!(
-            b.add("ledger:j", e("a", 8.0), 0),
+            b.add("ledger:j", e("a", 8.0), r(0, 0)),
             "another ledger has its own write"
         );
         let k = b.take("ledger:k");
         assert_eq!(k.len(), 2, "one entry per row");
         assert_eq!(
             (k[0].0.spend.requests, k[0].0.spend.cost_usd, k[0].1),
-            (2, 3.0, 12)
+            (2, 3.0, r(12, 3))
         );
         assert!(b.take("ledger:k").is_empty());
         assert!(
-            b.add("ledger:k", e("a", 1.0), 0),
+            b.add("ledger:k", e("a", 1.0), r(0, 0)),
             "taken: the next entry schedules again"
         );
     }

@@ -42,6 +42,8 @@ pub struct LeaseAsk {
     pub want: crate::lease::Want,
     /// A budget's monthly limit in micro-dollars (`tpm` holds the daily one); `None` for rate limits.
     pub per_month: Option<u64>,
+    /// A budget's scope: the model whose own budget this is; `None` for the key's whole (and rate limits).
+    pub scope: Option<String>,
 }
 
 /// Writes a data point to the Workers Analytics Engine dataset (the runtime sends it on; nothing to wait for).
@@ -49,7 +51,8 @@ pub type AnalyticsWriter = Rc<dyn Fn(&crate::analytics::DataPoint)>;
 
 /// Adds entries to a key's ledger object (named first), each with what it reserved of the key's budget up front in
 /// micro-dollars (0 without a budget). The future it returns is run in the background.
-pub type LedgerWriter = Rc<dyn Fn(String, Vec<(crate::ledger::Entry, u64)>) -> Work>;
+pub type LedgerWriter =
+    Rc<dyn Fn(String, Vec<(crate::ledger::Entry, crate::ledger::Reserved)>) -> Work>;
 
 /// Asks a key's limiter object for a slice of its window; owned, so that a refill can run in the background.
 pub type RateLeaser = Rc<

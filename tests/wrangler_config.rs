@@ -31,7 +31,7 @@ fn the_demo_prices_every_deployment_and_has_a_budget_and_an_admin_key() {
         }
     }
     let budget = c.keys.iter().find(|k| k.name == "demo-budget").unwrap();
-    assert!(budget.budget.is_some_and(|b| b.per_day.is_some()));
+    assert!(budget.budget.as_ref().is_some_and(|b| b.per_day.is_some()));
     assert_eq!(c.admin_keys.len(), 1);
     assert_eq!(c.admin_keys[0].name, "demo-admin");
 }

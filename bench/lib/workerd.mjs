@@ -97,13 +97,19 @@ export function writeWorkerdConfig({ dir, port, bundle, bindings = [], compatibi
   ];
   const bindingText = [];
   const doClasses = [];
+  // Durable Objects keep their storage in SQLite on disk, as wrangler.toml's `new_sqlite_classes` make them on
+  // Cloudflare (workerd's in-memory storage has no SQL, which the spend ledger needs); a fresh directory per
+  // instance, so every start is a cold one.
+  const doDir = path.join(dir, "do-storage");
+  mkdirSync(doDir, { recursive: true });
+  services.push(`(name = "do-storage", disk = (path = ${capnpString(doDir)}, writable = true))`);
   for (const b of bindings) {
     if (b.text !== undefined) bindingText.push(`(name = ${capnpString(b.name)}, text = ${capnpString(b.text)})`);
     else if (b.jsonFile) {
       copyFileSync(b.jsonFile, path.join(dir, `${b.name}.json`));
       bindingText.push(`(name = ${capnpString(b.name)}, json = embed ${capnpString(`${b.name}.json`)})`);
     } else if (b.durableObjectClass) {
-      // A Durable Object class the worker exports itself (wrangler.toml's [[durable_objects.bindings]]), in memory.
+      // A Durable Object class the worker exports itself (wrangler.toml's [[durable_objects.bindings]]).
       doClasses.push(b.durableObjectClass);
       bindingText.push(`(name = ${capnpString(b.name)}, durableObjectNamespace = (className = ${capnpString(b.durableObjectClass)}))`);
     } else if (b.kvService) {
@@ -137,7 +143,7 @@ const mainWorker :Workerd.Worker = (
   durableObjectNamespaces = [
     ${[...new Set(doClasses)].map((c) => `(className = ${capnpString(c)}, uniqueKey = ${capnpString(`bench-${c}`)}, enableSql = true)`).join(",\n    ")}
   ],
-  durableObjectStorage = (inMemory = void),` : ""}
+  durableObjectStorage = (localDisk = "do-storage"),` : ""}
 );
 `;
   const file = path.join(dir, "config.capnp");

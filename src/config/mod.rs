@@ -184,11 +184,31 @@ pub struct GatewayKey {
     pub budget: Option<Budget>,
 }
 
-/// What a key may spend, USD; at least one of the two.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What a key may spend, USD per UTC day and month: in all (`per_day`, `per_month`), and on single models.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Budget {
     pub per_day: Option<f64>,
     pub per_month: Option<f64>,
+    /// By model alias: at least one of the two.
+    pub models: BTreeMap<String, UsdLimits>,
+}
+
+/// USD per UTC day and per UTC month.
+pub type UsdLimits = (Option<f64>, Option<f64>);
+
+impl Budget {
+    /// The budgets a request for `model` spends from: the key's whole (scope `None`) when it has one, and the
+    /// model's own; each with its daily and monthly limits.
+    pub fn scopes(&self, model: &str) -> Vec<(Option<&str>, UsdLimits)> {
+        let mut out = Vec::with_capacity(2);
+        if self.per_day.is_some() || self.per_month.is_some() {
+            out.push((None, (self.per_day, self.per_month)));
+        }
+        if let Some((name, limits)) = self.models.get_key_value(model) {
+            out.push((Some(name.as_str()), *limits));
+        }
+        out
+    }
 }
 
 /// A key for the admin endpoints.
@@ -301,17 +321,29 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             None => None,
             Some(b) => {
                 let ok = |v: Option<f64>| v.is_none_or(|v| v.is_finite() && v > 0.0);
-                if !(ok(b.usd_per_day) && ok(b.usd_per_month))
-                    || (b.usd_per_day.is_none() && b.usd_per_month.is_none())
-                {
+                let whole = b.usd_per_day.is_some() || b.usd_per_month.is_some();
+                if !(ok(b.usd_per_day) && ok(b.usd_per_month)) || (!whole && b.models.is_empty()) {
                     return Err(err(
                         format_args!("keys[{i}].budget"),
-                        "usd_per_day and usd_per_month must be positive numbers, and at least one given",
+                        "usd_per_day and usd_per_month must be positive numbers, and at least one given (or models)",
                     ));
+                }
+                let mut models = BTreeMap::new();
+                for (model, m) in b.models {
+                    if !(ok(m.usd_per_day) && ok(m.usd_per_month))
+                        || (m.usd_per_day.is_none() && m.usd_per_month.is_none())
+                    {
+                        return Err(err(
+                            format_args!("keys[{i}].budget.models.{model}"),
+                            "usd_per_day and usd_per_month must be positive numbers, and at least one given",
+                        ));
+                    }
+                    models.insert(model, (m.usd_per_day, m.usd_per_month));
                 }
                 Some(Budget {
                     per_day: b.usd_per_day,
                     per_month: b.usd_per_month,
+                    models,
                 })
             }
         };
@@ -571,6 +603,17 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         ..defaults
     };
 
+    // A model budget names a model this gateway serves.
+    for (i, k) in keys.iter().enumerate() {
+        for model in k.budget.iter().flat_map(|b| b.models.keys()) {
+            if !models.contains_key(model) {
+                return Err(err(
+                    format_args!("keys[{i}].budget.models.{model}"),
+                    "no such model",
+                ));
+            }
+        }
+    }
     let mut admin_keys = Vec::with_capacity(raw.admin_keys.len());
     for (i, k) in raw.admin_keys.into_iter().enumerate() {
         if k.name.is_empty() {

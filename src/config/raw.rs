@@ -93,6 +93,16 @@ pub struct RawAdminKey {
 pub struct RawBudget {
     pub usd_per_day: Option<f64>,
     pub usd_per_month: Option<f64>,
+    /// Budgets of the key's spend on one model (by alias), beside or instead of the key's whole.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub models: BTreeMap<String, RawModelBudget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModelBudget {
+    pub usd_per_day: Option<f64>,
+    pub usd_per_month: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,12 +1,14 @@
 //! The spend ledger Durable Object: one instance per gateway key, its SQLite storage holding what the key (and each
-//! browser-token subject under it) spent per model and UTC day, and its budget: the day's spend plus the slices
-//! of it that isolates hold, handed out as [`crate::ratelimit::Window`] slices in micro-dollars. worker/entry.mjs
+//! browser-token subject under it) spent per model and UTC day, and its budgets (the key's whole, and any model's
+//! own): each the day's spend plus the slices of it that isolates hold, handed out as
+//! [`crate::ratelimit::Window`] slices in micro-dollars. worker/entry.mjs
 //! re-exports it (replacing an instance a panic invalidated; the table survives, the slices outstanding are
 //! forgotten, which errs towards admitting at most those slices again).
 
-use crate::ledger::{day_of, micro, month_start, BudgetBook, Entry, Row, Spend};
+use crate::ledger::{day_of, micro, month_start, BudgetBook, Entry, Reserved, Row, Spend};
 use serde::Deserialize;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
 };
@@ -16,11 +18,13 @@ const DAY_MS: u64 = 86_400_000;
 #[durable_object(fetch)]
 pub struct SpendLedger {
     state: State,
-    budget: RefCell<Option<BudgetBook>>,
+    /// By scope: "" for the key's whole budget, a model alias for that model's own.
+    books: RefCell<HashMap<String, BudgetBook>>,
 }
 
-/// `…/lease?want_requests=&want_tokens=&give_end_ms=&give_requests=&give_tokens=&day=&month=`: a slice of the
-/// budget in micro-dollars (`tokens`), after taking back the unused rest of the last one.
+/// `…/lease?want_requests=&want_tokens=&give_end_ms=&give_requests=&give_tokens=&day=&month=&model=`: a slice of
+/// the budget (the model's own with `model`) in micro-dollars (`tokens`), after taking back the unused rest of
+/// the last one.
 #[derive(Deserialize)]
 struct LeaseQuery {
     #[serde(default)]
@@ -34,6 +38,7 @@ struct LeaseQuery {
     give_tokens: u64,
     day: Option<u64>,
     month: Option<u64>,
+    model: Option<String>,
 }
 
 /// `…/rows?from=&to=`: the ledger's rows for those days (inclusive).
@@ -43,13 +48,13 @@ struct RowsQuery {
     to: String,
 }
 
-/// One entry of a `POST …/record` (a JSON array of them): a request's (or like requests') spend, with what it reserved of the budget up front (micro-dollars), so that the budget counts
-/// what it cost instead.
+/// One entry of a `POST …/record` (a JSON array of them): a request's (or like requests') spend, with what it
+/// reserved of the budgets up front, so that they count what it cost instead.
 #[derive(Deserialize)]
 struct Record {
     entry: Entry,
     #[serde(default)]
-    reserved_micro: u64,
+    reserved: Reserved,
 }
 
 impl SpendLedger {
@@ -69,70 +74,96 @@ impl SpendLedger {
         Ok(())
     }
 
-    fn cost_between(&self, from: &str, to_excl: &str) -> Result<u64> {
+    /// Micro-dollars spent from day `from` to the day before `to_excl`, on `model` or on every model.
+    fn cost_between(&self, from: &str, to_excl: &str, model: Option<&str>) -> Result<u64> {
         #[derive(Deserialize)]
         struct Sum {
             usd: Option<f64>,
         }
-        let rows: Vec<Sum> = self
-            .sql()
-            .exec(
+        let sql = self.sql();
+        let cursor = match model {
+            None => sql.exec(
                 "SELECT SUM(cost_usd) AS usd FROM spend WHERE day >= ? AND day < ?",
                 vec![from.into(), to_excl.into()],
-            )?
-            .to_array()?;
+            )?,
+            Some(m) => sql.exec(
+                "SELECT SUM(cost_usd) AS usd FROM spend WHERE day >= ? AND day < ? AND model = ?",
+                vec![from.into(), to_excl.into(), m.into()],
+            )?,
+        };
+        let rows: Vec<Sum> = cursor.to_array()?;
         Ok(micro(rows.first().and_then(|s| s.usd).unwrap_or(0.0)))
     }
 
-    /// The budget for `now`'s day, loaded from the table when the day is new to this instance.
-    fn budget(&self, now: u64) -> Result<std::cell::RefMut<'_, BudgetBook>> {
+    /// Runs `f` on the book of `scope` for `now`'s day, loaded from the table when the day is new to it.
+    fn with_book<T>(
+        &self,
+        scope: &str,
+        now: u64,
+        f: impl FnOnce(&mut BudgetBook) -> T,
+    ) -> Result<T> {
         let today = day_of(now);
-        let mut b = self.budget.borrow_mut();
-        if b.as_ref().is_none_or(|b| b.day != today) {
+        let mut books = self.books.borrow_mut();
+        if books.get(scope).is_none_or(|b| b.day != today) {
+            let model = (!scope.is_empty()).then_some(scope);
             let tomorrow = day_of(now + DAY_MS);
-            let spent_today = self.cost_between(&today, &tomorrow)?;
-            let before_today = self.cost_between(&month_start(now), &today)?;
-            *b = Some(BudgetBook::new(now, spent_today, before_today));
+            let spent_today = self.cost_between(&today, &tomorrow, model)?;
+            let before_today = self.cost_between(&month_start(now), &today, model)?;
+            books.insert(
+                scope.to_owned(),
+                BudgetBook::new(now, spent_today, before_today),
+            );
         }
-        Ok(std::cell::RefMut::map(b, |b| {
-            b.as_mut().expect("loaded just above")
-        }))
+        Ok(f(books.get_mut(scope).expect("loaded just above")))
     }
 
     fn record(&self, r: Record, now: u64) -> Result<()> {
         let e = &r.entry;
         let s = &e.spend;
         let int = |v: u64| SqlStorageValue::Integer(i64::try_from(v).unwrap_or(i64::MAX));
-        self.sql().exec(
-            "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (day, model, principal) DO UPDATE SET requests = requests + excluded.requests, \
-             input_tokens = input_tokens + excluded.input_tokens, \
-             output_tokens = output_tokens + excluded.output_tokens, \
-             cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens, \
-             cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens, \
-             reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, \
-             cost_usd = cost_usd + excluded.cost_usd, \
-             unpriced_requests = unpriced_requests + excluded.unpriced_requests, \
-             cache_hits = cache_hits + excluded.cache_hits, saved_usd = saved_usd + excluded.saved_usd",
-            vec![
-                e.day.clone().into(),
-                e.model.clone().into(),
-                e.principal.clone().into(),
-                int(s.requests),
-                int(s.input_tokens),
-                int(s.output_tokens),
-                int(s.cached_input_tokens),
-                int(s.cache_write_tokens),
-                int(s.reasoning_tokens),
-                SqlStorageValue::Float(s.cost_usd),
-                int(s.unpriced_requests),
-                int(s.cache_hits),
-                SqlStorageValue::Float(s.saved_usd),
-            ],
-        )?;
-        // The budget counts what the request cost in place of what it reserved.
-        self.budget(now)?
-            .spent(now, &e.day, micro(s.cost_usd), r.reserved_micro);
+        // An entry of nothing only gives back what its request reserved.
+        if s.requests > 0 {
+            self.sql().exec(
+                "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (day, model, principal) DO UPDATE SET requests = requests + excluded.requests, \
+                 input_tokens = input_tokens + excluded.input_tokens, \
+                 output_tokens = output_tokens + excluded.output_tokens, \
+                 cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens, \
+                 cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens, \
+                 reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, \
+                 cost_usd = cost_usd + excluded.cost_usd, \
+                 unpriced_requests = unpriced_requests + excluded.unpriced_requests, \
+                 cache_hits = cache_hits + excluded.cache_hits, saved_usd = saved_usd + excluded.saved_usd",
+                vec![
+                    e.day.clone().into(),
+                    e.model.clone().into(),
+                    e.principal.clone().into(),
+                    int(s.requests),
+                    int(s.input_tokens),
+                    int(s.output_tokens),
+                    int(s.cached_input_tokens),
+                    int(s.cache_write_tokens),
+                    int(s.reasoning_tokens),
+                    SqlStorageValue::Float(s.cost_usd),
+                    int(s.unpriced_requests),
+                    int(s.cache_hits),
+                    SqlStorageValue::Float(s.saved_usd),
+                ],
+            )?;
+        }
+        // The budgets count what the request cost in place of what it reserved. A book not loaded yet reads the
+        // table (this entry included) when it is.
+        let cost = micro(s.cost_usd);
+        let mut books = self.books.borrow_mut();
+        if let Some(b) = books.get_mut("") {
+            b.spent(now, &e.day, cost, r.reserved.key);
+        }
+        if let Some(b) = books
+            .get_mut(e.model.as_str())
+            .filter(|_| !e.model.is_empty())
+        {
+            b.spent(now, &e.day, cost, r.reserved.model);
+        }
         Ok(())
     }
 
@@ -167,12 +198,15 @@ impl SpendLedger {
         let give_back = q
             .give_end_ms
             .map(|end| (end, q.give_requests, q.give_tokens));
-        Ok(self.budget(now)?.grant(
-            now,
-            (q.want_requests, q.want_tokens),
-            give_back,
-            (q.day, q.month),
-        ))
+        let scope = q.model.as_deref().unwrap_or("");
+        self.with_book(scope, now, |book| {
+            book.grant(
+                now,
+                (q.want_requests, q.want_tokens),
+                give_back,
+                (q.day, q.month),
+            )
+        })
     }
 }
 
@@ -180,7 +214,7 @@ impl DurableObject for SpendLedger {
     fn new(state: State, _env: Env) -> Self {
         SpendLedger {
             state,
-            budget: RefCell::new(None),
+            books: RefCell::new(HashMap::new()),
         }
     }
 

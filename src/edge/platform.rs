@@ -63,6 +63,13 @@ async fn lease(
             url.push_str(&format!("&{name}={v}"));
         }
     }
+    if let (Some(model), "ledger") = (&ask.scope, host) {
+        // Form-encoded as the object reads it (`+` would otherwise read as a space).
+        if let Ok(pair) = serde_urlencoded::to_string([("model", model)]) {
+            url.push('&');
+            url.push_str(&pair);
+        }
+    }
     if let Some((end, requests, tokens)) = ask.want.give_back {
         url.push_str(&format!(
             "&give_end_ms={end}&give_requests={requests}&give_tokens={tokens}"
@@ -361,7 +368,7 @@ impl Platform for EdgePlatform {
     fn ledger_writer(&self) -> LedgerWriter {
         let env = self.env.clone();
         Rc::new(
-            move |key: String, entries: Vec<(crate::ledger::Entry, u64)>| {
+            move |key: String, entries: Vec<(crate::ledger::Entry, crate::ledger::Reserved)>| {
                 let env = env.clone();
                 Box::pin(async move {
                     // A gateway deployed without the ledger binding keeps no ledger (it has no budgets either: those
@@ -379,7 +386,7 @@ impl Platform for EdgePlatform {
                         .filter_map(|(entry, reserved)| {
                             Some(serde_json::json!({
                                 "entry": serde_json::to_value(&entry).ok()?,
-                                "reserved_micro": reserved,
+                                "reserved": serde_json::to_value(reserved).ok()?,
                             }))
                         })
                         .collect();

@@ -35,11 +35,12 @@ fn budget_correction<P: Platform>(
 /// empty, and asks for the next slice in the background when half of it is spent.
 /// The same for a budget: slices of micro-dollars from the key's ledger object (`per_month` beside the daily
 /// limit in `limits.1`).
+#[allow(clippy::too_many_arguments)]
 async fn leased<P: Platform>(
     platform: &P,
     leases: &Rc<RefCell<crate::lease::Leases>>,
     leaser: crate::platform::RateLeaser,
-    key: &str,
+    (key, scope): (&str, Option<&str>),
     window_ms: u64,
     (limits, per_month): ((Option<u32>, Option<u64>), Option<u64>),
     estimate: u64,
@@ -52,7 +53,14 @@ async fn leased<P: Platform>(
         tpm: limits.1,
         want,
         per_month,
+        scope: scope.map(str::to_owned),
     };
+    // This isolate's slices, by object and scope.
+    let slice_key = match scope {
+        None => key.to_owned(),
+        Some(s) => format!("{key}#{s}"),
+    };
+    let key = slice_key.as_str();
     let refill = |want| {
         let (leases, clock, key) = (leases.clone(), platform.clock(), key.to_owned());
         let asked = leaser(ask(want));
@@ -171,13 +179,14 @@ pub(super) fn ledger_name(key: &str) -> String {
     format!("ledger:{key}")
 }
 
-/// Reserves the request's estimated cost from the key's budget, from this isolate's slice of it when it has one
-/// (see `lease`): the input estimated from the body (about 4 bytes a token) and the output allowed, each at the
-/// highest price among the deployments the request may reach. Returns what was reserved, in micro-dollars (a
-/// price per million tokens is micro-dollars per token), which the ledger reconciles with what it cost.
+/// Reserves the request's estimated cost from the key's budgets (its whole and its model's own), from this
+/// isolate's slices of them when it has some (see `lease`): the input estimated from the body (about 4 bytes a
+/// token) and the output allowed, each at the highest price among the deployments the request may reach. What was
+/// reserved goes into `reserved` as it is, in micro-dollars (a price per million tokens is micro-dollars per
+/// token), so the ledger can reconcile it with what the request cost (or give it back) even if a later scope
+/// refuses.
 #[allow(clippy::too_many_arguments)]
 async fn budget_check<P: Platform, T: Inbound>(
-    config: &Config,
     platform: &P,
     leases: &Rc<RefCell<crate::lease::Leases>>,
     key: &crate::config::GatewayKey,
@@ -185,8 +194,12 @@ async fn budget_check<P: Platform, T: Inbound>(
     target: &Target<'_>,
     req: &Request,
     inbound: &T,
-) -> Result<u64, GatewayError> {
-    let _ = config;
+    reserved: &Cell<crate::ledger::Reserved>,
+) -> Result<(), GatewayError> {
+    let scopes = budget.scopes(inbound.model());
+    if scopes.is_empty() {
+        return Ok(());
+    }
     if target.deployments().iter().all(|d| d.price.is_none()) {
         // Nothing to reserve against: a budget holds only what is priced (the lifecycle would refuse it too).
         return Err(GatewayError::new(
@@ -205,34 +218,52 @@ async fn budget_check<P: Platform, T: Inbound>(
         .max_output_tokens()
         .unwrap_or(DEFAULT_OUTPUT_RESERVE);
     let estimate = ((req.body.len() / 4) as f64 * p_in + output as f64 * p_out).ceil() as u64;
-    let day = budget.per_day.map(crate::ledger::micro);
-    let month = budget.per_month.map(crate::ledger::micro);
     let name = ledger_name(&key.name);
-    let decision = leased(
-        platform,
-        leases,
-        platform.budget_leaser(),
-        &name,
-        86_400_000,
-        ((None, day.or(month)), month),
-        estimate,
-    )
-    .await;
-    match decision {
-        Ok(Decision::Allowed) => Ok(estimate),
-        Ok(Decision::Limited { retry_after_s }) => Err(GatewayError::new(
-            ErrorCode::BudgetExceeded,
-            format!(
-                "the key's budget is spent, or does not have the ${:.4} this request may cost left; it resets in {retry_after_s} s",
-                estimate as f64 / 1e6
-            ),
+    for (scope, (per_day, per_month)) in scopes {
+        let day = per_day.map(crate::ledger::micro);
+        let month = per_month.map(crate::ledger::micro);
+        let decision = leased(
+            platform,
+            leases,
+            platform.budget_leaser(),
+            (&name, scope),
+            86_400_000,
+            ((None, day.or(month)), month),
+            estimate,
         )
-        .with_retry_after(Some(retry_after_s.to_string()))),
-        Err(e) => Err(GatewayError::new(
-            ErrorCode::BudgetUnavailable,
-            format!("a budget is configured but cannot be enforced: {e}"),
-        )),
+        .await;
+        let whose = match scope {
+            None => "the key's budget".to_owned(),
+            Some(m) => format!("the key's budget for `{m}`"),
+        };
+        match decision {
+            Ok(Decision::Allowed) => {
+                let mut r = reserved.get();
+                match scope {
+                    None => r.key = estimate,
+                    Some(_) => r.model = estimate,
+                }
+                reserved.set(r);
+            }
+            Ok(Decision::Limited { retry_after_s }) => {
+                return Err(GatewayError::new(
+                    ErrorCode::BudgetExceeded,
+                    format!(
+                        "{whose} is spent, or does not have the ${:.4} this request may cost left; it resets in {retry_after_s} s",
+                        estimate as f64 / 1e6
+                    ),
+                )
+                .with_retry_after(Some(retry_after_s.to_string())))
+            }
+            Err(e) => {
+                return Err(GatewayError::new(
+                    ErrorCode::BudgetUnavailable,
+                    format!("{whose} is configured but cannot be enforced: {e}"),
+                ))
+            }
+        }
     }
+    Ok(())
 }
 
 /// A request whose body passed the size limits and whose caller is known (and recorded): the first half of
@@ -324,7 +355,7 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
                 platform,
                 leases,
                 platform.rate_leaser(),
-                &rate_key,
+                (&rate_key, None),
                 config.rate_window_ms,
                 ((rpm, tpm), None),
                 estimate,
@@ -368,17 +399,9 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
             }
         }
     }
-    // Counting tokens costs nothing and reserves nothing.
-    let reserved = match (&key.budget, spends_tokens) {
-        (Some(budget), true) => {
-            budget_check(
-                config, platform, leases, key, budget, &target, req, &inbound,
-            )
-            .await?
-        }
-        (Some(_), false) | (None, _) => 0,
-    };
-    // What the request spent goes to the key's ledger once it is finished (after the response, batched).
+    // What the request spent goes to the key's ledger once it is finished (after the response, batched), with
+    // what it reserved of the key's budgets: a request refused or failed after reserving gives that back.
+    let reserved = Rc::new(Cell::new(crate::ledger::Reserved::default()));
     recorder.add_sink({
         let batch = state.ledger.clone();
         let (write, background, timer) = (
@@ -387,8 +410,10 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
             platform.timer(),
         );
         let ledger = ledger_name(&key.name);
+        let reserved = reserved.clone();
         Rc::new(move |r: &Record| {
-            if let Some(entry) = crate::ledger::entry(r) {
+            let reserved = reserved.get();
+            if let Some(entry) = crate::ledger::entry_reserving(r, reserved) {
                 let first = batch.borrow_mut().add(&ledger, entry, reserved);
                 if first {
                     let (batch, write, ledger, timer) =
@@ -402,6 +427,13 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
             }
         })
     });
+    // Counting tokens costs nothing and reserves nothing.
+    if let (Some(budget), true) = (&key.budget, spends_tokens) {
+        budget_check(
+            platform, leases, key, budget, &target, req, &inbound, &reserved,
+        )
+        .await?;
+    }
     let caller = Caller {
         location: location(config, req),
         key_residency: &key.residency,

@@ -1339,3 +1339,81 @@ fn every_request_writes_one_analytics_data_point_when_a_dataset_is_bound() {
         200
     );
 }
+
+#[test]
+fn a_model_budget_holds_beside_the_keys_and_a_refused_or_failed_request_gives_its_reservation_back()
+{
+    // The key may spend plenty in all, but only about 3 answers' worth on `p` a day.
+    let cfg = governed(&format!(
+        r#", "budget": {{"usd_per_day": 1, "models": {{"p": {{"usd_per_day": {}}}}}}}"#,
+        3.0 * FIXTURE_COST
+    ));
+    let p = platform((0..40).map(|_| completion()).collect::<Vec<_>>());
+    let state = State::new(1);
+    let mut admitted = 0;
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let mut req = as_key(chat(D::OpenAi, "p", false), D::OpenAi, "team-key");
+        // A reservation of its input and 5 output tokens: a few fit the model's budget at once.
+        req.body = String::from_utf8(req.body)
+            .unwrap()
+            .replacen("{", r#"{"max_tokens":5,"#, 1)
+            .into_bytes();
+        let (resp, _) = run(&cfg, &p, &state, req);
+        statuses.push(resp.status);
+        admitted += u32::from(resp.status == 200);
+    }
+    let spent: f64 = p
+        .ledger
+        .borrow()
+        .iter()
+        .map(|(_, e, _)| e.spend.cost_usd)
+        .sum();
+    eprintln!(
+        "model budget ${:.6}: {admitted} of 12 admitted, ${spent:.6} spent: {statuses:?}",
+        3.0 * FIXTURE_COST
+    );
+    assert!(spent <= 3.0 * FIXTURE_COST + 1e-12, "{spent}");
+    assert!((1..=3).contains(&admitted), "{admitted}");
+    assert!(statuses.contains(&429));
+    // Refusals by the model's budget reserved from the key's whole first: that is given back, so the key's book
+    // counts only what was spent.
+    let book = p.budgets.borrow().get("ledger:team").cloned().unwrap();
+    let mut book = book;
+    let g = book.grant(
+        FAKE_NOW_MS,
+        (1, u64::MAX / 2),
+        None,
+        (Some(1_000_000), None),
+    );
+    let spent_micro = crate::ledger::micro(spent);
+    assert!(
+        g.tokens + spent_micro + 500 >= 1_000_000,
+        "the key's whole has all but what was spent (and slices out): {} of 1000000",
+        g.tokens
+    );
+    // A failed request gives back what it reserved too.
+    let failing = platform([Scripted::json(500, "{}")]);
+    let state = State::new(1);
+    let mut req = as_key(chat(D::OpenAi, "p", false), D::OpenAi, "team-key");
+    req.body = String::from_utf8(req.body)
+        .unwrap()
+        .replacen("{", r#"{"max_tokens":5,"#, 1)
+        .into_bytes();
+    let (resp, _) = run(&cfg, &failing, &state, req);
+    assert_eq!(resp.status, 502);
+    assert!(failing.ledger.borrow().is_empty(), "nothing spent, no row");
+    let mut book = failing
+        .budgets
+        .borrow()
+        .get("ledger:team")
+        .cloned()
+        .unwrap();
+    let g = book.grant(
+        FAKE_NOW_MS,
+        (1, u64::MAX / 2),
+        None,
+        (Some(1_000_000), None),
+    );
+    assert!(g.tokens + 10 >= 1_000_000, "{}", g.tokens);
+}

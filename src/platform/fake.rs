@@ -151,8 +151,8 @@ pub struct FakePlatform {
     pub windows: Rc<RefCell<HashMap<String, crate::ratelimit::Window>>>,
     /// How many times a limiter object was asked for a slice.
     pub lease_asks: Rc<Cell<u32>>,
-    /// The spend ledger's entries as written, by key, with what each reserved of the budget.
-    pub ledger: Rc<RefCell<Vec<(String, crate::ledger::Entry, u64)>>>,
+    /// The spend ledger's entries as written, by key, with what each reserved of the budgets.
+    pub ledger: Rc<RefCell<Vec<(String, crate::ledger::Entry, crate::ledger::Reserved)>>>,
     /// Data points written to Analytics Engine, when a dataset is bound (`with_analytics`).
     pub analytics: Option<Rc<RefCell<Vec<crate::analytics::DataPoint>>>>,
     /// Each key's budget book, as its ledger object would keep it.
@@ -448,19 +448,22 @@ impl Platform for FakePlatform {
             self.clock.clone(),
         );
         Rc::new(
-            move |key: String, entries: Vec<(crate::ledger::Entry, u64)>| {
+            move |key: String, entries: Vec<(crate::ledger::Entry, crate::ledger::Reserved)>| {
                 let (ledger, budgets, now) = (ledger.clone(), budgets.clone(), clock.now_ms());
                 Box::pin(async move {
                     for (entry, reserved) in entries {
-                        if let Some(b) = budgets.borrow_mut().get_mut(&key) {
-                            b.spent(
-                                now,
-                                &entry.day,
-                                crate::ledger::micro(entry.spend.cost_usd),
-                                reserved,
-                            );
+                        let cost = crate::ledger::micro(entry.spend.cost_usd);
+                        let mut budgets = budgets.borrow_mut();
+                        if let Some(b) = budgets.get_mut(&key) {
+                            b.spent(now, &entry.day, cost, reserved.key);
                         }
-                        ledger.borrow_mut().push((key.clone(), entry, reserved));
+                        if let Some(b) = budgets.get_mut(&format!("{key}#{}", entry.model)) {
+                            b.spent(now, &entry.day, cost, reserved.model);
+                        }
+                        // An entry of nothing only gives back what its request reserved.
+                        if entry.spend.requests > 0 {
+                            ledger.borrow_mut().push((key.clone(), entry, reserved));
+                        }
                     }
                 })
             },
@@ -510,15 +513,21 @@ impl Platform for FakePlatform {
             Box::pin(async move {
                 let mut budgets = budgets.borrow_mut();
                 let today = crate::ledger::day_of(now);
-                if budgets.get(&ask.key).is_some_and(|b| b.day != today) {
-                    budgets.remove(&ask.key);
+                let book_key = match &ask.scope {
+                    None => ask.key.clone(),
+                    Some(m) => format!("{}#{m}", ask.key),
+                };
+                if budgets.get(&book_key).is_some_and(|b| b.day != today) {
+                    budgets.remove(&book_key);
                 }
-                let book = budgets.entry(ask.key.clone()).or_insert_with(|| {
-                    // What the ledger says was spent today and earlier this month.
+                let book = budgets.entry(book_key).or_insert_with(|| {
+                    // What the ledger says was spent today and earlier this month (on the scope's model).
                     let month = crate::ledger::month_start(now);
                     let (mut day, mut before) = (0, 0);
-                    for (k, e, _) in ledger.borrow().iter().filter(|(k, _, _)| *k == ask.key) {
-                        let _ = k;
+                    let in_scope = |k: &str, e: &crate::ledger::Entry| {
+                        k == ask.key && ask.scope.as_ref().is_none_or(|m| *m == e.model)
+                    };
+                    for (_, e, _) in ledger.borrow().iter().filter(|(k, e, _)| in_scope(k, e)) {
                         let m = crate::ledger::micro(e.spend.cost_usd);
                         if e.day == today {
                             day += m;
