@@ -33,6 +33,7 @@ struct Lease {
     tokens: u64,
     /// The last slice's size: refills are asked for when half of it is spent.
     slice_requests: u32,
+    slice_tokens: u64,
     /// A refill is on its way.
     refilling: bool,
     /// The object said the window is spent: refused here without asking again until then (a second at most, as
@@ -47,6 +48,9 @@ struct Lease {
     /// where the key stands as far as this isolate knows.
     object_left: (Option<u32>, Option<u64>),
     object_end_ms: u64,
+    /// Counts the slices this isolate has held for the key: a settlement (see [`Leases::settle`]) goes into the
+    /// slice its reservation came from, or to the object when that slice is gone.
+    generation: u64,
 }
 
 /// What to ask the object for: a slice, and the unused rest of the one held (which it takes back).
@@ -91,7 +95,10 @@ impl Leases {
             lease.recent.pop_front();
         }
         let live = now_ms < lease.window_end_ms;
-        let has_room = live && lease.requests > 0 && (tpm.is_none() || lease.tokens >= estimate);
+        // Without `rpm` the slice's request count holds nothing back (a budget is tokens alone: micro-dollars).
+        let has_room = live
+            && (rpm.is_none() || lease.requests > 0)
+            && (tpm.is_none() || lease.tokens >= estimate);
         if !has_room && now_ms < lease.spent_until_ms {
             return Verdict::Spent {
                 retry_after_s: lease.spent_retry_after_s,
@@ -104,15 +111,17 @@ impl Leases {
                 // which only errs towards refusing).
                 lease.requests = 0;
                 lease.tokens = 0;
+                lease.generation += 1;
             }
             return Verdict::Ask(w);
         }
-        lease.requests -= 1;
+        lease.requests = lease.requests.saturating_sub(1);
         if tpm.is_some() {
             lease.tokens -= estimate;
         }
         lease.recent.push_back(now_ms);
-        let half_spent = lease.requests <= lease.slice_requests / 2;
+        let half_spent = (rpm.is_some() && lease.requests <= lease.slice_requests / 2)
+            || (tpm.is_some() && lease.tokens <= lease.slice_tokens / 2);
         let refill = (half_spent && !lease.refilling).then(|| {
             lease.refilling = true;
             want(lease, now_ms, rpm, tpm, estimate, false)
@@ -132,16 +141,19 @@ impl Leases {
             lease.spent_retry_after_s = grant.retry_after_s.max(1);
             return;
         }
-        if lease.window_end_ms == grant.window_end_ms && lease.requests > 0 {
-            // A refill that arrives while the slice still holds requests adds to it (nothing was given back).
+        if lease.window_end_ms == grant.window_end_ms && (lease.requests > 0 || lease.tokens > 0) {
+            // A refill that arrives while the slice still holds something adds to it (nothing was given back:
+            // a slice a request gave back with its ask is empty here).
             lease.requests += grant.requests;
             lease.tokens += grant.tokens;
         } else {
             lease.requests = grant.requests;
             lease.tokens = grant.tokens;
+            lease.generation += 1;
         }
         lease.window_end_ms = grant.window_end_ms;
         lease.slice_requests = grant.requests;
+        lease.slice_tokens = grant.tokens;
     }
 
     /// Whether to start watching the key's slice for idleness (none is running and there is a slice to give back).
@@ -176,6 +188,7 @@ impl Leases {
         };
         l.requests = 0;
         l.tokens = 0;
+        l.generation += 1;
         l.watching = false;
         (Some(give), false)
     }
@@ -192,6 +205,39 @@ impl Leases {
         if let Some(l) = self.by_key.get_mut(key) {
             l.refilling = false;
         }
+    }
+
+    /// Which slice of the key this isolate holds now (for [`Leases::settle`]).
+    pub fn generation(&self, key: &str) -> u64 {
+        self.by_key.get(key).map_or(0, |l| l.generation)
+    }
+
+    /// A request admitted from slice `generation` of `key`, having taken `reserved` tokens from it, cost `cost`:
+    /// the difference goes back into the slice (or, for a request that cost more, comes out of it) when that slice
+    /// is still held, so the next requests can use it at once; otherwise the object settles it. Returns the part
+    /// of `reserved` the object is to count as settled here (the object corrects by `cost` less that).
+    pub fn settle(
+        &mut self,
+        key: &str,
+        now_ms: u64,
+        generation: u64,
+        reserved: u64,
+        cost: u64,
+    ) -> u64 {
+        let Some(l) = self
+            .by_key
+            .get_mut(key)
+            .filter(|l| l.generation == generation && now_ms < l.window_end_ms)
+        else {
+            return reserved;
+        };
+        if cost <= reserved {
+            l.tokens += reserved - cost;
+            return cost;
+        }
+        let take = (cost - reserved).min(l.tokens);
+        l.tokens -= take;
+        reserved + take
     }
 
     /// Where the key stands, for the rate-limit headers: what the object had left at its last answer and what
@@ -374,6 +420,82 @@ mod tests {
             (s.remaining_requests, s.remaining_tokens, s.reset_ms),
             (Some(996), Some(10_000 - 5_300), MINUTE - 10)
         );
+    }
+
+    #[test]
+    fn a_settled_request_refunds_its_slice_or_leaves_it_to_the_object() {
+        let (mut leases, mut object) = (Leases::default(), Window::default());
+        let limits = (None, Some(1_000_000));
+        assert!(admit(&mut leases, &mut object, 0, limits, 1_000).0);
+        let held = leases
+            .standing("k", 0, MINUTE, limits)
+            .remaining_tokens
+            .unwrap();
+        let generation = leases.generation("k");
+        // Reserved 1000, cost 300: 700 back into the slice; the object counts the 300 as settled here.
+        assert_eq!(leases.settle("k", 1, generation, 1_000, 300), 300);
+        assert_eq!(
+            leases.standing("k", 1, MINUTE, limits).remaining_tokens,
+            Some(held + 700)
+        );
+        // Cost more than reserved: the excess comes out of the slice.
+        assert_eq!(leases.settle("k", 2, generation, 1_000, 1_500), 1_500);
+        assert_eq!(
+            leases.standing("k", 2, MINUTE, limits).remaining_tokens,
+            Some(held + 200)
+        );
+        // The slice went back (idle): the object settles it all.
+        assert!(leases.watch("k", 3));
+        let (give, _) = leases.idle("k", IDLE_MS + 10);
+        assert!(give.is_some());
+        assert_eq!(
+            leases.settle("k", IDLE_MS + 11, generation, 1_000, 300),
+            1_000
+        );
+        // And after the window, the same.
+        assert_eq!(
+            leases.settle("k", MINUTE + 1, leases.generation("k"), 1_000, 300),
+            1_000
+        );
+    }
+
+    #[test]
+    fn a_budget_slice_refunded_by_settlements_is_never_lost_to_a_refill() {
+        // A budget: tokens alone (micro-dollars), a reservation of 33 for a request that costs 1. The refill a
+        // request asks for arrives after its answer was settled into the slice, as on the runtime.
+        let (mut leases, mut object) = (Leases::default(), Window::default());
+        let limits = (None, Some(100));
+        let mut admitted = 0;
+        for t in 0..200 {
+            let asked = match leases.admit("k", t, limits, 33) {
+                Verdict::Admit { refill } => Some(refill),
+                Verdict::Ask(w) => {
+                    if let Some((end, r, tk)) = w.give_back {
+                        object.give_back(t, MINUTE, end, r, tk);
+                    }
+                    let g = object.grant(t, MINUTE, limits, (w.requests, w.tokens));
+                    leases.granted("k", t, g);
+                    match leases.admit("k", t, limits, 33) {
+                        Verdict::Admit { refill } => Some(refill),
+                        Verdict::Ask(_) | Verdict::Spent { .. } => None,
+                    }
+                }
+                Verdict::Spent { .. } => None,
+            };
+            let Some(refill) = asked else { continue };
+            admitted += 1;
+            let settled = leases.settle("k", t, leases.generation("k"), 33, 1);
+            object.spend(t, MINUTE, 1 - settled as i64);
+            if let Some(w) = refill {
+                let g = object.grant(t, MINUTE, limits, (w.requests, w.tokens));
+                leases.granted("k", t, g);
+            }
+        }
+        assert!(
+            admitted >= 60,
+            "the budget is spent by what requests cost, not held by refunds: {admitted}"
+        );
+        assert!(admitted <= 100, "{admitted}");
     }
 
     #[test]

@@ -55,11 +55,7 @@ async fn leased<P: Platform>(
         per_month,
         scope: scope.map(str::to_owned),
     };
-    // This isolate's slices, by object and scope.
-    let slice_key = match scope {
-        None => key.to_owned(),
-        Some(s) => format!("{key}#{s}"),
-    };
+    let slice_key = slice_key(key, scope);
     let key = slice_key.as_str();
     let refill = |want| {
         let (leases, clock, key) = (leases.clone(), platform.clock(), key.to_owned());
@@ -174,6 +170,21 @@ impl Inbound for ClientRequest {
 /// README states.
 pub(super) const DEFAULT_OUTPUT_RESERVE: u64 = 4096;
 
+/// This isolate's slices, by object and scope (a model's own budget).
+fn slice_key(key: &str, scope: Option<&str>) -> String {
+    match scope {
+        None => key.to_owned(),
+        Some(s) => format!("{key}#{s}"),
+    }
+}
+
+/// Where a request's reservations came from: each budget's slice and which of its slices (see `Leases::settle`).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Settlement {
+    key: Option<(String, u64)>,
+    model: Option<(String, u64)>,
+}
+
 /// The name of a key's ledger object (its spend and budget).
 pub(super) fn ledger_name(key: &str) -> String {
     format!("ledger:{key}")
@@ -194,7 +205,7 @@ async fn budget_check<P: Platform, T: Inbound>(
     target: &Target<'_>,
     req: &Request,
     inbound: &T,
-    reserved: &Cell<crate::ledger::Reserved>,
+    (reserved, settlement): (&Cell<crate::ledger::Reserved>, &RefCell<Settlement>),
 ) -> Result<(), GatewayError> {
     let scopes = budget.scopes(inbound.model());
     if scopes.is_empty() {
@@ -238,10 +249,19 @@ async fn budget_check<P: Platform, T: Inbound>(
         };
         match decision {
             Ok(Decision::Allowed) => {
+                let slice = slice_key(&name, scope);
+                let generation = leases.borrow().generation(&slice);
                 let mut r = reserved.get();
+                let mut s = settlement.borrow_mut();
                 match scope {
-                    None => r.key = estimate,
-                    Some(_) => r.model = estimate,
+                    None => {
+                        r.key = estimate;
+                        s.key = Some((slice, generation));
+                    }
+                    Some(_) => {
+                        r.model = estimate;
+                        s.model = Some((slice, generation));
+                    }
                 }
                 reserved.set(r);
             }
@@ -249,8 +269,8 @@ async fn budget_check<P: Platform, T: Inbound>(
                 return Err(GatewayError::new(
                     ErrorCode::BudgetExceeded,
                     format!(
-                        "{whose} is spent, or does not have the ${:.4} this request may cost left; it resets in {retry_after_s} s",
-                        estimate as f64 / 1e6
+                        "{whose} is spent, or does not have the ${} this request may cost left; it resets in {retry_after_s} s",
+                        crate::pricing::usd_text(estimate as f64 / 1e6)
                     ),
                 )
                 .with_retry_after(Some(retry_after_s.to_string())))
@@ -402,17 +422,32 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
     // What the request spent goes to the key's ledger once it is finished (after the response, batched), with
     // what it reserved of the key's budgets: a request refused or failed after reserving gives that back.
     let reserved = Rc::new(Cell::new(crate::ledger::Reserved::default()));
+    let settlement = Rc::new(RefCell::new(Settlement::default()));
     recorder.add_sink({
         let batch = state.ledger.clone();
-        let (write, background, timer) = (
+        let (write, background, timer, clock) = (
             platform.ledger_writer(),
             platform.background(),
             platform.timer(),
+            platform.clock(),
         );
         let ledger = ledger_name(&key.name);
-        let reserved = reserved.clone();
+        let (reserved, settlement, leases) = (reserved.clone(), settlement.clone(), leases.clone());
         Rc::new(move |r: &Record| {
-            let reserved = reserved.get();
+            // What the request cost goes back into (or out of) the slices it reserved from, at once; the object
+            // settles only what those slices could not.
+            let mut reserved = reserved.get();
+            let cost = crate::ledger::micro(r.cost_usd().unwrap_or(0.0));
+            let now = clock();
+            let s = settlement.borrow();
+            let mut leases = leases.borrow_mut();
+            if let Some((slice, generation)) = &s.key {
+                reserved.key = leases.settle(slice, now, *generation, reserved.key, cost);
+            }
+            if let Some((slice, generation)) = &s.model {
+                reserved.model = leases.settle(slice, now, *generation, reserved.model, cost);
+            }
+            drop(leases);
             if let Some(entry) = crate::ledger::entry_reserving(r, reserved) {
                 let first = batch.borrow_mut().add(&ledger, entry, reserved);
                 if first {
@@ -430,7 +465,14 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
     // Counting tokens costs nothing and reserves nothing.
     if let (Some(budget), true) = (&key.budget, spends_tokens) {
         budget_check(
-            platform, leases, key, budget, &target, req, &inbound, &reserved,
+            platform,
+            leases,
+            key,
+            budget,
+            &target,
+            req,
+            &inbound,
+            (&reserved, &settlement),
         )
         .await?;
     }
