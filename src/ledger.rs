@@ -18,10 +18,12 @@ pub struct Spend {
     pub cached_input_tokens: u64,
     pub cache_write_tokens: u64,
     pub reasoning_tokens: u64,
+    #[serde(serialize_with = "crate::pricing::serialize_usd")]
     pub cost_usd: f64,
     pub unpriced_requests: u64,
     /// Answered by Meridian's cache: free, and what they would have cost.
     pub cache_hits: u64,
+    #[serde(serialize_with = "crate::pricing::serialize_usd")]
     pub saved_usd: f64,
 }
 

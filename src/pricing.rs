@@ -118,8 +118,26 @@ impl Quote {
 
 /// A cost as JSON: dollars to the millionth of a cent, so sums of many small requests stay exact enough.
 pub fn usd(v: f64) -> serde_json::Value {
-    let rounded = (v * 1e8).round() / 1e8;
-    serde_json::Number::from_f64(rounded).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    serde_json::Number::from_f64(round_usd(v))
+        .map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// Dollars to the millionth of a cent (what every reported cost is rounded to).
+pub fn round_usd(v: f64) -> f64 {
+    (v * 1e8).round() / 1e8
+}
+
+/// Serializes a cost rounded as reported (`#[serde(serialize_with)]`), without binary fractions' long tails.
+pub fn serialize_usd<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(round_usd(*v))
+}
+
+/// The same for an optional cost.
+pub fn serialize_usd_opt<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_some(&round_usd(*v)),
+        None => s.serialize_none(),
+    }
 }
 
 /// A cost as a header value (`x-meridian-cost-usd`): the same rounding, no exponent.

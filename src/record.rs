@@ -208,9 +208,15 @@ impl Record {
             meridian: &'static str,
             #[serde(flatten)]
             record: &'a Record,
-            #[serde(skip_serializing_if = "Option::is_none")]
+            #[serde(
+                skip_serializing_if = "Option::is_none",
+                serialize_with = "crate::pricing::serialize_usd_opt"
+            )]
             cost_usd: Option<f64>,
-            #[serde(skip_serializing_if = "Option::is_none")]
+            #[serde(
+                skip_serializing_if = "Option::is_none",
+                serialize_with = "crate::pricing::serialize_usd_opt"
+            )]
             saved_usd: Option<f64>,
             #[serde(skip_serializing_if = "core::ops::Not::not")]
             unpriced: bool,
