@@ -127,6 +127,9 @@ pub struct Record {
     pub served_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The fallback model that answered, when the model asked for could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub colo: Option<String>,
     pub attempts: Vec<Attempt>,
@@ -187,6 +190,7 @@ impl Record {
             stream: false,
             served_by: None,
             region: None,
+            fallback: None,
             colo: None,
             attempts: Vec::new(),
             cache: None,

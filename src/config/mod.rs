@@ -133,6 +133,8 @@ pub struct Model {
     /// instead of refused with `unsupported_parameter`.
     pub drop_unsupported: bool,
     pub objective: Objective,
+    /// Other models' aliases, tried in order when every deployment of this one fails.
+    pub fallbacks: Vec<String>,
 }
 
 /// What routing optimises for a model.
@@ -547,8 +549,24 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 cache,
                 drop_unsupported: m.drop_unsupported.unwrap_or(false),
                 objective,
+                fallbacks: m.fallbacks,
             },
         );
+    }
+    // A fallback is another configured model, named once.
+    for (name, m) in &models {
+        for (i, f) in m.fallbacks.iter().enumerate() {
+            let path = format_args!("models.{name}.fallbacks[{i}]");
+            if f == name {
+                return Err(err(path, "a model cannot fall back to itself"));
+            }
+            if !models.contains_key(f) {
+                return Err(err(path, format_args!("unknown model {f:?}")));
+            }
+            if m.fallbacks[..i].contains(f) {
+                return Err(err(path, format_args!("{f:?} is listed twice")));
+            }
+        }
     }
 
     let timeouts = Timeouts {

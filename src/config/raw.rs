@@ -158,6 +158,10 @@ pub struct RawModel {
     /// predicted to answer within `max_ttft_ms`.
     pub objective: Option<String>,
     pub max_ttft_ms: Option<u64>,
+    /// Models tried in order, in their own wire formats, when every deployment of this one fails (or is refused
+    /// by residency) before the client has seen a byte.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub fallbacks: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -198,6 +198,7 @@ pub(super) fn ledger_name(key: &str) -> String {
 /// refuses.
 #[allow(clippy::too_many_arguments)]
 async fn budget_check<P: Platform, T: Inbound>(
+    config: &Config,
     platform: &P,
     leases: &Rc<RefCell<crate::lease::Leases>>,
     key: &crate::config::GatewayKey,
@@ -211,7 +212,21 @@ async fn budget_check<P: Platform, T: Inbound>(
     if scopes.is_empty() {
         return Ok(());
     }
-    if target.deployments().iter().all(|d| d.price.is_none()) {
+    // The deployments the request may reach: the model's, and its fallbacks'.
+    let deps: Vec<&Deployment> = match target {
+        Target::Alias(m) => m
+            .deployments()
+            .iter()
+            .chain(
+                m.fallbacks
+                    .iter()
+                    .filter_map(|f| config.model(f))
+                    .flat_map(|f| f.deployments()),
+            )
+            .collect(),
+        Target::Direct(d) => d.iter().collect(),
+    };
+    if deps.iter().all(|d| d.price.is_none()) {
         // Nothing to reserve against: a budget holds only what is priced (the lifecycle would refuse it too).
         return Err(GatewayError::new(
             ErrorCode::PriceRequired,
@@ -221,7 +236,7 @@ async fn budget_check<P: Platform, T: Inbound>(
             ),
         ));
     }
-    let prices = target.deployments().iter().filter_map(|d| d.price);
+    let prices = deps.iter().filter_map(|d| d.price);
     let (p_in, p_out) = prices.fold((0.0f64, 0.0f64), |(i, o), p| {
         (i.max(p.input), o.max(p.output))
     });
@@ -465,6 +480,7 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
     // Counting tokens costs nothing and reserves nothing.
     if let (Some(budget), true) = (&key.budget, spends_tokens) {
         budget_check(
+            config,
             platform,
             leases,
             key,
@@ -638,13 +654,6 @@ pub(super) enum Target<'c> {
 }
 
 impl Target<'_> {
-    pub(super) fn deployments(&self) -> &[Deployment] {
-        match self {
-            Target::Alias(m) => m.deployments(),
-            Target::Direct(d) => d,
-        }
-    }
-
     /// Whether parameters a deployment cannot honour are dropped rather than refused: a model's own setting; a
     /// `provider/model` asked for directly has no model to say so, and refuses.
     pub(super) fn drop_unsupported(&self) -> bool {

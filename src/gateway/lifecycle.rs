@@ -61,6 +61,25 @@ enum Second {
     NoneLeft,
 }
 
+/// One model a request may be served by: the one asked for, or one of its fallbacks.
+struct Link<'a> {
+    name: &'a str,
+    deps: &'a [Deployment],
+    hedge_budget: Option<f64>,
+    max_attempts: usize,
+    objective: crate::config::Objective,
+    /// Which of `deps` the caller may reach (residency, and a price when the key requires one).
+    allowed: Vec<bool>,
+}
+
+/// How trying one model ended without an answer.
+enum Exhausted {
+    /// Every deployment failed in a way another model may not meet: try the next.
+    Next,
+    /// A failure any model would meet (the request itself), or the overall deadline: the request ends.
+    Stop(GatewayError),
+}
+
 /// Runs an admitted request of any operation to its committed response (or its error).
 pub(super) async fn run<P: Platform, O: Operation>(
     config: &Config,
@@ -73,33 +92,68 @@ pub(super) async fn run<P: Platform, O: Operation>(
     let recorder = caller.recorder;
     recorder.update(|r| r.colo = caller.location.colo.clone());
     let target = &admitted.target;
-    let deps = target.deployments();
-    // A model with one deployment has nothing to choose: its first request in a fresh isolate does not wait for
-    // what KV knows (a cold KV read is a large share of a cold start).
-    if deps.len() > 1 {
-        load_estimates(platform, state, &caller.location).await;
+    let allowed_of = |deps: &[Deployment]| -> (Vec<bool>, bool) {
+        let resident: Vec<bool> = deps
+            .iter()
+            .map(|d| {
+                residency_ok(d, caller.key_residency)
+                    && residency_ok(d, &caller.requested_residency)
+            })
+            .collect();
+        let allowed = deps
+            .iter()
+            .zip(&resident)
+            .map(|(d, ok)| *ok && (!caller.require_price || d.price.is_some()))
+            .collect();
+        (allowed, resident.contains(&true))
+    };
+    // The model asked for, then its fallbacks (a `provider/model` asked for directly has none).
+    let mut chain: Vec<Link> = Vec::new();
+    let mut priced_out = false;
+    let models: Vec<&Model> = match target {
+        Target::Alias(m) => std::iter::once(*m)
+            .chain(m.fallbacks.iter().filter_map(|f| config.model(f)))
+            .collect(),
+        Target::Direct(_) => Vec::new(),
+    };
+    match target {
+        Target::Alias(_) => {
+            for m in &models {
+                let (allowed, resident) = allowed_of(m.deployments());
+                priced_out |= resident && !allowed.contains(&true);
+                chain.push(Link {
+                    name: &m.name,
+                    deps: m.deployments(),
+                    hedge_budget: m.hedge_budget,
+                    max_attempts: m.max_attempts,
+                    objective: m.objective,
+                    allowed,
+                });
+            }
+        }
+        Target::Direct(d) => {
+            let (allowed, resident) = allowed_of(d);
+            priced_out |= resident && !allowed.contains(&true);
+            chain.push(Link {
+                name: op.model(),
+                deps: d,
+                hedge_budget: None,
+                max_attempts: 1,
+                objective: crate::config::Objective::Latency,
+                allowed,
+            });
+        }
     }
-    let resident: Vec<bool> = deps
-        .iter()
-        .map(|d| {
-            residency_ok(d, caller.key_residency) && residency_ok(d, &caller.requested_residency)
-        })
-        .collect();
-    let allowed: Vec<bool> = deps
-        .iter()
-        .zip(&resident)
-        .map(|(d, ok)| *ok && (!caller.require_price || d.price.is_some()))
-        .collect();
-    if resident.contains(&true) && !allowed.contains(&true) {
-        return Err(GatewayError::new(
-            ErrorCode::PriceRequired,
-            format!(
-                "this key requires a price and no deployment of `{}` it may use has one (configure `price` on the deployment)",
-                op.model()
-            ),
-        ));
-    }
-    if !allowed.contains(&true) {
+    if !chain.iter().any(|l| l.allowed.contains(&true)) {
+        if priced_out {
+            return Err(GatewayError::new(
+                ErrorCode::PriceRequired,
+                format!(
+                    "this key requires a price and no deployment of `{}` it may use has one (configure `price` on the deployment)",
+                    op.model()
+                ),
+            ));
+        }
         let mut wanted: Vec<&str> = caller.key_residency.iter().map(String::as_str).collect();
         wanted.extend(caller.requested_residency.iter().map(String::as_str));
         return Err(GatewayError::new(
@@ -111,35 +165,14 @@ pub(super) async fn run<P: Platform, O: Operation>(
             ),
         ));
     }
-    let (hedge_budget, max_attempts, objective) = match target {
-        Target::Alias(m) => (m.hedge_budget, m.max_attempts, m.objective),
-        Target::Direct(_) => (None, 1, crate::config::Objective::Latency),
-    };
+    // A model with one deployment has nothing to choose: its first request in a fresh isolate does not wait for
+    // what KV knows (a cold KV read is a large share of a cold start).
+    if chain.iter().map(|l| l.deps.len()).sum::<usize>() > 1 {
+        load_estimates(platform, state, &caller.location).await;
+    }
     let shape = Shape {
         stream: op.stream(),
         bucket: estimator::bucket(caller.body_len),
-    };
-    let policy = Policy {
-        exploration: config.routing.exploration,
-        hedge_budget,
-        objective,
-    };
-    let plan = state.router.borrow_mut().plan(
-        deps,
-        &allowed,
-        &caller.location,
-        shape,
-        policy,
-        platform.now_ms(),
-    );
-    let call = Call {
-        config,
-        platform,
-        state,
-        op,
-        shape,
-        hedging: plan.hedge_after_ms.is_some(),
-        recorder,
     };
     let mut cache_status = None;
     if let Target::Alias(model) = target {
@@ -163,53 +196,41 @@ pub(super) async fn run<P: Platform, O: Operation>(
     }
     recorder.update(|r| r.cache = cache_status);
     let started_ms = platform.now_ms();
-    let order: Vec<&Deployment> = plan.order.iter().map(|&i| &deps[i]).collect();
-    let mut at = 0;
-    let mut attempts = 0;
-    let mut last = None;
-    let mut unsupported = None;
-    while attempts < max_attempts {
-        // Failover never outlives the overall deadline.
-        if attempts > 0 && platform.now_ms().saturating_sub(started_ms) >= config.timeouts.total_ms
-        {
-            break;
+    let mut tried = Tried::default();
+    for (k, link) in chain.iter().enumerate() {
+        if !link.allowed.contains(&true) {
+            continue;
         }
-        let ready = call.next_ready(&order, at, &mut unsupported, &mut last);
-        let Some((i, first)) = ready.inspect_err(|e| op.failed(e))? else {
-            break;
+        let policy = Policy {
+            exploration: config.routing.exploration,
+            hedge_budget: link.hedge_budget,
+            objective: link.objective,
         };
-        let dep = order[i];
-        at = i + 1;
-        attempts += 1;
-        let result = match plan.hedge_after_ms {
-            Some(after_ms) if attempts == 1 && max_attempts > 1 => {
-                let hedged = call.hedged(
-                    (dep, first),
-                    (&order, at),
-                    after_ms,
-                    (&mut unsupported, &mut last),
-                );
-                let (r, second) = apart(hedged).await;
-                match second {
-                    // The second deployment was used up by the hedge: failover continues after it.
-                    Second::Ran(j) => {
-                        at = j + 1;
-                        attempts += 1;
-                    }
-                    // The hedge looked through every deployment left and none could serve.
-                    Second::NoneLeft => at = order.len(),
-                    Second::NotNeeded => {}
-                }
-                r
-            }
-            _ => call.attempt(dep, first).await.map(|r| (r, dep)),
+        let plan = state.router.borrow_mut().plan(
+            link.deps,
+            &link.allowed,
+            &caller.location,
+            shape,
+            policy,
+            platform.now_ms(),
+        );
+        let call = Call {
+            config,
+            platform,
+            state,
+            op,
+            shape,
+            hedging: plan.hedge_after_ms.is_some(),
+            recorder,
         };
-        match result {
+        match try_model(&call, link, &plan, started_ms, &mut tried).await {
             Ok((mut resp, used)) => {
-                annotate(&mut resp, used, attempts, &caller.location);
-                // Why this deployment: the plan's reason for its first, else how the request got past it.
-                let first = &deps[plan.order[0]];
-                let reason = if std::ptr::eq(used, first) {
+                annotate(&mut resp, used, tried.attempts, &caller.location);
+                // Why this deployment: the plan's reason for its model's first, else how the request got there.
+                let first = &link.deps[plan.order[0]];
+                let reason = if k > 0 {
+                    "fallback"
+                } else if std::ptr::eq(used, first) {
                     plan.reason.as_str()
                 } else if recorder.read(|r| {
                     r.attempts
@@ -221,6 +242,7 @@ pub(super) async fn run<P: Platform, O: Operation>(
                     "failover"
                 };
                 resp.headers.insert("x-meridian-route-reason", reason);
+                resp.headers.insert("x-meridian-model", link.name);
                 if let Some(status) = cache_status {
                     resp.headers.insert("x-meridian-cache", status);
                 }
@@ -232,24 +254,99 @@ pub(super) async fn run<P: Platform, O: Operation>(
                     }
                     r.region = Some(used.region.clone());
                     r.ttfc_ms = Some(ttfc);
+                    if k > 0 {
+                        r.fallback = Some(link.name.to_owned());
+                    }
                 });
                 return Ok(resp);
             }
-            // A failure another deployment would meet too ends the request; any other is this deployment's.
-            Err(e) if !e.fails_over() => {
+            Err(Exhausted::Stop(e)) => {
                 op.failed(&e);
                 return Err(e);
             }
-            Err(e) => last = Some(e),
+            Err(Exhausted::Next) => {}
         }
     }
     // Only when no deployment could even express the request is that the client's problem.
-    let err = match (last, unsupported) {
+    let err = match (tried.last, tried.unsupported) {
         (Some(e), _) | (None, Some(e)) => e,
         (None, None) => GatewayError::new(ErrorCode::DeadlineExceeded, "overall deadline exceeded"),
     };
     op.failed(&err);
     Err(err)
+}
+
+/// What the attempts so far left: how many, the last failure and the last reason a deployment was skipped.
+#[derive(Default)]
+struct Tried {
+    attempts: usize,
+    last: Option<GatewayError>,
+    unsupported: Option<GatewayError>,
+}
+
+/// Tries one model's deployments in the plan's order, with failover and hedging, until one commits.
+async fn try_model<'d, P: Platform, O: Operation>(
+    call: &Call<'_, P, O>,
+    link: &'d Link<'d>,
+    plan: &crate::routing::Plan,
+    started_ms: u64,
+    tried: &mut Tried,
+) -> Result<(Response, &'d Deployment), Exhausted> {
+    let (platform, config) = (call.platform, call.config);
+    let order: Vec<&Deployment> = plan.order.iter().map(|&i| &link.deps[i]).collect();
+    let mut at = 0;
+    let mut attempts = 0;
+    while attempts < link.max_attempts {
+        // Failover never outlives the overall deadline.
+        if tried.attempts > 0
+            && platform.now_ms().saturating_sub(started_ms) >= config.timeouts.total_ms
+        {
+            return Err(Exhausted::Stop(tried.last.take().unwrap_or_else(|| {
+                GatewayError::new(ErrorCode::DeadlineExceeded, "overall deadline exceeded")
+            })));
+        }
+        let ready = call
+            .next_ready(&order, at, &mut tried.unsupported, &mut tried.last)
+            .map_err(Exhausted::Stop)?;
+        let Some((i, first)) = ready else {
+            break;
+        };
+        let dep = order[i];
+        at = i + 1;
+        attempts += 1;
+        tried.attempts += 1;
+        let result = match plan.hedge_after_ms {
+            Some(after_ms) if attempts == 1 && link.max_attempts > 1 => {
+                let hedged = call.hedged(
+                    (dep, first),
+                    (&order, at),
+                    after_ms,
+                    (&mut tried.unsupported, &mut tried.last),
+                );
+                let (r, second) = apart(hedged).await;
+                match second {
+                    // The second deployment was used up by the hedge: failover continues after it.
+                    Second::Ran(j) => {
+                        at = j + 1;
+                        attempts += 1;
+                        tried.attempts += 1;
+                    }
+                    // The hedge looked through every deployment left and none could serve.
+                    Second::NoneLeft => at = order.len(),
+                    Second::NotNeeded => {}
+                }
+                r
+            }
+            _ => call.attempt(dep, first).await.map(|r| (r, dep)),
+        };
+        match result {
+            Ok(answered) => return Ok(answered),
+            // A failure another deployment would meet too ends the request; any other is this deployment's.
+            Err(e) if !e.fails_over() => return Err(Exhausted::Stop(e)),
+            Err(e) => tried.last = Some(e),
+        }
+    }
+    Err(Exhausted::Next)
 }
 
 impl<P: Platform, O: Operation> Call<'_, P, O> {

@@ -1417,3 +1417,104 @@ fn a_model_budget_holds_beside_the_keys_and_a_refused_or_failed_request_gives_it
     );
     assert!(g.tokens + 10 >= 1_000_000, "{}", g.tokens);
 }
+
+/// An Anthropic Messages answer, whole or streamed (shapes from Anthropic's API reference).
+fn anthropic_answer(stream: bool) -> Scripted {
+    if !stream {
+        return Scripted::json(
+            200,
+            r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"answer text"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":11,"output_tokens":7}}"#,
+        );
+    }
+    Scripted::sse(&[
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":11,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"answer text\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":7}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    ])
+}
+
+#[test]
+fn when_every_deployment_of_a_model_fails_its_fallback_model_serves_in_its_own_wire_format() {
+    // `trio` (three OpenAI-wire deployments) falls back to `anthro` (Anthropic first).
+    let cfg = config(r#", "fallbacks": ["anthro"]"#, "");
+    for d in BOTH {
+        for stream in [false, true] {
+            let p = platform([]);
+            for host in ["http://a.test", "http://b.test", "http://c.test"] {
+                p.answer(host, [Scripted::json(503, "{}")]);
+            }
+            p.answer("http://an.test", [anthropic_answer(stream)]);
+            let (resp, body) = run(&cfg, &p, &State::new(1), chat(d, "trio", stream));
+            assert_eq!(
+                resp.status,
+                200,
+                "{d:?} {stream}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            assert_eq!(text_of(d, stream, &body), "answer text");
+            assert_eq!(resp.headers.get("x-meridian-model"), Some("anthro"));
+            assert_eq!(
+                resp.headers.get("x-meridian-route-reason"),
+                Some("fallback")
+            );
+            let rec = only_record(&p);
+            assert_eq!(rec["fallback"], "anthro");
+            assert_eq!(rec["model"], "trio", "the model asked for");
+            assert_eq!(
+                attempts(&rec),
+                [
+                    own("a/m-a", "failed", Some("upstream_overloaded")),
+                    own("b/m-b", "failed", Some("upstream_overloaded")),
+                    own("c/m-c", "failed", Some("upstream_overloaded")),
+                    own("an/claude-sonnet-4-5", "committed", None),
+                ]
+            );
+        }
+    }
+    // A request invalid everywhere is not retried on the fallback.
+    let p = platform([]);
+    p.answer(
+        "http://a.test",
+        [Scripted::json(400, r#"{"error":{"message":"bad"}}"#)],
+    );
+    let (resp, _) = run(&cfg, &p, &State::new(1), chat(D::OpenAi, "trio", false));
+    assert_eq!(resp.status, 400);
+    assert_eq!(p.requests.borrow().len(), 1);
+    // Served by its own model: no fallback said.
+    let p = platform([completion()]);
+    let (resp, _) = run(&cfg, &p, &State::new(1), chat(D::OpenAi, "trio", false));
+    assert_eq!(resp.headers.get("x-meridian-model"), Some("trio"));
+    assert_eq!(resp.headers.get("x-meridian-route-reason"), Some("fastest"));
+}
+
+#[test]
+fn a_fallback_must_be_another_configured_model() {
+    let parse = |fallbacks: &str| {
+        Config::parse(&format!(
+            r#"{{"keys": [{{"name": "demo", "sha256": "{KEY_SHA256}"}}],
+            "providers": {{"a": {{"kind": "openai", "base_url": "http://a.test/v1"}}}},
+            "models": {{
+                "m": {{"fallbacks": {fallbacks}, "deployments": [{{"provider": "a", "model": "x", "region": "us-east-1"}}]}},
+                "n": {{"deployments": [{{"provider": "a", "model": "y", "region": "us-east-1"}}]}}
+            }}}}"#
+        ))
+        .err()
+        .map(|e| e.to_string())
+    };
+    assert_eq!(parse(r#"["n"]"#), None);
+    assert_eq!(
+        parse(r#"["nope"]"#).as_deref(),
+        Some(r#"invalid MERIDIAN_CONFIG: models.m.fallbacks[0]: unknown model "nope""#)
+    );
+    assert_eq!(
+        parse(r#"["m"]"#).as_deref(),
+        Some("invalid MERIDIAN_CONFIG: models.m.fallbacks[0]: a model cannot fall back to itself")
+    );
+    assert_eq!(
+        parse(r#"["n", "n"]"#).as_deref(),
+        Some(r#"invalid MERIDIAN_CONFIG: models.m.fallbacks[1]: "n" is listed twice"#)
+    );
+}
