@@ -3,6 +3,7 @@
 
 mod provider;
 mod raw;
+pub mod rules;
 
 use crate::cors::CorsPolicy;
 use crate::key_hash::KeyHash;
@@ -249,6 +250,8 @@ pub struct Timeouts {
 pub struct Config {
     pub keys: Vec<GatewayKey>,
     pub admin_keys: Vec<AdminKey>,
+    /// Aliases whose model is chosen per request by rules.
+    pub virtual_models: BTreeMap<String, rules::VirtualModel>,
     pub providers: BTreeMap<String, Rc<Provider>>,
     pub models: BTreeMap<String, Model>,
     pub timeouts: Timeouts,
@@ -657,9 +660,22 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         }
         admin_keys.push(AdminKey { name: k.name, hash });
     }
+    let mut virtual_models = BTreeMap::new();
+    for (name, v) in raw.virtual_models {
+        if models.contains_key(&name) {
+            return Err(err(
+                format_args!("virtual_models.{name}"),
+                "is also a model: an alias is one or the other",
+            ));
+        }
+        let is_model = |m: &str| models.contains_key(m);
+        let is_key = |k: &str| keys.iter().any(|g| g.name == k);
+        virtual_models.insert(name.clone(), rules::validate(&name, v, &is_model, &is_key)?);
+    }
     Ok(Config {
         keys,
         admin_keys,
+        virtual_models,
         providers,
         models,
         timeouts,

@@ -32,6 +32,35 @@ pub struct RawConfig {
     /// Keys for the admin endpoints (`/_meridian/spend`): never gateway keys.
     #[serde(default, deserialize_with = "null_is_default")]
     pub admin_keys: Vec<RawAdminKey>,
+    /// Model aliases whose model is chosen per request by rules (`config::rules`).
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub virtual_models: BTreeMap<String, RawVirtualModel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVirtualModel {
+    pub rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: Option<String>,
+    pub model: String,
+    pub when: Option<RawWhen>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWhen {
+    pub header: Option<BTreeMap<String, String>>,
+    pub dialect: Option<String>,
+    pub key: Option<Vec<String>>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    pub tools: Option<bool>,
+    pub prompt_tokens_over: Option<u64>,
+    pub reasoning: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

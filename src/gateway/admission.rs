@@ -10,6 +10,8 @@ pub(super) struct Admitted<'c> {
     pub(super) principal: Principal<'c>,
     pub(super) target: Target<'c>,
     pub(super) caller: Caller<'c>,
+    /// The rule of a virtual model that chose the target.
+    pub(super) rule: Option<&'c str>,
 }
 
 /// Once the provider has counted, spends (or gives back) the difference between its count and the estimate
@@ -146,6 +148,16 @@ pub(super) trait Inbound {
     /// The most output the client allows (`max_tokens` and its kin), `None` when it sets none; what a budget
     /// reserves for the answer. An endpoint that generates no output says `Some(0)`.
     fn max_output_tokens(&self) -> Option<u64>;
+
+    /// For a virtual model's rules: the dialect, and whether tools are offered, whether reasoning is asked for,
+    /// and the `metadata` members (strings as they are, other values as JSON).
+    fn rule_dialect(&self) -> Option<crate::config::rules::RuleDialect> {
+        None
+    }
+
+    fn rule_features(&self) -> (bool, bool, std::collections::BTreeMap<String, String>) {
+        (false, false, Default::default())
+    }
 }
 
 impl Inbound for ClientRequest {
@@ -155,6 +167,47 @@ impl Inbound for ClientRequest {
 
     fn stream(&self) -> bool {
         ClientRequest::stream(self)
+    }
+
+    fn rule_dialect(&self) -> Option<crate::config::rules::RuleDialect> {
+        use crate::config::rules::RuleDialect;
+        Some(match self.dialect() {
+            Dialect::OpenAi => RuleDialect::OpenAi,
+            Dialect::Anthropic => RuleDialect::Anthropic,
+            Dialect::Responses => RuleDialect::Responses,
+        })
+    }
+
+    fn rule_features(&self) -> (bool, bool, std::collections::BTreeMap<String, String>) {
+        let body = self.body();
+        let json = |name: &str| {
+            body.member(name)
+                .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+        };
+        let tools = json("tools").is_some_and(|t| t.as_array().is_some_and(|a| !a.is_empty()));
+        let effort_on = |e: Option<&str>| e.is_some_and(|e| !matches!(e, "none" | "minimal"));
+        let reasoning = effort_on(json("reasoning_effort").as_ref().and_then(|e| e.as_str()))
+            || effort_on(
+                json("reasoning")
+                    .as_ref()
+                    .and_then(|r| r.get("effort"))
+                    .and_then(|e| e.as_str()),
+            )
+            || json("thinking")
+                .as_ref()
+                .and_then(|t| t.get("type"))
+                .and_then(|t| t.as_str())
+                .is_some_and(|t| t == "enabled" || t == "adaptive");
+        let metadata = json("metadata")
+            .and_then(|m| m.as_object().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect();
+        (tools, reasoning, metadata)
     }
 
     fn max_output_tokens(&self) -> Option<u64> {
@@ -370,7 +423,24 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
             format!("this key may not use model `{}`", inbound.model()),
         ));
     }
-    let target = resolve(config, inbound.model())?;
+    // A virtual model's rules choose the model that serves.
+    let (target, rule) = match config.virtual_models.get(inbound.model()) {
+        Some(v) => {
+            let (tools, reasoning, metadata) = inbound.rule_features();
+            let features = crate::config::rules::Features {
+                dialect: inbound.rule_dialect(),
+                key: &key.name,
+                headers: Some(&req.headers),
+                metadata,
+                tools,
+                prompt_tokens: (req.body.len() / 4) as u64,
+                reasoning,
+            };
+            let rule = v.choose(&features);
+            (resolve(config, &rule.model)?, Some(rule.name.as_str()))
+        }
+        None => (resolve(config, inbound.model())?, None),
+    };
     let (rpm, tpm) = (principal.rpm(), key.tpm);
     if rpm.is_some() || tpm.is_some() {
         // Input tokens are estimated from the body (about 4 bytes each) and spent up front; the record corrects
@@ -516,6 +586,7 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
             principal,
             target,
             caller,
+            rule,
         },
         inbound,
     ))

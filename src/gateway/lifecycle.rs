@@ -228,10 +228,11 @@ pub(super) async fn run<P: Platform, O: Operation>(
                 annotate(&mut resp, used, tried.attempts, &caller.location);
                 // Why this deployment: the plan's reason for its model's first, else how the request got there.
                 let first = &link.deps[plan.order[0]];
+                let by_rule = admitted.rule.map(|r| format!("rule:{r}"));
                 let reason = if k > 0 {
                     "fallback"
                 } else if std::ptr::eq(used, first) {
-                    plan.reason.as_str()
+                    by_rule.as_deref().unwrap_or(plan.reason.as_str())
                 } else if recorder.read(|r| {
                     r.attempts
                         .iter()

@@ -1518,3 +1518,68 @@ fn a_fallback_must_be_another_configured_model() {
         Some(r#"invalid MERIDIAN_CONFIG: models.m.fallbacks[1]: "n" is listed twice"#)
     );
 }
+
+#[test]
+fn a_virtual_models_rules_route_by_header_tools_and_else_its_default() {
+    let cfg = Config::parse(&format!(
+        r#"{{"keys": [{{"name": "demo", "sha256": "{KEY_SHA256}"}}],
+        "providers": {{
+            "a": {{"kind": "openai", "base_url": "http://a.test/v1", "api_key_secret": "K"}},
+            "an": {{"kind": "anthropic", "base_url": "http://an.test/v1", "api_key_secret": "K"}}
+        }},
+        "models": {{
+            "general": {{"deployments": [{{"provider": "a", "model": "m-general", "region": "us-east-1"}}]}},
+            "coder": {{"deployments": [{{"provider": "an", "model": "claude-sonnet-4-5", "region": "us-east-1"}}]}},
+            "tooler": {{"deployments": [{{"provider": "a", "model": "m-tools", "region": "us-east-1"}}]}}
+        }},
+        "virtual_models": {{"smart": {{"rules": [
+            {{"name": "code", "when": {{"header": {{"x-meridian-task": "code"}}}}, "model": "coder"}},
+            {{"name": "tools", "when": {{"tools": true, "dialect": "openai"}}, "model": "tooler"}},
+            {{"model": "general"}}
+        ]}}}}}}"#
+    ))
+    .unwrap();
+    // A `code` task, in either dialect: the Anthropic model.
+    for d in BOTH {
+        let p = platform([anthropic_answer(false)]);
+        let mut req = chat(d, "smart", false);
+        req.headers.insert("x-meridian-task", "code");
+        let (resp, body) = run(&cfg, &p, &State::new(1), req);
+        assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(resp.headers.get("x-meridian-model"), Some("coder"));
+        assert_eq!(
+            resp.headers.get("x-meridian-route-reason"),
+            Some("rule:code")
+        );
+        assert_eq!(only_record(&p)["model"], "smart", "the model asked for");
+    }
+    // Tools in the OpenAI dialect: the tools model.
+    let p = platform([completion()]);
+    let mut req = chat(D::OpenAi, "smart", false);
+    req.body = String::from_utf8(req.body)
+        .unwrap()
+        .replacen(
+            "{",
+            r#"{"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"#,
+            1,
+        )
+        .into_bytes();
+    let (resp, _) = run(&cfg, &p, &State::new(1), req);
+    assert_eq!(resp.headers.get("x-meridian-model"), Some("tooler"));
+    assert_eq!(
+        resp.headers.get("x-meridian-route-reason"),
+        Some("rule:tools")
+    );
+    assert!(p.requests.borrow()[0]
+        .body
+        .windows(7)
+        .any(|w| w == b"m-tools"));
+    // Anything else: the default rule.
+    let p = platform([completion()]);
+    let (resp, _) = run(&cfg, &p, &State::new(1), chat(D::OpenAi, "smart", false));
+    assert_eq!(resp.headers.get("x-meridian-model"), Some("general"));
+    assert_eq!(
+        resp.headers.get("x-meridian-route-reason"),
+        Some("rule:rules[2]")
+    );
+}

@@ -23,14 +23,20 @@ fn object(dialect: Dialect, id: &str) -> Value {
 
 /// Every alias, in order.
 pub fn list(config: &Config, dialect: Dialect) -> Vec<u8> {
-    let data: Vec<Value> = config.models.keys().map(|n| object(dialect, n)).collect();
+    // Configured and virtual models, by name.
+    let names: std::collections::BTreeSet<&String> = config
+        .models
+        .keys()
+        .chain(config.virtual_models.keys())
+        .collect();
+    let data: Vec<Value> = names.iter().map(|n| object(dialect, n)).collect();
     let body = match dialect {
         Dialect::OpenAi | Dialect::Responses => json!({"object": "list", "data": data}),
         Dialect::Anthropic => json!({
             "data": data,
             "has_more": false,
-            "first_id": config.models.keys().next(),
-            "last_id": config.models.keys().next_back(),
+            "first_id": names.first(),
+            "last_id": names.last(),
         }),
     };
     serde_json::to_vec(&body).unwrap_or_default()
@@ -50,6 +56,7 @@ pub fn retrieve(config: &Config, dialect: Dialect, raw_id: &str) -> Result<Vec<u
             )
         })?;
     let known = config.model(&id).is_some()
+        || config.virtual_models.contains_key(id.as_ref() as &str)
         || id.split_once('/').is_some_and(|(provider, model)| {
             !model.is_empty() && config.provider(provider).is_some()
         });

@@ -1,5 +1,6 @@
 // Fallbacks across models: when every deployment of the model asked for fails, the next model serves, in its own
-// wire format (here an OpenAI-wire model falling back to an Anthropic one), before the client has seen a byte.
+// wire format (here an OpenAI-wire model falling back to an Anthropic one), before the client has seen a byte. And
+// rules that route by request: a virtual model sends `code` tasks and tool-using requests to their models.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startMock, startWorker, readEvents, DEMO_KEY, DEMO_KEY_SHA256 } from "./harness.mjs";
@@ -18,6 +19,16 @@ before(async () => {
       models: {
         m: { fallbacks: ["claude"], deployments: [{ provider: "primary", model: "mock-1", region: "us-east-1" }] },
         claude: { deployments: [{ provider: "backup", model: "claude-sonnet-4-5", region: "us-west-2" }] },
+        tools: { deployments: [{ provider: "primary", model: "mock-tools", region: "us-east-1" }] },
+      },
+      virtual_models: {
+        smart: {
+          rules: [
+            { name: "code", when: { header: { "x-meridian-task": "code" } }, model: "claude" },
+            { name: "tools", when: { tools: true }, model: "tools" },
+            { model: "m" },
+          ],
+        },
       },
     },
     { BACKUP_KEY: "sk-backup-e2e" },
@@ -76,4 +87,31 @@ test("every deployment of the model down: its fallback model answers, both diale
   }
   assert.equal((await mock.requests("backup")) - before, 4, "the fallback's provider answered each");
   await mock.reset();
+});
+
+test("a virtual model routes a code request and a tool-using request to their models, anything else to its default", async () => {
+  const post = (body, headers = {}) =>
+    fetch(`${worker.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${DEMO_KEY}`, "content-type": "application/json", ...headers },
+      body: JSON.stringify({ model: "smart", max_tokens: 20, messages: [{ role: "user", content: "route me" }], ...body }),
+    });
+  const seen = [];
+  for (const [body, headers] of [
+    [{}, { "x-meridian-task": "code" }],
+    [{ tools: [{ type: "function", function: { name: "lookup", parameters: { type: "object", properties: {} } } }] }, {}],
+    [{}, {}],
+  ]) {
+    const r = await post(body, headers);
+    await r.arrayBuffer();
+    assert.equal(r.status, 200);
+    seen.push([r.headers.get("x-meridian-model"), r.headers.get("x-meridian-route-reason")]);
+  }
+  assert.deepEqual(seen, [
+    ["claude", "rule:code"],
+    ["tools", "rule:tools"],
+    ["m", "rule:rules[2]"],
+  ]);
+  const models = await (await fetch(`${worker.url}/v1/models`, { headers: { authorization: `Bearer ${DEMO_KEY}` } })).json();
+  assert.ok(models.data.some((m) => m.id === "smart"), "listed with the models");
 });
