@@ -93,6 +93,9 @@ test("traffic converges on the fastest region, follows a slowdown, an outage, an
   await mock.set("quick", { ttft_ms: 600 });
   const shifted = await askMany("routed", 20);
   const firstFar = shifted.findIndex((r) => r.region === "far");
+  process.stderr.write(
+    `routing: ${Math.round(share(warm.slice(-15), "quick") * 100)}% of the last 15 warm-up requests to the fastest region; after it slowed, traffic moved after ${firstFar} requests\n`,
+  );
   assert.ok(firstFar >= 0 && firstFar <= 6, `moved after ${firstFar} requests: ${JSON.stringify(shifted.map((r) => r.region))}`);
   assert.ok(share(shifted.slice(-10), "far") >= 0.7, `after slowdown ${JSON.stringify(shifted.map((r) => r.region))}`);
 
