@@ -134,6 +134,10 @@ impl Leases {
     pub fn granted(&mut self, key: &str, now_ms: u64, grant: Grant) {
         let lease = self.by_key.entry(key.to_owned()).or_default();
         lease.refilling = false;
+        // A late answer about a window already over changes nothing held for the current one.
+        if grant.window_end_ms < lease.window_end_ms {
+            return;
+        }
         lease.object_left = (grant.left_requests, grant.left_tokens);
         lease.object_end_ms = grant.window_end_ms;
         if grant.requests == 0 {

@@ -259,7 +259,7 @@ impl BudgetBook {
         let mut grant =
             self.window
                 .grant(now, DAY_MS, (None, Some(limit)), (want.0.max(1), want.1));
-        if grant.requests == 0 && month_left == Some(limit) && day.is_none_or(|d| d > limit) {
+        if grant.requests == 0 && month_left == Some(limit) && day.is_none_or(|d| d >= limit) {
             grant.retry_after_s = next_month_ms(now).saturating_sub(now).div_ceil(1000).max(1);
         }
         grant

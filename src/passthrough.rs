@@ -119,8 +119,9 @@ impl WireCheck for OpenAiCheck {
         if (self.quote.is_none() && !self.strip_usage) || !ev.data.contains("\"usage\"") {
             return None;
         }
-        if self.strip_usage {
-            // Each chunk's `"usage":null`, as OpenAI writes it, comes out without parsing the chunk.
+        if self.strip_usage && !ev.data.contains('\n') {
+            // Each chunk's `"usage":null`, as OpenAI writes it, comes out without parsing the chunk (one line of
+            // data; an event of several is rewritten whole below).
             for null in [",\"usage\":null", ", \"usage\": null"] {
                 if let Some(at) = ev.data.find(null) {
                     let mut data = ev.data.clone();

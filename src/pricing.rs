@@ -66,11 +66,23 @@ pub fn builtin(kind: &str, model: &str) -> Option<&'static Row> {
     table::TABLE
         .iter()
         .filter(|r| r.vendor == vendor)
-        .filter(|r| match model.strip_prefix(r.model) {
-            Some(rest) => rest.is_empty() || rest.starts_with(['-', '@', ':']),
-            None => false,
-        })
+        .filter(|r| model.strip_prefix(r.model).is_some_and(dated_or_versioned))
         .max_by_key(|r| r.model.len())
+}
+
+/// What may follow a row's name and still be that model: nothing, a date (`-2024-07-18`, `-20250929`), a version
+/// (`-v1:0`, `-001`, `-latest`), or `@`/`:` and anything (Vertex and Bedrock versions). A name that goes on with a
+/// word (`-mini`, `-lite`, `-deep-research`) is another model, priced by its own row or not at all.
+fn dated_or_versioned(rest: &str) -> bool {
+    let Some(tail) = rest.strip_prefix('-') else {
+        return rest.is_empty() || rest.starts_with(['@', ':']);
+    };
+    let first = tail.split(['-', '@', ':']).next().unwrap_or("");
+    first == "latest"
+        || (first.len() >= 3 && first.bytes().all(|b| b.is_ascii_digit()))
+        || first
+            .strip_prefix('v')
+            .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The cost of `usage` at `price`, in USD; `None` when the provider counted nothing. The input counts the whole
@@ -231,6 +243,19 @@ mod tests {
             assert_eq!(r.vendor, Vendor::Bedrock);
         }
         assert!(builtin("openai", "llama-3.1-8b-instant").is_none());
+        // A variant is not its base model.
+        assert!(builtin("openai", "o4-mini-deep-research").is_none_or(|r| r.model != "o4-mini"));
+        assert!(builtin("gemini", "gemini-2.0-flash-lite")
+            .is_none_or(|r| r.model != "gemini-2.0-flash"));
+        assert!(dated_or_versioned("-2024-07-18") && dated_or_versioned("-20250929-v1:0"));
+        assert!(
+            dated_or_versioned("-latest")
+                && dated_or_versioned("@20240620")
+                && dated_or_versioned("")
+        );
+        assert!(
+            !dated_or_versioned("-mini") && !dated_or_versioned("x") && !dated_or_versioned("-4")
+        );
         assert!(builtin("unknown-kind", "gpt-4o").is_none());
     }
 }

@@ -117,7 +117,29 @@ async fn leased<P: Platform>(
         Verdict::Ask(want) => want,
         Verdict::Spent { retry_after_s } => return Ok(Decision::Limited { retry_after_s }),
     };
-    let grant = leaser(ask(want)).await?;
+    // What goes back without waiting for an answer: a slice this request emptied but could not use.
+    let give_back = |give: Option<(u64, u32, u64)>| {
+        if let Some(g) = give {
+            let back = leaser(ask(crate::lease::Want {
+                requests: 0,
+                tokens: 0,
+                give_back: Some(g),
+            }));
+            platform.background()(Box::pin(async move {
+                let _ = back.await;
+            }));
+        }
+    };
+    let given = want.give_back;
+    let grant = match leaser(ask(want)).await {
+        Ok(g) => g,
+        Err(e) => {
+            // The ask failed: what it was to give back goes back on its own.
+            give_back(given);
+            return Err(e);
+        }
+    };
+    let now = platform.now_ms();
     leases.borrow_mut().granted(key, now, grant);
     // Admitted from the slice, whichever grant filled it: concurrent requests of this isolate ask at once, and
     // the budget one of them was refused may have gone to another's slice here.
@@ -129,14 +151,18 @@ async fn leased<P: Platform>(
             Ok(Decision::Allowed)
         }
         Verdict::Spent { retry_after_s } => Ok(Decision::Limited { retry_after_s }),
-        // The window has fewer tokens left than this request is estimated to need.
-        Verdict::Ask(_) => Ok(Decision::Limited {
-            retry_after_s: grant
-                .window_end_ms
-                .saturating_sub(now)
-                .div_ceil(1000)
-                .max(1),
-        }),
+        // The window has fewer tokens left than this request is estimated to need: the part of it just granted
+        // goes back, or it would be held here, unused, until the window ends.
+        Verdict::Ask(w) => {
+            give_back(w.give_back);
+            Ok(Decision::Limited {
+                retry_after_s: grant
+                    .window_end_ms
+                    .saturating_sub(now)
+                    .div_ceil(1000)
+                    .max(1),
+            })
+        }
     }
 }
 
@@ -261,7 +287,12 @@ async fn budget_check<P: Platform, T: Inbound>(
     inbound: &T,
     (reserved, settlement): (&Cell<crate::ledger::Reserved>, &RefCell<Settlement>),
 ) -> Result<(), GatewayError> {
-    let scopes = budget.scopes(inbound.model());
+    // A model's own budget is the model that serves (a virtual alias's rules chose it).
+    let model = match target {
+        Target::Alias(m) => m.name.as_str(),
+        Target::Direct(_) => inbound.model(),
+    };
+    let scopes = budget.scopes(model);
     if scopes.is_empty() {
         return Ok(());
     }
@@ -508,6 +539,10 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
     // what it reserved of the key's budgets: a request refused or failed after reserving gives that back.
     let reserved = Rc::new(Cell::new(crate::ledger::Reserved::default()));
     let settlement = Rc::new(RefCell::new(Settlement::default()));
+    let served_model = match &target {
+        Target::Alias(m) => m.name.clone(),
+        Target::Direct(_) => inbound.model().to_owned(),
+    };
     recorder.add_sink({
         let batch = state.ledger.clone();
         let (write, background, timer, clock) = (
@@ -522,18 +557,27 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
             // What the request cost goes back into (or out of) the slices it reserved from, at once; the object
             // settles only what those slices could not.
             let mut reserved = reserved.get();
-            let cost = crate::ledger::micro(r.cost_usd().unwrap_or(0.0));
-            let now = clock();
-            let s = settlement.borrow();
-            let mut leases = leases.borrow_mut();
-            if let Some((slice, generation)) = &s.key {
-                reserved.key = leases.settle(slice, now, *generation, reserved.key, cost);
+            // A priced answer the provider never counted (a stream cut or left before its usage) keeps its
+            // reservation: what it cost is unknown, and counting it free would let it be spent again.
+            let uncounted = matches!(r.pricing, Pricing::At(_)) && r.cost_usd().is_none();
+            if !uncounted {
+                let cost = crate::ledger::micro(r.cost_usd().unwrap_or(0.0));
+                let now = clock();
+                let s = settlement.borrow();
+                let mut leases = leases.borrow_mut();
+                if let Some((slice, generation)) = &s.key {
+                    reserved.key = leases.settle(slice, now, *generation, reserved.key, cost);
+                }
+                if let Some((slice, generation)) = &s.model {
+                    reserved.model = leases.settle(slice, now, *generation, reserved.model, cost);
+                }
+            } else {
+                // The object settles nothing either: the reservation stands as the cost.
+                reserved = crate::ledger::Reserved::default();
             }
-            if let Some((slice, generation)) = &s.model {
-                reserved.model = leases.settle(slice, now, *generation, reserved.model, cost);
-            }
-            drop(leases);
-            if let Some(entry) = crate::ledger::entry_reserving(r, reserved) {
+            if let Some(mut entry) = crate::ledger::entry_reserving(r, reserved) {
+                // Filed under the model that served (the rule's choice for a virtual alias), as its budget is.
+                entry.model.clone_from(&served_model);
                 let first = batch.borrow_mut().add(&ledger, entry, reserved);
                 if first {
                     let (batch, write, ledger, timer) =

@@ -1583,3 +1583,29 @@ fn a_virtual_models_rules_route_by_header_tools_and_else_its_default() {
         Some("rule:rules[2]")
     );
 }
+
+#[test]
+fn a_request_too_large_for_what_is_left_gives_back_the_part_it_was_granted() {
+    // $0.001 a day: ten answers at FIXTURE_COST leave $0.00022; a request reserving 1000 output tokens at 8 does
+    // not fit, and the part of the budget granted for it must not stay stranded in this isolate's slice.
+    let cfg = governed(r#", "budget": {"usd_per_day": 0.001}"#);
+    let p = platform((0..20).map(|_| completion()).collect::<Vec<_>>());
+    let state = State::new(1);
+    let with_max = |max: u32| {
+        let mut req = as_key(chat(D::OpenAi, "p", false), D::OpenAi, "team-key");
+        req.body = String::from_utf8(req.body)
+            .unwrap()
+            .replacen("{", &format!(r#"{{"max_tokens":{max},"#), 1)
+            .into_bytes();
+        req
+    };
+    for _ in 0..10 {
+        assert_eq!(run(&cfg, &p, &state, with_max(5)).0.status, 200);
+    }
+    assert_eq!(run(&cfg, &p, &state, with_max(1000)).0.status, 429);
+    assert_eq!(
+        run(&cfg, &p, &state, with_max(5)).0.status,
+        200,
+        "what is left still serves a request that fits"
+    );
+}
