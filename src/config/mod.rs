@@ -165,6 +165,14 @@ impl Model {
     pub fn primary(&self) -> &Deployment {
         &self.deployments[0]
     }
+
+    /// This model, then its fallbacks, in the order they are tried (validation keeps every fallback a model).
+    pub fn with_fallbacks<'c>(
+        &'c self,
+        config: &'c Config,
+    ) -> impl Iterator<Item = &'c Model> + 'c {
+        std::iter::once(self).chain(self.fallbacks.iter().filter_map(|f| config.model(f)))
+    }
 }
 
 #[derive(Debug)]

@@ -282,16 +282,11 @@ async fn budget_check<P: Platform, T: Inbound>(
     leases: &Rc<RefCell<crate::lease::Leases>>,
     key: &crate::config::GatewayKey,
     budget: &crate::config::Budget,
-    target: &Target<'_>,
+    (target, model): (&Target<'_>, &str),
     req: &Request,
     inbound: &T,
     (reserved, settlement): (&Cell<crate::ledger::Reserved>, &RefCell<Settlement>),
 ) -> Result<(), GatewayError> {
-    // A model's own budget is the model that serves (a virtual alias's rules chose it).
-    let model = match target {
-        Target::Alias(m) => m.name.as_str(),
-        Target::Direct(_) => inbound.model(),
-    };
     let scopes = budget.scopes(model);
     if scopes.is_empty() {
         return Ok(());
@@ -299,14 +294,8 @@ async fn budget_check<P: Platform, T: Inbound>(
     // The deployments the request may reach: the model's, and its fallbacks'.
     let deps: Vec<&Deployment> = match target {
         Target::Alias(m) => m
-            .deployments()
-            .iter()
-            .chain(
-                m.fallbacks
-                    .iter()
-                    .filter_map(|f| config.model(f))
-                    .flat_map(|f| f.deployments()),
-            )
+            .with_fallbacks(config)
+            .flat_map(|m| m.deployments())
             .collect(),
         Target::Direct(d) => d.iter().collect(),
     };
@@ -539,6 +528,8 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
     // what it reserved of the key's budgets: a request refused or failed after reserving gives that back.
     let reserved = Rc::new(Cell::new(crate::ledger::Reserved::default()));
     let settlement = Rc::new(RefCell::new(Settlement::default()));
+    // The model that serves (a virtual alias's rules chose it): a model's own budget and the ledger's rows are
+    // its.
     let served_model = match &target {
         Target::Alias(m) => m.name.clone(),
         Target::Direct(_) => inbound.model().to_owned(),
@@ -553,6 +544,7 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
         );
         let ledger = ledger_name(&key.name);
         let (reserved, settlement, leases) = (reserved.clone(), settlement.clone(), leases.clone());
+        let served_model = served_model.clone();
         Rc::new(move |r: &Record| {
             // What the request cost goes back into (or out of) the slices it reserved from, at once; the object
             // settles only what those slices could not.
@@ -599,7 +591,7 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
             leases,
             key,
             budget,
-            &target,
+            (&target, &served_model),
             req,
             &inbound,
             (&reserved, &settlement),

@@ -108,41 +108,32 @@ pub(super) async fn run<P: Platform, O: Operation>(
         (allowed, resident.contains(&true))
     };
     // The model asked for, then its fallbacks (a `provider/model` asked for directly has none).
-    let mut chain: Vec<Link> = Vec::new();
-    let mut priced_out = false;
-    let models: Vec<&Model> = match target {
-        Target::Alias(m) => std::iter::once(*m)
-            .chain(m.fallbacks.iter().filter_map(|f| config.model(f)))
+    let mut chain: Vec<Link> = match target {
+        Target::Alias(m) => m
+            .with_fallbacks(config)
+            .map(|m| Link {
+                name: &m.name,
+                deps: m.deployments(),
+                hedge_budget: m.hedge_budget,
+                max_attempts: m.max_attempts,
+                objective: m.objective,
+                allowed: Vec::new(),
+            })
             .collect(),
-        Target::Direct(_) => Vec::new(),
+        Target::Direct(d) => vec![Link {
+            name: op.model(),
+            deps: d,
+            hedge_budget: None,
+            max_attempts: 1,
+            objective: crate::config::Objective::Latency,
+            allowed: Vec::new(),
+        }],
     };
-    match target {
-        Target::Alias(_) => {
-            for m in &models {
-                let (allowed, resident) = allowed_of(m.deployments());
-                priced_out |= resident && !allowed.contains(&true);
-                chain.push(Link {
-                    name: &m.name,
-                    deps: m.deployments(),
-                    hedge_budget: m.hedge_budget,
-                    max_attempts: m.max_attempts,
-                    objective: m.objective,
-                    allowed,
-                });
-            }
-        }
-        Target::Direct(d) => {
-            let (allowed, resident) = allowed_of(d);
-            priced_out |= resident && !allowed.contains(&true);
-            chain.push(Link {
-                name: op.model(),
-                deps: d,
-                hedge_budget: None,
-                max_attempts: 1,
-                objective: crate::config::Objective::Latency,
-                allowed,
-            });
-        }
+    let mut priced_out = false;
+    for link in &mut chain {
+        let (allowed, resident) = allowed_of(link.deps);
+        priced_out |= resident && !allowed.contains(&true);
+        link.allowed = allowed;
     }
     if !chain.iter().any(|l| l.allowed.contains(&true)) {
         if priced_out {
