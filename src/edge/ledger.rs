@@ -5,6 +5,7 @@
 //! re-exports it (replacing an instance a panic invalidated; the table survives, the slices outstanding are
 //! forgotten, which errs towards admitting at most those slices again).
 
+use super::lease_query::LeaseQuery;
 use crate::ledger::{day_of, micro, month_start, BudgetBook, Entry, Reserved, Row, Spend};
 use serde::Deserialize;
 use std::cell::RefCell;
@@ -20,25 +21,6 @@ pub struct SpendLedger {
     state: State,
     /// By scope: "" for the key's whole budget, a model alias for that model's own.
     books: RefCell<HashMap<String, BudgetBook>>,
-}
-
-/// `…/lease?want_requests=&want_tokens=&give_end_ms=&give_requests=&give_tokens=&day=&month=&model=`: a slice of
-/// the budget (the model's own with `model`) in micro-dollars (`tokens`), after taking back the unused rest of
-/// the last one.
-#[derive(Deserialize)]
-struct LeaseQuery {
-    #[serde(default)]
-    want_requests: u32,
-    #[serde(default)]
-    want_tokens: u64,
-    give_end_ms: Option<u64>,
-    #[serde(default)]
-    give_requests: u32,
-    #[serde(default)]
-    give_tokens: u64,
-    day: Option<u64>,
-    month: Option<u64>,
-    model: Option<String>,
 }
 
 /// `…/rows?from=&to=`: the ledger's rows for those days (inclusive).
@@ -195,9 +177,7 @@ impl SpendLedger {
     }
 
     fn lease(&self, q: &LeaseQuery, now: u64) -> Result<crate::ratelimit::Grant> {
-        let give_back = q
-            .give_end_ms
-            .map(|end| (end, q.give_requests, q.give_tokens));
+        let give_back = q.give_back();
         let scope = q.model.as_deref().unwrap_or("");
         self.with_book(scope, now, |book| {
             book.grant(

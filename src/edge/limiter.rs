@@ -1,6 +1,7 @@
 //! The rate-limit Durable Object: one instance per budget key holds its minute window, so every isolate in every
 //! location sees the same counter. worker/entry.mjs re-exports it (replacing an instance a panic invalidated).
 
+use super::lease_query::LeaseQuery;
 use crate::ratelimit::{Decision, Standing, Window, DEFAULT_WINDOW_MS};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -26,24 +27,6 @@ struct Check {
 struct Spend {
     tokens: i64,
     window_ms: Option<u64>,
-}
-
-/// `…/lease?window_ms=&rpm=&tpm=&want_requests=&want_tokens=&give_end_ms=&give_requests=&give_tokens=`: a slice of
-/// the window for an isolate, after taking back the unused rest of its last one.
-#[derive(Deserialize)]
-struct LeaseQuery {
-    window_ms: Option<u64>,
-    rpm: Option<u64>,
-    tpm: Option<u64>,
-    #[serde(default)]
-    want_requests: u32,
-    #[serde(default)]
-    want_tokens: u64,
-    give_end_ms: Option<u64>,
-    #[serde(default)]
-    give_requests: u32,
-    #[serde(default)]
-    give_tokens: u64,
 }
 
 /// The object's answer.
@@ -89,8 +72,8 @@ impl DurableObject for RateLimiter {
             let now = js_sys::Date::now() as u64;
             let window = q.window_ms.unwrap_or(DEFAULT_WINDOW_MS);
             let mut w = self.window.borrow_mut();
-            if let Some(end) = q.give_end_ms {
-                w.give_back(now, window, end, q.give_requests, q.give_tokens);
+            if let Some((end, requests, tokens)) = q.give_back() {
+                w.give_back(now, window, end, requests, tokens);
             }
             let rpm = q.rpm.map(|v| v.min(u64::from(u32::MAX)) as u32);
             let grant = w.grant(now, window, (rpm, q.tpm), (q.want_requests, q.want_tokens));

@@ -15,6 +15,7 @@ use wasm_bindgen::JsValue;
 use worker::worker_sys::web_sys;
 use worker::{event, Context, Env};
 
+mod lease_query;
 mod ledger;
 mod limiter;
 mod platform;

@@ -1,6 +1,7 @@
 //! [`Platform`] on the Workers runtime, through the `worker` crate: fetch with an abort signal, KV, secrets,
 //! timers, `ctx.wait_until` and the rate-limit Durable Object.
 
+use super::lease_query::LeaseQuery;
 use crate::http::{Headers, StreamError};
 use crate::platform::{
     deadline, Background, BodyFailure, Clock, FetchError, KvWriter, LeaseAsk, LedgerWriter, Logger,
@@ -45,41 +46,29 @@ async fn lease(
     host: &str,
     ask: &LeaseAsk,
 ) -> Result<crate::ratelimit::Grant, String> {
-    let mut url = format!(
-        "https://{host}/lease?window_ms={}&want_requests={}&want_tokens={}",
-        ask.window_ms, ask.want.requests, ask.want.tokens
-    );
-    // A limiter's window has `rpm` and `tpm`; a ledger's budget a day's and a month's micro-dollars.
-    let (requests, tokens, month) = match host {
-        "ledger" => ("", "day", "month"),
-        _ => ("rpm", "tpm", ""),
+    let query = match host {
+        "ledger" => LeaseQuery::for_ledger(ask),
+        _ => LeaseQuery::for_limiter(ask),
     };
-    for (name, value) in [
-        (requests, ask.rpm.map(u64::from)),
-        (tokens, ask.tpm),
-        (month, ask.per_month),
-    ] {
-        if let (false, Some(v)) = (name.is_empty(), value) {
-            url.push_str(&format!("&{name}={v}"));
-        }
-    }
-    if let (Some(model), "ledger") = (&ask.scope, host) {
-        // Form-encoded as the object reads it (`+` would otherwise read as a space).
-        if let Ok(pair) = serde_urlencoded::to_string([("model", model)]) {
-            url.push('&');
-            url.push_str(&pair);
-        }
-    }
-    if let Some((end, requests, tokens)) = ask.want.give_back {
-        url.push_str(&format!(
-            "&give_end_ms={end}&give_requests={requests}&give_tokens={tokens}"
-        ));
-    }
-    let mut answer = stub.fetch_with_str(&url).await.map_err(message)?;
+    get_json(
+        &stub,
+        &format!("https://{host}/lease?{}", query.encode()),
+        host,
+    )
+    .await
+}
+
+/// A key object's JSON answer to `url`; any status but 200 is an error naming `who` and saying why.
+async fn get_json<T: serde::de::DeserializeOwned>(
+    stub: &worker::Stub,
+    url: &str,
+    who: &str,
+) -> Result<T, String> {
+    let mut answer = stub.fetch_with_str(url).await.map_err(message)?;
     if answer.status_code() != 200 {
         let why = answer.text().await.unwrap_or_default();
         return Err(format!(
-            "the {host} object answered {}: {why}",
+            "the {who} answered {}: {why}",
             answer.status_code()
         ));
     }
@@ -423,15 +412,7 @@ impl Platform for EdgePlatform {
             "https://ledger/rows?{}",
             serde_urlencoded::to_string([("from", from), ("to", to)]).map_err(|e| e.to_string())?
         );
-        let mut answer = stub.fetch_with_str(&url).await.map_err(message)?;
-        if answer.status_code() != 200 {
-            let why = answer.text().await.unwrap_or_default();
-            return Err(format!(
-                "the ledger answered {}: {why}",
-                answer.status_code()
-            ));
-        }
-        answer.json().await.map_err(message)
+        get_json(&stub, &url, "ledger").await
     }
 
     fn rate_spender(&self) -> RateSpender {
@@ -495,15 +476,7 @@ impl Platform for EdgePlatform {
             .durable_object(LIMITER_BINDING)
             .map_err(|_| format!("the {LIMITER_BINDING} Durable Object binding is missing"))?;
         let stub = ns.get_by_name(key).map_err(message)?;
-        let mut answer = stub.fetch_with_str(&url).await.map_err(message)?;
-        if answer.status_code() != 200 {
-            let why = answer.text().await.unwrap_or_default();
-            return Err(format!(
-                "the rate limiter answered {}: {why}",
-                answer.status_code()
-            ));
-        }
-        let verdict: super::limiter::Verdict = answer.json().await.map_err(message)?;
+        let verdict: super::limiter::Verdict = get_json(&stub, &url, "rate limiter").await?;
         Ok(verdict.into())
     }
 
