@@ -108,6 +108,13 @@ fn request(d: D, model: &str, stream: bool, content: &str) -> Request {
     }
 }
 
+/// `req` with `members` (JSON text, e.g. `"max_tokens":5`) added at the start of its body's object.
+fn with_members(mut req: Request, members: &str) -> Request {
+    let body = String::from_utf8(req.body).unwrap();
+    req.body = body.replacen('{', &format!("{{{members},"), 1).into_bytes();
+    req
+}
+
 fn chat(d: D, model: &str, stream: bool) -> Request {
     request(d, model, stream, r#""secret prompt text""#)
 }
@@ -1105,11 +1112,7 @@ fn a_cache_hit_costs_nothing_and_says_what_it_saved() {
     let state = State::new(1);
     let p = platform([completion()]);
     let req = || request(D::OpenAi, "p", false, r#""same prompt""#);
-    let mut req0 = req();
-    req0.body = String::from_utf8(req0.body)
-        .unwrap()
-        .replacen("{", r#"{"temperature":0,"#, 1)
-        .into_bytes();
+    let req0 = with_members(req(), r#""temperature":0"#);
     let again = req0.clone();
     let (first, _) = run(&cfg, &p, &state, req0);
     assert_eq!(first.headers.get("x-meridian-cache"), Some("MISS"));
@@ -1261,10 +1264,7 @@ fn a_budget_trips_with_budget_exceeded_in_both_dialects_and_holds() {
         let mut req = as_key(chat(d, "p", false), d, "team-key");
         if d == D::OpenAi {
             // Both dialects reserve for the output they allow.
-            req.body = String::from_utf8(req.body)
-                .unwrap()
-                .replacen("{", r#"{"max_tokens":50,"#, 1)
-                .into_bytes();
+            req = with_members(req, r#""max_tokens":50"#);
         }
         let (resp, body) = run(&cfg, &p, &state, req);
         match resp.status {
@@ -1353,12 +1353,11 @@ fn a_model_budget_holds_beside_the_keys_and_a_refused_or_failed_request_gives_it
     let mut admitted = 0;
     let mut statuses = Vec::new();
     for _ in 0..12 {
-        let mut req = as_key(chat(D::OpenAi, "p", false), D::OpenAi, "team-key");
         // A reservation of its input and 5 output tokens: a few fit the model's budget at once.
-        req.body = String::from_utf8(req.body)
-            .unwrap()
-            .replacen("{", r#"{"max_tokens":5,"#, 1)
-            .into_bytes();
+        let req = with_members(
+            as_key(chat(D::OpenAi, "p", false), D::OpenAi, "team-key"),
+            r#""max_tokens":5"#,
+        );
         let (resp, _) = run(&cfg, &p, &state, req);
         statuses.push(resp.status);
         admitted += u32::from(resp.status == 200);
@@ -1395,11 +1394,10 @@ fn a_model_budget_holds_beside_the_keys_and_a_refused_or_failed_request_gives_it
     // A failed request gives back what it reserved too.
     let failing = platform([Scripted::json(500, "{}")]);
     let state = State::new(1);
-    let mut req = as_key(chat(D::OpenAi, "p", false), D::OpenAi, "team-key");
-    req.body = String::from_utf8(req.body)
-        .unwrap()
-        .replacen("{", r#"{"max_tokens":5,"#, 1)
-        .into_bytes();
+    let req = with_members(
+        as_key(chat(D::OpenAi, "p", false), D::OpenAi, "team-key"),
+        r#""max_tokens":5"#,
+    );
     let (resp, _) = run(&cfg, &failing, &state, req);
     assert_eq!(resp.status, 502);
     assert!(failing.ledger.borrow().is_empty(), "nothing spent, no row");
@@ -1555,15 +1553,10 @@ fn a_virtual_models_rules_route_by_header_tools_and_else_its_default() {
     }
     // Tools in the OpenAI dialect: the tools model.
     let p = platform([completion()]);
-    let mut req = chat(D::OpenAi, "smart", false);
-    req.body = String::from_utf8(req.body)
-        .unwrap()
-        .replacen(
-            "{",
-            r#"{"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"#,
-            1,
-        )
-        .into_bytes();
+    let req = with_members(
+        chat(D::OpenAi, "smart", false),
+        r#""tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]"#,
+    );
     let (resp, _) = run(&cfg, &p, &State::new(1), req);
     assert_eq!(resp.headers.get("x-meridian-model"), Some("tooler"));
     assert_eq!(
@@ -1592,12 +1585,10 @@ fn a_request_too_large_for_what_is_left_gives_back_the_part_it_was_granted() {
     let p = platform((0..20).map(|_| completion()).collect::<Vec<_>>());
     let state = State::new(1);
     let with_max = |max: u32| {
-        let mut req = as_key(chat(D::OpenAi, "p", false), D::OpenAi, "team-key");
-        req.body = String::from_utf8(req.body)
-            .unwrap()
-            .replacen("{", &format!(r#"{{"max_tokens":{max},"#), 1)
-            .into_bytes();
-        req
+        with_members(
+            as_key(chat(D::OpenAi, "p", false), D::OpenAi, "team-key"),
+            &format!(r#""max_tokens":{max}"#),
+        )
     };
     for _ in 0..10 {
         assert_eq!(run(&cfg, &p, &state, with_max(5)).0.status, 200);
