@@ -523,19 +523,20 @@ impl Platform for FakePlatform {
                 let book = budgets.entry(book_key).or_insert_with(|| {
                     // What the ledger says was spent today and earlier this month (on the scope's model).
                     let month = crate::ledger::month_start(now);
-                    let (mut day, mut before) = (0, 0);
+                    // Summed in dollars, then in micro-dollars, as the object's SQL sums do.
+                    let (mut day, mut before) = (0.0, 0.0);
                     let in_scope = |k: &str, e: &crate::ledger::Entry| {
                         k == ask.key && ask.scope.as_ref().is_none_or(|m| *m == e.model)
                     };
                     for (_, e, _) in ledger.borrow().iter().filter(|(k, e, _)| in_scope(k, e)) {
-                        let m = crate::ledger::micro(e.spend.cost_usd);
                         if e.day == today {
-                            day += m;
+                            day += e.spend.cost_usd;
                         } else if e.day >= month && e.day < today {
-                            before += m;
+                            before += e.spend.cost_usd;
                         }
                     }
-                    crate::ledger::BudgetBook::new(now, day, before)
+                    let micro = crate::ledger::micro;
+                    crate::ledger::BudgetBook::new(now, micro(day), micro(before))
                 });
                 Ok(book.grant(
                     now,
