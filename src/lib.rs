@@ -29,6 +29,7 @@ pub mod record;
 pub mod regions;
 pub mod routing;
 pub mod scrub;
+pub mod shadow;
 pub mod sse;
 pub mod translate;
 pub mod url;

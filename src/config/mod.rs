@@ -4,6 +4,7 @@
 mod provider;
 mod raw;
 pub mod rules;
+pub mod shadow;
 
 use crate::cors::CorsPolicy;
 use crate::key_hash::KeyHash;
@@ -136,6 +137,10 @@ pub struct Model {
     pub objective: Objective,
     /// Other models' aliases, tried in order when every deployment of this one fails.
     pub fallbacks: Vec<String>,
+    /// Models asked the same question in the background (validated once every model is known).
+    pub shadows: Vec<shadow::Shadow>,
+    /// An experiment's arms (empty: none).
+    pub split: Vec<shadow::Arm>,
 }
 
 /// What routing optimises for a model.
@@ -394,8 +399,11 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         return Err(err("models", "at least one model is required"));
     }
     let mut models = BTreeMap::new();
+    // Shadows and splits name other models: checked once every model is known.
+    let mut later = Vec::new();
     for (name, m) in raw.models {
         let path = format!("models.{name}");
+        let name_for_later = name.clone();
         if m.deployments.is_empty() {
             return Err(err(
                 format_args!("{path}.deployments"),
@@ -561,8 +569,38 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 drop_unsupported: m.drop_unsupported.unwrap_or(false),
                 objective,
                 fallbacks: m.fallbacks,
+                shadows: Vec::new(),
+                split: Vec::new(),
             },
         );
+        later.push((name_for_later, m.shadow, m.split));
+    }
+    for (name, raw_shadows, raw_split) in later {
+        let priced = |m: &str| {
+            models
+                .get(m)
+                .map(|m: &Model| m.deployments.iter().all(|d| d.price.is_some()))
+        };
+        let shadows = shadow::shadows(&name, raw_shadows, &priced)?;
+        let split = shadow::split(&name, raw_split, &|m: &str| models.contains_key(m))?;
+        if let Some(m) = models.get_mut(&name) {
+            m.shadows = shadows;
+            m.split = split;
+        }
+    }
+    // Once every split is known: an arm is served by its model's own deployments, never by another split.
+    for (name, m) in &models {
+        for (i, arm) in m.split.iter().enumerate() {
+            if arm.model != *name && models.get(&arm.model).is_some_and(|a| !a.split.is_empty()) {
+                return Err(err(
+                    format_args!("models.{name}.split[{i}].model"),
+                    format_args!(
+                        "{:?} runs an experiment of its own; arms do not nest",
+                        arm.model
+                    ),
+                ));
+            }
+        }
     }
     // A fallback is another configured model, named once.
     for (name, m) in &models {

@@ -191,6 +191,28 @@ pub struct RawModel {
     /// by residency) before the client has seen a byte.
     #[serde(default, deserialize_with = "null_is_default")]
     pub fallbacks: Vec<String>,
+    /// Other models asked the same question in the background, their answers compared and never served.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub shadow: Vec<RawShadow>,
+    /// An experiment: the model's traffic split between models by weight, sticky per user.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub split: Vec<RawArm>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShadow {
+    pub model: String,
+    pub share: f64,
+    pub max_usd_per_day: Option<f64>,
+    pub keep_samples: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArm {
+    pub model: String,
+    pub weight: f64,
 }
 
 #[derive(Debug, Deserialize)]

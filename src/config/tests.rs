@@ -207,3 +207,97 @@ fn absent_and_null_fields_take_their_defaults() {
     assert!(m.primary().tags.is_empty());
     assert!(c.keys[0].cors.allowed_origins.is_empty());
 }
+
+#[test]
+fn shadows_and_splits_name_the_path_of_what_is_wrong() {
+    let priced = r#""price":{"input":1,"output":2}"#;
+    let models = |a_extra: &str, b_price: &str| {
+        format!(
+            r#"{{"a":{{"deployments":[{{"provider":"p","model":"x","region":"us-east-1",{priced}}}]{a_extra}}},
+                "b":{{"deployments":[{{"provider":"p","model":"y","region":"us-east-1"{b_price}}}]}},
+                "c":{{"deployments":[{{"provider":"p","model":"z","region":"us-east-1",{priced}}}],"split":[{{"model":"c","weight":1}},{{"model":"b","weight":1}}]}}}}"#
+        )
+    };
+    let b_priced = format!(",{priced}");
+    let ok = Config::parse(&with(
+        &models(
+            r#","shadow":[{"model":"b","share":0.05,"max_usd_per_day":5,"keep_samples":3}],"split":[{"model":"a","weight":9},{"model":"b","weight":1}]"#,
+            &b_priced,
+        ),
+        PROVIDERS,
+    ))
+    .unwrap();
+    let a = ok.model("a").unwrap();
+    assert_eq!(a.shadows[0].model, "b");
+    assert_eq!(a.shadows[0].keep_samples, 3);
+    assert_eq!(
+        a.split.iter().map(|s| s.share).collect::<Vec<_>>(),
+        vec![0.9, 0.1]
+    );
+    let cases = [
+        (
+            r#","shadow":[{"model":"nope","share":0.1,"max_usd_per_day":1}]"#,
+            b_priced.as_str(),
+            "models.a.shadow[0].model: unknown model \"nope\"",
+        ),
+        (
+            r#","shadow":[{"model":"b","share":0.1,"max_usd_per_day":1}]"#,
+            "",
+            "models.a.shadow[0].model: every deployment of \"b\" needs a price",
+        ),
+        (
+            r#","shadow":[{"model":"a","share":0.1,"max_usd_per_day":1}]"#,
+            "",
+            "models.a.shadow[0].model: a model cannot shadow itself",
+        ),
+        (
+            r#","shadow":[{"model":"b","share":0,"max_usd_per_day":1}]"#,
+            b_priced.as_str(),
+            "models.a.shadow[0].share: must be in (0, 1]",
+        ),
+        (
+            r#","shadow":[{"model":"b","share":0.5}]"#,
+            b_priced.as_str(),
+            "models.a.shadow[0].max_usd_per_day: required",
+        ),
+        (
+            r#","shadow":[{"model":"b","share":0.5,"max_usd_per_day":1,"keep_samples":1000}]"#,
+            b_priced.as_str(),
+            "models.a.shadow[0].keep_samples: at most 100",
+        ),
+        (
+            r#","shadow":[{"model":"b","share":0.5,"max_usd_per_day":1,"sample":1}]"#,
+            b_priced.as_str(),
+            "unknown field `sample`",
+        ),
+        (
+            r#","split":[{"model":"b","weight":1}]"#,
+            "",
+            "models.a.split: an experiment needs at least two arms",
+        ),
+        (
+            r#","split":[{"model":"a","weight":1},{"model":"zz","weight":1}]"#,
+            "",
+            "models.a.split[1].model: unknown model \"zz\"",
+        ),
+        (
+            r#","split":[{"model":"a","weight":1},{"model":"b","weight":-1}]"#,
+            "",
+            "models.a.split[1].weight: must be positive",
+        ),
+        (
+            r#","split":[{"model":"b","weight":1},{"model":"b","weight":1}]"#,
+            "",
+            "models.a.split[1].model: \"b\" is listed twice",
+        ),
+        (
+            r#","split":[{"model":"a","weight":1},{"model":"c","weight":1}]"#,
+            "",
+            "models.a.split[1].model: \"c\" runs an experiment of its own",
+        ),
+    ];
+    for (extra, b_price, want) in cases {
+        let e = Config::parse(&with(&models(extra, b_price), PROVIDERS)).unwrap_err();
+        assert!(e.0.contains(want), "{extra}: {e}");
+    }
+}
