@@ -38,7 +38,8 @@ pub const EXPOSED_HEADERS: &str = "x-meridian-deployment, x-meridian-region, x-m
                                    x-meridian-route-reason, x-meridian-cost-usd, x-meridian-cost-saved-usd, \
                                    x-ratelimit-limit-requests, x-ratelimit-remaining-requests, \
                                    x-ratelimit-reset-requests, x-ratelimit-limit-tokens, \
-                                   x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens";
+                                   x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, \
+                                   x-meridian-model, x-meridian-variant";
 /// Seconds a browser may cache a preflight answer.
 pub const MAX_AGE_S: &str = "600";
 
@@ -340,7 +341,8 @@ mod tests {
                      x-meridian-route-reason, x-meridian-cost-usd, x-meridian-cost-saved-usd, \
                      x-ratelimit-limit-requests, x-ratelimit-remaining-requests, \
                      x-ratelimit-reset-requests, x-ratelimit-limit-tokens, \
-                     x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens"
+                     x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, \
+                     x-meridian-model, x-meridian-variant"
                         .to_owned()
                 ),
                 ("vary".to_owned(), "Origin".to_owned()),

@@ -39,6 +39,7 @@ mod lifecycle;
 mod operation;
 mod responses;
 mod routes;
+mod shadow;
 mod spend;
 
 use admission::*;
@@ -109,11 +110,29 @@ impl State {
     }
 }
 
-pub async fn handle<P: Platform>(
+/// Owned handles (`Rc`), so that work after the answer (shadow calls) can keep what it needs.
+pub async fn handle<P: Platform + 'static>(
+    config: Result<&Rc<Config>, &ConfigError>,
+    platform: &Rc<P>,
+    state: &Rc<State>,
+    req: Request,
+) -> Response {
+    let owned = config.ok().map(|c| shadow::Owned {
+        config: Rc::clone(c),
+        platform: Rc::clone(platform),
+        state: Rc::clone(state),
+    });
+    respond(config.map(|c| &**c), &**platform, state, req, owned).await
+}
+
+/// [`handle`] on borrowed handles; `owned` (the same, owned) lets work outlive the answer: without it, nothing is
+/// shadowed.
+async fn respond<P: Platform + 'static>(
     config: Result<&Config, &ConfigError>,
     platform: &P,
     state: &State,
     req: Request,
+    owned: Option<shadow::Owned<P>>,
 ) -> Response {
     let dialect = routes::dialect_for(&req.path, req.headers.get("anthropic-version").is_some());
     let req_origin = req.headers.get("origin").map(str::to_owned);
@@ -126,7 +145,18 @@ pub async fn handle<P: Platform>(
     };
     let recorder = recorder_for(platform, state, dialect, operation);
     let result = match config {
-        Ok(config) => apart(route(config, platform, state, found, req, &recorder)).await,
+        Ok(config) => {
+            apart(route(
+                config,
+                platform,
+                state,
+                found,
+                req,
+                &recorder,
+                owned.as_ref(),
+            ))
+            .await
+        }
         Err(e) => Err(GatewayError::new(ErrorCode::InvalidConfig, e.to_string())),
     };
     let mut resp = result.unwrap_or_else(|e| {
@@ -138,6 +168,10 @@ pub async fn handle<P: Platform>(
         for (name, value) in standing.headers() {
             resp.headers.insert(name, value);
         }
+    }
+    // Which arm of an experiment served it.
+    if let Some(arm) = recorder.read(|r| r.variant.clone()) {
+        resp.headers.insert("x-meridian-variant", arm);
     }
     // What a whole answer cost (a stream says so in its final usage).
     if !matches!(resp.body, Body::Stream(_)) {
@@ -275,13 +309,14 @@ fn location(config: &Config, req: &Request) -> Location {
     req.location.clone()
 }
 
-async fn route<P: Platform>(
+async fn route<P: Platform + 'static>(
     config: &Config,
     platform: &P,
     state: &State,
     found: Result<Route, NoRoute>,
     req: Request,
     recorder: &Recorder,
+    owned: Option<&shadow::Owned<P>>,
 ) -> Result<Response, GatewayError> {
     if req.method == Method::Options {
         let resp = preflight(config, &req);
@@ -304,7 +339,12 @@ async fn route<P: Platform>(
         ),
     })?;
     match route {
-        Route::Chat(dialect) => apart(chat(config, platform, state, dialect, &req, recorder)).await,
+        Route::Chat(dialect) => {
+            apart(chat(
+                config, platform, state, dialect, &req, recorder, owned,
+            ))
+            .await
+        }
         Route::Embeddings => {
             apart(embeddings::embeddings(
                 config, platform, state, &req, recorder,
@@ -314,6 +354,24 @@ async fn route<P: Platform>(
         Route::Responses => apart(responses::create(config, platform, state, &req, recorder)).await,
         Route::StoredResponse => apart(responses::stored(config, platform, &req)).await,
         Route::Spend => apart(spend::spend(config, platform, &req)).await,
+        Route::Shadow => {
+            apart(spend::comparisons(
+                config,
+                platform,
+                &req,
+                spend::Kind::Shadow,
+            ))
+            .await
+        }
+        Route::Experiments => {
+            apart(spend::comparisons(
+                config,
+                platform,
+                &req,
+                spend::Kind::Experiments,
+            ))
+            .await
+        }
         Route::CountTokens => {
             apart(count_tokens::count_tokens(
                 config, platform, state, &req, recorder,
@@ -331,14 +389,16 @@ async fn route<P: Platform>(
     }
 }
 
-/// A chat request: admitted, then run through the lifecycle as the chat operation.
-async fn chat<P: Platform>(
+/// A chat request: admitted, then run through the lifecycle as the chat operation, then shadowed when its model
+/// samples it.
+async fn chat<P: Platform + 'static>(
     config: &Config,
     platform: &P,
     state: &State,
     dialect: Dialect,
     req: &Request,
     recorder: &Recorder,
+    owned: Option<&shadow::Owned<P>>,
 ) -> Result<Response, GatewayError> {
     let (admitted, inbound) = admit(
         config,
@@ -362,6 +422,10 @@ async fn chat<P: Platform>(
     let result = apart(lifecycle::run(config, platform, state, &admitted, &op)).await;
     persist_estimates(platform, state, &admitted.caller.location);
     let mut resp = result?;
+    if let Some(owned) = owned {
+        let stream = op.inbound.stream();
+        shadow::after(owned, &admitted, req, dialect, stream, &mut resp);
+    }
     if let Some(origin) = req.headers.get("origin") {
         if admitted.principal.cors_allows(config, origin) {
             let policy = CorsPolicy {
@@ -428,6 +492,8 @@ fn other_route<P: Platform>(
         | Route::Responses
         | Route::StoredResponse
         | Route::Spend
+        | Route::Shadow
+        | Route::Experiments
         | Route::DebugPanicAfterAwait => Err(GatewayError::new(
             ErrorCode::InternalError,
             "route dispatched to the wrong handler",
@@ -459,6 +525,15 @@ impl Body {
             Body::Empty => Ok(Vec::new()),
             Body::Bytes(b) => Ok(b),
             Body::Stream(s) => read_all(s, usize::MAX).await,
+        }
+    }
+
+    /// Collects the whole body, refusing one longer than `limit` bytes.
+    pub async fn collect_limited(self, limit: usize) -> Result<Vec<u8>, StreamError> {
+        match self {
+            Body::Stream(s) => read_all(s, limit).await,
+            Body::Bytes(b) if b.len() > limit => Err(StreamError("body over the limit".into())),
+            other => other.collect().await,
         }
     }
 }

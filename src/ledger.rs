@@ -51,6 +51,10 @@ pub struct Entry {
     /// The key's name, or `token:<sub>` for a browser token.
     pub principal: String,
     pub spend: Spend,
+    /// Shadow calls and experiment requests to keep (see `shadow::Outcome`); an entry with only these has an
+    /// empty spend, and adds no spend row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outcomes: Vec<crate::shadow::Outcome>,
 }
 
 /// What a request reserved of its key's budgets up front, micro-dollars: of the key's whole, and of its model's own.
@@ -86,6 +90,7 @@ pub fn entry_reserving(r: &Record, reserved: Reserved) -> Option<Entry> {
             model: r.model.clone().unwrap_or_default(),
             principal: r.principal.clone().unwrap_or_default(),
             spend: Spend::default(),
+            outcomes: Vec::new(),
         })
     })
 }
@@ -120,6 +125,7 @@ pub fn entry(r: &Record) -> Option<Entry> {
         model: r.model.clone().unwrap_or_default(),
         principal: r.principal.clone().unwrap_or_default(),
         spend,
+        outcomes: Vec::new(),
     })
 }
 
@@ -144,6 +150,7 @@ impl Batch {
         }) {
             Some((e, r)) => {
                 e.spend.add(&entry.spend);
+                e.outcomes.extend(entry.outcomes);
                 r.key += reserved.key;
                 r.model += reserved.model;
             }
@@ -359,6 +366,7 @@ mod tests {
                 cost_usd: cost,
                 ..Spend::default()
             },
+            outcomes: Vec::new(),
         };
         let r = |key, model| Reserved { key, model };
         let mut b = Batch::default();

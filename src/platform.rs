@@ -46,6 +46,19 @@ pub struct LeaseAsk {
     pub scope: Option<String>,
 }
 
+/// What a shadow call reserves of its daily cap from the key's ledger object before it is sent.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ShadowAsk {
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    pub primary: String,
+    pub shadow: String,
+    /// The call's worst-case cost, USD.
+    pub usd: f64,
+    /// The shadow's `max_usd_per_day`.
+    pub max_usd: f64,
+}
+
 /// Writes a data point to the Workers Analytics Engine dataset (the runtime sends it on; nothing to wait for).
 pub type AnalyticsWriter = Rc<dyn Fn(&crate::analytics::DataPoint)>;
 
@@ -196,6 +209,16 @@ pub trait Platform {
     /// Slices of a key's budget (micro-dollars, as `tokens`) from its ledger object, as [`Platform::rate_leaser`]
     /// hands out slices of a rate window.
     fn budget_leaser(&self) -> RateLeaser;
+    /// Reserves what a shadow call may cost from its daily cap in the key's ledger object (named first): `true`
+    /// when granted; the outcome booked later settles it to the cost.
+    async fn shadow_reserve(&self, ledger: &str, ask: ShadowAsk) -> Result<bool, String>;
+    /// The outcomes a key's ledger object (named first) keeps for the days `from` to `to`, inclusive.
+    async fn ledger_outcomes(
+        &self,
+        ledger: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<crate::shadow::StoredOutcome>, String>;
     fn timer(&self) -> Timer;
     fn background(&self) -> Background;
 }

@@ -24,6 +24,10 @@ pub enum Operation {
     Status,
     /// `GET /_meridian/spend`.
     Spend,
+    /// `GET /_meridian/shadow`.
+    Shadow,
+    /// `GET /_meridian/experiments`.
+    Experiments,
     Health,
     Preflight,
     /// No route matched, or the method did not.
@@ -127,6 +131,12 @@ pub struct Record {
     pub served_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// For a shadow call: the model it shadows (the call's answer went to no client).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow_of: Option<String>,
+    /// The experiment arm (a model) that served the request, when its model runs an experiment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// The fallback model that answered, when the model asked for could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
@@ -191,6 +201,8 @@ impl Record {
             served_by: None,
             region: None,
             fallback: None,
+            shadow_of: None,
+            variant: None,
             colo: None,
             attempts: Vec::new(),
             cache: None,

@@ -7,6 +7,8 @@
 
 use super::lease_query::LeaseQuery;
 use crate::ledger::{day_of, micro, month_start, BudgetBook, Entry, Reserved, Row, Spend};
+use crate::platform::ShadowAsk;
+use crate::shadow::{Outcome, StoredOutcome};
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,6 +17,8 @@ use worker::{
 };
 
 const DAY_MS: u64 = 86_400_000;
+/// How long shadow and experiment outcomes are kept, days.
+const OUTCOME_DAYS: u64 = 90;
 
 #[durable_object(fetch)]
 pub struct SpendLedger {
@@ -53,7 +57,156 @@ impl SpendLedger {
              cache_hits INTEGER NOT NULL, saved_usd REAL NOT NULL, PRIMARY KEY (day, model, principal))",
             None,
         )?;
+        // Shadow calls and experiments' requests, one row each (`shadow::Outcome` as JSON); a pair's sample apart,
+        // so that only the most recent few are kept.
+        self.sql().exec(
+            "CREATE TABLE IF NOT EXISTS outcomes (day TEXT NOT NULL, at INTEGER NOT NULL,              primary_model TEXT NOT NULL, shadow_model TEXT NOT NULL, body TEXT NOT NULL, sample TEXT)",
+            None,
+        )?;
+        self.sql().exec(
+            "CREATE INDEX IF NOT EXISTS outcomes_day ON outcomes (day)",
+            None,
+        )?;
+        // What each shadow has spent (and holds reserved) of its daily cap.
+        self.sql().exec(
+            "CREATE TABLE IF NOT EXISTS shadow_spend (day TEXT NOT NULL, primary_model TEXT NOT NULL,              shadow_model TEXT NOT NULL, usd REAL NOT NULL, PRIMARY KEY (day, primary_model, shadow_model))",
+            None,
+        )?;
         Ok(())
+    }
+
+    /// Keeps an outcome; a shadow call's settles its reservation to its cost (a cost not known keeps the
+    /// reservation), and its sample pushes the oldest beyond the shadow's `keep_samples` out.
+    fn keep(&self, day: &str, mut o: Outcome, now: u64) -> Result<()> {
+        let (primary, shadow, sample) = match &mut o {
+            Outcome::Pair {
+                primary,
+                shadow,
+                shadow_side,
+                reserved_usd,
+                sample,
+                ..
+            } => {
+                let cost = shadow_side.cost_usd.unwrap_or(*reserved_usd);
+                self.sql().exec(
+                    "UPDATE shadow_spend SET usd = usd + ? WHERE day = ? AND primary_model = ? AND shadow_model = ?",
+                    vec![
+                        SqlStorageValue::Float(cost - *reserved_usd),
+                        day.into(),
+                        primary.clone().into(),
+                        shadow.clone().into(),
+                    ],
+                )?;
+                (primary.clone(), shadow.clone(), sample.take())
+            }
+            Outcome::Skipped {
+                primary, shadow, ..
+            } => (primary.clone(), shadow.clone(), None),
+            Outcome::Arm {
+                experiment, arm, ..
+            } => (experiment.clone(), arm.clone(), None),
+        };
+        let sample_text: SqlStorageValue = match &sample {
+            Some(s) => serde_json::to_string(s).unwrap_or_default().into(),
+            None => SqlStorageValue::Null,
+        };
+        self.sql().exec(
+            "INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?)",
+            vec![
+                day.into(),
+                SqlStorageValue::Integer(now as i64),
+                primary.clone().into(),
+                shadow.clone().into(),
+                serde_json::to_string(&o).unwrap_or_default().into(),
+                sample_text,
+            ],
+        )?;
+        if let (Some(_), Outcome::Pair { keep_samples, .. }) = (&sample, &o) {
+            self.sql().exec(
+                "UPDATE outcomes SET sample = NULL WHERE primary_model = ? AND shadow_model = ?                  AND sample IS NOT NULL AND rowid NOT IN (SELECT rowid FROM outcomes WHERE primary_model = ?                  AND shadow_model = ? AND sample IS NOT NULL ORDER BY at DESC, rowid DESC LIMIT ?)",
+                vec![
+                    primary.clone().into(),
+                    shadow.clone().into(),
+                    primary.into(),
+                    shadow.into(),
+                    SqlStorageValue::Integer(i64::from(*keep_samples)),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Outcomes and shadow caps older than [`OUTCOME_DAYS`] days are dropped (spend rows are kept).
+    fn forget(&self, now: u64) -> Result<()> {
+        let oldest = day_of(now.saturating_sub(OUTCOME_DAYS * DAY_MS));
+        self.sql().exec(
+            "DELETE FROM outcomes WHERE day < ?",
+            vec![oldest.clone().into()],
+        )?;
+        self.sql().exec(
+            "DELETE FROM shadow_spend WHERE day < ?",
+            vec![oldest.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Reserves a shadow call's worst case from its daily cap: granted only if it fits.
+    fn shadow_reserve(&self, ask: &ShadowAsk) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Spent {
+            usd: f64,
+        }
+        let sql = self.sql();
+        let spent: Vec<Spent> = sql
+            .exec(
+                "SELECT usd FROM shadow_spend WHERE day = ? AND primary_model = ? AND shadow_model = ?",
+                vec![ask.day.clone().into(), ask.primary.clone().into(), ask.shadow.clone().into()],
+            )?
+            .to_array()?;
+        let spent = spent.first().map_or(0.0, |s| s.usd);
+        if spent + ask.usd > ask.max_usd {
+            return Ok(false);
+        }
+        sql.exec(
+            "INSERT INTO shadow_spend VALUES (?, ?, ?, ?) ON CONFLICT (day, primary_model, shadow_model)              DO UPDATE SET usd = usd + excluded.usd",
+            vec![
+                ask.day.clone().into(),
+                ask.primary.clone().into(),
+                ask.shadow.clone().into(),
+                SqlStorageValue::Float(ask.usd),
+            ],
+        )?;
+        Ok(true)
+    }
+
+    fn outcomes(&self, q: &RowsQuery) -> Result<Vec<StoredOutcome>> {
+        #[derive(Deserialize)]
+        struct Flat {
+            day: String,
+            body: String,
+            sample: Option<String>,
+        }
+        let flat: Vec<Flat> = self
+            .sql()
+            .exec(
+                "SELECT day, body, sample FROM outcomes WHERE day >= ? AND day <= ? ORDER BY day, at",
+                vec![q.from.clone().into(), q.to.clone().into()],
+            )?
+            .to_array()?;
+        Ok(flat
+            .into_iter()
+            .filter_map(|f| {
+                let mut outcome: Outcome = serde_json::from_str(&f.body).ok()?;
+                if let (Outcome::Pair { sample, .. }, Some(s)) = (&mut outcome, f.sample) {
+                    *sample = serde_json::from_str(&s).ok();
+                }
+                Some(StoredOutcome {
+                    day: f.day,
+                    key: String::new(),
+                    outcome,
+                })
+            })
+            .collect())
     }
 
     /// Micro-dollars spent from day `from` to the day before `to_excl`, on `model` or on every model.
@@ -101,6 +254,9 @@ impl SpendLedger {
 
     fn record(&self, r: Record, now: u64) -> Result<()> {
         let e = &r.entry;
+        for o in &e.outcomes {
+            self.keep(&e.day, o.clone(), now)?;
+        }
         let s = &e.spend;
         let int = |v: u64| SqlStorageValue::Integer(i64::try_from(v).unwrap_or(i64::MAX));
         // An entry of nothing only gives back what its request reserved.
@@ -217,6 +373,9 @@ impl DurableObject for SpendLedger {
                     return Response::error(format!("ledger write: {e}"), 500);
                 }
             }
+            if let Err(e) = self.forget(now) {
+                return Response::error(format!("ledger retention: {e}"), 500);
+            }
             return Response::empty();
         }
         if path.ends_with("/rows") {
@@ -227,6 +386,26 @@ impl DurableObject for SpendLedger {
             return match self.rows(&q) {
                 Ok(rows) => Response::from_json(&rows),
                 Err(e) => Response::error(format!("ledger read: {e}"), 500),
+            };
+        }
+        if path.ends_with("/outcomes") {
+            let q: RowsQuery = match serde_urlencoded::from_str(query) {
+                Ok(q) => q,
+                Err(e) => return Response::error(format!("malformed outcomes query: {e}"), 400),
+            };
+            return match self.outcomes(&q) {
+                Ok(o) => Response::from_json(&o),
+                Err(e) => Response::error(format!("ledger read: {e}"), 500),
+            };
+        }
+        if path.ends_with("/shadow") {
+            let ask: ShadowAsk = match serde_urlencoded::from_str(query) {
+                Ok(q) => q,
+                Err(e) => return Response::error(format!("malformed shadow ask: {e}"), 400),
+            };
+            return match self.shadow_reserve(&ask) {
+                Ok(granted) => Response::from_json(&serde_json::json!({ "granted": granted })),
+                Err(e) => Response::error(format!("ledger shadow cap: {e}"), 500),
             };
         }
         if path.ends_with("/lease") {

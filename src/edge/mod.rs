@@ -24,7 +24,7 @@ const CONFIG_BINDING: &str = "MERIDIAN_CONFIG";
 
 thread_local! {
     // Bindings cannot change within an isolate, so the configuration is parsed once.
-    static CONFIG: OnceCell<Rc<Result<Config, ConfigError>>> = const { OnceCell::new() };
+    static CONFIG: OnceCell<Rc<Result<Rc<Config>, ConfigError>>> = const { OnceCell::new() };
     // What this isolate has learned about its providers, shared by all requests it serves.
     static STATE: Rc<State> = Rc::new(State::new(js_sys::Date::now().to_bits() ^ (js_sys::Math::random().to_bits() << 1)));
     // An isolate runs in one data centre: its location is read from the first request that carries one
@@ -48,7 +48,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
     let config = config(&env);
     let core_req = from_runtime(req).await;
     let state = STATE.with(Rc::clone);
-    let platform = platform::EdgePlatform::new(env, ctx);
+    let platform = Rc::new(platform::EdgePlatform::new(env, ctx));
     let resp = gateway::handle(config.as_ref().as_ref(), &platform, &state, core_req).await;
     Ok(into_runtime(resp))
 }
@@ -67,10 +67,12 @@ fn install_panic_net() {
     }));
 }
 
-fn config(env: &Env) -> Rc<Result<Config, ConfigError>> {
+fn config(env: &Env) -> Rc<Result<Rc<Config>, ConfigError>> {
     CONFIG.with(|cell| {
         cell.get_or_init(|| {
-            let parsed = read_config(env).and_then(|json| Config::parse(&json));
+            let parsed = read_config(env)
+                .and_then(|json| Config::parse(&json))
+                .map(Rc::new);
             if let Err(e) = &parsed {
                 worker::console_error!("{e}");
             }

@@ -5,8 +5,8 @@ use super::lease_query::LeaseQuery;
 use crate::http::{Headers, StreamError};
 use crate::platform::{
     deadline, Background, BodyFailure, Clock, FetchError, KvWriter, LeaseAsk, LedgerWriter, Logger,
-    NoResponse, Platform, RateLeaser, RateSpender, Timer, UpstreamRequest, UpstreamResponse,
-    WholeResponse,
+    NoResponse, Platform, RateLeaser, RateSpender, ShadowAsk, Timer, UpstreamRequest,
+    UpstreamResponse, WholeResponse,
 };
 use crate::ratelimit::Decision;
 use futures_util::StreamExt;
@@ -410,6 +410,34 @@ impl Platform for EdgePlatform {
         let stub = ledger(&self.env, key)?;
         let url = format!(
             "https://ledger/rows?{}",
+            serde_urlencoded::to_string([("from", from), ("to", to)]).map_err(|e| e.to_string())?
+        );
+        get_json(&stub, &url, "ledger").await
+    }
+
+    async fn shadow_reserve(&self, ledger_name: &str, ask: ShadowAsk) -> Result<bool, String> {
+        #[derive(serde::Deserialize)]
+        struct Granted {
+            granted: bool,
+        }
+        let stub = ledger(&self.env, ledger_name)?;
+        let url = format!(
+            "https://ledger/shadow?{}",
+            serde_urlencoded::to_string(&ask).map_err(|e| e.to_string())?
+        );
+        let g: Granted = get_json(&stub, &url, "ledger").await?;
+        Ok(g.granted)
+    }
+
+    async fn ledger_outcomes(
+        &self,
+        ledger_name: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<crate::shadow::StoredOutcome>, String> {
+        let stub = ledger(&self.env, ledger_name)?;
+        let url = format!(
+            "https://ledger/outcomes?{}",
             serde_urlencoded::to_string([("from", from), ("to", to)]).map_err(|e| e.to_string())?
         );
         get_json(&stub, &url, "ledger").await

@@ -12,6 +12,66 @@ pub(super) struct Admitted<'c> {
     pub(super) caller: Caller<'c>,
     /// The rule of a virtual model that chose the target.
     pub(super) rule: Option<&'c str>,
+    /// A shadow call: its model alone (no fallbacks), never hedged.
+    pub(super) shadow: bool,
+}
+
+/// The ledger objects' writer, owned (a record's sink outlives the request's borrows): entries wait in this
+/// isolate's batch, written once a second per object.
+pub(super) struct Books {
+    batch: Rc<RefCell<crate::ledger::Batch>>,
+    write: crate::platform::LedgerWriter,
+    background: crate::platform::Background,
+    timer: Timer,
+}
+
+impl Books {
+    pub(super) fn new<P: Platform + ?Sized>(platform: &P, state: &State) -> Self {
+        Books {
+            batch: state.ledger.clone(),
+            write: platform.ledger_writer(),
+            background: platform.background(),
+            timer: platform.timer(),
+        }
+    }
+
+    /// Adds an entry to the batch waiting for `ledger`, and schedules the batch's write when it is the first.
+    pub(super) fn add(
+        &self,
+        ledger: &str,
+        entry: crate::ledger::Entry,
+        reserved: crate::ledger::Reserved,
+    ) {
+        if self.batch.borrow_mut().add(ledger, entry, reserved) {
+            let (batch, write, ledger, timer) = (
+                self.batch.clone(),
+                self.write.clone(),
+                ledger.to_owned(),
+                self.timer.clone(),
+            );
+            (self.background)(Box::pin(async move {
+                timer(crate::ledger::FLUSH_MS).await;
+                let entries = batch.borrow_mut().take(&ledger);
+                write(ledger, entries).await;
+            }));
+        }
+    }
+}
+
+/// The most a request may cost on any of `deps`, micro-dollars: its input estimate (about 4 bytes of body per
+/// token) and its output allowance, each at the highest price among them.
+pub(super) fn worst_cost_micro<'d>(
+    deps: impl Iterator<Item = &'d Deployment>,
+    body_len: usize,
+    max_output: Option<u64>,
+) -> u64 {
+    let (p_in, p_out) = deps
+        .filter_map(|d| d.price)
+        .fold((0.0f64, 0.0f64), |(i, o), p| {
+            (i.max(p.input), o.max(p.output))
+        });
+    let output = max_output.unwrap_or(DEFAULT_OUTPUT_RESERVE);
+    ((body_len / 4) as f64 * p_in + output as f64 * p_out).ceil() as u64
 }
 
 /// Once the provider has counted, spends (or gives back) the difference between its count and the estimate
@@ -184,6 +244,11 @@ pub(super) trait Inbound {
     fn rule_features(&self) -> (bool, bool, std::collections::BTreeMap<String, String>) {
         (false, false, Default::default())
     }
+
+    /// Who the request is for, as the client says (OpenAI's `user`, Anthropic's `metadata.user_id`).
+    fn user(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Inbound for ClientRequest {
@@ -234,6 +299,16 @@ impl Inbound for ClientRequest {
             })
             .collect();
         (tools, reasoning, metadata)
+    }
+
+    fn user(&self) -> Option<String> {
+        let body = self.body();
+        let string = |v: &str| serde_json::from_str::<String>(v).ok();
+        body.member("user").and_then(string).or_else(|| {
+            body.member("metadata")
+                .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+                .and_then(|m| m.get("user_id")?.as_str().map(str::to_owned))
+        })
     }
 
     fn max_output_tokens(&self) -> Option<u64> {
@@ -309,14 +384,11 @@ async fn budget_check<P: Platform, T: Inbound>(
             ),
         ));
     }
-    let prices = deps.iter().filter_map(|d| d.price);
-    let (p_in, p_out) = prices.fold((0.0f64, 0.0f64), |(i, o), p| {
-        (i.max(p.input), o.max(p.output))
-    });
-    let output = inbound
-        .max_output_tokens()
-        .unwrap_or(DEFAULT_OUTPUT_RESERVE);
-    let estimate = ((req.body.len() / 4) as f64 * p_in + output as f64 * p_out).ceil() as u64;
+    let estimate = worst_cost_micro(
+        deps.iter().copied(),
+        req.body.len(),
+        inbound.max_output_tokens(),
+    );
     let name = ledger_name(&key.name);
     for (scope, (per_day, per_month)) in scopes {
         let day = per_day.map(crate::ledger::micro);
@@ -461,6 +533,32 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
         }
         None => (resolve(config, inbound.model())?, None),
     };
+    // An experiment's arm, sticky per user: the browser token's subject, else the body's user id, else the body
+    // itself (a request repeated byte for byte is on the same arm).
+    let (target, experiment) = match target {
+        Target::Alias(m) if !m.split.is_empty() => {
+            let sticky = principal
+                .token
+                .as_ref()
+                .and_then(|t| t.sub.clone())
+                .or_else(|| inbound.user());
+            let shares: Vec<f64> = m.split.iter().map(|a| a.share).collect();
+            let i = match &sticky {
+                Some(id) => crate::shadow::arm_of(&m.name, id, &shares),
+                None => {
+                    crate::shadow::arm_of(&m.name, &String::from_utf8_lossy(&req.body), &shares)
+                }
+            };
+            let arm = &m.split[i].model;
+            let served = match config.model(arm) {
+                Some(a) => Target::Alias(a),
+                None => Target::Alias(m),
+            };
+            recorder.update(|r| r.variant = Some(arm.clone()));
+            (served, Some((m.name.clone(), arm.clone())))
+        }
+        other => (other, None),
+    };
     let (rpm, tpm) = (principal.rpm(), key.tpm);
     if rpm.is_some() || tpm.is_some() {
         // Input tokens are estimated from the body (about 4 bytes each) and spent up front; the record corrects
@@ -535,13 +633,8 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
         Target::Direct(_) => inbound.model().to_owned(),
     };
     recorder.add_sink({
-        let batch = state.ledger.clone();
-        let (write, background, timer, clock) = (
-            platform.ledger_writer(),
-            platform.background(),
-            platform.timer(),
-            platform.clock(),
-        );
+        let (books, clock) = (Books::new(platform, state), platform.clock());
+        let experiment = experiment.clone();
         let ledger = ledger_name(&key.name);
         let (reserved, settlement, leases) = (reserved.clone(), settlement.clone(), leases.clone());
         let served_model = served_model.clone();
@@ -567,19 +660,29 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
                 // The object settles nothing either: the reservation stands as the cost.
                 reserved = crate::ledger::Reserved::default();
             }
-            if let Some(mut entry) = crate::ledger::entry_reserving(r, reserved) {
-                // Filed under the model that served (the rule's choice for a virtual alias), as its budget is.
+            let mut entry = crate::ledger::entry_reserving(r, reserved);
+            // An experiment's arm keeps every request it served, answered or failed.
+            if let (Some((experiment, arm)), true) = (
+                &experiment,
+                matches!(r.operation, Operation::Chat | Operation::Responses),
+            ) {
+                let e = entry.get_or_insert_with(|| crate::ledger::Entry {
+                    day: crate::ledger::day_of(r.ts),
+                    model: String::new(),
+                    principal: String::new(),
+                    spend: crate::ledger::Spend::default(),
+                    outcomes: Vec::new(),
+                });
+                e.outcomes.push(crate::shadow::Outcome::Arm {
+                    experiment: experiment.clone(),
+                    arm: arm.clone(),
+                    side: shadow::side_of(r),
+                });
+            }
+            if let Some(mut entry) = entry {
+                // Filed under the model that served (the rule's or the experiment's choice), as its budget is.
                 entry.model.clone_from(&served_model);
-                let first = batch.borrow_mut().add(&ledger, entry, reserved);
-                if first {
-                    let (batch, write, ledger, timer) =
-                        (batch.clone(), write.clone(), ledger.clone(), timer.clone());
-                    background(Box::pin(async move {
-                        timer(crate::ledger::FLUSH_MS).await;
-                        let entries = batch.borrow_mut().take(&ledger);
-                        write(ledger, entries).await;
-                    }));
-                }
+                books.add(&ledger, entry, reserved);
             }
         })
     });
@@ -623,6 +726,7 @@ pub(super) async fn admit_identified<'c, P: Platform, T: Inbound>(
             target,
             caller,
             rule,
+            shadow: false,
         },
         inbound,
     ))

@@ -108,13 +108,15 @@ pub(super) async fn run<P: Platform, O: Operation>(
         (allowed, resident.contains(&true))
     };
     // The model asked for, then its fallbacks (a `provider/model` asked for directly has none).
+    // A shadow call asks its model alone, unhedged: what that model answers, at one call's cost.
     let mut chain: Vec<Link> = match target {
         Target::Alias(m) => m
             .with_fallbacks(config)
+            .take(if admitted.shadow { 1 } else { usize::MAX })
             .map(|m| Link {
                 name: &m.name,
                 deps: m.deployments(),
-                hedge_budget: m.hedge_budget,
+                hedge_budget: m.hedge_budget.filter(|_| !admitted.shadow),
                 max_attempts: m.max_attempts,
                 objective: m.objective,
                 allowed: Vec::new(),

@@ -7,6 +7,17 @@ use crate::http::Headers;
 use crate::platform::fake::{FakePlatform, Piece, Scripted, FAKE_NOW_MS};
 use serde_json::Value;
 
+/// The gateway on borrowed handles, as most tests hold them: everything but shadows (`shadow_tests` runs those
+/// through [`super::handle`]).
+async fn handle(
+    config: Result<&Config, &ConfigError>,
+    platform: &FakePlatform,
+    state: &State,
+    req: Request,
+) -> Response {
+    respond(config, platform, state, req, None).await
+}
+
 const KEY: &str = "demo";
 const KEY_SHA256: &str = "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea";
 
@@ -1600,3 +1611,6 @@ fn a_request_too_large_for_what_is_left_gives_back_the_part_it_was_granted() {
         "what is left still serves a request that fits"
     );
 }
+
+#[path = "shadow_tests.rs"]
+mod shadow_tests;

@@ -24,6 +24,10 @@ pub(super) enum Route {
     Status,
     /// `GET /_meridian/spend`: the ledger, for an admin key.
     Spend,
+    /// `GET /_meridian/shadow`: shadow comparisons, for an admin key.
+    Shadow,
+    /// `GET /_meridian/experiments`: experiments' arms, for an admin key.
+    Experiments,
     Health,
     /// Test-only routes, present when `debug_panic_route` is configured.
     DebugPanic,
@@ -57,6 +61,8 @@ const ROUTES: &[(&str, &[Method], Route)] = &[
     ("/v1/models/*", &[Method::Get], Route::Model),
     ("/_meridian/status", &[Method::Get], Route::Status),
     ("/_meridian/spend", &[Method::Get], Route::Spend),
+    ("/_meridian/shadow", &[Method::Get], Route::Shadow),
+    ("/_meridian/experiments", &[Method::Get], Route::Experiments),
     ("/healthz", &[Method::Get, Method::Head], Route::Health),
     ("/_meridian/debug/panic", &[Method::Post], Route::DebugPanic),
     (
@@ -131,6 +137,8 @@ impl Route {
             | Route::Model
             | Route::Status
             | Route::Spend
+            | Route::Shadow
+            | Route::Experiments
             | Route::Health => false,
         }
     }
@@ -145,6 +153,8 @@ impl Route {
             Route::Models | Route::Model => Operation::Models,
             Route::Status => Operation::Status,
             Route::Spend => Operation::Spend,
+            Route::Shadow => Operation::Shadow,
+            Route::Experiments => Operation::Experiments,
             Route::Health => Operation::Health,
             Route::DebugPanic | Route::DebugPanicAfterAwait => Operation::Unrouted,
         }

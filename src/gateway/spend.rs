@@ -28,11 +28,20 @@ struct Query {
     key: Option<String>,
 }
 
-pub(super) async fn spend<P: Platform>(
-    config: &Config,
+/// An admin's read of the ledger objects: the days (inclusive) and the keys asked about.
+struct Asked<'c> {
+    from: String,
+    to: String,
+    keys: Vec<&'c str>,
+    /// One key was named.
+    one_key: bool,
+}
+
+fn asked<'c, P: Platform>(
+    config: &'c Config,
     platform: &P,
     req: &Request,
-) -> Result<Response, GatewayError> {
+) -> Result<Asked<'c>, GatewayError> {
     crate::auth::authenticate_admin(config, &req.headers)?;
     let q: Query = serde_urlencoded::from_str(&req.query)
         .map_err(|e| GatewayError::invalid(format!("query: {e}")))?;
@@ -47,15 +56,31 @@ pub(super) async fn spend<P: Platform>(
         }
     }
     let keys: Vec<&str> = match &q.key {
-        Some(k) if config.keys.iter().any(|g| &g.name == k) => vec![k.as_str()],
-        Some(k) => {
-            return Err(GatewayError::new(
-                ErrorCode::NotFound,
-                format!("no gateway key named `{k}`"),
-            ))
-        }
+        Some(k) => match config.keys.iter().find(|g| &g.name == k) {
+            Some(g) => vec![g.name.as_str()],
+            None => {
+                return Err(GatewayError::new(
+                    ErrorCode::NotFound,
+                    format!("no gateway key named `{k}`"),
+                ))
+            }
+        },
         None => config.keys.iter().map(|k| k.name.as_str()).collect(),
     };
+    Ok(Asked {
+        from,
+        to,
+        one_key: q.key.is_some(),
+        keys,
+    })
+}
+
+pub(super) async fn spend<P: Platform>(
+    config: &Config,
+    platform: &P,
+    req: &Request,
+) -> Result<Response, GatewayError> {
+    let Asked { from, to, keys, .. } = asked(config, platform, req)?;
     // The keys' objects are asked together: each lives where it was first used.
     let (from_ref, to_ref) = (from.as_str(), to.as_str());
     let reads = keys.iter().map(|k| async move {
@@ -87,6 +112,78 @@ pub(super) async fn spend<P: Platform>(
             rows,
             total,
         });
+    }
+    Ok(Response::json(
+        200,
+        serde_json::to_vec(&report).unwrap_or_default(),
+    ))
+}
+
+/// Which comparison an admin asks for.
+pub(super) enum Kind {
+    Shadow,
+    Experiments,
+}
+
+#[derive(serde::Serialize)]
+struct Comparisons {
+    from: String,
+    to: String,
+    keys: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pairs: Option<Vec<crate::shadow::PairDay>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arms: Option<Vec<crate::shadow::ArmDay>>,
+}
+
+/// `GET /_meridian/shadow` and `GET /_meridian/experiments` (same query as the spend): the statistics per day over
+/// the outcomes the keys' ledger objects keep, the keys' together. Kept samples are shown only for one key
+/// (`key=`): a person reads one tenant's requests at a time.
+pub(super) async fn comparisons<P: Platform>(
+    config: &Config,
+    platform: &P,
+    req: &Request,
+    kind: Kind,
+) -> Result<Response, GatewayError> {
+    let asked = asked(config, platform, req)?;
+    let (from_ref, to_ref) = (asked.from.as_str(), asked.to.as_str());
+    let reads = asked.keys.iter().map(|k| async move {
+        platform
+            .ledger_outcomes(&admission::ledger_name(k), from_ref, to_ref)
+            .await
+            .map(|o| (*k, o))
+    });
+    let mut outcomes = Vec::new();
+    for read in futures_util::future::join_all(reads).await {
+        let (key, mut o) = read.map_err(|e| {
+            GatewayError::new(
+                ErrorCode::BudgetUnavailable,
+                format!("the ledger cannot be read: {e}"),
+            )
+        })?;
+        for s in &mut o {
+            s.key = key.to_owned();
+        }
+        outcomes.extend(o);
+    }
+    let mut report = Comparisons {
+        from: asked.from.clone(),
+        to: asked.to.clone(),
+        keys: asked.keys.iter().map(|k| (*k).to_owned()).collect(),
+        pairs: None,
+        arms: None,
+    };
+    match kind {
+        Kind::Shadow => {
+            let mut pairs = crate::shadow::pair_stats(&outcomes);
+            if !asked.one_key {
+                for p in &mut pairs {
+                    p.samples.clear();
+                }
+            }
+            report.pairs = Some(pairs);
+        }
+        Kind::Experiments => report.arms = Some(crate::shadow::arm_stats(&outcomes)),
     }
     Ok(Response::json(
         200,

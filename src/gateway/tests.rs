@@ -3,6 +3,17 @@ use crate::http::Headers;
 use crate::platform::fake::{FakePlatform, Piece, Scripted};
 use serde_json::Value;
 
+/// The gateway on borrowed handles, as most tests hold them: everything but shadows (`shadow_tests` runs those
+/// through [`super::handle`]).
+async fn handle(
+    config: Result<&Config, &ConfigError>,
+    platform: &FakePlatform,
+    state: &State,
+    req: Request,
+) -> Response {
+    respond(config, platform, state, req, None).await
+}
+
 fn config() -> Config {
     config_with_deployments(r#"[{"provider": "up", "model": "mock-1", "region": "us-east-1"}]"#)
 }

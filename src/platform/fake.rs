@@ -138,6 +138,9 @@ impl Future for Sleep {
     }
 }
 
+/// A shadow's daily cap in a ledger object: the object, the day, the primary and the shadow.
+pub type ShadowCap = (String, String, String, String);
+
 #[derive(Default)]
 pub struct FakePlatform {
     pub script: RefCell<VecDeque<Scripted>>,
@@ -155,6 +158,10 @@ pub struct FakePlatform {
     pub ledger: Rc<RefCell<Vec<(String, crate::ledger::Entry, crate::ledger::Reserved)>>>,
     /// Data points written to Analytics Engine, when a dataset is bound (`with_analytics`).
     pub analytics: Option<Rc<RefCell<Vec<crate::analytics::DataPoint>>>>,
+    /// Shadow calls' and experiments' outcomes as the ledger objects keep them, by ledger object.
+    pub outcomes: Rc<RefCell<Vec<(String, crate::shadow::StoredOutcome)>>>,
+    /// What each shadow spent of its cap, by ledger object, day, primary and shadow, USD.
+    pub shadow_spend: Rc<RefCell<HashMap<ShadowCap, f64>>>,
     /// Each key's budget book, as its ledger object would keep it.
     pub budgets: Rc<RefCell<HashMap<String, crate::ledger::BudgetBook>>>,
     pub clock: Rc<Clock>,
@@ -447,11 +454,42 @@ impl Platform for FakePlatform {
             self.budgets.clone(),
             self.clock.clone(),
         );
+        let (outcomes, shadow_spend) = (self.outcomes.clone(), self.shadow_spend.clone());
         Rc::new(
             move |key: String, entries: Vec<(crate::ledger::Entry, crate::ledger::Reserved)>| {
                 let (ledger, budgets, now) = (ledger.clone(), budgets.clone(), clock.now_ms());
+                let (outcomes, shadow_spend) = (outcomes.clone(), shadow_spend.clone());
                 Box::pin(async move {
-                    for (entry, reserved) in entries {
+                    for (mut entry, reserved) in entries {
+                        for o in std::mem::take(&mut entry.outcomes) {
+                            if let crate::shadow::Outcome::Pair {
+                                primary,
+                                shadow,
+                                shadow_side,
+                                reserved_usd,
+                                ..
+                            } = &o
+                            {
+                                let id = (
+                                    key.clone(),
+                                    entry.day.clone(),
+                                    primary.clone(),
+                                    shadow.clone(),
+                                );
+                                // The reservation stands for a call whose cost is not known.
+                                let cost = shadow_side.cost_usd.unwrap_or(*reserved_usd);
+                                *shadow_spend.borrow_mut().entry(id).or_default() +=
+                                    cost - reserved_usd;
+                            }
+                            outcomes.borrow_mut().push((
+                                key.clone(),
+                                crate::shadow::StoredOutcome {
+                                    day: entry.day.clone(),
+                                    key: String::new(),
+                                    outcome: o,
+                                },
+                            ));
+                        }
                         let cost = crate::ledger::micro(entry.spend.cost_usd);
                         let mut budgets = budgets.borrow_mut();
                         if let Some(b) = budgets.get_mut(&key) {
@@ -468,6 +506,32 @@ impl Platform for FakePlatform {
                 })
             },
         )
+    }
+
+    async fn shadow_reserve(&self, ledger: &str, ask: super::ShadowAsk) -> Result<bool, String> {
+        let id = (ledger.to_owned(), ask.day, ask.primary, ask.shadow);
+        let mut spend = self.shadow_spend.borrow_mut();
+        let spent = spend.entry(id).or_default();
+        let granted = *spent + ask.usd <= ask.max_usd;
+        if granted {
+            *spent += ask.usd;
+        }
+        Ok(granted)
+    }
+
+    async fn ledger_outcomes(
+        &self,
+        ledger: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<crate::shadow::StoredOutcome>, String> {
+        Ok(self
+            .outcomes
+            .borrow()
+            .iter()
+            .filter(|(l, o)| l == ledger && o.day.as_str() >= from && o.day.as_str() <= to)
+            .map(|(_, o)| o.clone())
+            .collect())
     }
 
     async fn ledger_rows(

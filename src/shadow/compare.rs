@@ -173,7 +173,7 @@ fn same_calls(a: &[(String, String)], b: &[(String, String)]) -> bool {
         let args = value(args);
         match unused.iter().position(|(n, v)| n == name && *v == args) {
             Some(i) => {
-                unused.swap_remove(i);
+                let _ = unused.swap_remove(i);
                 true
             }
             None => false,

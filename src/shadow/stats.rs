@@ -237,7 +237,7 @@ pub fn pair_stats(outcomes: &[StoredOutcome]) -> Vec<PairDay> {
                     samples.extend(sample.clone());
                 }
             }
-            samples.sort_by(|a, b| b.at.cmp(&a.at));
+            samples.sort_by_key(|s| std::cmp::Reverse(s.at));
             PairDay {
                 day: day.to_owned(),
                 primary: primary.to_owned(),
