@@ -115,6 +115,7 @@ pub struct SideStats {
     pub total_ms: Percentiles,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    #[serde(serialize_with = "crate::pricing::serialize_usd")]
     pub cost_usd: f64,
     /// Calls whose cost is not known (counted as nothing in `cost_usd`).
     pub uncosted: u64,
