@@ -5,7 +5,9 @@ SHELL := /bin/bash
 
 # Every recipe that needs the toolchain sources what scripts/bootstrap found or installed.
 ENV := . ./.tools/env &&
-WORKER_SOURCES := $(shell find src -name '*.rs') src/edge/panic.js Cargo.toml Cargo.lock scripts/build-worker
+# The dashboard's page, script and styles are compiled into the worker (include_str!), and so is uPlot.
+WORKER_SOURCES := $(shell find src -name '*.rs') $(wildcard src/dashboard/*) src/edge/panic.js Cargo.toml Cargo.lock \
+	package.json scripts/build-worker
 BUNDLE := build/index.js
 
 .PHONY: help bootstrap build mock-bin size run test test-host test-e2e lint fmt clean bench sim profile

@@ -33,6 +33,7 @@ use std::rc::Rc;
 mod admission;
 mod chat;
 mod count_tokens;
+mod dashboard;
 mod embeddings;
 mod estimates;
 mod lifecycle;
@@ -78,10 +79,40 @@ pub struct Counters {
     pub by_cache: std::collections::BTreeMap<&'static str, u64>,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// The last [`RECENT_ERRORS`] errors, oldest first.
+    #[serde(skip)]
+    pub recent: std::collections::VecDeque<RecentError>,
+}
+
+/// How many errors the status keeps for the dashboard.
+const RECENT_ERRORS: usize = 50;
+
+/// An error this isolate answered, for the dashboard.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecentError {
+    pub ts: u64,
+    pub status: u16,
+    pub code: Option<&'static str>,
+    pub key: Option<String>,
+    pub model: Option<String>,
+    pub deployment: Option<String>,
 }
 
 impl Counters {
     fn add(&mut self, r: &Record) {
+        if r.error.is_some() || r.status >= 400 {
+            if self.recent.len() == RECENT_ERRORS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(RecentError {
+                ts: r.ts,
+                status: r.status,
+                code: r.error.map(|e| e.as_str()),
+                key: r.key.clone(),
+                model: r.model.clone(),
+                deployment: r.served_by.clone(),
+            });
+        }
         self.total += 1;
         *self.by_status.entry(r.status).or_default() += 1;
         if let Some(e) = r.error {
@@ -383,9 +414,12 @@ async fn route<P: Platform + 'static>(
             platform.sleep(1).await;
             panic!("deliberate panic after an await, from the debug route")
         }
-        Route::Models | Route::Model | Route::Status | Route::Health | Route::DebugPanic => {
-            other_route(config, platform, state, route, &req)
-        }
+        Route::Models
+        | Route::Model
+        | Route::Status
+        | Route::Health
+        | Route::Dashboard
+        | Route::DebugPanic => other_route(config, platform, state, route, &req),
     }
 }
 
@@ -450,6 +484,7 @@ fn other_route<P: Platform>(
 ) -> Result<Response, GatewayError> {
     match route {
         Route::Health => Ok(Response::json(200, br#"{"status":"ok"}"#.to_vec())),
+        Route::Dashboard => dashboard::serve(&req.path),
         Route::DebugPanic => panic!("deliberate panic from the debug route"),
         Route::Models | Route::Model => {
             authorize(config, platform, &req.headers)?;
@@ -462,7 +497,11 @@ fn other_route<P: Platform>(
             Ok(Response::json(200, body))
         }
         Route::Status => {
-            authenticate(config, &req.headers)?;
+            // An admin key (the dashboard's) also sees the recent errors, which name every tenant's keys and models.
+            let admin = crate::auth::authenticate_admin(config, &req.headers).is_ok();
+            if !admin {
+                authenticate(config, &req.headers)?;
+            }
             let loc = location(config, req);
             let models = config
                 .models
@@ -475,10 +514,23 @@ fn other_route<P: Platform>(
                 routing: crate::routing::Status<'a>,
                 /// What this isolate's requests did.
                 requests: Counters,
+                /// The last errors this isolate answered, newest first (admin keys only).
+                #[serde(skip_serializing_if = "Option::is_none")]
+                recent_errors: Option<Vec<RecentError>>,
             }
             let status = Status {
                 routing: router.status(models, &loc, platform.now_ms()),
                 requests: state.counters.borrow().clone(),
+                recent_errors: admin.then(|| {
+                    state
+                        .counters
+                        .borrow()
+                        .recent
+                        .iter()
+                        .rev()
+                        .cloned()
+                        .collect()
+                }),
             };
             Ok(Response::json(
                 200,

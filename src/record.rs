@@ -28,6 +28,8 @@ pub enum Operation {
     Shadow,
     /// `GET /_meridian/experiments`.
     Experiments,
+    /// `GET /_meridian/` and its assets.
+    Dashboard,
     Health,
     Preflight,
     /// No route matched, or the method did not.

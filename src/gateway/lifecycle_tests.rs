@@ -1614,3 +1614,78 @@ fn a_request_too_large_for_what_is_left_gives_back_the_part_it_was_granted() {
 
 #[path = "shadow_tests.rs"]
 mod shadow_tests;
+
+#[test]
+fn the_dashboard_page_holds_no_data_and_only_an_admin_key_reads_the_recent_errors() {
+    let cfg = governed(r#", "budget": {"usd_per_day": 2}"#);
+    let p = platform([
+        Scripted::json(503, "{}"),
+        Scripted::json(503, "{}"),
+        Scripted::json(503, "{}"),
+    ]);
+    let state = State::new(1);
+    let get = |path: &str, key: Option<&str>| {
+        let mut headers = Headers::new();
+        if let Some(k) = key {
+            headers.insert("authorization", format!("Bearer {k}"));
+        }
+        let req = Request {
+            method: Method::Get,
+            path: path.into(),
+            query: String::new(),
+            headers,
+            body: Vec::new(),
+            location: Location::default(),
+        };
+        run(&cfg, &p, &state, req)
+    };
+    let (page, html) = get("/_meridian/", None);
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.headers.get("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let csp = page.headers.get("content-security-policy").unwrap();
+    assert!(
+        csp.contains("connect-src 'self'") && csp.contains("script-src 'self';"),
+        "{csp}"
+    );
+    assert!(String::from_utf8(html)
+        .unwrap()
+        .contains("/_meridian/assets/app.js"));
+    for asset in ["app.js", "app.css", "uplot.js", "uplot.css"] {
+        let (r, body) = get(&format!("/_meridian/assets/{asset}"), None);
+        assert_eq!(r.status, 200, "{asset}");
+        assert!(body.len() > 500, "{asset}");
+    }
+    assert_eq!(get("/_meridian/assets/nope.js", None).0.status, 404);
+    // An error for the dashboard's list.
+    let failed = run(&cfg, &p, &state, chat(D::OpenAi, "p", false)).0;
+    assert_eq!(failed.status, 503);
+    let (_, body) = get("/_meridian/status", Some(ADMIN));
+    let status: Value = serde_json::from_slice(&body).unwrap();
+    let recent = status["recent_errors"].as_array().unwrap();
+    // Newest first: the provider's 503, then the missing asset's 404.
+    assert_eq!(recent.len(), 2);
+    assert_eq!(recent[1]["status"], 404);
+    assert_eq!(recent[0]["status"], 503);
+    assert_eq!(recent[0]["model"], "p");
+    assert_eq!(recent[0]["key"], "demo");
+    let (_, body) = get("/_meridian/status", Some(KEY));
+    let status: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        status.get("recent_errors").is_none(),
+        "a gateway key sees no other tenant's errors"
+    );
+    assert!(status["models"]["p"].is_array());
+    // The spend report carries each budgeted key's limits, for the page's budget bars.
+    let (_, spend) = spend_report(&cfg, &p, Some(ADMIN), "");
+    let team = spend["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == "team")
+        .unwrap();
+    assert_eq!(team["budget"]["usd_per_day"].as_f64(), Some(2.0));
+    assert!(spend["keys"][0].get("budget").is_none());
+}

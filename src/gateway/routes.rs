@@ -28,6 +28,8 @@ pub(super) enum Route {
     Shadow,
     /// `GET /_meridian/experiments`: experiments' arms, for an admin key.
     Experiments,
+    /// `GET /_meridian/` and its assets: the dashboard (the page holds no data; it asks with an admin key).
+    Dashboard,
     Health,
     /// Test-only routes, present when `debug_panic_route` is configured.
     DebugPanic,
@@ -63,6 +65,16 @@ const ROUTES: &[(&str, &[Method], Route)] = &[
     ("/_meridian/spend", &[Method::Get], Route::Spend),
     ("/_meridian/shadow", &[Method::Get], Route::Shadow),
     ("/_meridian/experiments", &[Method::Get], Route::Experiments),
+    (
+        "/_meridian/",
+        &[Method::Get, Method::Head],
+        Route::Dashboard,
+    ),
+    (
+        "/_meridian/assets/*",
+        &[Method::Get, Method::Head],
+        Route::Dashboard,
+    ),
     ("/healthz", &[Method::Get, Method::Head], Route::Health),
     ("/_meridian/debug/panic", &[Method::Post], Route::DebugPanic),
     (
@@ -139,6 +151,7 @@ impl Route {
             | Route::Spend
             | Route::Shadow
             | Route::Experiments
+            | Route::Dashboard
             | Route::Health => false,
         }
     }
@@ -155,6 +168,7 @@ impl Route {
             Route::Spend => Operation::Spend,
             Route::Shadow => Operation::Shadow,
             Route::Experiments => Operation::Experiments,
+            Route::Dashboard => Operation::Dashboard,
             Route::Health => Operation::Health,
             Route::DebugPanic | Route::DebugPanicAfterAwait => Operation::Unrouted,
         }

@@ -11,6 +11,15 @@ struct KeySpend {
     key: String,
     rows: Vec<Row>,
     total: Spend,
+    /// The key's own budget limits, USD, when it has a budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    budget: Option<BudgetLimits>,
+}
+
+#[derive(serde::Serialize)]
+struct BudgetLimits {
+    usd_per_day: Option<f64>,
+    usd_per_month: Option<f64>,
 }
 
 #[derive(serde::Serialize)]
@@ -107,10 +116,20 @@ pub(super) async fn spend<P: Platform>(
             total.add(&r.spend);
         }
         report.total.add(&total);
+        let budget = config
+            .keys
+            .iter()
+            .find(|k| k.name == key)
+            .and_then(|k| k.budget.as_ref())
+            .map(|b| BudgetLimits {
+                usd_per_day: b.per_day,
+                usd_per_month: b.per_month,
+            });
         report.keys.push(KeySpend {
             key: key.to_owned(),
             rows,
             total,
+            budget,
         });
     }
     Ok(Response::json(
