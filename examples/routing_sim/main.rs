@@ -79,309 +79,22 @@
 //!   does not happen). It is a first hit, not a sustained state: read it with `best% thirds`.
 //! * `first choice`: how many first attempts went to fra/dub/iad/nrt.
 
+mod policies;
+mod world;
+
 use meridian::config::{Config, Deployment};
-use meridian::routing::{network_ms, Location, Policy, Router, Shape};
+use meridian::routing::{network_ms, Location, Policy, Router};
+use policies::{Ev, Fresh, Isolates, LiteLlmStyle, Meridian, Oracle, RoundRobin, Routing};
 use serde_json::{json, Value};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 use std::path::PathBuf;
+use world::{hash, Kind, Scenario, World, DEPLOYMENTS, FAIL_MS, INTERVAL_MS, SCENARIOS, START_MS};
 
-const INTERVAL_MS: u64 = 200;
-/// Simulated Unix time of the first request.
-const START_MS: u64 = 1_700_000_000_000;
-/// A 503 comes back this fast.
-const FAIL_MS: f64 = 50.0;
 const MAX_ATTEMPTS: usize = 3;
-const STREAM: Shape = Shape {
-    stream: true,
-    bucket: 0,
-};
 const CLIENT: (f64, f64) = (50.1, 8.7);
 /// sha256 of the demo gateway key.
 const KEY_SHA256: &str = "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea";
-
-/// Short name, region, base median (model time, ms), base sigma.
-const DEPLOYMENTS: [(&str, &str, f64, f64); 4] = [
-    ("fra", "eu-central-1", 450.0, 0.3),
-    ("dub", "eu-west-1", 300.0, 0.3),
-    ("iad", "us-east-1", 350.0, 0.3),
-    ("nrt", "ap-northeast-1", 400.0, 0.3),
-];
-/// The deployment every scenario perturbs (the truly fastest at the start).
-const DUB: usize = 1;
-/// The nearest deployment.
-const FRA: usize = 0;
-
-// ---------------------------------------------------------------------------------------------------------------
-// Randomness: splitmix64 as a hash, Box-Muller for normals.
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-fn hash(parts: &[u64]) -> u64 {
-    parts
-        .iter()
-        .fold(0x6A09_E667_F3BC_C908, |h, &p| splitmix64(h ^ splitmix64(p)))
-}
-
-/// Uniform in (0, 1].
-fn unit(h: u64) -> f64 {
-    ((h >> 11) + 1) as f64 / (1u64 << 53) as f64
-}
-
-/// Standard normal from a hash (Box-Muller, cosine branch).
-fn std_normal(h: u64) -> f64 {
-    let u1 = unit(splitmix64(h));
-    let u2 = unit(splitmix64(h ^ 0xD1B5_4A32_D192_ED03));
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// The world: true latencies and availability.
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Steady,
-    Shift,
-    Outage,
-    HeavyTail,
-    Improve,
-}
-
-struct Scenario {
-    name: &'static str,
-    about: &'static str,
-    kind: Kind,
-}
-
-const SCENARIOS: [Scenario; 5] = [
-    Scenario {
-        name: "steady",
-        about: "dub truly fastest (300 ms + ~33 ms network) although fra is nearest (450 ms)",
-        kind: Kind::Steady,
-    },
-    Scenario {
-        name: "shift",
-        about: "at 1/3 of the run dub's median triples (300 -> 900 ms): fra becomes best",
-        kind: Kind::Shift,
-    },
-    Scenario {
-        name: "outage",
-        about: "dub answers 503 (after 50 ms) during the middle third, then recovers",
-        kind: Kind::Outage,
-    },
-    Scenario {
-        name: "heavy-tail",
-        about: "dub has sigma 1.0 (same median 300 ms, mean ~495 ms, p99 ~3 s)",
-        kind: Kind::HeavyTail,
-    },
-    Scenario {
-        name: "improve",
-        about: "(extra) at 1/3 of the run fra's median drops 450 -> 150 ms: fra becomes best",
-        kind: Kind::Improve,
-    },
-];
-
-struct World<'a> {
-    scenario: &'a Scenario,
-    index: u64,
-    seed: u64,
-    requests: usize,
-    deps: Vec<Deployment>,
-    net: Vec<f64>,
-}
-
-impl World<'_> {
-    /// Third of the run (0, 1, 2) the simulated time `t` falls in.
-    fn phase(&self, t: f64) -> usize {
-        let span = (self.requests as u64 * INTERVAL_MS) as f64;
-        ((3.0 * (t - START_MS as f64) / span).floor().max(0.0) as usize).min(2)
-    }
-
-    /// True median model time (without network) of `d` at `t`.
-    fn median(&self, d: usize, t: f64) -> f64 {
-        let base = DEPLOYMENTS[d].2;
-        match self.scenario.kind {
-            Kind::Shift if d == DUB && self.phase(t) >= 1 => base * 3.0,
-            Kind::Improve if d == FRA && self.phase(t) >= 1 => base / 3.0,
-            _ => base,
-        }
-    }
-
-    fn sigma(&self, d: usize) -> f64 {
-        match self.scenario.kind {
-            Kind::HeavyTail if d == DUB => 1.0,
-            _ => DEPLOYMENTS[d].3,
-        }
-    }
-
-    fn available(&self, d: usize, t: f64) -> bool {
-        !(self.scenario.kind == Kind::Outage && d == DUB && self.phase(t) == 1)
-    }
-
-    /// True median time to first token including network.
-    fn true_ms(&self, d: usize, t: f64) -> f64 {
-        self.net[d] + self.median(d, t)
-    }
-
-    /// Available deployments by true median, then the unavailable ones.
-    fn truth_order(&self, t: f64) -> Vec<usize> {
-        let mut v: Vec<usize> = (0..self.deps.len()).collect();
-        v.sort_by(|&a, &b| {
-            (!self.available(a, t))
-                .cmp(&!self.available(b, t))
-                .then(self.true_ms(a, t).total_cmp(&self.true_ms(b, t)))
-        });
-        v
-    }
-
-    fn best(&self, t: f64) -> usize {
-        self.truth_order(t)[0]
-    }
-
-    /// What an attempt of request `req` on `d` started at `t` does: (succeeded, ms until it answers).
-    fn attempt(&self, req: usize, d: usize, t: f64) -> (bool, f64) {
-        if !self.available(d, t) {
-            return (false, FAIL_MS);
-        }
-        let z = std_normal(hash(&[self.seed, self.index, req as u64, d as u64]));
-        (
-            true,
-            self.net[d] + self.median(d, t) * (self.sigma(d) * z).exp(),
-        )
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Policies.
-
-/// What a gateway learns, delivered at the simulated time it happens.
-#[derive(Debug, Clone, Copy)]
-enum Ev {
-    Started(usize),
-    Success(usize, f64),
-    Failure(usize),
-    Hedged(usize),
-    AtLeast(usize, f64),
-}
-
-trait Routing {
-    /// Deployment order for request `req` arriving at `now`, and when to hedge.
-    fn plan(&mut self, req: usize, now: u64) -> (Vec<usize>, Option<u64>);
-    fn observe(&mut self, ev: Ev, now: u64);
-}
-
-struct Oracle<'a, 'w> {
-    world: &'a World<'w>,
-}
-
-impl Routing for Oracle<'_, '_> {
-    fn plan(&mut self, _req: usize, now: u64) -> (Vec<usize>, Option<u64>) {
-        (self.world.truth_order(now as f64), None)
-    }
-    fn observe(&mut self, _ev: Ev, _now: u64) {}
-}
-
-struct Meridian<'a> {
-    router: Router,
-    deps: &'a [Deployment],
-    loc: Location,
-    policy: Policy,
-    /// `--trace`: print what the router believes every 10th request, under this label.
-    trace: Option<String>,
-}
-
-impl Routing for Meridian<'_> {
-    fn plan(&mut self, req: usize, now: u64) -> (Vec<usize>, Option<u64>) {
-        let allowed = vec![true; self.deps.len()];
-        let p = self
-            .router
-            .plan(self.deps, &allowed, &self.loc, STREAM, self.policy, now);
-        if let Some(label) = self.trace.as_deref().filter(|_| req % 10 == 0) {
-            let status = self
-                .router
-                .status(std::iter::once(("m", self.deps)), &self.loc, now);
-            let beliefs: Vec<String> = status.models["m"]
-                .iter()
-                .zip(DEPLOYMENTS)
-                .map(|(d, (short, ..))| {
-                    format!(
-                        "{short} {}ms/{} n={}",
-                        d.expected_ttft_ms, d.health, d.samples
-                    )
-                })
-                .collect();
-            eprintln!(
-                "{label} req {req:>5} t {:>6.1}s order {:?} hedge {:?} | {}",
-                (now - START_MS) as f64 / 1000.0,
-                p.order,
-                p.hedge_after_ms,
-                beliefs.join(", ")
-            );
-        }
-        (p.order, p.hedge_after_ms)
-    }
-
-    fn observe(&mut self, ev: Ev, now: u64) {
-        let r = &mut self.router;
-        match ev {
-            Ev::Started(d) => r.started(&self.deps[d], now),
-            Ev::Success(d, ms) => r.success(&self.deps[d], STREAM, ms, now),
-            Ev::Failure(d) => r.failure(&self.deps[d], "503 Service Unavailable", None, now),
-            Ev::Hedged(d) => r.hedged(&self.deps[d]),
-            Ev::AtLeast(d, ms) => r.at_least(&self.deps[d], STREAM, ms, now),
-        }
-    }
-}
-
-struct RoundRobin {
-    n: usize,
-    next: usize,
-}
-
-impl Routing for RoundRobin {
-    fn plan(&mut self, _req: usize, _now: u64) -> (Vec<usize>, Option<u64>) {
-        let start = self.next;
-        self.next = (self.next + 1) % self.n;
-        ((0..self.n).map(|k| (start + k) % self.n).collect(), None)
-    }
-    fn observe(&mut self, _ev: Ev, _now: u64) {}
-}
-
-/// Lowest mean of the last 10 successful TTFTs; untried deployments first; failures are not recorded.
-struct LiteLlmStyle {
-    recent: Vec<VecDeque<f64>>,
-}
-
-impl Routing for LiteLlmStyle {
-    fn plan(&mut self, _req: usize, _now: u64) -> (Vec<usize>, Option<u64>) {
-        let score = |d: usize| {
-            let r = &self.recent[d];
-            if r.is_empty() {
-                f64::NEG_INFINITY
-            } else {
-                r.iter().sum::<f64>() / r.len() as f64
-            }
-        };
-        let mut v: Vec<usize> = (0..self.recent.len()).collect();
-        v.sort_by(|&a, &b| score(a).total_cmp(&score(b)).then(a.cmp(&b)));
-        (v, None)
-    }
-
-    fn observe(&mut self, ev: Ev, _now: u64) {
-        if let Ev::Success(d, ms) = ev {
-            let r = &mut self.recent[d];
-            if r.len() == 10 {
-                r.pop_front();
-            }
-            r.push_back(ms);
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // One request through a plan, as the gateway would run it.
@@ -490,7 +203,7 @@ struct Score {
 fn run(world: &World, name: &'static str, policy: &mut dyn Routing) -> Score {
     let n = world.requests;
     let mut queue: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
-    let mut events: Vec<Ev> = Vec::new();
+    let mut events: Vec<(Ev, usize)> = Vec::new();
     let mut s = Score {
         name,
         first_best: Vec::with_capacity(n),
@@ -503,14 +216,15 @@ fn run(world: &World, name: &'static str, policy: &mut dyn Routing) -> Score {
     };
     let deliver = |policy: &mut dyn Routing,
                    queue: &mut BinaryHeap<Reverse<(u64, u64)>>,
-                   events: &[Ev],
+                   events: &[(Ev, usize)],
                    until: u64| {
         while let Some(&Reverse((at, seq))) = queue.peek() {
             if at > until {
                 break;
             }
             queue.pop();
-            policy.observe(events[seq as usize], at);
+            let (ev, req) = events[seq as usize];
+            policy.observe(ev, req, at);
         }
     };
     for req in 0..n {
@@ -518,11 +232,11 @@ fn run(world: &World, name: &'static str, policy: &mut dyn Routing) -> Score {
         deliver(policy, &mut queue, &events, now);
         let (order, hedge_after) = policy.plan(req, now);
         let t = now as f64;
-        s.first_best.push(order[0] == world.best(t));
+        s.first_best.push(order[0] == world.best(req, t));
         s.first_counts[order[0]] += 1;
         let mut push = |at: f64, ev: Ev| {
             queue.push(Reverse((at.round() as u64, events.len() as u64)));
-            events.push(ev);
+            events.push((ev, req));
         };
         let served = serve(world, req, t, &order, hedge_after, &mut push);
         s.failed += u64::from(served.failed);
@@ -571,15 +285,6 @@ fn lag_after(first_best: &[bool], change: usize) -> Option<usize> {
     })
 }
 
-/// Requests at which the truth changes; the start counts (cold start: nothing is known yet).
-fn change_points(kind: Kind, n: usize) -> Vec<usize> {
-    match kind {
-        Kind::Steady | Kind::HeavyTail => vec![0],
-        Kind::Shift | Kind::Improve => vec![0, n.div_ceil(3)],
-        Kind::Outage => vec![0, n.div_ceil(3), (2 * n).div_ceil(3)],
-    }
-}
-
 fn row(s: Score, world: &World) -> Row {
     let n = s.first_best.len();
     let share = |v: &[bool]| v.iter().filter(|&&b| b).count() as f64 / v.len().max(1) as f64;
@@ -587,7 +292,8 @@ fn row(s: Score, world: &World) -> Row {
     let mut sorted = s.ttfts.clone();
     sorted.sort_by(f64::total_cmp);
     let mean = sorted.iter().sum::<f64>() / sorted.len().max(1) as f64;
-    let lags = change_points(world.scenario.kind, n)
+    let lags = world
+        .change_points()
         .into_iter()
         .map(|c| lag_after(&s.first_best, c))
         .collect();
@@ -710,59 +416,131 @@ fn row_json(r: &Row, oracle: &Row) -> Value {
     })
 }
 
-fn verdict(scenario: &Scenario, rows: &[Row]) -> String {
-    let get = |name: &str| rows.iter().find(|r| r.name == name).expect("policy row");
-    let (oracle, m, mh, ll, rr) = (
-        get("oracle"),
-        get("meridian"),
-        get("meridian+hedge"),
-        get("litellm-style"),
-        get("round-robin"),
-    );
-    let cmp = |a: f64, b: f64, higher_is_better: bool| {
-        let better = if higher_is_better { a > b } else { a < b };
-        if (a - b).abs() <= 0.01 * b.abs().max(1e-9) {
-            "tie"
-        } else if better {
-            "better"
-        } else {
-            "WORSE"
-        }
+/// One scenario over all seeds: per seed, the rows of every policy.
+struct Runs<'a> {
+    scenario: &'a Scenario,
+    seeds: Vec<(u64, Vec<Row>)>,
+}
+
+/// Tolerances within which meridian counts as level with greedy: half a point of best-share, 1% of p99.
+const TIE_BEST: f64 = 0.005;
+const TIE_P99: f64 = 0.01;
+
+fn get<'r>(rows: &'r [Row], name: &str) -> &'r Row {
+    rows.iter().find(|r| r.name == name).expect("policy row")
+}
+
+/// Median (min-max) of per-seed figures.
+fn spread(mut v: Vec<f64>, fmt: impl Fn(f64) -> String) -> String {
+    v.sort_by(f64::total_cmp);
+    let mid = v[v.len() / 2];
+    if v.len() == 1 {
+        fmt(mid)
+    } else {
+        format!("{} ({}–{})", fmt(mid), fmt(v[0]), fmt(v[v.len() - 1]))
+    }
+}
+
+/// The summary line of one scenario: meridian against greedy (LiteLLM-style) and the oracle, over the seeds.
+fn summary(runs: &Runs) -> (String, bool) {
+    let per = |f: &dyn Fn(&[Row]) -> f64| -> Vec<f64> {
+        runs.seeds.iter().map(|(_, rows)| f(rows)).collect()
     };
-    format!(
-        "{:<10} meridian best {:.1}% vs litellm {:.1}% ({}) / rr {:.1}% ({}); p50/oracle {:.2} vs {:.2} ({}) / {:.2} ({}); p99/oracle {:.2} (+hedge {:.2}) vs {:.2} / {:.2}; failed {} vs {} / {}",
-        scenario.name,
-        100.0 * m.best,
-        100.0 * ll.best,
-        cmp(m.best, ll.best, true),
-        100.0 * rr.best,
-        cmp(m.best, rr.best, true),
-        m.p50 / oracle.p50,
-        ll.p50 / oracle.p50,
-        cmp(m.p50, ll.p50, false),
-        rr.p50 / oracle.p50,
-        cmp(m.p50, rr.p50, false),
-        m.p99 / oracle.p99,
-        mh.p99 / oracle.p99,
-        ll.p99 / oracle.p99,
-        rr.p99 / oracle.p99,
-        m.failed,
-        ll.failed,
-        rr.failed,
-    )
+    let best = |name: &'static str| move |rows: &[Row]| 100.0 * get(rows, name).best;
+    let p99 =
+        |name: &'static str| move |rows: &[Row]| get(rows, name).p99 / get(rows, "oracle").p99;
+    let failed = |name: &'static str| move |rows: &[Row]| get(rows, name).failed as f64;
+    let n = runs.seeds.len();
+    let level_best = runs
+        .seeds
+        .iter()
+        .filter(|(_, r)| get(r, "meridian").best >= get(r, "litellm-style").best - TIE_BEST)
+        .count();
+    let level_p99 = runs
+        .seeds
+        .iter()
+        .filter(|(_, r)| get(r, "meridian").p99 <= get(r, "litellm-style").p99 * (1.0 + TIE_P99))
+        .count();
+    let m_best = per(&best("meridian"));
+    let m_p99 = per(&p99("meridian"));
+    let worst_p99 = m_p99.iter().copied().fold(0.0, f64::max);
+    let worst_best = m_best.iter().copied().fold(100.0, f64::min);
+    let steady = runs.scenario.kind == Kind::Steady;
+    let met = worst_p99 <= 1.15
+        && level_best == n
+        && level_p99 == n
+        && (!steady || (worst_best >= 97.0 && worst_p99 <= 1.05));
+    let pct = |x: f64| format!("{x:.1}");
+    let ratio = |x: f64| format!("{x:.2}");
+    let count = |x: f64| format!("{x:.0}");
+    let line = format!(
+        "| {} | {} | {}/{} | {} | {}/{} | {} / {} | {} | {} | {} / {} | {} |",
+        runs.scenario.name,
+        spread(m_best, pct),
+        level_best,
+        n,
+        spread(m_p99, ratio),
+        level_p99,
+        n,
+        spread(per(&best("meridian+hedge")), pct),
+        spread(per(&p99("meridian+hedge")), ratio),
+        spread(per(&best("litellm-style")), pct),
+        spread(per(&p99("litellm-style")), ratio),
+        spread(per(&failed("meridian")), count),
+        spread(per(&failed("litellm-style")), count),
+        if met { "met" } else { "NOT met" },
+    );
+    (line, met)
+}
+
+fn print_summary(all: &[Runs], seeds: &[u64]) {
+    println!(
+        "\nsummary over seeds {:?}: median (min–max); \"≥ greedy\" counts the seeds where meridian is at least level with LiteLLM-style (best% within {} points, p99 within {}%)\n",
+        seeds,
+        100.0 * TIE_BEST,
+        100.0 * TIE_P99
+    );
+    println!("| scenario | meridian best% | ≥ greedy | meridian p99 / oracle | ≥ greedy | +hedge best% / p99 | greedy best% | greedy p99 / oracle | failed attempts meridian / greedy | targets |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut all_met = true;
+    for runs in all {
+        let (line, met) = summary(runs);
+        all_met &= met;
+        println!("{line}");
+    }
+    println!(
+        "\ntargets (every seed: best% and p99 at least level with greedy, p99 <= 1.15x oracle; steady best% >= 97 and p99 <= 1.05x): {}",
+        if all_met { "all met" } else { "NOT all met" }
+    );
 }
 
 struct Args {
     requests: usize,
-    seed: u64,
-    /// Scenario whose Meridian runs are traced to stderr.
+    seeds: Vec<u64>,
+    /// Scenario whose Meridian runs are traced to stderr (first seed only).
     trace: Option<String>,
+    /// Print every scenario's full table for every seed, not only the first.
+    all_tables: bool,
 }
 
-const USAGE: &str = "usage: routing_sim [--requests N] [--seed S] [--trace SCENARIO]";
+const USAGE: &str =
+    "usage: routing_sim [--requests N] [--seeds A..B | --seed S] [--trace SCENARIO] [--all-tables]";
+
+fn parse_seeds(v: &str) -> Result<Vec<u64>, String> {
+    let num = |x: &str| x.parse::<u64>().map_err(|e| format!("--seeds: {e}"));
+    let seeds: Vec<u64> = match v.split_once("..") {
+        Some((a, b)) => (num(a)?..=num(b)?).collect(),
+        None => v.split(',').map(num).collect::<Result<_, _>>()?,
+    };
+    if seeds.is_empty() {
+        return Err("--seeds: none".to_owned());
+    }
+    Ok(seeds)
+}
 
 fn args() -> Result<Args, String> {
-    let (mut requests, mut seed, mut trace) = (3000usize, 1u64, None);
+    let (mut requests, mut seeds, mut trace, mut all_tables) =
+        (3000usize, vec![1, 2, 3, 4, 5], None, false);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -772,11 +550,7 @@ fn args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--requests: {e}"))?
             }
-            "--seed" => {
-                seed = value("--seed")?
-                    .parse()
-                    .map_err(|e| format!("--seed: {e}"))?
-            }
+            "--seed" | "--seeds" => seeds = parse_seeds(&value("--seeds")?)?,
             "--trace" => {
                 let name = value("--trace")?;
                 if !SCENARIOS.iter().any(|s| s.name == name) {
@@ -784,6 +558,7 @@ fn args() -> Result<Args, String> {
                 }
                 trace = Some(name);
             }
+            "--all-tables" => all_tables = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
@@ -793,16 +568,71 @@ fn args() -> Result<Args, String> {
     }
     Ok(Args {
         requests,
-        seed,
+        seeds,
         trace,
+        all_tables,
     })
+}
+
+/// Every policy through one scenario with one seed.
+fn run_all(world: &World, loc: &Location, trace: Option<&str>) -> Vec<Row> {
+    let scenario = world.scenario;
+    let deps = &world.deps;
+    let router_seed = hash(&[world.seed, world.index, 0x5EED]);
+    let meridian = |name: &str, hedge_budget, seed: u64| Meridian {
+        router: Router::new(seed),
+        deps,
+        buckets: &world.buckets,
+        loc: loc.clone(),
+        policy: Policy {
+            exploration: 0.05,
+            hedge_budget,
+            objective: meridian::config::Objective::Latency,
+        },
+        trace: (trace == Some(scenario.name)).then(|| format!("{}/{name}", scenario.name)),
+    };
+    let isolated = scenario.kind == Kind::Isolates;
+    let run_as = |name: &'static str, p: &mut dyn Routing| row(run(world, name, p), world);
+    let as_isolates = |name: &'static str, fresh: &mut Fresh| {
+        if isolated {
+            let mut p = Isolates::new(fresh, router_seed);
+            run_as(name, &mut p)
+        } else {
+            let mut p = fresh(router_seed);
+            run_as(name, p.as_mut())
+        }
+    };
+    vec![
+        row(run(world, "oracle", &mut Oracle { world }), world),
+        as_isolates("meridian", &mut |seed| {
+            Box::new(meridian("meridian", None, seed))
+        }),
+        as_isolates("meridian+hedge", &mut |seed| {
+            Box::new(meridian("meridian+hedge", Some(0.1), seed))
+        }),
+        row(
+            run(
+                world,
+                "round-robin",
+                &mut RoundRobin {
+                    n: deps.len(),
+                    next: 0,
+                },
+            ),
+            world,
+        ),
+        as_isolates("litellm-style", &mut |_| {
+            Box::new(LiteLlmStyle::new(deps.len()))
+        }),
+    ]
 }
 
 fn main() {
     let Args {
         requests,
-        seed,
+        seeds,
         trace,
+        all_tables,
     } = match args() {
         Ok(a) => a,
         Err(e) => {
@@ -816,91 +646,61 @@ fn main() {
         lat_lon: Some(CLIENT),
     };
     let net: Vec<f64> = deps.iter().map(|d| network_ms(d, &loc)).collect();
+    let mut all = Vec::new();
     let mut out = Vec::new();
-    let mut verdicts = Vec::new();
     for (index, scenario) in SCENARIOS.iter().enumerate() {
-        let world = World {
+        let mut runs = Runs {
             scenario,
-            index: index as u64,
-            seed,
-            requests,
-            deps: deps.clone(),
-            net: net.clone(),
+            seeds: Vec::new(),
         };
-        let router_seed = hash(&[seed, index as u64, 0x5EED]);
-        let meridian = |name: &str, hedge_budget| Meridian {
-            router: Router::new(router_seed),
-            deps: &deps,
-            loc: loc.clone(),
-            policy: Policy {
-                exploration: 0.05,
-                hedge_budget,
-                objective: meridian::config::Objective::Latency,
-            },
-            trace: (trace.as_deref() == Some(scenario.name))
-                .then(|| format!("{}/{name}", scenario.name)),
-        };
-        let scores = vec![
-            run(&world, "oracle", &mut Oracle { world: &world }),
-            run(&world, "meridian", &mut meridian("meridian", None)),
-            run(
-                &world,
-                "meridian+hedge",
-                &mut meridian("meridian+hedge", Some(0.1)),
-            ),
-            run(
-                &world,
-                "round-robin",
-                &mut RoundRobin {
-                    n: deps.len(),
-                    next: 0,
-                },
-            ),
-            run(
-                &world,
-                "litellm-style",
-                &mut LiteLlmStyle {
-                    recent: vec![VecDeque::new(); deps.len()],
-                },
-            ),
-        ];
-        let rows: Vec<Row> = scores.into_iter().map(|s| row(s, &world)).collect();
-        print_table(&world, &rows);
-        verdicts.push(verdict(scenario, &rows));
-        let truth: Vec<Value> = (0..deps.len())
-            .map(|d| {
-                json!({
-                    "deployment": deps[d].id(),
-                    "region": DEPLOYMENTS[d].1,
-                    "median_ms": DEPLOYMENTS[d].2,
-                    "sigma": world.sigma(d),
-                    "network_ms": net[d],
+        for (k, &seed) in seeds.iter().enumerate() {
+            let world = World::new(
+                scenario,
+                index as u64,
+                seed,
+                requests,
+                deps.clone(),
+                net.clone(),
+            );
+            let rows = run_all(&world, &loc, trace.as_deref().filter(|_| k == 0));
+            if k == 0 || all_tables {
+                print_table(&world, &rows);
+            }
+            let truth: Vec<Value> = (0..deps.len())
+                .map(|d| {
+                    json!({
+                        "deployment": deps[d].id(),
+                        "region": DEPLOYMENTS[d].1,
+                        "median_ms": DEPLOYMENTS[d].2,
+                        "sigma": world.sigma(d),
+                        "network_ms": net[d],
+                    })
                 })
-            })
-            .collect();
-        out.push(json!({
-            "scenario": scenario.name,
-            "about": scenario.about,
-            "change_points": change_points(scenario.kind, requests),
-            "deployments": truth,
-            "policies": rows.iter().map(|r| row_json(r, &rows[0])).collect::<Vec<_>>(),
-        }));
+                .collect();
+            out.push(json!({
+                "scenario": scenario.name,
+                "about": scenario.about,
+                "seed": seed,
+                "change_points": world.change_points(),
+                "deployments": truth,
+                "policies": rows.iter().map(|r| row_json(r, &rows[0])).collect::<Vec<_>>(),
+            }));
+            runs.seeds.push((seed, rows));
+        }
+        all.push(runs);
     }
-    println!("\nverdicts (meridian vs litellm-style / round-robin):");
-    for v in &verdicts {
-        println!("  {v}");
-    }
+    print_summary(&all, &seeds);
 
     let doc = json!({
         "requests": requests,
-        "seed": seed,
+        "seeds": seeds,
         "interval_ms": INTERVAL_MS,
         "client_lat_lon": [CLIENT.0, CLIENT.1],
         "fail_ms": FAIL_MS,
         "max_attempts": MAX_ATTEMPTS,
         "lag_window": LAG_WINDOW,
-        "scenarios": out,
-        "verdicts": verdicts,
+        "runs": out,
+        "summary": all.iter().map(|r| summary(r).0).collect::<Vec<_>>(),
     });
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/out");
     let path = dir.join("routing_sim.json");
