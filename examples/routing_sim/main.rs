@@ -1,22 +1,24 @@
 //! Deterministic host-side simulation that scores Meridian's routing policy against simple baselines.
 //!
-//! Run: `cargo run --release --example routing_sim [-- --requests N --seed S]` (defaults 3000 and 1). Prints one
-//! table per scenario and writes the same figures to `bench/out/routing_sim.json`. `--trace SCENARIO` also prints
-//! to stderr, every 10th request, the order the real router chose and what it believed about each deployment.
+//! Run: `cargo run --release --example routing_sim [-- --requests N --seeds 1..5 --all-tables]` (defaults 3000
+//! requests, seeds 1 to 5). Prints every scenario's full table for the first seed (`--all-tables`: for every
+//! seed), then a summary over the seeds, and writes the figures to `bench/out/routing_sim.json`.
+//! `--trace SCENARIO` also prints to stderr, every 10th request of the first seed, the order the real router
+//! chose, why, and what it believed about each deployment.
 //!
 //! # What is simulated
 //!
-//! * A client near Frankfurt (lat/lon 50.1, 8.7) sends one streaming request (shape: stream, smallest prompt
-//!   bucket) every 200 ms of simulated time to one model with four deployments: `eu-central-1` (Frankfurt),
-//!   `eu-west-1` (Dublin), `us-east-1` (Virginia) and `ap-northeast-1` (Tokyo). The deployments are built by
-//!   parsing a JSON configuration with `Config::parse`, exactly as the gateway does.
+//! * A client near Frankfurt (lat/lon 50.1, 8.7) sends one streaming request every 200 ms of simulated time to
+//!   one model with four deployments: `eu-central-1` (Frankfurt), `eu-west-1` (Dublin), `us-east-1` (Virginia)
+//!   and `ap-northeast-1` (Tokyo). The deployments are built by parsing a JSON configuration with
+//!   `Config::parse`, exactly as the gateway does.
 //! * Each deployment has a TRUE time to first token: `network + median * exp(sigma * z)` with `z` standard
 //!   normal (a lognormal model time), where `network` is `meridian::routing::network_ms` for that deployment and
 //!   location, so the simulated network is the one the router's prior assumes. The medians and availability may
-//!   change over time (the scenarios below).
+//!   change over time, and with the prompt size (the scenarios below).
 //! * `z` is derived from a hash of (seed, scenario, request index, deployment), so every policy faces exactly
 //!   the same latency for a given (request, deployment) pair: differences between policies come from their
-//!   choices only.
+//!   choices only. Each seed draws different latencies (and prompt sizes, and the router's own seed).
 //! * An unavailable deployment answers 503 (no `retry-after`) after 50 ms. The request then fails over to the
 //!   next deployment of its plan, at most 3 attempts (the gateway's default `max_attempts`). The TTFT the
 //!   client sees is the time spent on failed attempts plus the successful attempt's TTFT.
@@ -28,13 +30,17 @@
 //! * Requests overlap in flight: what a request teaches a policy (`started`, `success`, `failure`, `hedged`,
 //!   `at_least`) is queued at the simulated time it happens and only delivered once the clock reaches it, so
 //!   a plan made at time t only knows outcomes that completed by t.
+//! * Isolates (scenario `isolates` only): requests are spread over 8 isolates by a hash; each is replaced by a
+//!   fresh one every 2 minutes (staggered), which loses its in-memory state. Meridian isolates write
+//!   `Router::export` at most every 10 s after learning something (as `gateway/estimates.rs`), to one KV key
+//!   whose writes become visible 60 s later; a fresh isolate loads the newest visible write with
+//!   `Router::import`. LiteLLM-style isolates keep nothing (no shared store).
 //!
 //! # What is not simulated
 //!
 //! No network jitter beyond the lognormal (the network part is a constant per deployment); no load: latency
-//! does not depend on how many requests a deployment gets (no queueing, no rate limits, no 429s); no request
-//! size variety (one shape); one isolate whose state lives for the whole run (no eviction, no KV persistence,
-//! no state shared between edge locations); no timeouts (nothing is slow enough to hit `first_byte_ms`).
+//! does not depend on how many requests a deployment gets (no queueing, no rate limits, no 429s); no state
+//! shared between edge locations; no timeouts (nothing is slow enough to hit `first_byte_ms`).
 //!
 //! # Scenarios
 //!
@@ -43,41 +49,53 @@
 //! 1. `steady`: nothing changes.
 //! 2. `shift`: at one third of the run Dublin's median triples (Frankfurt becomes best).
 //! 3. `outage`: Dublin answers 503 during the middle third, then recovers.
-//! 4. `heavy-tail`: Dublin has sigma 1.0 (same median, much heavier tail; its MEAN is then worse than
-//!    Frankfurt's although its median is better).
-//! 5. `improve` (beyond the four asked for): at one third Frankfurt's median drops to 150 ms, so a deployment
-//!    the policies are NOT using becomes best. Only exploration can notice this; it is the case that pays for
-//!    the exploration Meridian spends in the other scenarios.
+//! 4. `heavy-tail`: Dublin has sigma 1.0: same median, but a mean above Frankfurt's and a p99 near 3 s.
+//! 5. `improve`: at one third Frankfurt's median drops to 150 ms, so a deployment the policies are NOT using
+//!    becomes best. Only exploration can notice this.
+//! 6. `drift`: Dublin slows steadily from 300 to 600 ms over the run while the unused Frankfurt speeds up from
+//!    450 to 300 ms; they cross at about a quarter of the run.
+//! 7. `flap`: Dublin answers 503 for 10 s out of every 40 s (from 20 s on).
+//! 8. `prompt-size`: prompts are small (half), medium (30%) or large (20%), one bucket each of the router's
+//!    prompt-size buckets 0 to 2; Dublin's model time grows by 200% per bucket, the others' by 50%, so Dublin
+//!    is best only for small prompts.
+//! 9. `isolates`: the `shift` truth served by 8 isolates sharing estimates through KV (above).
 //!
-//! "Truly best available" always means the lowest true median incl. network among deployments that are up at
-//! that moment.
+//! "Truly best available" means the lowest true `mean + SPREAD_WEIGHT * sd` of time to first token (the
+//! router's latency objective, `meridian::routing::SPREAD_WEIGHT`, computed from the lognormal) among the
+//! deployments that are up at that moment. With equal sigmas that is the lowest median; in `heavy-tail` it is
+//! Frankfurt (Dublin's mean is higher and its tail far heavier), where a median-based oracle would pick Dublin.
 //!
 //! # Policies
 //!
-//! * `oracle`: knows the true current medians and availability and always picks the best available deployment
-//!   first (then the others by true median); it learns nothing. It is the reference for the ratios.
+//! * `oracle`: knows the truth and always picks the best available deployment first (then the others by true
+//!   score); it learns nothing. It is the reference for the ratios.
 //! * `meridian`: the real `meridian::routing::Router`, `Policy { exploration: 0.05, hedge_budget: None }`.
 //! * `meridian+hedge`: the same with `hedge_budget: Some(0.1)`.
 //! * `round-robin`: cycles through the deployments; failover to the next one in the cycle.
-//! * `litellm-style`: lowest mean of the last 10 observed TTFTs of each deployment, untried deployments first,
-//!   failover in the same order. This mirrors LiteLLM's latency-based routing (which averages a bounded list of
-//!   recent latencies); LiteLLM's separate cooldown feature (deployments with repeated failures are skipped
-//!   for a while) is NOT modelled, so its failed-attempt count in the outage is pessimistic.
+//! * `litellm-style` ("greedy"): lowest mean of the last 10 observed TTFTs of each deployment, untried
+//!   deployments first, failover in the same order, no exploration, prompt size ignored. This mirrors
+//!   LiteLLM's latency-based routing (which averages a bounded list of recent latencies); LiteLLM's separate
+//!   cooldown feature (deployments with repeated failures are skipped for a while) is NOT modelled, so its
+//!   failed-attempt count in the outage and flap scenarios is pessimistic.
 //!
 //! No policy but `oracle` sees the truth: the others only see what a gateway sees (outcomes and timings).
 //!
 //! # Metrics (per scenario and policy)
 //!
-//! * `best%`: share of requests whose FIRST attempt went to the truly best available deployment at arrival;
-//!   `best% thirds`: the same per third of the run.
+//! * `best%`: share of requests whose FIRST attempt went to the truly best available deployment at arrival
+//!   (for that request's prompt size); `best% thirds`: the same per third of the run.
 //! * `p50`, `p99`, `mean`: client-seen TTFT (ms) of the requests that succeeded; `p50/or`, `p99/or`: divided by
-//!   the oracle's. In `heavy-tail` the oracle (best by MEDIAN) has a poor p99, so a ratio below 1 is possible.
+//!   the oracle's.
 //! * `failed`: failed attempts (errors seen before a success); `errs`: requests that failed altogether.
 //! * `hedge/won`: hedges started / hedges whose second deployment answered first.
 //! * `lag (requests)`: after the start and after each change of the truth, how many requests pass until, for
 //!   the first time, at least 16 of 20 consecutive first attempts go to the best deployment (`never` if that
 //!   does not happen). It is a first hit, not a sustained state: read it with `best% thirds`.
 //! * `first choice`: how many first attempts went to fra/dub/iad/nrt.
+//! * Summary: per scenario, the median and range over the seeds of meridian's best% and p99/oracle, how many
+//!   seeds it is at least level with greedy on each (best% within half a point, p99 within 1%), and whether
+//!   the targets hold on every seed: level with greedy on both, p99 <= 1.15x the oracle, and in `steady`
+//!   best% >= 97 and p99 <= 1.05x.
 
 mod policies;
 mod world;
