@@ -2,11 +2,14 @@
 //! location has measured. Pure and deterministic given the clock and the seed, so it is simulated on the host
 //! (`examples/routing_sim.rs`) and tested without a network.
 
+mod choice;
 pub mod estimator;
 pub mod health;
 pub use crate::regions;
 
 use crate::config::Deployment;
+use choice::View;
+pub use choice::SPREAD_WEIGHT;
 use estimator::{Estimate, BUCKETS};
 use health::{Admission, Breaker};
 use indexmap::IndexMap;
@@ -32,7 +35,9 @@ impl Shape {
 /// Routing knobs from configuration.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Policy {
-    /// Share of requests sent to a random other healthy deployment, so that improvements are noticed.
+    /// Most share of requests that may probe another healthy deployment, so that improvements are noticed.
+    /// Probes go only where the doubt about an alternative (few samples, old ones) is wide enough that it might
+    /// beat the first; when nothing is in doubt, none are sent.
     pub exploration: f64,
     /// Hedging: `Some(budget)` lets at most `budget` (a fraction) of requests start a second attempt.
     pub hedge_budget: Option<f64>,
@@ -48,7 +53,7 @@ pub enum Reason {
     CheapestWithinTtft,
     /// Cost routing found none within `max_ttft_ms`: the fastest.
     FastestNoneWithinTtft,
-    /// An exploration probe: another healthy deployment, measured least recently.
+    /// An exploration probe: another healthy deployment that, for all routing knows, might be better.
     Explore,
     /// A deployment whose circuit cooldown is over gets this request as its trial.
     Trial,
@@ -69,7 +74,7 @@ impl Reason {
     }
 }
 
-/// A deployment's expected milliseconds and its index.
+/// A deployment's score (lower is better) and its index.
 type Scored = (f64, usize);
 
 /// The price a cost objective compares: three input tokens to one output (a typical chat request's mix), USD per
@@ -94,6 +99,8 @@ pub struct Plan {
 struct Stats {
     estimates: [Estimate; 2 * BUCKETS],
     breaker: Breaker,
+    /// When each slot's last probe was sent.
+    probed_ms: [u64; 2 * BUCKETS],
     requests: u64,
     failures: u64,
     hedged: u64,
@@ -102,19 +109,18 @@ struct Stats {
 
 pub struct Router {
     stats: HashMap<String, Stats>,
+    /// Per model (its deployments) and request shape, the deployment that leads.
+    leaders: HashMap<(String, usize), String>,
     rng: u64,
-    /// Exploration is paced, not drawn: each request adds the probe rate, and a probe is due at 1. A share p
-    /// then means one probe in every 1/p requests, never a run of them (independent draws at 10% put four of
-    /// ten consecutive requests on alternatives about once in eighty windows).
+    /// Exploration is paced, not drawn: each request adds the probe rate (up to 1), and a probe may go at 1. A
+    /// share p then means at most one probe in every 1/p requests, never a run of them (independent draws at 10%
+    /// put four of ten consecutive requests on alternatives about once in eighty windows).
     explore_credit: f64,
     hedge_tokens: f64,
     /// Learned something since the last persist.
     pub dirty: bool,
     pub last_persist_ms: u64,
 }
-
-/// Probe rate while some alternative has never been measured from here (a new isolate, a new deployment).
-const UNMEASURED_EXPLORATION: f64 = 0.25;
 
 /// About three network round trips (connect, TLS, request) over the great-circle distance, at ~100 km per ms
 /// of fibre round trip.
@@ -142,6 +148,7 @@ impl Router {
     pub fn new(seed: u64) -> Self {
         let mut router = Router {
             stats: HashMap::new(),
+            leaders: HashMap::new(),
             rng: seed | 1,
             explore_credit: 0.0,
             hedge_tokens: 1.0,
@@ -188,11 +195,10 @@ impl Router {
         loc: &Location,
         shape: Shape,
         model_ms: f64,
-        now_ms: u64,
     ) -> f64 {
         let prior = prior_ms(dep, loc, model_ms);
         match self.stats.get(&dep.id()) {
-            Some(s) => s.estimates[shape.slot()].expected_ms(prior, now_ms) / dep.weight,
+            Some(s) => s.estimates[shape.slot()].expected_ms(prior) / dep.weight,
             None => prior / dep.weight,
         }
     }
@@ -211,12 +217,14 @@ impl Router {
         let mut trials = Vec::new();
         let mut open = Vec::new();
         let model_ms = self.model_ms(deps, loc, shape);
+        let mut views = vec![View::default(); deps.len()];
         for (i, dep) in deps
             .iter()
             .enumerate()
             .filter(|(i, _)| allowed.get(*i) == Some(&true))
         {
-            let score = self.expected_ms(dep, loc, shape, model_ms, now_ms);
+            views[i] = self.view(dep, loc, shape, model_ms, now_ms);
+            let score = views[i].score;
             let admission = self
                 .stats
                 .get(&dep.id())
@@ -233,12 +241,13 @@ impl Router {
         by_score(&mut trials);
         by_score(&mut open);
         let mut reason = Reason::Fastest;
+        self.keep_leader(deps, shape, policy, &mut healthy, &views);
         if let crate::config::Objective::Cost { max_ttft_ms } = policy.objective {
             // The cheapest of those predicted within the limit go first, cheapest first (the faster of two equally
             // priced); the rest stay by speed behind them, for failover.
             let (mut within, beyond): (Vec<Scored>, Vec<Scored>) = healthy
                 .iter()
-                .partition(|(score, _)| *score <= max_ttft_ms as f64);
+                .partition(|(_, i)| views[*i].mean <= max_ttft_ms as f64);
             within.sort_by(|a, b| {
                 blended(&deps[a.1])
                     .total_cmp(&blended(&deps[b.1]))
@@ -252,35 +261,8 @@ impl Router {
             healthy = within.into_iter().chain(beyond).collect();
         }
 
-        if healthy.len() > 1 && policy.exploration > 0.0 {
-            // Directed exploration: the probe goes to the alternative measured least recently, so every
-            // alternative is refreshed in turn; never-measured ones are probed more eagerly at first.
-            let slot = shape.slot();
-            let sampled: Vec<(u32, u64)> = healthy
-                .iter()
-                .map(|&(_, i)| {
-                    self.stats.get(&deps[i].id()).map_or((0, 0), |s| {
-                        (s.estimates[slot].samples, s.estimates[slot].last_ms)
-                    })
-                })
-                .collect();
-            let unmeasured = sampled[1..].iter().any(|&(n, _)| n == 0);
-            let p = if unmeasured {
-                policy.exploration.max(UNMEASURED_EXPLORATION)
-            } else {
-                policy.exploration
-            };
-            self.explore_credit += p;
-            if self.explore_credit >= 1.0 {
-                self.explore_credit -= 1.0;
-                let stalest = (1..healthy.len())
-                    .min_by_key(|&k| (sampled[k].0.min(1), sampled[k].1))
-                    .unwrap_or(1);
-                // The probe goes first; the rest keep their order, so the best stays next in line for failover.
-                let probe = healthy.remove(stalest);
-                healthy.insert(0, probe);
-                reason = Reason::Explore;
-            }
+        if self.explore(deps, shape, policy, &mut healthy, &views, now_ms) {
+            reason = Reason::Explore;
         }
 
         // A deployment whose cooldown is over gets this request as its trial: that is how a recovered region is
@@ -308,7 +290,7 @@ impl Router {
                         .get(&first.id())
                         .map(|s| s.estimates[shape.slot()])
                         .unwrap_or_default();
-                    est.p90_ms(prior, now_ms).max(20.0) as u64
+                    est.p90_ms(prior).max(20.0) as u64
                 })
             }
             _ => None,
@@ -394,9 +376,13 @@ impl Router {
                         region: &d.region,
                         tags: &d.tags,
                         prior_ttft_ms: prior_ms(d, loc, model_ms).round(),
-                        expected_ttft_ms: self.expected_ms(d, loc, shape, model_ms, now_ms).round(),
+                        expected_ttft_ms: self.expected_ms(d, loc, shape, model_ms).round(),
+                        doubt_ttft_ms: self
+                            .view(d, loc, shape, model_ms, now_ms)
+                            .uncertainty
+                            .round(),
                         expected_response_ms: self
-                            .expected_ms(d, loc, whole, whole_model_ms, now_ms)
+                            .expected_ms(d, loc, whole, whole_model_ms)
                             .round(),
                         samples: s.map_or(0, |s| s.estimates.iter().map(|e| e.samples).sum()),
                         health: s.map_or("closed", |s| s.breaker.label()),
@@ -449,6 +435,7 @@ impl Router {
                     s.estimates[slot] = Estimate {
                         mean_ms: mean,
                         var_ms2: var,
+                        dev_ms: var.sqrt() / estimator::MAD_PER_SD,
                         samples: n,
                         last_ms: last,
                     };
@@ -476,6 +463,9 @@ pub struct DeploymentStatus<'a> {
     pub prior_ttft_ms: f64,
     /// Small prompts; time to first token for streams, to the whole answer otherwise.
     pub expected_ttft_ms: f64,
+    /// One standard deviation of doubt about `expected_ttft_ms`: few samples or old ones. Exploration probes a
+    /// deployment while this leaves room for it to be better than the first.
+    pub doubt_ttft_ms: f64,
     pub expected_response_ms: f64,
     pub samples: u32,
     pub health: &'static str,
