@@ -180,7 +180,8 @@ test("the admin key sees the three regions with numbers, the spend the requests 
   await page
     .waitForFunction((id, before) => {
       const s = window.__dashboard.series.demo.deps[id];
-      return s[s.length - 1] > before + 100;
+      // The estimate learns from the few slow answers the region gets before traffic leaves it: at least double.
+      return s[s.length - 1] > 2 * before + 20;
     }, { timeout: 10000 }, id, before)
     .catch(async (e) => {
       const s = await page.evaluate(() => JSON.stringify(window.__dashboard.series.demo));

@@ -16,7 +16,7 @@ before(async () => {
     tail: { ttft_ms: 40 },
     steady: { ttft_ms: 350 },
   });
-  const dep = (region, tags) => ({ provider: `mock-${region}`, model: "mock-1", region, tags });
+  const dep = (region, tags, model = "mock-1") => ({ provider: `mock-${region}`, model, region, tags });
   const providers = {};
   for (const [name, url] of Object.entries(mock.regions)) providers[`mock-${name}`] = { kind: "openai", base_url: `${url}/v1` };
   const { createHash } = await import("node:crypto");
@@ -36,8 +36,10 @@ before(async () => {
     },
     models: {
       routed: { deployments: [dep("near", ["eu"]), dep("quick", ["eu"]), dep("far", ["us"])] },
-      hedged: { hedge_budget: 1.0, deployments: [dep("tail", ["eu"]), dep("steady", ["eu"])] },
-      unhedged: { deployments: [dep("tail", ["eu"]), dep("steady", ["eu"])] },
+      // Each on its own deployment ids (the mock's model name), so that each learns the regions for itself: what
+      // one model measured would otherwise decide the other's first choice.
+      hedged: { hedge_budget: 1.0, deployments: [dep("tail", ["eu"], "mock-h"), dep("steady", ["eu"], "mock-h")] },
+      unhedged: { deployments: [dep("tail", ["eu"], "mock-u"), dep("steady", ["eu"], "mock-u")] },
     },
     routing: { trust_location_header: true, exploration: 0.1 },
     timeouts: { first_byte_ms: 5000 },
