@@ -10,7 +10,7 @@ WORKER_SOURCES := $(shell find src -name '*.rs') $(wildcard src/dashboard/*) src
 	package.json scripts/build-worker
 BUNDLE := build/index.js
 
-.PHONY: help bootstrap build mock-bin size run test test-host test-e2e lint fmt clean bench sim profile
+.PHONY: help bootstrap build mock-bin size run test test-host test-e2e lint fmt clean bench bench-memory sim profile
 
 help:
 	@echo "make run    build the worker and start it at http://127.0.0.1:8787 with the mock provider (demo key: demo)"
@@ -19,6 +19,7 @@ help:
 	@echo "make build  the worker bundle only"
 	@echo "make bench  latency, throughput, streaming, cold start and size vs a JS floor, Portkey and LiteLLM (bench/README.md)"
 	@echo "make sim    the routing simulation (policy vs oracle, round-robin, LiteLLM-style)"
+	@echo "make bench-memory  what a stalled stream costs the isolate (floor, JavaScript relay, Meridian)"
 	@echo "make profile  a V8 CPU profile of Meridian under load: self time per function and per layer (bench/profile.mjs)"
 
 bootstrap:
@@ -58,6 +59,10 @@ run: build mock-bin
 bench: build mock-bin
 	@$(ENV) bench/setup
 	@$(ENV) node bench/run.mjs
+
+# What a stalled stream costs the isolate: the floor, a JavaScript relay and Meridian (bench/stalled.mjs).
+bench-memory: build mock-bin
+	@$(ENV) node bench/stalled.mjs
 
 # A build that keeps wasm function names (then removed again by the next plain build), Meridian under wrk with
 # workerd's inspector on, and the profile summarised. Options: bench/profile.mjs.

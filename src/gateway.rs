@@ -514,6 +514,8 @@ fn other_route<P: Platform>(
                 routing: crate::routing::Status<'a>,
                 /// What this isolate's requests did.
                 requests: Counters,
+                /// This isolate's WebAssembly memory, bytes (it grows, never shrinks; 0 off wasm).
+                wasm_memory_bytes: usize,
                 /// The last errors this isolate answered, newest first (admin keys only).
                 #[serde(skip_serializing_if = "Option::is_none")]
                 recent_errors: Option<Vec<RecentError>>,
@@ -521,6 +523,7 @@ fn other_route<P: Platform>(
             let status = Status {
                 routing: router.status(models, &loc, platform.now_ms()),
                 requests: state.counters.borrow().clone(),
+                wasm_memory_bytes: wasm_memory_bytes(),
                 recent_errors: admin.then(|| {
                     state
                         .counters
@@ -550,6 +553,18 @@ fn other_route<P: Platform>(
             ErrorCode::InternalError,
             "route dispatched to the wrong handler",
         )),
+    }
+}
+
+/// The size of this instance's linear memory (what a stream's buffers would grow).
+fn wasm_memory_bytes() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size(0) * 65_536
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
     }
 }
 

@@ -1,0 +1,124 @@
+// `make bench-memory`: what a stalled stream costs the isolate. N raw-socket clients ask for a long stream the mock
+// sends with no gap (`reply_words`, `token_gap_ms: 0`), read the response headers and stop reading; after a few
+// seconds the growth of the workerd process (RSS) is divided by N. Two waves: the second shows whether the first
+// wave's memory is reused once its clients are gone. Three targets in the same runtime (Miniflare's workerd), one
+// after another: the JavaScript pass-through floor (`new Response(upstream.body)`: the bytes never enter
+// JavaScript), a JavaScript relay that reads what it forwards through a `ReadableStream` (highWaterMark 0), and
+// Meridian (also reporting its WebAssembly memory, from `/_meridian/status`).
+// Usage: node bench/stalled.mjs [clients=10] [words=60000]
+import net from "node:net";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { Miniflare, convertV4MiniflareOptions } from "miniflare";
+import { startMock, startWorker, configFor, DEMO_KEY } from "../tests/e2e/harness.mjs";
+
+const N = Number(process.argv[2] ?? 10);
+const WORDS = Number(process.argv[3] ?? 60000);
+const SETTLE_MS = 4000;
+const MiB = 1024 * 1024;
+
+/** RSS of this process's workerd children (one target runs at a time). */
+function workerdRss() {
+  const out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)], { encoding: "utf8" });
+  let total = 0;
+  for (const line of out.trim().split("\n")) {
+    const [pid, comm] = line.trim().split(/\s+/);
+    if (!comm?.includes("workerd")) continue;
+    total += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) * 1024;
+  }
+  return total;
+}
+
+const FORWARD = {
+  floor: "return new Response(up.body, { status: up.status, headers: up.headers });",
+  relay: `const reader = up.body.getReader();
+    const out = new ReadableStream({ async pull(c) { const { value, done } = await reader.read(); if (done) c.close(); else c.enqueue(value); } }, { highWaterMark: 0 });
+    return new Response(out, { status: up.status, headers: up.headers });`,
+};
+
+async function start(target, upstream, regions) {
+  if (target === "meridian") {
+    const w = await startWorker(configFor(regions));
+    return { url: w.url, stop: () => w.stop() };
+  }
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      modules: true,
+      script: `export default { async fetch(req, env) {
+        const up = await fetch(env.UPSTREAM + new URL(req.url).pathname, { method: req.method, headers: req.headers, body: req.body });
+        ${FORWARD[target]}
+      } }`,
+      bindings: { UPSTREAM: upstream },
+      compatibilityDate: "2026-11-01",
+      host: "127.0.0.1",
+      port: 0,
+    }),
+  );
+  return { url: (await mf.ready).toString().replace(/\/$/, ""), stop: () => mf.dispose() };
+}
+
+function stalledClient(url, body) {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: u.hostname, port: Number(u.port) }, () => {
+      s.write(
+        `POST /v1/chat/completions HTTP/1.1\r\nhost: ${u.host}\r\nauthorization: Bearer ${DEMO_KEY}\r\n` +
+          `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    });
+    let got = Buffer.alloc(0);
+    const onData = (d) => {
+      got = Buffer.concat([got, d]);
+      if (got.includes("\r\n\r\n")) {
+        s.pause();
+        s.off("data", onData);
+        resolve(s);
+      }
+    };
+    s.on("data", onData);
+    s.on("error", reject);
+  });
+}
+
+async function measure(target) {
+  const mock = await startMock({ long: { reply_words: WORDS, token_gap_ms: 0 } });
+  const w = await start(target, mock.regions.long, mock.regions);
+  const ask = (extra) =>
+    fetch(`${w.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${DEMO_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "long", messages: [{ role: "user", content: "go" }], ...extra }),
+    });
+  // The first requests compile; they are not what is measured.
+  for (let i = 0; i < 2; i++) await (await ask({ max_tokens: 5 })).arrayBuffer();
+  const body = JSON.stringify({ model: "long", stream: true, messages: [{ role: "user", content: "go" }] });
+  const waves = [];
+  for (let wave = 0; wave < 2; wave++) {
+    const before = workerdRss();
+    const clients = [];
+    for (let i = 0; i < N; i++) clients.push(await stalledClient(w.url, body));
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const grown = workerdRss() - before;
+    let wasm = null;
+    if (target === "meridian") {
+      const st = await (await fetch(`${w.url}/_meridian/status`, { headers: { authorization: `Bearer ${DEMO_KEY}` } })).json();
+      wasm = st.wasm_memory_bytes;
+    }
+    for (const c of clients) c.destroy();
+    await new Promise((r) => setTimeout(r, 2000));
+    waves.push({ perClient: grown / N, wasm });
+  }
+  await w.stop();
+  await mock.stop();
+  return waves;
+}
+
+const rows = [];
+for (const target of ["floor", "relay", "meridian"]) rows.push([target, await measure(target)]);
+const fmt = (b) => `${(b / MiB).toFixed(2)} MiB`;
+console.log(`\n${N} stalled clients on a ${WORDS}-word stream sent with no gap, growth of workerd per client:\n`);
+console.log("| target | wave 1 | wave 2 | WebAssembly memory after each wave |");
+console.log("|---|---|---|---|");
+for (const [t, [a, b]] of rows) {
+  console.log(`| ${t} | ${fmt(a.perClient)} | ${fmt(b.perClient)} | ${a.wasm == null ? "–" : `${fmt(a.wasm)} / ${fmt(b.wasm)}`} |`);
+}
