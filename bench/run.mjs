@@ -42,7 +42,10 @@ function die(msg) {
 }
 const say = (msg) => console.error(`bench: ${msg}`);
 
-const ALL_TARGETS = ["direct", "js-floor", "js-relay", "portkey", "litellm", "meridian", "portkey-node", "meridian-leased", "meridian-budget"];
+const ALL_TARGETS = [
+  "direct", "js-floor", "js-relay", "portkey", "litellm", "meridian", "portkey-node", "meridian-leased", "meridian-budget",
+  "meridian-to-anthropic", "meridian-from-anthropic",
+];
 // The JavaScript workers in bench/workers/ measured as targets, each with an UPSTREAM binding to the mock.
 const JS_REFERENCES = { "js-floor": "pass-through fetch", "js-relay": "reference: reads what it forwards, in JavaScript" };
 const S = {
@@ -64,6 +67,15 @@ const LITELLM_KEY = "sk-bench"; // LiteLLM insists that master keys start with s
 const PATH = "/v1/chat/completions";
 const BODY = JSON.stringify({ model: "bench", messages: [{ role: "user", content: "hi" }] });
 const STREAM_BODY = JSON.stringify({ model: "bench", stream: true, messages: [{ role: "user", content: "hi" }] });
+/** What a target is asked, in its client's dialect: OpenAI Chat Completions unless the target says otherwise. */
+const OPENAI_REQUEST = { dialect: "openai", path: PATH, body: BODY, streamBody: STREAM_BODY };
+const ANTHROPIC_REQUEST = {
+  dialect: "anthropic",
+  path: "/v1/messages",
+  body: JSON.stringify({ model: "bench", max_tokens: 256, messages: [{ role: "user", content: "hi" }] }),
+  streamBody: JSON.stringify({ model: "bench", max_tokens: 256, stream: true, messages: [{ role: "user", content: "hi" }] }),
+};
+const asked = (target) => target.request ?? OPENAI_REQUEST;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Preconditions: everything missing is an error with the command that fixes it.
@@ -159,7 +171,7 @@ async function defineTargets({ tmp, mock, kv, workerd, notes }) {
       } else if (JS_REFERENCES[name]) {
         const bundle = await floorBundle({ root: ROOT, dir: path.join(tmp, `${name}-src`), file: path.join(BENCH, `workers/${name}.mjs`) });
         T[name] = workerTarget(name, `bench/workers/${name}.mjs (${JS_REFERENCES[name]}), wrangler dry-run upload, workerd serve`, bundle, [{ name: "UPSTREAM", text: mock.url }]);
-      } else if (name === "meridian" || name === "meridian-leased" || name === "meridian-budget") {
+      } else if (name.startsWith("meridian")) {
         // meridian-leased: the same upload, its key limited (rpm, admitted from slices held at the edge) and the
         // limiter object made 150 ms away by the test-only MERIDIAN_TEST_LIMITER_DELAY_MS (issue 32).
         // meridian-budget: the same with a daily budget instead (slices of it from the key's ledger object, made
@@ -173,17 +185,27 @@ async function defineTargets({ tmp, mock, kv, workerd, notes }) {
         const config = meridianConfig(mock.url, GATEWAY_KEY);
         if (leased) config.keys[0].rpm = 100_000_000;
         if (budgeted) config.keys[0].budget = { usd_per_day: 1_000_000_000 };
+        // The translated paths: an OpenAI client on an Anthropic-wire deployment (the mock speaks Messages too), and
+        // an Anthropic client on the OpenAI-wire one.
+        if (name === "meridian-to-anthropic") {
+          config.providers.mock = { kind: "anthropic", base_url: `${mock.url}/v1` };
+          config.models.bench.deployments[0].model = "claude-mock-1";
+        }
         writeFileSync(configFile, JSON.stringify(config));
         const dos = durableObjectBindings(bundle, notes);
         T[name] = workerTarget(name, "`wrangler deploy --dry-run` upload of build/, workerd serve, MERIDIAN_CONFIG json binding, MERIDIAN_KV kvNamespace (in-memory KV workerd)" +
           dos.map((d) => `, ${d.name} Durable Object (${d.durableObjectClass}, SQLite on local disk)`).join("") +
           (leased ? "; key limited (rpm 100000000, leased) with the limiter object 150 ms away (MERIDIAN_TEST_LIMITER_DELAY_MS)" : "") +
-          (budgeted ? "; key with a daily budget (usd_per_day 1e9, slices from its ledger object) 150 ms away (MERIDIAN_TEST_LIMITER_DELAY_MS)" : ""), bundle, [
+          (budgeted ? "; key with a daily budget (usd_per_day 1e9, slices from its ledger object) 150 ms away (MERIDIAN_TEST_LIMITER_DELAY_MS)" : "") +
+          (name === "meridian-to-anthropic" ? "; an OpenAI client on an Anthropic-wire deployment (translated both ways)" : "") +
+          (name === "meridian-from-anthropic" ? "; an Anthropic client (POST /v1/messages) on the OpenAI-wire deployment (translated both ways)" : ""), bundle, [
           { name: "MERIDIAN_CONFIG", jsonFile: configFile },
           { name: "MERIDIAN_KV", kvService: kv.address },
           ...dos,
           ...(leased || budgeted ? [{ name: "MERIDIAN_TEST_LIMITER_DELAY_MS", text: "150" }] : []),
-        ]);
+        ], name === "meridian-from-anthropic"
+          ? { request: ANTHROPIC_REQUEST, headers: { "x-api-key": GATEWAY_KEY, "anthropic-version": "2023-06-01" } }
+          : {});
       } else if (name === "portkey") {
         const headers = { ...bearer(GATEWAY_KEY), "x-portkey-provider": "openai", "x-portkey-custom-host": `${mock.url}/v1` };
         try {
@@ -286,7 +308,7 @@ async function startInstance(target, tmp) {
   const child = startProcess(spec.cmd, spec.args, { log: path.join(dir, "process.log"), env: spec.env, cwd: dir });
   const tListen = await waitForPort(port, { child, intervalMs: spec.pollMs, timeoutMs: spec.timeoutMs ?? 30000, what: target.name });
   const url = `http://127.0.0.1:${port}`;
-  const first = await request(url + PATH, { method: "POST", headers: target.headers, body: BODY });
+  const first = await request(url + asked(target).path, { method: "POST", headers: target.headers, body: asked(target).body });
   const tFirst = performance.now();
   if (first.status !== 200) {
     await stopProcess(child);
@@ -307,10 +329,11 @@ async function startChecked(target, tmp, notes) {
   if (target.spawn) target.instance = await startInstance(target, tmp);
   const url = target.instance.url;
   try {
-    const r = await request(url + PATH, { method: "POST", headers: target.headers, body: BODY });
+    const r = await request(url + asked(target).path, { method: "POST", headers: target.headers, body: asked(target).body });
     let content;
     try {
-      content = JSON.parse(r.body)?.choices?.[0]?.message?.content;
+      const answer = JSON.parse(r.body);
+      content = asked(target).dialect === "anthropic" ? answer?.content?.[0]?.text : answer?.choices?.[0]?.message?.content;
     } catch {
       /* below */
     }
@@ -320,7 +343,7 @@ async function startChecked(target, tmp, notes) {
     target.instance = null;
     throw e;
   }
-  const s = await runStreams({ url: url + PATH, headers: target.headers, body: STREAM_BODY, n: 1, expectContent: S.mock_knobs.reply_words });
+  const s = await runStreams({ url: url + asked(target).path, headers: target.headers, body: asked(target).streamBody, dialect: asked(target).dialect, n: 1, expectContent: S.mock_knobs.reply_words });
   if (s.failures.length) {
     const err = target.instance.child ? logTail(target.instance.child.log, 40).split("\n").filter((l) => /error/i.test(l) && !/^\s+at /.test(l)).pop() : null;
     notes.push(`${target.name}: a streaming request failed its check (${s.failures[0]})${err ? `; its log says: ${err.trim()}` : ""}`);
@@ -329,16 +352,16 @@ async function startChecked(target, tmp, notes) {
 
 // ---------------------------------------------------------------------------------------------------------------
 async function measure(target, url, tmp) {
-  const script = writeWrkScript(path.join(tmp, `wrk-${target.name}.lua`), { body: BODY, headers: target.headers });
+  const script = writeWrkScript(path.join(tmp, `wrk-${target.name}.lua`), { body: asked(target).body, headers: target.headers });
   const res = {};
   for (const key of ["c1", "c32"]) {
     try {
-      res[key] = await runWrk({ url: url + PATH, script, seconds: S.seconds, ...S[key] });
+      res[key] = await runWrk({ url: url + asked(target).path, script, seconds: S.seconds, ...S[key] });
     } catch (e) {
       res[key] = { error: e.message.split("\n")[0] };
     }
   }
-  const st = await runStreams({ url: url + PATH, headers: target.headers, body: STREAM_BODY, n: S.stream_requests, expectContent: S.mock_knobs.reply_words });
+  const st = await runStreams({ url: url + asked(target).path, headers: target.headers, body: asked(target).streamBody, dialect: asked(target).dialect, n: S.stream_requests, expectContent: S.mock_knobs.reply_words });
   const gaps = st.samples.flatMap((s) => s.gaps);
   res.stream = {
     requests: S.stream_requests,
@@ -358,10 +381,10 @@ async function measure(target, url, tmp) {
 
 async function warmup(target, url, tmp) {
   if (S.warmup_seconds > 0) {
-    const script = writeWrkScript(path.join(tmp, `wrk-${target.name}.lua`), { body: BODY, headers: target.headers });
-    await runWrk({ url: url + PATH, script, seconds: S.warmup_seconds, threads: 1, connections: 4 }).catch(() => {});
+    const script = writeWrkScript(path.join(tmp, `wrk-${target.name}.lua`), { body: asked(target).body, headers: target.headers });
+    await runWrk({ url: url + asked(target).path, script, seconds: S.warmup_seconds, threads: 1, connections: 4 }).catch(() => {});
   }
-  await runStreams({ url: url + PATH, headers: target.headers, body: STREAM_BODY, n: 5, expectContent: S.mock_knobs.reply_words });
+  await runStreams({ url: url + asked(target).path, headers: target.headers, body: asked(target).streamBody, dialect: asked(target).dialect, n: 5, expectContent: S.mock_knobs.reply_words });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -493,7 +516,7 @@ async function cacheInstance(T, tmp, mock, kv) {
     }),
   };
   const inst = await startInstance(target, tmp);
-  const probe = await request(inst.url + PATH, { method: "POST", headers: target.headers, body: BODY });
+  const probe = await request(inst.url + asked(target).path, { method: "POST", headers: target.headers, body: asked(target).body });
   const [hName, hValue] = (process.env.BENCH_CACHE_HIT_HEADER || CACHE_DEFAULTS.hitHeader).split(":").map((s) => s.trim().toLowerCase());
   if (hName && (probe.headers[hName] ?? "").toLowerCase() !== hValue) {
     await stopProcess(inst.child);

@@ -122,3 +122,11 @@ console.log("|---|---|---|---|");
 for (const [t, [a, b]] of rows) {
   console.log(`| ${t} | ${fmt(a.perClient)} | ${fmt(b.perClient)} | ${a.wasm == null ? "–" : `${fmt(a.wasm)} / ${fmt(b.wasm)}`} |`);
 }
+// The issue's targets (31), and the one this runtime allows any gateway that reads what it forwards.
+const [floor, relay, meridian] = rows.map(([, w]) => w);
+const check = (ok, what) => console.log(`${ok ? "PASS" : "MISS"}  ${what}`);
+console.log("");
+check(meridian[0].perClient <= 2 * floor[0].perClient, `Meridian within 2x the floor per stalled stream (${fmt(meridian[0].perClient)} vs ${fmt(floor[0].perClient)})`);
+check(meridian[0].perClient <= 2 * relay[0].perClient, `Meridian within 2x the JavaScript relay (${fmt(meridian[0].perClient)} vs ${fmt(relay[0].perClient)})`);
+check(meridian[1].perClient <= meridian[0].perClient, `a second wave grows the isolate by no more than the first (${fmt(meridian[1].perClient)} vs ${fmt(meridian[0].perClient)})`);
+check(meridian[1].wasm - meridian[0].wasm <= MiB, `Meridian's WebAssembly memory does not grow with stalled streams (${fmt(meridian[0].wasm)} then ${fmt(meridian[1].wasm)})`);

@@ -36,11 +36,23 @@ function streamOnce(agent, url, headers, body) {
   });
 }
 
-function isContent(data) {
+/** A content event: an OpenAI chunk with content, or an Anthropic `content_block_delta` with text. */
+function isContent(data, dialect) {
   if (data === "[DONE]") return false;
   try {
-    const c = JSON.parse(data)?.choices?.[0]?.delta?.content;
+    const v = JSON.parse(data);
+    const c = dialect === "anthropic" ? (v?.type === "content_block_delta" ? v.delta?.text : null) : v?.choices?.[0]?.delta?.content;
     return typeof c === "string" && c.length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** The stream's end marker: `[DONE]`, or Anthropic's `message_stop` event. */
+function isEnd(data, dialect) {
+  if (dialect !== "anthropic") return data === "[DONE]";
+  try {
+    return JSON.parse(data)?.type === "message_stop";
   } catch {
     return false;
   }
@@ -50,7 +62,7 @@ function isContent(data) {
  * Sends `n` streaming requests one after another. Per request: time to the first `data:` event (ttfb), and the
  * arrival gaps between consecutive content events. Returns per-request samples plus failures.
  */
-export async function runStreams({ url, headers, body, n, expectContent }) {
+export async function runStreams({ url, headers, body, n, expectContent, dialect = "openai" }) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const samples = [];
   const failures = [];
@@ -63,8 +75,8 @@ export async function runStreams({ url, headers, body, n, expectContent }) {
         failures.push(e.message);
         continue;
       }
-      const content = r.events.filter((e) => isContent(e.data));
-      const done = r.events.some((e) => e.data === "[DONE]");
+      const content = r.events.filter((e) => isContent(e.data, dialect));
+      const done = r.events.some((e) => isEnd(e.data, dialect));
       if (r.status !== 200 || r.events.length === 0 || (expectContent && content.length !== expectContent) || !done) {
         failures.push(`status ${r.status}, ${r.events.length} events, ${content.length} content, [DONE] ${done ? "yes" : "no"}`);
         continue;
