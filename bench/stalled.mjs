@@ -4,30 +4,17 @@
 // wave's memory is reused once its clients are gone. Three targets in the same runtime (Miniflare's workerd), one
 // after another: the JavaScript pass-through floor (`new Response(upstream.body)`: the bytes never enter
 // JavaScript), a JavaScript relay that reads what it forwards through a `ReadableStream` (highWaterMark 0), and
-// Meridian (also reporting its WebAssembly memory, from `/_meridian/status`).
+// Meridian (also reporting its WebAssembly memory, from `/_meridian/status`). RSS counts this process's workerd
+// children: one target runs at a time.
 // Usage: node bench/stalled.mjs [clients=10] [words=60000]
 import net from "node:net";
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
-import { startMock, startWorker, configFor, DEMO_KEY } from "../tests/e2e/harness.mjs";
+import { startMock, startWorker, configFor, DEMO_KEY, workerdRss } from "../tests/e2e/harness.mjs";
 
 const N = Number(process.argv[2] ?? 10);
 const WORDS = Number(process.argv[3] ?? 60000);
 const SETTLE_MS = 4000;
 const MiB = 1024 * 1024;
-
-/** RSS of this process's workerd children (one target runs at a time). */
-function workerdRss() {
-  const out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)], { encoding: "utf8" });
-  let total = 0;
-  for (const line of out.trim().split("\n")) {
-    const [pid, comm] = line.trim().split(/\s+/);
-    if (!comm?.includes("workerd")) continue;
-    total += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) * 1024;
-  }
-  return total;
-}
 
 const FORWARD = {
   floor: "return new Response(up.body, { status: up.status, headers: up.headers });",

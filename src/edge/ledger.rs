@@ -78,27 +78,19 @@ impl SpendLedger {
     /// Keeps an outcome; a shadow call's settles its reservation to its cost (a cost not known keeps the
     /// reservation), and its sample pushes the oldest beyond the shadow's `keep_samples` out.
     fn keep(&self, day: &str, mut o: Outcome, now: u64) -> Result<()> {
+        if let Some((primary, shadow, usd)) = o.cap_settlement() {
+            self.sql().exec(
+                "UPDATE shadow_spend SET usd = usd + ? WHERE day = ? AND primary_model = ? AND shadow_model = ?",
+                vec![SqlStorageValue::Float(usd), day.into(), primary.into(), shadow.into()],
+            )?;
+        }
         let (primary, shadow, sample) = match &mut o {
             Outcome::Pair {
                 primary,
                 shadow,
-                shadow_side,
-                reserved_usd,
                 sample,
                 ..
-            } => {
-                let cost = shadow_side.cost_usd.unwrap_or(*reserved_usd);
-                self.sql().exec(
-                    "UPDATE shadow_spend SET usd = usd + ? WHERE day = ? AND primary_model = ? AND shadow_model = ?",
-                    vec![
-                        SqlStorageValue::Float(cost - *reserved_usd),
-                        day.into(),
-                        primary.clone().into(),
-                        shadow.clone().into(),
-                    ],
-                )?;
-                (primary.clone(), shadow.clone(), sample.take())
-            }
+            } => (primary.clone(), shadow.clone(), sample.take()),
             Outcome::Skipped {
                 primary, shadow, ..
             } => (primary.clone(), shadow.clone(), None),
@@ -379,45 +371,54 @@ impl DurableObject for SpendLedger {
             return Response::empty();
         }
         if path.ends_with("/rows") {
-            let q: RowsQuery = match serde_urlencoded::from_str(query) {
-                Ok(q) => q,
-                Err(e) => return Response::error(format!("malformed rows query: {e}"), 400),
-            };
-            return match self.rows(&q) {
-                Ok(rows) => Response::from_json(&rows),
-                Err(e) => Response::error(format!("ledger read: {e}"), 500),
-            };
+            return answer(
+                query,
+                "malformed rows query",
+                "ledger read",
+                |q: RowsQuery| self.rows(&q),
+            );
         }
         if path.ends_with("/outcomes") {
-            let q: RowsQuery = match serde_urlencoded::from_str(query) {
-                Ok(q) => q,
-                Err(e) => return Response::error(format!("malformed outcomes query: {e}"), 400),
-            };
-            return match self.outcomes(&q) {
-                Ok(o) => Response::from_json(&o),
-                Err(e) => Response::error(format!("ledger read: {e}"), 500),
-            };
+            return answer(
+                query,
+                "malformed outcomes query",
+                "ledger read",
+                |q: RowsQuery| self.outcomes(&q),
+            );
         }
         if path.ends_with("/shadow") {
-            let ask: ShadowAsk = match serde_urlencoded::from_str(query) {
-                Ok(q) => q,
-                Err(e) => return Response::error(format!("malformed shadow ask: {e}"), 400),
-            };
-            return match self.shadow_reserve(&ask) {
-                Ok(granted) => Response::from_json(&serde_json::json!({ "granted": granted })),
-                Err(e) => Response::error(format!("ledger shadow cap: {e}"), 500),
-            };
+            return answer(
+                query,
+                "malformed shadow ask",
+                "ledger shadow cap",
+                |ask: ShadowAsk| Ok(serde_json::json!({ "granted": self.shadow_reserve(&ask)? })),
+            );
         }
         if path.ends_with("/lease") {
-            let q: LeaseQuery = match serde_urlencoded::from_str(query) {
-                Ok(q) => q,
-                Err(e) => return Response::error(format!("malformed lease: {e}"), 400),
-            };
-            return match self.lease(&q, now) {
-                Ok(g) => Response::from_json(&g),
-                Err(e) => Response::error(format!("ledger budget: {e}"), 500),
-            };
+            return answer(
+                query,
+                "malformed lease",
+                "ledger budget",
+                |q: LeaseQuery| self.lease(&q, now),
+            );
         }
         Response::error("no such ledger route", 404)
+    }
+}
+
+/// A route that reads its query: 400 (`malformed`: the reason) when it does not parse, else `f`'s result as JSON,
+/// or 500 (`failed`: the reason) when `f` fails.
+fn answer<Q: serde::de::DeserializeOwned, T: serde::Serialize>(
+    query: &str,
+    malformed: &str,
+    failed: &str,
+    f: impl FnOnce(Q) -> Result<T>,
+) -> Result<Response> {
+    match serde_urlencoded::from_str(query) {
+        Ok(q) => match f(q) {
+            Ok(v) => Response::from_json(&v),
+            Err(e) => Response::error(format!("{failed}: {e}"), 500),
+        },
+        Err(e) => Response::error(format!("{malformed}: {e}"), 400),
     }
 }

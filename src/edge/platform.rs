@@ -75,6 +75,18 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     answer.json().await.map_err(message)
 }
 
+/// `GET https://ledger/<route>?<query>` of a key's ledger object (named), its JSON answer read as `T`.
+async fn ledger_get<T: serde::de::DeserializeOwned>(
+    env: &Env,
+    name: &str,
+    route: &str,
+    query: &impl serde::Serialize,
+) -> Result<T, String> {
+    let stub = ledger(env, name)?;
+    let query = serde_urlencoded::to_string(query).map_err(|e| e.to_string())?;
+    get_json(&stub, &format!("https://ledger/{route}?{query}"), "ledger").await
+}
+
 /// Test-only: milliseconds added before every call to a limiter object, so that tests and benchmarks on one
 /// machine can show what an object far away would cost (README: "Rate limits decided at the edge"). Never set in
 /// production.
@@ -407,12 +419,7 @@ impl Platform for EdgePlatform {
         from: &str,
         to: &str,
     ) -> Result<Vec<crate::ledger::Row>, String> {
-        let stub = ledger(&self.env, key)?;
-        let url = format!(
-            "https://ledger/rows?{}",
-            serde_urlencoded::to_string([("from", from), ("to", to)]).map_err(|e| e.to_string())?
-        );
-        get_json(&stub, &url, "ledger").await
+        ledger_get(&self.env, key, "rows", &[("from", from), ("to", to)]).await
     }
 
     async fn shadow_reserve(&self, ledger_name: &str, ask: ShadowAsk) -> Result<bool, String> {
@@ -420,12 +427,7 @@ impl Platform for EdgePlatform {
         struct Granted {
             granted: bool,
         }
-        let stub = ledger(&self.env, ledger_name)?;
-        let url = format!(
-            "https://ledger/shadow?{}",
-            serde_urlencoded::to_string(&ask).map_err(|e| e.to_string())?
-        );
-        let g: Granted = get_json(&stub, &url, "ledger").await?;
+        let g: Granted = ledger_get(&self.env, ledger_name, "shadow", &ask).await?;
         Ok(g.granted)
     }
 
@@ -435,12 +437,13 @@ impl Platform for EdgePlatform {
         from: &str,
         to: &str,
     ) -> Result<Vec<crate::shadow::StoredOutcome>, String> {
-        let stub = ledger(&self.env, ledger_name)?;
-        let url = format!(
-            "https://ledger/outcomes?{}",
-            serde_urlencoded::to_string([("from", from), ("to", to)]).map_err(|e| e.to_string())?
-        );
-        get_json(&stub, &url, "ledger").await
+        ledger_get(
+            &self.env,
+            ledger_name,
+            "outcomes",
+            &[("from", from), ("to", to)],
+        )
+        .await
     }
 
     fn rate_spender(&self) -> RateSpender {

@@ -7,16 +7,7 @@ use crate::http::Headers;
 use crate::platform::fake::{FakePlatform, Piece, Scripted, FAKE_NOW_MS};
 use serde_json::Value;
 
-/// The gateway on borrowed handles, as most tests hold them: everything but shadows (`shadow_tests` runs those
-/// through [`super::handle`]).
-async fn handle(
-    config: Result<&Config, &ConfigError>,
-    platform: &FakePlatform,
-    state: &State,
-    req: Request,
-) -> Response {
-    respond(config, platform, state, req, None).await
-}
+use super::borrowed::handle;
 
 const KEY: &str = "demo";
 const KEY_SHA256: &str = "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea";
@@ -161,14 +152,7 @@ fn stream(gap_ms: u64) -> Scripted {
 
 /// Runs a request through the gateway and reads the whole body, then lets the background work (the sinks) run.
 fn run(cfg: &Config, p: &FakePlatform, state: &State, req: Request) -> (Response, Vec<u8>) {
-    let out = p.run(async {
-        let mut resp = handle(Ok(cfg), p, state, req).await;
-        let body = std::mem::replace(&mut resp.body, Body::Empty)
-            .collect()
-            .await
-            .unwrap();
-        (resp, body)
-    });
+    let out = p.run_collected(handle(Ok(cfg), p, state, req));
     assert!(p.run_background());
     out
 }
@@ -1285,12 +1269,7 @@ fn a_budget_trips_with_budget_exceeded_in_both_dialects_and_holds() {
         }
     }
     assert!(p.run_background());
-    let spent: f64 = p
-        .ledger
-        .borrow()
-        .iter()
-        .map(|(_, e, _)| e.spend.cost_usd)
-        .sum();
+    let spent = p.ledger_cost_usd();
     eprintln!("budget ${budget:.6}: {admitted} of 60 admitted, ${spent:.6} spent");
     assert!(spent <= budget + 1e-9, "spent {spent} of {budget}");
     assert!(admitted >= 5, "the budget is used: {admitted}");
@@ -1373,12 +1352,7 @@ fn a_model_budget_holds_beside_the_keys_and_a_refused_or_failed_request_gives_it
         statuses.push(resp.status);
         admitted += u32::from(resp.status == 200);
     }
-    let spent: f64 = p
-        .ledger
-        .borrow()
-        .iter()
-        .map(|(_, e, _)| e.spend.cost_usd)
-        .sum();
+    let spent = p.ledger_cost_usd();
     eprintln!(
         "model budget ${:.6}: {admitted} of 12 admitted, ${spent:.6} spent: {statuses:?}",
         3.0 * FIXTURE_COST

@@ -43,8 +43,7 @@ pub(super) fn after<P: Platform + 'static>(
     owned: &Owned<P>,
     admitted: &Admitted<'_>,
     req: &Request,
-    dialect: Dialect,
-    stream: bool,
+    inbound: &ClientRequest,
     resp: &mut Response,
 ) {
     let Target::Alias(model) = admitted.target else {
@@ -58,7 +57,7 @@ pub(super) fn after<P: Platform + 'static>(
     if recorder.read(|r| r.fallback.is_some() || matches!(r.cache, Some("HIT" | "COALESCED"))) {
         return;
     }
-    let wire = match dialect {
+    let wire = match inbound.dialect() {
         Dialect::OpenAi => pure::Wire::OpenAi,
         Dialect::Anthropic => pure::Wire::Anthropic,
         Dialect::Responses => return,
@@ -134,8 +133,9 @@ pub(super) fn after<P: Platform + 'static>(
         day,
         primary: model.name.clone(),
         wire,
-        stream,
-        structured: structured(&req.body),
+        stream: inbound.stream(),
+        structured: structured(inbound),
+        max_output: inbound.max_output_tokens(),
         req: Request {
             method: req.method,
             path: req.path.clone(),
@@ -185,25 +185,24 @@ struct Job {
     wire: pure::Wire,
     stream: bool,
     structured: bool,
+    /// The client's `max_tokens` (or kin): what a shadow call reserves for its answer.
+    max_output: Option<u64>,
     req: Request,
     requested_residency: Vec<String>,
     token: Option<crate::browser_token::Claims>,
 }
 
 /// Whether the request asks for JSON output (`response_format` of type `json_object` or `json_schema`).
-fn structured(body: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        response_format: Option<Format>,
-    }
+fn structured(inbound: &ClientRequest) -> bool {
     #[derive(serde::Deserialize)]
     struct Format {
         #[serde(rename = "type")]
         kind: String,
     }
-    serde_json::from_slice::<Body>(body)
-        .ok()
-        .and_then(|b| b.response_format)
+    inbound
+        .body()
+        .member("response_format")
+        .and_then(|f| serde_json::from_str::<Format>(f).ok())
         .is_some_and(|f| f.kind == "json_object" || f.kind == "json_schema")
 }
 
@@ -238,7 +237,7 @@ async fn call<P: Platform>(
     let reserve_usd = worst_cost_micro(
         model.deployments().iter(),
         job.req.body.len(),
-        max_output(&job.req.body),
+        job.max_output,
     ) as f64
         / 1e6;
     let ask = crate::platform::ShadowAsk {
@@ -331,17 +330,6 @@ async fn call<P: Platform>(
         End::Failed
     });
     Ok((recorder.read(side_of), bytes, reserve_usd))
-}
-
-fn max_output(body: &[u8]) -> Option<u64> {
-    #[derive(serde::Deserialize)]
-    struct Max {
-        max_completion_tokens: Option<u64>,
-        max_tokens: Option<u64>,
-    }
-    serde_json::from_slice::<Max>(body)
-        .ok()
-        .and_then(|m| m.max_completion_tokens.or(m.max_tokens))
 }
 
 /// The outcome of one shadow call against the primary's answer.

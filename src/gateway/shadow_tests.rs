@@ -42,14 +42,7 @@ const CAPPED: &str = r#", "max_usd_per_day": 5, "keep_samples": 2"#;
 /// the ledger's writes).
 fn run_owned(cfg: &Rc<Config>, p: &Rc<FakePlatform>, req: Request) -> (Response, Vec<u8>) {
     let state = Rc::new(State::new(1));
-    let out = p.run(async {
-        let mut resp = super::super::handle(Ok(cfg), p, &state, req).await;
-        let body = std::mem::replace(&mut resp.body, Body::Empty)
-            .collect()
-            .await
-            .unwrap();
-        (resp, body)
-    });
+    let out = p.run_collected(super::super::handle(Ok(cfg), p, &state, req));
     assert!(p.run_background());
     out
 }

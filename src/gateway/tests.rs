@@ -3,16 +3,7 @@ use crate::http::Headers;
 use crate::platform::fake::{FakePlatform, Piece, Scripted};
 use serde_json::Value;
 
-/// The gateway on borrowed handles, as most tests hold them: everything but shadows (`shadow_tests` runs those
-/// through [`super::handle`]).
-async fn handle(
-    config: Result<&Config, &ConfigError>,
-    platform: &FakePlatform,
-    state: &State,
-    req: Request,
-) -> Response {
-    respond(config, platform, state, req, None).await
-}
+use super::borrowed::handle;
 
 fn config() -> Config {
     config_with_deployments(r#"[{"provider": "up", "model": "mock-1", "region": "us-east-1"}]"#)
@@ -50,15 +41,7 @@ const CHAT_STREAM: &str =
     r#"{"model":"demo","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
 
 fn run(p: &FakePlatform, req: Request) -> (Response, Vec<u8>) {
-    let cfg = config();
-    p.run(async {
-        let mut resp = handle(Ok(&cfg), p, &State::new(1), req).await;
-        let body = std::mem::replace(&mut resp.body, Body::Empty)
-            .collect()
-            .await
-            .unwrap();
-        (resp, body)
-    })
+    run_with(&config(), p, req)
 }
 
 fn error_of(body: &[u8]) -> Value {
@@ -249,14 +232,7 @@ fn multi_config() -> Config {
 }
 
 fn run_with(cfg: &Config, p: &FakePlatform, req: Request) -> (Response, Vec<u8>) {
-    p.run(async {
-        let mut resp = handle(Ok(cfg), p, &State::new(1), req).await;
-        let body = std::mem::replace(&mut resp.body, Body::Empty)
-            .collect()
-            .await
-            .unwrap();
-        (resp, body)
-    })
+    p.run_collected(handle(Ok(cfg), p, &State::new(1), req))
 }
 
 #[test]

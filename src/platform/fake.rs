@@ -224,6 +224,30 @@ impl FakePlatform {
         }
     }
 
+    /// What the ledger entries written so far cost in all, USD.
+    pub fn ledger_cost_usd(&self) -> f64 {
+        self.ledger
+            .borrow()
+            .iter()
+            .map(|(_, e, _)| e.spend.cost_usd)
+            .sum()
+    }
+
+    /// Runs `answer` (the gateway answering a request) to its response, and reads the response's body whole.
+    pub fn run_collected(
+        &self,
+        answer: impl Future<Output = crate::http::Response>,
+    ) -> (crate::http::Response, Vec<u8>) {
+        self.run(async {
+            let mut resp = answer.await;
+            let body = std::mem::replace(&mut resp.body, crate::http::Body::Empty)
+                .collect()
+                .await
+                .unwrap();
+            (resp, body)
+        })
+    }
+
     /// Runs the queued background work as far as it goes, moving the clock as needed; says whether all of it
     /// finished.
     pub fn run_background(&self) -> bool {
@@ -462,24 +486,14 @@ impl Platform for FakePlatform {
                 Box::pin(async move {
                     for (mut entry, reserved) in entries {
                         for o in std::mem::take(&mut entry.outcomes) {
-                            if let crate::shadow::Outcome::Pair {
-                                primary,
-                                shadow,
-                                shadow_side,
-                                reserved_usd,
-                                ..
-                            } = &o
-                            {
+                            if let Some((primary, shadow, usd)) = o.cap_settlement() {
                                 let id = (
                                     key.clone(),
                                     entry.day.clone(),
-                                    primary.clone(),
-                                    shadow.clone(),
+                                    primary.into(),
+                                    shadow.into(),
                                 );
-                                // The reservation stands for a call whose cost is not known.
-                                let cost = shadow_side.cost_usd.unwrap_or(*reserved_usd);
-                                *shadow_spend.borrow_mut().entry(id).or_default() +=
-                                    cost - reserved_usd;
+                                *shadow_spend.borrow_mut().entry(id).or_default() += usd;
                             }
                             outcomes.borrow_mut().push((
                                 key.clone(),

@@ -82,6 +82,28 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// What booking a shadow call changes in its daily cap: `(primary, shadow, USD)` to add to what the cap holds
+    /// spent, its cost in place of the reservation made before it was sent (a cost not known keeps the
+    /// reservation). `None` for other outcomes.
+    pub fn cap_settlement(&self) -> Option<(&str, &str, f64)> {
+        match self {
+            Outcome::Pair {
+                primary,
+                shadow,
+                shadow_side,
+                reserved_usd,
+                ..
+            } => Some((
+                primary,
+                shadow,
+                shadow_side.cost_usd.unwrap_or(*reserved_usd) - reserved_usd,
+            )),
+            Outcome::Skipped { .. } | Outcome::Arm { .. } => None,
+        }
+    }
+}
+
 /// An outcome as the ledger object returns it: with its day and key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredOutcome {

@@ -6,17 +6,14 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, createHmac } from "node:crypto";
 import { createServer } from "node:http";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import puppeteer from "puppeteer-core";
-import { startMock, startWorker, DEMO_KEY_SHA256 } from "./harness.mjs";
+import { startMock, startWorker, launchChromium, DEMO_KEY_SHA256 } from "./harness.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const TOKEN_SECRET = "browser-test-signing-secret-0123456789";
-let mock, worker, site, origin, browser, profile;
+let mock, worker, site, origin, chromium, browser;
 
 /** The page's script: both SDKs, bundled for the browser as a web app would ship them. */
 const PAGE_SCRIPT = `
@@ -95,20 +92,12 @@ before(async () => {
     },
     { TOKEN_SECRET },
   );
-  const executablePath = process.env.MERIDIAN_CHROMIUM;
-  assert.ok(executablePath, "MERIDIAN_CHROMIUM is set by scripts/bootstrap (.tools/env)");
-  profile = mkdtempSync(path.join(tmpdir(), "meridian-chromium-"));
-  browser = await puppeteer.launch({
-    executablePath,
-    headless: true,
-    userDataDir: profile,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-  });
+  chromium = await launchChromium();
+  browser = chromium.browser;
 });
 
 after(async () => {
-  await browser?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await chromium?.close();
   await worker?.stop();
   await mock?.stop();
   site?.close();

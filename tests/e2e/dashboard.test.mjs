@@ -6,12 +6,10 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import puppeteer from "puppeteer-core";
-import { startMock, startWorker, DEMO_KEY, DEMO_KEY_SHA256 } from "./harness.mjs";
+import { startMock, startWorker, launchChromium, DEMO_KEY, DEMO_KEY_SHA256 } from "./harness.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const SHOTS = path.join(ROOT, "target", "screenshots");
@@ -19,7 +17,7 @@ const sha = (s) => createHash("sha256").update(s).digest("hex");
 const ADMIN_KEY = "dashboard-admin-key";
 const PRICE = { input: 0.15, output: 0.6 };
 const REGIONS = { "us-east": "us-east-1", "eu-west": "eu-west-1", "ap-south": "ap-south-1" };
-let mock, worker, browser, profile, page;
+let mock, worker, chromium, browser, page;
 const pageRequests = [];
 
 before(async () => {
@@ -62,15 +60,8 @@ before(async () => {
     {},
     { kv: true, ledger: true },
   );
-  const executablePath = process.env.MERIDIAN_CHROMIUM;
-  assert.ok(executablePath, "MERIDIAN_CHROMIUM is set by scripts/bootstrap (.tools/env)");
-  profile = mkdtempSync(path.join(tmpdir(), "meridian-chromium-"));
-  browser = await puppeteer.launch({
-    executablePath,
-    headless: true,
-    userDataDir: profile,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-  });
+  chromium = await launchChromium();
+  browser = chromium.browser;
   page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 900 });
   page.on("request", (r) => pageRequests.push({ url: r.url(), auth: r.headers().authorization ?? null }));
@@ -78,8 +69,7 @@ before(async () => {
 });
 
 after(async () => {
-  await browser?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await chromium?.close();
   await worker?.stop();
   await mock?.stop();
 });

@@ -1,8 +1,9 @@
 // E2E harness: the mock provider and the *compiled* worker (worker/entry.mjs and build/) in workerd via Miniflare, on
 // free loopback ports, started once per test file and torn down after it.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import assert from "node:assert/strict";
@@ -286,4 +287,39 @@ export async function runPythonSdk(script, env) {
   const code = await new Promise((resolve) => child.on("exit", resolve));
   process.stderr.write(output);
   return { code, output };
+}
+
+/** Resident memory of the workerd processes this process started (its children), in bytes. */
+export function workerdRss() {
+  const out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)], { encoding: "utf8" });
+  let total = 0;
+  for (const line of out.trim().split("\n")) {
+    const [pid, comm] = line.trim().split(/\s+/);
+    if (!comm?.includes("workerd")) continue;
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    total += Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]) * 1024;
+  }
+  return total;
+}
+
+/** Debian's Chromium (MERIDIAN_CHROMIUM, set by scripts/bootstrap in .tools/env), headless, driven by puppeteer-core,
+ *  with a profile of its own; `close()` ends it and removes the profile. */
+export async function launchChromium() {
+  const executablePath = process.env.MERIDIAN_CHROMIUM;
+  assert.ok(executablePath, "MERIDIAN_CHROMIUM is set by scripts/bootstrap (.tools/env)");
+  const { default: puppeteer } = await import("puppeteer-core");
+  const profile = mkdtempSync(path.join(tmpdir(), "meridian-chromium-"));
+  const browser = await puppeteer.launch({
+    executablePath,
+    headless: true,
+    userDataDir: profile,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+  });
+  return {
+    browser,
+    close: async () => {
+      await browser.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
 }

@@ -5,9 +5,7 @@
 // deadline), 16 (a cap per event), 17 (invalid UTF-8) and 20 (a slow reader holds the provider back).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { startMock, startWorker, chat, DEMO_KEY } from "./harness.mjs";
+import { startMock, startWorker, chat, DEMO_KEY, workerdRss } from "./harness.mjs";
 
 const FIRST_BYTE_MS = 2000;
 const IDLE_MS = 1500;
@@ -236,19 +234,6 @@ test("finding 17: bytes that are not UTF-8 become an error event, or a failover 
   const t = await fo.text();
   assert.ok(t.endsWith(DONE) && !t.includes("\ufffd"), t);
 });
-
-/** Resident memory of the workerd processes this test started (children of this process), in bytes. */
-function workerdRss() {
-  const out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)], { encoding: "utf8" });
-  let total = 0;
-  for (const line of out.trim().split("\n")) {
-    const [pid, comm] = line.trim().split(/\s+/);
-    if (!comm?.includes("workerd")) continue;
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    total += Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]) * 1024;
-  }
-  return total;
-}
 
 test("finding 20: a slow reader holds the provider back; the isolate does not buffer the stream", async () => {
   const MiB = 1024 * 1024;
