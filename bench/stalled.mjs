@@ -1,20 +1,24 @@
 // `make bench-memory`: what a stalled stream costs the isolate. N raw-socket clients ask for a long stream the mock
 // sends with no gap (`reply_words`, `token_gap_ms: 0`), read the response headers and stop reading; after a few
-// seconds the growth of the workerd process (RSS) is divided by N. Two waves: the second shows whether the first
-// wave's memory is reused once its clients are gone. Three targets in the same runtime (Miniflare's workerd), one
-// after another: the JavaScript pass-through floor (`new Response(upstream.body)`: the bytes never enter
-// JavaScript), a JavaScript relay that reads what it forwards through a `ReadableStream` (highWaterMark 0), and
-// Meridian (also reporting its WebAssembly memory, from `/_meridian/status`). RSS counts this process's workerd
-// children: one target runs at a time.
-// Usage: node bench/stalled.mjs [clients=10] [words=60000]
+// seconds the growth of the workerd process (RSS) is divided by N. RSS also counts the heap V8 grew for the garbage
+// of the bytes that went through JavaScript before the streams stalled, so the isolate's live heap is read too,
+// after a full garbage collection forced through the inspector (a heap snapshot), before and with the stalled
+// clients: what the streams themselves hold. Two waves: the second shows whether the first wave's memory is reused
+// once its clients are gone. Three targets in the same runtime (Miniflare's workerd), one after another: the
+// JavaScript pass-through floor (`new Response(upstream.body)`: the bytes never enter JavaScript), a JavaScript relay
+// that reads what it forwards through a `ReadableStream` (highWaterMark 0), and Meridian (also reporting its
+// WebAssembly memory, from `/_meridian/status`). RSS counts this process's workerd children: one target runs at a
+// time. MINIFLARE_WORKERD_V8_FLAGS passes V8 flags to workerd (e.g. `--max-heap-size=32` to see the heap capped).
+// Usage: node bench/stalled.mjs [clients=10] [words=60000]   (SETTLE_MS: how long the clients stall, 4000)
 import net from "node:net";
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
-import { startMock, startWorker, configFor, DEMO_KEY, workerdRss } from "../tests/e2e/harness.mjs";
+import { startMock, startWorker, configFor, DEMO_KEY, isolateHeapAfterGc, workerdRss } from "../tests/e2e/harness.mjs";
 
 const N = Number(process.argv[2] ?? 10);
 const WORDS = Number(process.argv[3] ?? 60000);
 const SETTLE_MS = 4000;
 const MiB = 1024 * 1024;
+const INSPECTOR_PORT = 9339;
 
 const FORWARD = {
   floor: "return new Response(up.body, { status: up.status, headers: up.headers });",
@@ -25,8 +29,8 @@ const FORWARD = {
 
 async function start(target, upstream, regions) {
   if (target === "meridian") {
-    const w = await startWorker(configFor(regions));
-    return { url: w.url, stop: () => w.stop() };
+    const w = await startWorker(configFor(regions), {}, { inspectorPort: INSPECTOR_PORT });
+    return { url: w.url, worker: "meridian", stop: () => w.stop() };
   }
   const mf = new Miniflare(
     convertV4MiniflareOptions({
@@ -39,9 +43,10 @@ async function start(target, upstream, regions) {
       compatibilityDate: "2026-11-01",
       host: "127.0.0.1",
       port: 0,
+      inspectorPort: INSPECTOR_PORT,
     }),
   );
-  return { url: (await mf.ready).toString().replace(/\/$/, ""), stop: () => mf.dispose() };
+  return { url: (await mf.ready).toString().replace(/\/$/, ""), worker: "", stop: () => mf.dispose() };
 }
 
 function stalledClient(url, body) {
@@ -81,11 +86,13 @@ async function measure(target) {
   const body = JSON.stringify({ model: "long", stream: true, messages: [{ role: "user", content: "go" }] });
   const waves = [];
   for (let wave = 0; wave < 2; wave++) {
+    const idleHeap = (await isolateHeapAfterGc(INSPECTOR_PORT, w.worker)).usedSize;
     const before = workerdRss();
     const clients = [];
     for (let i = 0; i < N; i++) clients.push(await stalledClient(w.url, body));
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const grown = workerdRss() - before;
+    const heap = (await isolateHeapAfterGc(INSPECTOR_PORT, w.worker)).usedSize;
     let wasm = null;
     if (target === "meridian") {
       const st = await (await fetch(`${w.url}/_meridian/status`, { headers: { authorization: `Bearer ${DEMO_KEY}` } })).json();
@@ -93,7 +100,7 @@ async function measure(target) {
     }
     for (const c of clients) c.destroy();
     await new Promise((r) => setTimeout(r, 2000));
-    waves.push({ perClient: grown / N, wasm });
+    waves.push({ perClient: grown / N, heapPerClient: (heap - idleHeap) / N, wasm });
   }
   await w.stop();
   await mock.stop();
@@ -101,19 +108,25 @@ async function measure(target) {
 }
 
 const rows = [];
-for (const target of ["floor", "relay", "meridian"]) rows.push([target, await measure(target)]);
+for (const target of (process.env.TARGETS ?? "floor,relay,meridian").split(",")) rows.push([target, await measure(target)]);
 const fmt = (b) => `${(b / MiB).toFixed(2)} MiB`;
 console.log(`\n${N} stalled clients on a ${WORDS}-word stream sent with no gap, growth of workerd per client:\n`);
-console.log("| target | wave 1 | wave 2 | WebAssembly memory after each wave |");
-console.log("|---|---|---|---|");
+console.log("| target | RSS wave 1 | RSS wave 2 | live JS heap held, wave 1 / 2 (after a full GC) | WebAssembly memory after each wave |");
+console.log("|---|---|---|---|---|");
+const kib = (b) => `${(b / 1024).toFixed(1)} KiB`;
 for (const [t, [a, b]] of rows) {
-  console.log(`| ${t} | ${fmt(a.perClient)} | ${fmt(b.perClient)} | ${a.wasm == null ? "–" : `${fmt(a.wasm)} / ${fmt(b.wasm)}`} |`);
+  const wasm = a.wasm == null ? "–" : `${fmt(a.wasm)} / ${fmt(b.wasm)}`;
+  console.log(`| ${t} | ${fmt(a.perClient)} | ${fmt(b.perClient)} | ${kib(a.heapPerClient)} / ${kib(b.heapPerClient)} | ${wasm} |`);
 }
 // The issue's targets (31), and the one this runtime allows any gateway that reads what it forwards.
-const [floor, relay, meridian] = rows.map(([, w]) => w);
-const check = (ok, what) => console.log(`${ok ? "PASS" : "MISS"}  ${what}`);
-console.log("");
-check(meridian[0].perClient <= 2 * floor[0].perClient, `Meridian within 2x the floor per stalled stream (${fmt(meridian[0].perClient)} vs ${fmt(floor[0].perClient)})`);
-check(meridian[0].perClient <= 2 * relay[0].perClient, `Meridian within 2x the JavaScript relay (${fmt(meridian[0].perClient)} vs ${fmt(relay[0].perClient)})`);
-check(meridian[1].perClient <= meridian[0].perClient, `a second wave grows the isolate by no more than the first (${fmt(meridian[1].perClient)} vs ${fmt(meridian[0].perClient)})`);
-check(meridian[1].wasm - meridian[0].wasm <= MiB, `Meridian's WebAssembly memory does not grow with stalled streams (${fmt(meridian[0].wasm)} then ${fmt(meridian[1].wasm)})`);
+const byTarget = Object.fromEntries(rows);
+const { floor, relay, meridian } = byTarget;
+if (floor && relay && meridian) {
+  const check = (ok, what) => console.log(`${ok ? "PASS" : "MISS"}  ${what}`);
+  console.log("");
+  check(meridian[0].perClient <= 2 * floor[0].perClient, `RSS growth per stalled stream within 2x the floor's (${fmt(meridian[0].perClient)} vs ${fmt(floor[0].perClient)})`);
+  check(meridian[0].perClient <= 2 * relay[0].perClient, `RSS growth per stalled stream within 2x the JavaScript relay's (${fmt(meridian[0].perClient)} vs ${fmt(relay[0].perClient)})`);
+  check(meridian[0].heapPerClient <= 64 * 1024, `live JS heap a stalled stream holds after a full GC at most 64 KiB (${kib(meridian[0].heapPerClient)}; floor ${kib(floor[0].heapPerClient)})`);
+  check(meridian[1].perClient <= meridian[0].perClient, `a second wave grows the isolate by no more than the first (${fmt(meridian[1].perClient)} vs ${fmt(meridian[0].perClient)})`);
+  check(meridian[1].wasm - meridian[0].wasm <= MiB, `Meridian's WebAssembly memory does not grow with stalled streams (${fmt(meridian[0].wasm)} then ${fmt(meridian[1].wasm)})`);
+}

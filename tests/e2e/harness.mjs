@@ -61,7 +61,7 @@ export async function startMock(regions) {
 }
 
 /** Runs the compiled worker in workerd with MERIDIAN_CONFIG (object or string) and extra string bindings. */
-export async function startWorker(config, bindings = {}, { kv = false, limiter = false, ledger = false, analytics = false } = {}) {
+export async function startWorker(config, bindings = {}, { kv = false, limiter = false, ledger = false, analytics = false, inspectorPort } = {}) {
   need(WORKER, "run `make build` first");
   // What the worker logs, line by line (the request records among them); warnings and errors still reach stderr.
   const logs = [];
@@ -106,7 +106,14 @@ export async function startWorker(config, bindings = {}, { kv = false, limiter =
       export default { fetch() { return Response.json(points); } };`,
     compatibilityDate: "2026-11-01",
   };
-  const shared = { host: "127.0.0.1", port: 0, handleStructuredLogs, kvPersist: false, durableObjectsPersist: false };
+  const shared = {
+    host: "127.0.0.1",
+    port: 0,
+    handleStructuredLogs,
+    kvPersist: false,
+    durableObjectsPersist: false,
+    ...(inspectorPort ? { inspectorPort } : {}),
+  };
   // Miniflare 5 (the one wrangler 4.164 ships) takes a new option shape; the v4 shape converts to it.
   const mf = new Miniflare(
     convertV4MiniflareOptions(
@@ -300,6 +307,40 @@ export function workerdRss() {
     total += Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]) * 1024;
   }
   return total;
+}
+
+/** Forces a full garbage collection in one worker's isolate and returns its V8 heap usage (`usedSize`, `totalSize`,
+ *  `backingStorageSize`), through the inspector Miniflare opened on `port` (`inspectorPort`). The inspector's own
+ *  `HeapProfiler.collectGarbage` does not answer under workerd; a heap snapshot collects first and does. */
+export async function isolateHeapAfterGc(port, worker) {
+  const targets = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
+  const target = targets.find((t) => t.id === `core:user:${worker}`);
+  assert.ok(target, `no inspector target for worker "${worker}" (have ${targets.map((t) => t.id).join(", ")})`);
+  const ws = new WebSocket(target.webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = reject;
+  });
+  let next = 0;
+  const waiting = new Map();
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(m.data);
+    // Snapshot chunks are events (no id); they are not needed, only the collection that precedes them.
+    if (msg.id !== undefined && waiting.has(msg.id)) waiting.get(msg.id)(msg);
+  };
+  const call = (method, params = {}) =>
+    new Promise((resolve) => {
+      waiting.set(++next, resolve);
+      ws.send(JSON.stringify({ id: next, method, params }));
+    });
+  try {
+    await call("HeapProfiler.enable");
+    await call("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
+    const { result } = await call("Runtime.getHeapUsage");
+    return result;
+  } finally {
+    ws.close();
+  }
 }
 
 /** Debian's Chromium (MERIDIAN_CHROMIUM, set by scripts/bootstrap in .tools/env), headless, driven by puppeteer-core,

@@ -5,7 +5,10 @@
 // deadline), 16 (a cap per event), 17 (invalid UTF-8) and 20 (a slow reader holds the provider back).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startMock, startWorker, chat, DEMO_KEY, workerdRss } from "./harness.mjs";
+import { startMock, startWorker, chat, DEMO_KEY, isolateHeapAfterGc, workerdRss } from "./harness.mjs";
+
+// The isolate's inspector, for its live heap after a full garbage collection (finding 20).
+const INSPECTOR_PORT = 9341;
 
 const FIRST_BYTE_MS = 2000;
 const IDLE_MS = 1500;
@@ -34,7 +37,7 @@ before(async () => {
     },
     routing: { exploration: 0 },
     timeouts: { first_byte_ms: FIRST_BYTE_MS, idle_ms: IDLE_MS },
-  });
+  }, {}, { inspectorPort: INSPECTOR_PORT });
 });
 
 after(async () => {
@@ -244,6 +247,7 @@ test("finding 20: a slow reader holds the provider back; the isolate does not bu
     (await (await fetch(`${worker.url}/_meridian/status`, { headers: { authorization: `Bearer ${DEMO_KEY}` } })).json())
       .wasm_memory_bytes;
   const wasmBefore = await wasmMemory();
+  const heapBefore = (await isolateHeapAfterGc(INSPECTOR_PORT, "meridian")).usedSize;
   const rssBefore = workerdRss();
   assert.ok(rssBefore > 0, "found the workerd process");
   const r = await chat(worker.url, { model: "f20", stream: true, messages: hi });
@@ -267,6 +271,10 @@ test("finding 20: a slow reader holds the provider back; the isolate does not bu
   // every stream passing through JavaScript fills, a relay's as much).
   const wasmGrown = (await wasmMemory()) - wasmBefore;
   assert.ok(wasmGrown <= MiB, `Meridian's WebAssembly memory grew by ${wasmGrown} bytes while the stream was stalled`);
+  // Nor does the JavaScript side: what workerd grew by is the garbage of the bytes that went through before the
+  // stream stalled, which a full collection takes back; what stays live is a few of the stream's 16 KiB events.
+  const heapHeld = (await isolateHeapAfterGc(INSPECTOR_PORT, "meridian")).usedSize - heapBefore;
+  assert.ok(heapHeld <= MiB, `the isolate's live heap grew by ${heapHeld} bytes while the stream was stalled`);
   // Then it reads the rest, and gets all of it.
   for (;;) {
     const { value, done } = await reader.read();
