@@ -2,8 +2,9 @@
 // `make bench`: Meridian against the JavaScript floor and two peer gateways, all forwarding to the same mock
 // provider on loopback, measured in one invocation with the targets interleaved round by round.
 // Method and how to read the output: bench/README.md. Environment overrides:
-//   BENCH_ROUNDS (3)  BENCH_SECONDS (5)  BENCH_STREAM_REQUESTS (50)  BENCH_COLD_RESTARTS (5)  BENCH_WARMUP_SECONDS (2)
-//   BENCH_TARGETS (direct,js-floor,js-relay,portkey,litellm,meridian; portkey-node is an extra: Portkey's own Node server)
+//   BENCH_ROUNDS (3)  BENCH_SECONDS (5)  BENCH_STREAM_REQUESTS (50)  BENCH_COLD_RESTARTS (9)  BENCH_WARMUP_SECONDS (2)
+//   BENCH_TARGETS (direct,js-floor,js-relay,portkey,litellm,meridian,meridian-to-anthropic,meridian-from-anthropic;
+//   portkey-node is an extra: Portkey's own Node server)
 //   BENCH_KEEP=1 keeps the temporary directory (configs, bundles, logs). BENCH_V8_FLAGS: V8 flags for every workerd.
 //   BENCH_CACHE=1 measures the cache HIT row (else it says "not implemented yet"); BENCH_CACHE_CONFIG (JSON deep-merged
 //   into Meridian's config) and BENCH_CACHE_HIT_HEADER ("name: value") override how the cache is turned on and recognised.
@@ -52,9 +53,9 @@ const S = {
   rounds: int("BENCH_ROUNDS", 3),
   seconds: int("BENCH_SECONDS", 5),
   stream_requests: int("BENCH_STREAM_REQUESTS", 50),
-  cold_restarts: int("BENCH_COLD_RESTARTS", 5),
+  cold_restarts: int("BENCH_COLD_RESTARTS", 9),
   warmup_seconds: int("BENCH_WARMUP_SECONDS", 2, 0),
-  targets: (process.env.BENCH_TARGETS || "direct,js-floor,js-relay,portkey,litellm,meridian").split(",").map((s) => s.trim()).filter(Boolean),
+  targets: (process.env.BENCH_TARGETS || "direct,js-floor,js-relay,portkey,litellm,meridian,meridian-to-anthropic,meridian-from-anthropic").split(",").map((s) => s.trim()).filter(Boolean),
   mock_knobs: { reply_words: 20, token_gap_ms: 5 },
   c1: { threads: 1, connections: 1 },
   c32: { threads: 2, connections: 32 },
@@ -476,7 +477,8 @@ function goals(summary, T, rounds) {
     c1.meridian ? `${sign(c1.meridian.vs_floor_p50)} ms over the floor, relay ${sign(relayAdded)} ms` : why);
   const st = summary.stream;
   for (const t of ["meridian-to-anthropic", "meridian-from-anthropic"]) {
-    g(`${t}: stream TTFB within 0.3 ms of the passthrough's`, st[t] && st.meridian ? Math.abs(st[t].ttfb_p50 - st.meridian.ttfb_p50) : null, (v) => v <= 0.3,
+    // What translation costs: a translated stream that starts sooner than the passthrough meets it too.
+    g(`${t}: stream TTFB at most 0.3 ms over the passthrough's`, st[t] && st.meridian ? st[t].ttfb_p50 - st.meridian.ttfb_p50 : null, (v) => v <= 0.3,
       st[t] && st.meridian ? `${sign(st[t].ttfb_p50 - st.meridian.ttfb_p50)} ms (${f3(st[t].ttfb_p50)} vs ${f3(st.meridian.ttfb_p50)} ms)` : `${t} not run`);
   }
   for (const t of ["meridian", "meridian-to-anthropic", "meridian-from-anthropic"]) {

@@ -156,7 +156,7 @@ pub fn check_message_count(count: usize, limits: &Limits) -> Result<(), LimitErr
 /// A maximum-output-tokens field, as its JSON text. Fractional or out-of-range numbers are rejected here only if
 /// too large; a value that is not a number is the parser's business.
 pub fn check_max_tokens_text(json: &str, limits: &Limits) -> Result<(), LimitError> {
-    let Ok(n) = serde_json::from_str::<serde_json::Number>(json) else {
+    let Ok(n) = serde_json::from_slice::<serde_json::Number>(json.as_bytes()) else {
         return Ok(());
     };
     match n.as_u64() {

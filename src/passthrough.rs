@@ -93,7 +93,7 @@ impl WireCheck for OpenAiCheck {
                 .map_err(|_| malformed())?;
             return Ok(Seen::Nothing);
         }
-        let v: Completion = serde_json::from_str(&ev.data).map_err(|_| malformed())?;
+        let v: Completion = serde_json::from_slice(ev.data.as_bytes()).map_err(|_| malformed())?;
         if let Some(e) = &v.error {
             return Err(GatewayError::new(
                 e.stream_code(),
@@ -130,7 +130,7 @@ impl WireCheck for OpenAiCheck {
                 }
             }
         }
-        let mut v: serde_json::Value = serde_json::from_str(&ev.data).ok()?;
+        let mut v: serde_json::Value = serde_json::from_slice(ev.data.as_bytes()).ok()?;
         let obj = v.as_object_mut()?;
         match obj.get("usage") {
             Some(u) if u.is_object() => {
@@ -222,7 +222,7 @@ impl WireCheck for AnthropicCheck {
         }
         // The decoder reports the whole answer's usage (message_start's input with this delta's output) here.
         let counts = crate::record::TokenUsage::from(self.usage?);
-        let mut v: serde_json::Value = serde_json::from_str(&ev.data).ok()?;
+        let mut v: serde_json::Value = serde_json::from_slice(ev.data.as_bytes()).ok()?;
         v.get_mut("usage")?
             .as_object_mut()?
             .insert("cost".into(), quote.field(&counts));

@@ -1,5 +1,6 @@
 //! The endpoints beside chat against recorded real traffic (tests/fixtures/SOURCES.md names each recording):
 //! embeddings in each provider's wire format, and token counts.
+#![allow(clippy::disallowed_methods)] // one JSON reader is the worker's rule; this is a test
 
 mod common;
 

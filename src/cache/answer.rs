@@ -159,7 +159,7 @@ impl Entry {
 
     /// `None` for anything unreadable: a corrupt entry is a miss, never an error.
     pub fn from_json(s: &str) -> Option<Entry> {
-        let stored: Stored = serde_json::from_str(s).ok()?;
+        let stored: Stored = serde_json::from_slice(s.as_bytes()).ok()?;
         if stored.v != 1 {
             return None;
         }

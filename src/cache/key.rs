@@ -302,7 +302,8 @@ fn part(p: &Part) -> Value {
 
 /// Tool-call arguments are JSON text: `{"a": 1}` and `{"a":1}` mean the same.
 fn normalized(arguments: &str) -> Value {
-    serde_json::from_str::<Value>(arguments).unwrap_or_else(|_| Value::String(arguments.to_owned()))
+    serde_json::from_slice::<Value>(arguments.as_bytes())
+        .unwrap_or_else(|_| Value::String(arguments.to_owned()))
 }
 
 #[cfg(test)]

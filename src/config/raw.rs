@@ -1,6 +1,7 @@
 //! Phase one: the configuration exactly as written in `wrangler.toml` (or JSON), rejected on unknown fields.
 
 use super::ConfigError;
+use crate::json::ParseError;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 
@@ -285,17 +286,14 @@ impl RawConfig {
         if json.trim_start().starts_with('[') {
             return Err(ConfigError("expected an object".into()));
         }
-        let mut de = serde_json::Deserializer::from_str(json);
-        let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." || path.is_empty() {
-                ConfigError(crate::error::json_message_without_position(&inner))
-            } else {
-                super::err(path, crate::error::json_message_without_position(&inner))
+        crate::json::parse_named(json.as_bytes()).map_err(|e| match e {
+            ParseError::At { path, error } if path == "." || path.is_empty() => {
+                ConfigError(crate::error::json_message_without_position(&error))
             }
-        })?;
-        de.end().map_err(|e| ConfigError(e.to_string()))?;
-        Ok(raw)
+            ParseError::At { path, error } => {
+                super::err(path, crate::error::json_message_without_position(&error))
+            }
+            ParseError::Trailing(e) => ConfigError(e.to_string()),
+        })
     }
 }

@@ -199,7 +199,7 @@ mod tests {
     use super::*;
 
     fn when(json: &str) -> When {
-        let raw: RawWhen = serde_json::from_str(json).unwrap();
+        let raw: RawWhen = serde_json::from_slice(json.as_bytes()).unwrap();
         super::when("w", raw, &|k| k == "team").unwrap()
     }
 

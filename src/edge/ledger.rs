@@ -188,9 +188,9 @@ impl SpendLedger {
         Ok(flat
             .into_iter()
             .filter_map(|f| {
-                let mut outcome: Outcome = serde_json::from_str(&f.body).ok()?;
+                let mut outcome: Outcome = serde_json::from_slice(f.body.as_bytes()).ok()?;
                 if let (Outcome::Pair { sample, .. }, Some(s)) = (&mut outcome, f.sample) {
-                    *sample = serde_json::from_str(&s).ok();
+                    *sample = serde_json::from_slice(s.as_bytes()).ok();
                 }
                 Some(StoredOutcome {
                     day: f.day,
@@ -356,7 +356,7 @@ impl DurableObject for SpendLedger {
         }
         if path.ends_with("/record") {
             let body = req.text().await?;
-            let records: Vec<Record> = match serde_json::from_str(&body) {
+            let records: Vec<Record> = match serde_json::from_slice(body.as_bytes()) {
                 Ok(r) => r,
                 Err(e) => return Response::error(format!("malformed records: {e}"), 400),
             };

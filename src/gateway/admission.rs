@@ -273,7 +273,7 @@ impl Inbound for ClientRequest {
         let body = self.body();
         let json = |name: &str| {
             body.member(name)
-                .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+                .and_then(|v| serde_json::from_slice::<serde_json::Value>(v.as_bytes()).ok())
         };
         let tools = json("tools").is_some_and(|t| t.as_array().is_some_and(|a| !a.is_empty()));
         let effort_on = |e: Option<&str>| e.is_some_and(|e| !matches!(e, "none" | "minimal"));
@@ -303,10 +303,10 @@ impl Inbound for ClientRequest {
 
     fn user(&self) -> Option<String> {
         let body = self.body();
-        let string = |v: &str| serde_json::from_str::<String>(v).ok();
+        let string = |v: &str| serde_json::from_slice::<String>(v.as_bytes()).ok();
         body.member("user").and_then(string).or_else(|| {
             body.member("metadata")
-                .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+                .and_then(|m| serde_json::from_slice::<serde_json::Value>(m.as_bytes()).ok())
                 .and_then(|m| m.get("user_id")?.as_str().map(str::to_owned))
         })
     }

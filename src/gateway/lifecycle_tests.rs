@@ -160,7 +160,7 @@ fn run(cfg: &Config, p: &FakePlatform, state: &State, req: Request) -> (Response
 fn text_of(d: D, stream: bool, body: &[u8]) -> String {
     let body = String::from_utf8_lossy(body);
     if !stream {
-        let v: Value = serde_json::from_str(&body).unwrap();
+        let v: Value = serde_json::from_slice(body.as_bytes()).unwrap();
         return match d {
             D::OpenAi => v["choices"][0]["message"]["content"]
                 .as_str()
@@ -174,7 +174,7 @@ fn text_of(d: D, stream: bool, body: &[u8]) -> String {
         let Some(data) = line.strip_prefix("data: ") else {
             continue;
         };
-        let Ok(v) = serde_json::from_str::<Value>(data) else {
+        let Ok(v) = serde_json::from_slice::<Value>(data.as_bytes()) else {
             continue;
         };
         let piece = match d {
@@ -1030,7 +1030,7 @@ fn final_usage_cost(d: D, body: &[u8]) -> Value {
         .lines()
         .rev()
         .filter_map(|l| l.strip_prefix("data: "))
-        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter_map(|data| serde_json::from_slice::<Value>(data.as_bytes()).ok())
         .find_map(|v| match d {
             D::OpenAi => v.get("usage").filter(|u| u.is_object()).cloned(),
             D::Anthropic => (v["type"] == "message_delta").then(|| v["usage"].clone()),

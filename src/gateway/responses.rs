@@ -54,7 +54,7 @@ async fn load<P: Platform>(platform: &P, tenant: &str, id: &str) -> Result<Store
     platform
         .kv_get(&key)
         .await
-        .and_then(|s| serde_json::from_str(&s).ok())
+        .and_then(|s| serde_json::from_slice(s.as_bytes()).ok())
         .ok_or_else(|| not_found(id))
 }
 
@@ -182,9 +182,10 @@ impl Stream for StoreOnCompletion {
                     if !done {
                         continue;
                     }
-                    if let (Ok(v), Some((kv, tenant, conversation))) =
-                        (serde_json::from_str::<Value>(&ev.data), self.save.take())
-                    {
+                    if let (Ok(v), Some((kv, tenant, conversation))) = (
+                        serde_json::from_slice::<Value>(ev.data.as_bytes()),
+                        self.save.take(),
+                    ) {
                         save(&kv, &tenant, v["response"].clone(), conversation);
                     }
                 }

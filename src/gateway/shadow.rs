@@ -202,7 +202,7 @@ fn structured(inbound: &ClientRequest) -> bool {
     inbound
         .body()
         .member("response_format")
-        .and_then(|f| serde_json::from_str::<Format>(f).ok())
+        .and_then(|f| serde_json::from_slice::<Format>(f.as_bytes()).ok())
         .is_some_and(|f| f.kind == "json_object" || f.kind == "json_schema")
 }
 

@@ -247,7 +247,8 @@ fn residency_and_no_store_keep_a_request_from_being_shadowed() {
     let cfg = Rc::new(
         Config::parse(
             &serde_json::to_string(&{
-                let mut v: Value = serde_json::from_str(&config_json_with_other_shadow()).unwrap();
+                let mut v: Value =
+                    serde_json::from_slice(config_json_with_other_shadow().as_bytes()).unwrap();
                 v["keys"][0]["residency"] = serde_json::json!(["eu"]);
                 v
             })

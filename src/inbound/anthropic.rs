@@ -72,7 +72,7 @@ fn content_json(part: &Part) -> Option<Value> {
 
 /// `input` must be an object; arguments a model left unparsable (e.g. cut off at the token limit) become `{}`.
 fn tool_input(arguments: &str) -> Value {
-    match serde_json::from_str::<Value>(arguments) {
+    match serde_json::from_slice::<Value>(arguments.as_bytes()) {
         Ok(v @ Value::Object(_)) => v,
         _ => json!({}),
     }
@@ -539,7 +539,7 @@ mod tests {
             &provider::request_body(&r, "claude-sonnet-4-5-20250929").unwrap(),
         )
         .unwrap();
-        let mut want: Value = serde_json::from_str::<Value>(REQUEST).unwrap();
+        let mut want: Value = serde_json::from_slice::<Value>(REQUEST.as_bytes()).unwrap();
         // What canonical requests do not carry: provider-specific extras (the system prompt keeps its blocks
         // because one is marked for caching).
         want["model"] = "claude-sonnet-4-5-20250929".into();
@@ -806,7 +806,7 @@ mod tests {
         let got: Value =
             serde_json::from_slice::<Value>(&render_response(&resp, "claude-sonnet-4-5-20250929"))
                 .unwrap();
-        let mut want: Value = serde_json::from_str::<Value>(fixture).unwrap();
+        let mut want: Value = serde_json::from_slice::<Value>(fixture.as_bytes()).unwrap();
         // The counts come back in Anthropic's own terms; `service_tier` is not carried.
         want["usage"] = json!({
             "input_tokens": 384,

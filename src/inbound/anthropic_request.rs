@@ -212,9 +212,13 @@ fn join(prefix: &str, key: &str) -> String {
 }
 
 /// serde's account of a wrong type, in this dialect's words: `field required`, `must be …`.
-fn type_error(e: serde_path_to_error::Error<serde_json::Error>) -> GatewayError {
-    let path = e.path().to_string();
-    let inner = e.into_inner();
+fn type_error(e: crate::json::ParseError) -> GatewayError {
+    let (path, inner) = match e {
+        crate::json::ParseError::At { path, error } => (path, error),
+        crate::json::ParseError::Trailing(e) => {
+            return GatewayError::invalid(format!("request body is not valid JSON: {e}"))
+        }
+    };
     if inner.is_syntax() || inner.is_eof() || inner.is_io() {
         return GatewayError::invalid(format!("request body is not valid JSON: {inner}"));
     }
@@ -351,15 +355,14 @@ fn parse_request_for(body: &[u8], purpose: Purpose) -> Result<ChatRequest, Gatew
         .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
     // A struct would also be read from an array, field by field: only an object is a request.
     if !text.trim_start().starts_with('{') {
-        return Err(match serde_json::from_str::<de::IgnoredAny>(text) {
-            Ok(_) => GatewayError::invalid("request body must be a JSON object"),
-            Err(e) => GatewayError::invalid(format!("request body is not valid JSON: {e}")),
-        });
+        return Err(
+            match serde_json::from_slice::<de::IgnoredAny>(text.as_bytes()) {
+                Ok(_) => GatewayError::invalid("request body must be a JSON object"),
+                Err(e) => GatewayError::invalid(format!("request body is not valid JSON: {e}")),
+            },
+        );
     }
-    let mut de = serde_json::Deserializer::from_str(text);
-    let b: Body = serde_path_to_error::deserialize(&mut de).map_err(type_error)?;
-    de.end()
-        .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
+    let b: Body = crate::json::parse_named(body).map_err(type_error)?;
     let model = b.model.ok_or_else(|| invalid("model", "field required"))?;
     if model.is_empty() {
         return Err(invalid("model", "must be a non-empty string"));

@@ -42,7 +42,7 @@ pub fn parse_chat(raw: &[u8]) -> Result<ChatRequest, GatewayError> {
     let member = |name: &str| body.member(name);
     let model = match member("model") {
         None => return Err(param_error("model", "missing required parameter `model`")),
-        Some(v) => match serde_json::from_str::<String>(v) {
+        Some(v) => match serde_json::from_slice::<String>(v.as_bytes()) {
             Ok(m) if !m.is_empty() => match super::check_model_name(&m) {
                 Ok(()) => m,
                 Err(why) => return Err(param_error("model", format!("`model` {why}"))),
@@ -50,24 +50,26 @@ pub fn parse_chat(raw: &[u8]) -> Result<ChatRequest, GatewayError> {
             _ => return Err(param_error("model", "`model` must be a non-empty string")),
         },
     };
-    let stream = match member("stream").map(serde_json::from_str::<Option<bool>>) {
-        None => false,
-        Some(Ok(b)) => b.unwrap_or(false),
-        Some(Err(_)) => return Err(param_error("stream", "`stream` must be a boolean")),
-    };
-    let messages = match member("messages").map(serde_json::from_str::<Vec<&RawValue>>) {
-        Some(Ok(m)) if !m.is_empty() => m,
-        Some(Ok(_)) => return Err(param_error("messages", "`messages` must not be empty")),
-        Some(Err(_)) => return Err(param_error("messages", "`messages` must be an array")),
-        None => {
-            return Err(param_error(
-                "messages",
-                "missing required parameter `messages`",
-            ))
-        }
-    };
+    let stream =
+        match member("stream").map(|v| serde_json::from_slice::<Option<bool>>(v.as_bytes())) {
+            None => false,
+            Some(Ok(b)) => b.unwrap_or(false),
+            Some(Err(_)) => return Err(param_error("stream", "`stream` must be a boolean")),
+        };
+    let messages =
+        match member("messages").map(|v| serde_json::from_slice::<Vec<&RawValue>>(v.as_bytes())) {
+            Some(Ok(m)) if !m.is_empty() => m,
+            Some(Ok(_)) => return Err(param_error("messages", "`messages` must not be empty")),
+            Some(Err(_)) => return Err(param_error("messages", "`messages` must be an array")),
+            None => {
+                return Err(param_error(
+                    "messages",
+                    "missing required parameter `messages`",
+                ))
+            }
+        };
     for (i, m) in messages.iter().enumerate() {
-        match serde_json::from_str::<MessageHead>(m.get()).map(|h| h.role) {
+        match serde_json::from_slice::<MessageHead>(m.get().as_bytes()).map(|h| h.role) {
             Ok(Some(r)) if ROLES.contains(&&*r) => {}
             Ok(Some(r)) => {
                 return Err(param_error(
@@ -105,7 +107,7 @@ impl ChatRequest {
             include_usage: Option<bool>,
         }
         self.member("stream_options")
-            .and_then(|v| serde_json::from_str::<Option<StreamOptions>>(v).ok())
+            .and_then(|v| serde_json::from_slice::<Option<StreamOptions>>(v.as_bytes()).ok())
             .flatten()
             .and_then(|o| o.include_usage)
             .unwrap_or(false)

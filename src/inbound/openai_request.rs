@@ -173,10 +173,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for Choice<'a> {
 }
 
 /// `{path}: {what serde found}`, for a body whose types are wrong.
-fn type_error(e: serde_path_to_error::Error<serde_json::Error>) -> GatewayError {
-    let path = e.path().to_string();
-    let message = crate::error::json_message_without_position(&e.into_inner());
-    GatewayError::invalid(format!("{path}: {message}"))
+fn type_error(e: crate::json::ParseError) -> GatewayError {
+    match e {
+        crate::json::ParseError::At { path, error } => {
+            let message = crate::error::json_message_without_position(&error);
+            GatewayError::invalid(format!("{path}: {message}"))
+        }
+        crate::json::ParseError::Trailing(e) => {
+            GatewayError::invalid(format!("request body is not valid JSON: {e}"))
+        }
+    }
 }
 
 fn invalid(message: String) -> GatewayError {
@@ -185,8 +191,7 @@ fn invalid(message: String) -> GatewayError {
 
 impl ChatRequest {
     pub fn to_canonical(&self) -> Result<canonical::ChatRequest, GatewayError> {
-        let mut de = serde_json::Deserializer::from_slice(self.body.bytes());
-        let b: Body = serde_path_to_error::deserialize(&mut de).map_err(type_error)?;
+        let b: Body = crate::json::parse_named(self.body.bytes()).map_err(type_error)?;
         let mut out = canonical::ChatRequest {
             model: self.model.clone(),
             stream: self.stream,

@@ -288,7 +288,7 @@ impl FakePlatform {
         self.logs
             .borrow()
             .iter()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l.as_bytes()).ok())
             .filter(|v| v["meridian"] == "request")
             .collect()
     }

@@ -440,7 +440,7 @@ fn response_part(block: &wire::Block) -> Option<Part> {
             // Compact, as OpenAI-wire arguments are; member order and number text stay the model's.
             arguments: block
                 .input
-                .and_then(|i| serde_json::from_str::<Value>(i.get()).ok())
+                .and_then(|i| serde_json::from_slice::<Value>(i.get().as_bytes()).ok())
                 .map_or_else(|| "{}".to_owned(), |v| v.to_string()),
         }),
         _ => None,
@@ -563,7 +563,7 @@ impl StreamDecoder {
         if event.data.trim().is_empty() {
             return Ok(());
         }
-        let v: wire::Body = serde_json::from_str(&event.data)
+        let v: wire::Body = serde_json::from_slice(event.data.as_bytes())
             .map_err(|e| upstream(format!("Anthropic sent an unreadable stream event: {e}")))?;
         let kind = v.kind.as_deref().or(event.event.as_deref()).unwrap_or("");
         match kind {

@@ -512,7 +512,7 @@ impl StreamDecoder {
             if event.data.trim().is_empty() {
                 continue;
             }
-            let v: wire::Response = serde_json::from_str(&event.data)
+            let v: wire::Response = serde_json::from_slice(event.data.as_bytes())
                 .map_err(|e| upstream(format!("Gemini sent an unreadable stream chunk: {e}")))?;
             self.chunk(&v, &mut out)?;
         }

@@ -226,7 +226,7 @@ pub fn tool_arguments_object(
     if arguments.trim().is_empty() {
         return Ok(serde_json::Value::Object(serde_json::Map::new()));
     }
-    match serde_json::from_str::<serde_json::Value>(arguments) {
+    match serde_json::from_slice::<serde_json::Value>(arguments.as_bytes()) {
         Ok(v @ serde_json::Value::Object(_)) => Ok(v),
         _ => Err(unsupported(format!(
             "messages[{message}]: the arguments of tool call {id:?} are not a JSON object, which {kind} requires"

@@ -28,7 +28,9 @@ pub fn passthrough_request(
         let mut options = chat
             .body
             .member("stream_options")
-            .and_then(|o| serde_json::from_str::<serde_json::Map<String, Value>>(o).ok())
+            .and_then(|o| {
+                serde_json::from_slice::<serde_json::Map<String, Value>>(o.as_bytes()).ok()
+            })
             .unwrap_or_default();
         options.insert("include_usage".into(), true.into());
         let model = serde_json::to_string(&dep.model).unwrap_or_default();
@@ -315,8 +317,8 @@ impl StreamDecoder {
                 self.done = true;
                 continue;
             }
-            let v: Completion =
-                serde_json::from_str(&ev.data).map_err(|_| malformed("stream event"))?;
+            let v: Completion = serde_json::from_slice(ev.data.as_bytes())
+                .map_err(|_| malformed("stream event"))?;
             if let Some(err) = &v.error {
                 let msg = err.message.as_deref().unwrap_or("unknown error");
                 return Err(GatewayError::new(

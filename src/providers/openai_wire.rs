@@ -224,7 +224,7 @@ mod shape_tests {
     fn stream_errors_keep_throttling_and_overload() {
         use crate::error::ErrorCode;
         let code = |body: &str| {
-            let c: super::Completion = serde_json::from_str(body).unwrap();
+            let c: super::Completion = serde_json::from_slice(body.as_bytes()).unwrap();
             c.error.unwrap().stream_code()
         };
         // OpenAI's error object (code and type), Azure's numeric code, and a plain failure.

@@ -581,7 +581,7 @@ pub fn unsupported(dialect: Dialect, body: &RawObject, kind: &ProviderKind) -> V
             Some(Mapped(_) | Ignored(_)) => continue,
             Some(Unsupported | MappedExcept(_)) | None => field,
         };
-        let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        let value: Value = serde_json::from_slice(text.as_bytes()).unwrap_or(Value::Null);
         let fine = match checked {
             Some(f) => (f.default)(&value),
             None => value.is_null(),

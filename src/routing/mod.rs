@@ -421,7 +421,8 @@ impl Router {
     /// Merges persisted estimates into deployments this isolate has not measured itself yet. A blob that does not
     /// read as estimates is ignored: routing starts from priors, as without one.
     pub fn import(&mut self, json: &str) {
-        let Ok(all) = serde_json::from_str::<IndexMap<String, Vec<Persisted>>>(json) else {
+        let Ok(all) = serde_json::from_slice::<IndexMap<String, Vec<Persisted>>>(json.as_bytes())
+        else {
             return;
         };
         for (id, estimates) in all {

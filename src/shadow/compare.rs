@@ -110,7 +110,7 @@ pub fn agreement(primary: &Answer, shadow: &Answer, structured: bool) -> Agreeme
     } else {
         Some(same_calls(&primary.tools, &shadow.tools))
     };
-    let valid = |t: &str| serde_json::from_str::<Value>(t.trim()).is_ok();
+    let valid = |t: &str| serde_json::from_slice::<Value>(t.trim().as_bytes()).is_ok();
     Agreement {
         exact: normalized(&primary.text) == normalized(&shadow.text),
         similarity: dice(&primary.text, &shadow.text),
@@ -163,8 +163,9 @@ fn same_calls(a: &[(String, String)], b: &[(String, String)]) -> bool {
         return false;
     }
     // Arguments compared as JSON values (member order and spacing aside); arguments that are not JSON as text.
-    let value =
-        |args: &str| serde_json::from_str::<Value>(args.trim()).map_err(|_| args.to_owned());
+    let value = |args: &str| {
+        serde_json::from_slice::<Value>(args.trim().as_bytes()).map_err(|_| args.to_owned())
+    };
     let mut unused: Vec<(&str, Result<Value, String>)> = b
         .iter()
         .map(|(n, args)| (n.as_str(), value(args)))

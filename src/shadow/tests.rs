@@ -230,7 +230,7 @@ fn arm_statistics_per_experiment_and_arm() {
     // A stored outcome reads back as it was written.
     let json = serde_json::to_string(&outcomes[0]).unwrap();
     assert_eq!(
-        serde_json::from_str::<StoredOutcome>(&json).unwrap(),
+        serde_json::from_slice::<StoredOutcome>(json.as_bytes()).unwrap(),
         outcomes[0]
     );
 }
