@@ -355,12 +355,10 @@ fn parse_request_for(body: &[u8], purpose: Purpose) -> Result<ChatRequest, Gatew
         .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}")))?;
     // A struct would also be read from an array, field by field: only an object is a request.
     if !text.trim_start().starts_with('{') {
-        return Err(
-            match serde_json::from_slice::<de::IgnoredAny>(text.as_bytes()) {
-                Ok(_) => GatewayError::invalid("request body must be a JSON object"),
-                Err(e) => GatewayError::invalid(format!("request body is not valid JSON: {e}")),
-            },
-        );
+        return Err(match serde_json::from_slice::<de::IgnoredAny>(body) {
+            Ok(_) => GatewayError::invalid("request body must be a JSON object"),
+            Err(e) => GatewayError::invalid(format!("request body is not valid JSON: {e}")),
+        });
     }
     let b: Body = crate::json::parse_named(body).map_err(type_error)?;
     let model = b.model.ok_or_else(|| invalid("model", "field required"))?;
